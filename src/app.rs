@@ -1,0 +1,83 @@
+//! The server's state and settings: users, signing key, password verifier,
+//! and the limits the routes apply.
+
+use crate::password::{PasswordError, Verifier};
+use crate::token::SecretKey;
+use crate::users::Users;
+use std::time::Duration;
+
+/// Everything a server needs to start. Build it with [`Config::new`] and
+/// change the public fields you need.
+#[derive(Debug)]
+pub struct Config {
+    /// Who may log in.
+    pub users: Users,
+    /// The HS256 key tokens are signed and checked with.
+    pub key: SecretKey,
+    /// How long an issued token lives (default 30 minutes, as in FastAPI's
+    /// JWT chapter).
+    pub token_ttl: Duration,
+    /// Clock skew tolerated on `exp` and `nbf` (default 0; at most 60 s).
+    pub leeway: Duration,
+    /// Largest accepted request body (default 16 KiB); more gets 413.
+    pub body_limit: usize,
+    /// Time a client has to send a complete request head, also the idle
+    /// limit of a keep-alive connection (default 10 s).
+    pub header_read_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take (default 10 s).
+    pub grace_period: Duration,
+}
+
+/// The largest leeway accepted: more would keep expired tokens alive.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+impl Config {
+    /// A configuration with the default settings.
+    pub fn new(users: Users, key: SecretKey) -> Config {
+        Config {
+            users,
+            key,
+            token_ttl: Duration::from_secs(30 * 60),
+            leeway: Duration::ZERO,
+            body_limit: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The running server's state, shared by all connections.
+#[derive(Debug)]
+pub struct App {
+    pub(crate) users: Users,
+    pub(crate) key: SecretKey,
+    pub(crate) verifier: Verifier,
+    pub(crate) token_ttl_secs: i64,
+    pub(crate) leeway_secs: i64,
+    pub(crate) body_limit: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) grace_period: Duration,
+}
+
+impl App {
+    /// Builds the state. Hashes one random password (the dummy checked for
+    /// unknown users), so it takes as long as one login.
+    pub fn new(config: Config) -> Result<App, PasswordError> {
+        let verifier = Verifier::new(config.users.usual_params().clone())?;
+        Ok(App {
+            verifier,
+            token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
+            leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
+            users: config.users,
+            key: config.key,
+            body_limit: config.body_limit,
+            header_read_timeout: config.header_read_timeout,
+            grace_period: config.grace_period,
+        })
+    }
+
+    /// The users this server knows.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+}

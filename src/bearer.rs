@@ -1,0 +1,65 @@
+//! The `Authorization` header, read as FastAPI's `OAuth2PasswordBearer` does:
+//! `<scheme> <token>`, scheme matched case-insensitively, the token trimmed.
+
+use crate::error::ApiError;
+
+/// The bearer token of an `Authorization` header value.
+///
+/// No header, an empty one, or a scheme other than `Bearer` is
+/// [`ApiError::NotAuthenticated`]: the client did not try. `Bearer` followed
+/// by nothing, or by bytes that cannot be a token, is
+/// [`ApiError::InvalidCredentials`]: it tried and failed, as FastAPI answers.
+pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, ApiError> {
+    let value = header.unwrap_or_default();
+    // FastAPI splits on the first space; the parser already trimmed the value.
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &b""[..]),
+    };
+    if value.is_empty() || !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(ApiError::NotAuthenticated);
+    }
+    let token = rest.trim_ascii();
+    // A JWT is base64url and dots; anything outside printable ASCII cannot be
+    // one, and refusing it here keeps the token a `&str` for the decoder.
+    if token.is_empty() || !token.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::InvalidCredentials);
+    }
+    std::str::from_utf8(token).map_err(|_| ApiError::InvalidCredentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(v: &str) -> Result<&str, ApiError> {
+        bearer_token(Some(v.as_bytes()))
+    }
+
+    #[test]
+    fn reads_the_token_of_any_bearer_spelling() {
+        assert_eq!(token("Bearer abc.def.ghi"), Ok("abc.def.ghi"));
+        assert_eq!(token("bearer abc"), Ok("abc"));
+        assert_eq!(token("BEARER   abc  "), Ok("abc"));
+    }
+
+    #[test]
+    fn no_bearer_scheme_is_not_authenticated() {
+        assert_eq!(bearer_token(None), Err(ApiError::NotAuthenticated));
+        assert_eq!(token(""), Err(ApiError::NotAuthenticated));
+        assert_eq!(token("Basic Zm9vOmJhcg=="), Err(ApiError::NotAuthenticated));
+        assert_eq!(token("abc.def.ghi"), Err(ApiError::NotAuthenticated));
+        assert_eq!(token("Bearerabc"), Err(ApiError::NotAuthenticated));
+    }
+
+    #[test]
+    fn bearer_without_a_usable_token_is_invalid() {
+        assert_eq!(token("Bearer"), Err(ApiError::InvalidCredentials));
+        assert_eq!(token("Bearer    "), Err(ApiError::InvalidCredentials));
+        assert_eq!(token("Bearer a b"), Err(ApiError::InvalidCredentials));
+        assert_eq!(
+            bearer_token(Some(b"Bearer \xff\xfe")),
+            Err(ApiError::InvalidCredentials)
+        );
+    }
+}

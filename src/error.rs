@@ -1,0 +1,236 @@
+//! Every error a client can see, and the one `match` that turns each into the
+//! wire contract's status, JSON body and headers.
+
+use crate::form::{FieldError, FormError};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE,
+};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use std::fmt;
+
+/// An answer other than success, from any route or from the auth chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No bearer credentials at all (401).
+    NotAuthenticated,
+    /// Bearer credentials that do not name an existing user (401).
+    InvalidCredentials,
+    /// A valid token for a disabled user (400).
+    InactiveUser,
+    /// `/token`: unknown user or wrong password, indistinguishable (400).
+    IncorrectLogin,
+    /// `/token`: the form failed validation (422).
+    Validation(FormError),
+    /// A request body over the limit (413).
+    BodyTooLarge,
+    /// The request body could not be read (400).
+    BadBody,
+    /// No such path (404).
+    NotFound,
+    /// Known path, other method (405); holds the `Allow` value.
+    MethodNotAllowed(&'static str),
+    /// A known path with a trailing slash (307); holds the `Location`.
+    TrailingSlash(String),
+    /// A fault of ours (500); the detail stays in the process.
+    Internal,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            ApiError::NotAuthenticated => "not authenticated",
+            ApiError::InvalidCredentials => "invalid authentication credentials",
+            ApiError::InactiveUser => "inactive user",
+            ApiError::IncorrectLogin => "incorrect username or password",
+            ApiError::Validation(_) => "request validation failed",
+            ApiError::BodyTooLarge => "request body too large",
+            ApiError::BadBody => "request body could not be read",
+            ApiError::NotFound => "not found",
+            ApiError::MethodNotAllowed(_) => "method not allowed",
+            ApiError::TrailingSlash(_) => "redirect to the path without a trailing slash",
+            ApiError::Internal => "internal server error",
+        };
+        f.write_str(text)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl ApiError {
+    /// The contract's response for this error.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, body): (StatusCode, Bytes) = match &self {
+            ApiError::NotAuthenticated => (
+                StatusCode::UNAUTHORIZED,
+                Bytes::from_static(br#"{"detail":"Not authenticated"}"#),
+            ),
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                Bytes::from_static(br#"{"detail":"Invalid authentication credentials"}"#),
+            ),
+            ApiError::InactiveUser => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(br#"{"detail":"Inactive user"}"#),
+            ),
+            ApiError::IncorrectLogin => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Incorrect username or password","error":"invalid_grant","error_description":"Incorrect username or password"}"#,
+                ),
+            ),
+            ApiError::Validation(form) => (StatusCode::UNPROCESSABLE_ENTITY, validation_body(form)),
+            ApiError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Bytes::from_static(br#"{"detail":"Request body too large"}"#),
+            ),
+            ApiError::BadBody => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(br#"{"detail":"There was an error parsing the body"}"#),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Bytes::from_static(br#"{"detail":"Not Found"}"#),
+            ),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Bytes::from_static(br#"{"detail":"Method Not Allowed"}"#),
+            ),
+            ApiError::TrailingSlash(_) => (StatusCode::TEMPORARY_REDIRECT, Bytes::new()),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(br#"{"detail":"Internal Server Error"}"#),
+            ),
+        };
+        let mut response = if body.is_empty() {
+            Response::new(Full::new(body))
+        } else {
+            json_response(status, body)
+        };
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        match self {
+            ApiError::NotAuthenticated | ApiError::InvalidCredentials => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::TrailingSlash(location) => {
+                // The location is the request's own path, which hyper already
+                // accepted as header-safe; an impossible failure degrades to "/".
+                let value =
+                    HeaderValue::try_from(location).unwrap_or(HeaderValue::from_static("/"));
+                headers.insert(LOCATION, value);
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A JSON response; hyper adds `Content-Length` from the full body.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, APPLICATION_JSON);
+    response
+}
+
+/// Marks a `/token` response as not cacheable (RFC 6749 §5.1).
+pub fn no_store(response: &mut Response<Full<Bytes>>) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// One entry of FastAPI's `detail` list; field order is FastAPI's (a struct,
+/// because serde_json's map would sort the keys).
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    loc: [&'static str; 2],
+    msg: &'static str,
+    input: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ctx: Option<PatternCtx>,
+}
+
+#[derive(Serialize)]
+struct PatternCtx {
+    pattern: &'static str,
+}
+
+#[derive(Serialize)]
+struct ValidationBody<'a> {
+    detail: Vec<Entry<'a>>,
+    error: &'static str,
+    error_description: String,
+}
+
+/// FastAPI's validation body, plus RFC 6749's `error` and `error_description`.
+fn validation_body(form: &FormError) -> Bytes {
+    let detail = form
+        .errors
+        .iter()
+        .map(|e| match e {
+            FieldError::Missing(field) => Entry {
+                kind: "missing",
+                loc: ["body", field],
+                msg: "Field required",
+                input: None,
+                ctx: None,
+            },
+            FieldError::GrantType(input) => Entry {
+                kind: "string_pattern_mismatch",
+                loc: ["body", "grant_type"],
+                msg: "String should match pattern '^password$'",
+                input: Some(input),
+                ctx: Some(PatternCtx {
+                    pattern: "^password$",
+                }),
+            },
+            FieldError::Duplicate(field) => Entry {
+                kind: "duplicate",
+                loc: ["body", field],
+                msg: "Field must not be repeated",
+                input: None,
+                ctx: None,
+            },
+        })
+        .collect();
+    let error = if form.is_unsupported_grant_type() {
+        "unsupported_grant_type"
+    } else {
+        "invalid_request"
+    };
+    let body = ValidationBody {
+        detail,
+        error,
+        error_description: describe(form),
+    };
+    serde_json::to_vec(&body)
+        .expect("strings and arrays always serialize")
+        .into()
+}
+
+/// One sentence for `error_description`: which fields are wrong and how.
+fn describe(form: &FormError) -> String {
+    let parts: Vec<String> = form
+        .errors
+        .iter()
+        .map(|e| match e {
+            FieldError::Missing(f) => format!("{f} is required"),
+            FieldError::GrantType(_) => "grant_type must be \"password\"".to_owned(),
+            FieldError::Duplicate(f) => format!("{f} must not be repeated"),
+        })
+        .collect();
+    parts.join("; ")
+}

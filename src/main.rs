@@ -1,0 +1,137 @@
+//! The `password-bearer` binary: parses the command line, binds, and hands
+//! the listener to the library's `serve`. Bad configuration is one line on
+//! stderr and exit code 2.
+
+use password_bearer::config::{self, Command, ConfigError, Options};
+use password_bearer::{password, serve, App};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Pending connections the kernel queues for us: enough for a burst of
+/// clients arriving together.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn main() -> ExitCode {
+    let outcome = match config::parse_args(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{}", config::USAGE);
+            Ok(())
+        }
+        Ok(Command::HashPassword) => hash_password(),
+        Ok(Command::Serve(options)) => run(&options),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("password-bearer: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `hash-password`: one password on stdin (a final newline is not part of
+/// it), its argon2id PHC string on stdout.
+fn hash_password() -> Result<(), ConfigError> {
+    let stdin_error = |problem: String| ConfigError {
+        what: "hash-password".into(),
+        problem,
+    };
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| stdin_error(format!("cannot read stdin: {e}")))?;
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        return Err(stdin_error("no password on stdin".into()));
+    }
+    let hash = password::hash_password(password).map_err(|e| stdin_error(e.to_string()))?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn run(options: &Options) -> Result<(), ConfigError> {
+    let (config, warning) = options.load()?;
+    let app = App::new(config).map_err(|e| ConfigError {
+        what: "startup".into(),
+        problem: e.to_string(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ConfigError {
+            what: "startup".into(),
+            problem: format!("cannot start the runtime: {e}"),
+        })?;
+    runtime.block_on(async {
+        let listener = bind(&options.host, options.port).await?;
+        let local = listener.local_addr().map_err(|e| ConfigError {
+            what: "--port".into(),
+            problem: e.to_string(),
+        })?;
+        if let Some(warning) = warning {
+            eprintln!("password-bearer: warning: {warning}");
+        }
+        eprintln!("listening on http://{local}");
+        serve(listener, Arc::new(app), shutdown_signal())
+            .await
+            .map_err(|e| ConfigError {
+                what: "serve".into(),
+                problem: e.to_string(),
+            })
+    })
+}
+
+/// Resolves `host` and listens on the first address it names.
+async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
+    let what = format!("--host {host} --port {port}");
+    let addr: SocketAddr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| ConfigError {
+            what: what.clone(),
+            problem: format!("cannot resolve the host: {e}"),
+        })?
+        .next()
+        .ok_or_else(|| ConfigError {
+            what: what.clone(),
+            problem: "the host resolves to no address".into(),
+        })?;
+    let cannot_listen = |e: std::io::Error| ConfigError {
+        what: what.clone(),
+        problem: format!("cannot listen on {addr}: {e}"),
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(cannot_listen)?;
+    // Restarting must not wait for the old process's TIME_WAIT sockets.
+    socket.set_reuseaddr(true).map_err(cannot_listen)?;
+    socket.bind(addr).map_err(cannot_listen)?;
+    socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, container runtimes).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            eprintln!("password-bearer: warning: no SIGTERM handler ({e}); Ctrl-C still stops");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("password-bearer: shutting down");
+}

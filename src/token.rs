@@ -1,0 +1,842 @@
+//! HS256 JSON Web Tokens: minting them and checking every rule.
+//!
+//! Written directly on `hmac`, `sha2` and `base64` rather than a JWT crate
+//! so that the validation rules are ours and visible in one place: only
+//! HS256 is accepted (no `alg` confusion, no `none`), the signature is
+//! checked in constant time before any JSON is parsed, headers that point
+//! at other keys (`jku`, `jwk`, `x5u`, `x5c`) or demand extensions (`crit`)
+//! are refused, and the claims are typed strictly (`exp` an integer,
+//! duplicate keys refused). Tokens are byte-compatible with PyJWT, so a
+//! FastAPI service sharing the key can read ours and we can read its.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest token accepted, in bytes. Checked before anything else so that
+/// the work done on an unauthenticated input is bounded; real tokens of
+/// this service are under 200 bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Bytes of an HS256 signature.
+const SIGNATURE_LEN: usize = 32;
+
+/// `base64url({"alg":"HS256","typ":"JWT"})`: the header is the same for
+/// every token we mint, and this is exactly PyJWT's, so encoding it per
+/// call would be wasted work (a test checks it against the JSON).
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// The HS256 signing key: the HMAC state keyed once, cloned per use (saves
+/// re-deriving ipad/opad per request).
+#[derive(Clone)]
+pub struct SecretKey {
+    mac: HmacSha256,
+}
+
+impl SecretKey {
+    /// Shortest key accepted, in bytes: RFC 7518 §3.2 requires a key at
+    /// least as long as the hash output.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key from raw bytes; fails if it is shorter than [`Self::MIN_LEN`].
+    pub fn new(bytes: &[u8]) -> Result<SecretKey, KeyError> {
+        if bytes.len() < Self::MIN_LEN {
+            return Err(KeyError::TooShort { len: bytes.len() });
+        }
+        let mac = HmacSha256::new_from_slice(bytes)
+            .expect("HMAC accepts keys of any length; longer ones are hashed");
+        Ok(SecretKey { mac })
+    }
+
+    /// A fresh key of [`Self::MIN_LEN`] bytes from the operating system's
+    /// random source; fails only if that source cannot be read.
+    pub fn random() -> Result<SecretKey, KeyError> {
+        let mut bytes = [0u8; Self::MIN_LEN];
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+        SecretKey::new(&bytes)
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    // The HMAC state is derived from the key, so none of it may be shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+/// Why a [`SecretKey`] could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The key has fewer than [`SecretKey::MIN_LEN`] bytes.
+    TooShort {
+        /// Length of the rejected key, in bytes.
+        len: usize,
+    },
+    /// The operating system's random source failed; holds its message.
+    Random(String),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::TooShort { len } => write!(
+                f,
+                "secret key is {len} bytes; at least {} are required",
+                SecretKey::MIN_LEN
+            ),
+            KeyError::Random(msg) => write!(f, "cannot read random bytes from the OS: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Verified claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// Subject: the username the token was issued to.
+    pub sub: String,
+    /// Issued-at, Unix seconds, if the token carries it.
+    pub iat: Option<i64>,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Not-before, Unix seconds, if the token carries it.
+    pub nbf: Option<i64>,
+}
+
+/// Why a token was refused. Carries nothing from the token, so it is safe
+/// to log or show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_LEN`] bytes.
+    TooLong,
+    /// Not three canonical base64url segments, or the header is not a JSON
+    /// object, or the claims are not JSON.
+    Malformed,
+    /// The signature is not 32 bytes or does not match the key.
+    BadSignature,
+    /// The header's `alg` is not `"HS256"`.
+    Algorithm,
+    /// The header has `jku`, `jwk`, `x5u`, `x5c` or `crit`.
+    ForbiddenHeader,
+    /// The claims are not an object, lack `sub` or `exp`, have a wrongly
+    /// typed `sub`, `exp`, `iat` or `nbf`, or repeat a key.
+    InvalidClaims,
+    /// `exp` has passed (allowing for the leeway).
+    Expired,
+    /// `nbf` has not been reached (allowing for the leeway).
+    NotYetValid,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let msg = match self {
+            TokenError::TooLong => "token is too long",
+            TokenError::Malformed => "token is malformed",
+            TokenError::BadSignature => "token signature is invalid",
+            TokenError::Algorithm => "token algorithm is not HS256",
+            TokenError::ForbiddenHeader => "token header has a forbidden parameter",
+            TokenError::InvalidClaims => "token claims are invalid",
+            TokenError::Expired => "token has expired",
+            TokenError::NotYetValid => "token is not yet valid",
+        };
+        f.write_str(msg)
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// The claims we mint, in PyJWT's order for `{"sub", "iat", "exp"}` so
+/// that the same inputs give the same token.
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+/// Mint a token: header exactly `{"alg":"HS256","typ":"JWT"}`, claims
+/// exactly `{"sub":..,"iat":now,"exp":now+ttl_secs}` in that order, compact
+/// JSON, base64url without padding. `exp` saturates rather than overflow.
+pub fn issue(key: &SecretKey, sub: &str, now: i64, ttl_secs: i64) -> String {
+    let claims = IssuedClaims {
+        sub,
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+    };
+    let json =
+        serde_json::to_vec(&claims).expect("a struct of a string and integers always serializes");
+    let mut token = String::with_capacity(HEADER_B64.len() + json.len() * 4 / 3 + 48);
+    token.push_str(HEADER_B64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    let mut mac = key.mac.clone();
+    mac.update(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
+    token
+}
+
+/// Check a token. `now` is Unix seconds; `leeway` seconds (caller
+/// guarantees 0..=60) tolerated on `exp` and `nbf`.
+///
+/// The signature is verified before any JSON is read, so nothing an
+/// attacker writes without the key reaches the JSON parser.
+pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    let mut segments = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(TokenError::Malformed);
+    };
+    if header_b64.is_empty() || payload_b64.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    // The strict engine refuses padding and non-zero trailing bits, so each
+    // token has one spelling: no variants that share a signature.
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed);
+    let header = decode(header_b64)?;
+    let payload = decode(payload_b64)?;
+    let signature = decode(sig_b64)?;
+    if signature.len() != SIGNATURE_LEN {
+        return Err(TokenError::BadSignature);
+    }
+
+    let mut mac = key.mac.clone();
+    mac.update(header_b64.as_bytes());
+    mac.update(b".");
+    mac.update(payload_b64.as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| TokenError::BadSignature)?;
+
+    let parsed: Header = serde_json::from_slice(&header).map_err(|_| TokenError::Malformed)?;
+    if !is_object(&header) {
+        return Err(TokenError::Malformed);
+    }
+    let header = parsed;
+    if !header.alg_is_hs256 {
+        return Err(TokenError::Algorithm);
+    }
+    if header.jku || header.jwk || header.x5u || header.x5c || header.crit {
+        return Err(TokenError::ForbiddenHeader);
+    }
+
+    let claims: WireClaims = serde_json::from_slice(&payload).map_err(|e| {
+        // Bad JSON is a malformed token; good JSON of the wrong shape
+        // (not an object, missing or mistyped field, duplicate key) is a
+        // claims problem.
+        if e.is_data() {
+            TokenError::InvalidClaims
+        } else {
+            TokenError::Malformed
+        }
+    })?;
+    if !is_object(&payload) {
+        return Err(TokenError::InvalidClaims);
+    }
+
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = claims.nbf {
+        if now < nbf.saturating_sub(leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    Ok(Claims {
+        sub: claims.sub,
+        iat: claims.iat,
+        exp: claims.exp,
+        nbf: claims.nbf,
+    })
+}
+
+/// Whether valid JSON is an object. Needed because serde's derived structs
+/// also accept an array, filling fields by position: `["HS256"]` would
+/// otherwise pass as a header. A JSON value's type is set by its first
+/// non-blank byte.
+fn is_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
+}
+
+/// The header fields we act on. Any other field (`typ`, `kid`, ...) is
+/// ignored; a repeated known field fails deserialization, so
+/// `{"alg":"none","alg":"HS256"}` cannot be read two ways.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "alg", default, deserialize_with = "is_hs256")]
+    alg_is_hs256: bool,
+    // Presence, not value, is what is forbidden: `"jku": null` counts too,
+    // hence `present` rather than `Option`, which would read null as absent.
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// True only for the JSON string `"HS256"`; any other value (another name,
+/// null, a number) is a wrong algorithm, not a malformed header.
+fn is_hs256<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value.as_str() == Some("HS256"))
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+/// The claims as sent. Deserializing `i64` refuses strings, floats
+/// (`1.5`, `1e9`) and null; unknown claims are skipped because PyJWT
+/// tokens may carry others.
+#[derive(Deserialize)]
+struct WireClaims {
+    sub: String,
+    #[serde(default, deserialize_with = "some_i64")]
+    iat: Option<i64>,
+    exp: i64,
+    #[serde(default, deserialize_with = "some_i64")]
+    nbf: Option<i64>,
+}
+
+/// An optional integer claim that, when present, must be an integer:
+/// plain `Option<i64>` would let `null` through as absent.
+fn some_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    i64::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Sha512;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-test-key";
+    const NOW: i64 = 1_700_000_000;
+
+    // Vectors made once with PyJWT 2.15.1:
+    //   python3 -c 'import jwt; k=b"0123456789abcdef0123456789abcdef-test-key";
+    //     print(jwt.encode({"sub":"johndoe","iat":1700000000,"exp":1700001800}, k, algorithm="HS256"))'
+    // and likewise with the claims in the comments below.
+
+    /// `{"sub":"johndoe","iat":1700000000,"exp":1700001800}`
+    const PYJWT_FULL: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDE4MDB9.9jWe6DHt6XX05ipjqSqmzWBnXVVf6hk_XvB6puvW1Hk";
+    /// `{"sub":"johndoe","exp":4102444800}`
+    const PYJWT_SUB_EXP: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjo0MTAyNDQ0ODAwfQ.F_j_79a4GTUlddYMXctjB86C7w8llLezs30p2RyFdXQ";
+    /// `{"sub":"alice","exp":4102444800,"iat":1699999000,"nbf":1699999000,
+    /// "scope":"me items","jti":"abc123","aud":"x"}`
+    const PYJWT_EXTRA: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5MDAwLCJuYmYiOjE2OTk5OTkwMDAsInNjb3BlIjoibWUgaXRlbXMiLCJqdGkiOiJhYmMxMjMiLCJhdWQiOiJ4In0.vZ2N97RoOH_aQ2dZqEtlu44F5CYhgoQcsqVwKcsM_3w";
+
+    fn key() -> SecretKey {
+        SecretKey::new(KEY).expect("test key is long enough")
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Signs already-encoded segments with HS256 under the test key, so the
+    /// rule under test is reached past the signature check.
+    fn sign_segments(header_b64: &str, payload_b64: &str) -> String {
+        let mut mac = HmacSha256::new_from_slice(KEY).expect("any key length");
+        mac.update(format!("{header_b64}.{payload_b64}").as_bytes());
+        let sig = b64(&mac.finalize().into_bytes());
+        format!("{header_b64}.{payload_b64}.{sig}")
+    }
+
+    fn sign(header_json: &str, payload_json: &str) -> String {
+        sign_segments(&b64(header_json.as_bytes()), &b64(payload_json.as_bytes()))
+    }
+
+    const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    fn claims_err(payload_json: &str) -> TokenError {
+        verify(&key(), &sign(HS256, payload_json), NOW, 0).expect_err("claims must be refused")
+    }
+
+    fn header_err(header_json: &str) -> TokenError {
+        let payload = r#"{"sub":"johndoe","exp":1700001800}"#;
+        verify(&key(), &sign(header_json, payload), NOW, 0).expect_err("header must be refused")
+    }
+
+    #[test]
+    fn header_constant_is_pyjwt_header() {
+        assert_eq!(HEADER_B64, b64(HS256.as_bytes()));
+    }
+
+    #[test]
+    fn round_trip() {
+        let token = issue(&key(), "johndoe", NOW, 1800);
+        let claims = verify(&key(), &token, NOW + 10, 0).expect("fresh token verifies");
+        assert_eq!(
+            claims,
+            Claims {
+                sub: "johndoe".into(),
+                iat: Some(NOW),
+                exp: NOW + 1800,
+                nbf: None
+            }
+        );
+    }
+
+    #[test]
+    fn issue_matches_pyjwt_byte_for_byte() {
+        assert_eq!(issue(&key(), "johndoe", NOW, 1800), PYJWT_FULL);
+    }
+
+    #[test]
+    fn accepts_pyjwt_tokens() {
+        let c = verify(&key(), PYJWT_SUB_EXP, NOW, 0).expect("sub/exp token verifies");
+        assert_eq!(
+            c,
+            Claims {
+                sub: "johndoe".into(),
+                iat: None,
+                exp: 4_102_444_800,
+                nbf: None
+            }
+        );
+        let c = verify(&key(), PYJWT_EXTRA, NOW, 0).expect("token with extra claims verifies");
+        assert_eq!(
+            c,
+            Claims {
+                sub: "alice".into(),
+                iat: Some(1_699_999_000),
+                exp: 4_102_444_800,
+                nbf: Some(1_699_999_000),
+            }
+        );
+    }
+
+    #[test]
+    fn too_long() {
+        let token = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::TooLong));
+        // A valid token padded past the limit is refused on length alone.
+        let long_sub = "x".repeat(MAX_TOKEN_LEN);
+        let token = issue(&key(), &long_sub, NOW, 60);
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::TooLong));
+    }
+
+    #[test]
+    fn alg_none_with_empty_signature() {
+        let h = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        let p = b64(br#"{"sub":"johndoe","exp":4102444800}"#);
+        let token = format!("{h}.{p}.");
+        assert_eq!(
+            verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn hs512_signed_with_hs512() {
+        let h = b64(br#"{"alg":"HS512","typ":"JWT"}"#);
+        let p = b64(br#"{"sub":"johndoe","exp":4102444800}"#);
+        let mut mac = Hmac::<Sha512>::new_from_slice(KEY).expect("any key length");
+        mac.update(format!("{h}.{p}").as_bytes());
+        let token = format!("{h}.{p}.{}", b64(&mac.finalize().into_bytes()));
+        // 64-byte signature: refused before the header is even read.
+        assert_eq!(
+            verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn wrong_alg_under_a_valid_hs256_mac() {
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+            r#"{"alg":"ES256","typ":"JWT"}"#,
+            r#"{"alg":"hs256"}"#,
+            r#"{"alg":null}"#,
+            r#"{"alg":256}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            assert_eq!(header_err(header), TokenError::Algorithm, "{header}");
+        }
+    }
+
+    #[test]
+    fn forbidden_header_parameters() {
+        for header in [
+            r#"{"alg":"HS256","jku":"https://evil.example/jwks.json"}"#,
+            r#"{"alg":"HS256","jwk":{"kty":"oct","k":"AAAA"}}"#,
+            r#"{"alg":"HS256","x5u":"https://evil.example/cert.pem"}"#,
+            r#"{"alg":"HS256","x5c":["MIIB"]}"#,
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","jku":null}"#,
+        ] {
+            assert_eq!(header_err(header), TokenError::ForbiddenHeader, "{header}");
+        }
+    }
+
+    #[test]
+    fn header_not_an_object_or_repeated() {
+        for header in [
+            r#"["HS256"]"#,
+            r#"["HS256",null,null,null,null,null]"#,
+            r#""HS256""#,
+            "null",
+            "{",
+            r#"{"alg":"HS256"} x"#,
+            r#"{"alg":"none","alg":"HS256"}"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+        ] {
+            assert_eq!(header_err(header), TokenError::Malformed, "{header}");
+        }
+    }
+
+    #[test]
+    fn header_may_omit_typ_and_carry_kid() {
+        let token = sign(
+            r#"{"kid":"1","alg":"HS256"}"#,
+            r#"{"sub":"a","exp":4102444800}"#,
+        );
+        assert!(verify(&key(), &token, NOW, 0).is_ok());
+    }
+
+    #[test]
+    fn padding_is_refused() {
+        // The header is 27 bytes, a multiple of 3, so it never needs
+        // padding; pad the payload instead. The MAC covers the padded text,
+        // so only the encoding rule can refuse it.
+        let p = b64(br#"{"sub":"a","exp":4102444800}"#);
+        let pad = "=".repeat((4 - p.len() % 4) % 4);
+        assert!(!pad.is_empty());
+        let token = sign_segments(HEADER_B64, &format!("{p}{pad}"));
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::Malformed));
+        // Padding on the signature, too.
+        let good = issue(&key(), "johndoe", NOW, 60);
+        assert_eq!(
+            verify(&key(), &format!("{good}="), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn non_canonical_base64_is_refused() {
+        // The payload's last char carries trailing bits; set one of them.
+        // The MAC is over the altered text, so only canonicity can refuse it.
+        let p = b64(br#"{"sub":"a","exp":4102444800}"#);
+        let last = p.chars().last().expect("non-empty");
+        let idx = URL_SAFE_ALPHABET.find(last).expect("alphabet char");
+        assert_eq!(
+            idx & 0b11,
+            0,
+            "trailing bits of a canonical encoding are zero"
+        );
+        let bumped = URL_SAFE_ALPHABET.as_bytes()[idx | 1] as char;
+        let p2 = format!("{}{bumped}", &p[..p.len() - 1]);
+        assert!(URL_SAFE_NO_PAD.decode(&p2).is_err());
+        let token = sign_segments(HEADER_B64, &p2);
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::Malformed));
+
+        // Same on the signature: 32 bytes = 43 chars, the last has 2 spare bits.
+        let good = issue(&key(), "johndoe", NOW, 60);
+        let (body, sig) = good.rsplit_once('.').expect("three segments");
+        let last = sig.chars().last().expect("non-empty");
+        let idx = URL_SAFE_ALPHABET.find(last).expect("alphabet char");
+        let bumped = URL_SAFE_ALPHABET.as_bytes()[idx ^ 1] as char;
+        let token = format!("{body}.{}{bumped}", &sig[..sig.len() - 1]);
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::Malformed));
+    }
+
+    const URL_SAFE_ALPHABET: &str =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    #[test]
+    fn standard_alphabet_is_refused() {
+        let token = sign_segments(HEADER_B64, "eyJzdWIiOiJhIiwiZXhwIjo0MTAyNDQ0ODAwfQ+/");
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn wrong_segment_count() {
+        let good = issue(&key(), "johndoe", NOW, 60);
+        let (two, _) = good.rsplit_once('.').expect("three segments");
+        assert_eq!(verify(&key(), two, NOW, 0), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(&key(), &format!("{good}.x"), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            verify(&key(), &format!("{good}."), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(verify(&key(), "", NOW, 0), Err(TokenError::Malformed));
+        assert_eq!(verify(&key(), "..", NOW, 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn empty_header_or_payload() {
+        let good = issue(&key(), "johndoe", NOW, 60);
+        let mut parts = good.split('.');
+        let (h, p, s) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        assert_eq!(
+            verify(&key(), &format!(".{p}.{s}"), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            verify(&key(), &format!("{h}..{s}"), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+        // Even when the MAC over the empty segment is right.
+        assert_eq!(
+            verify(&key(), &sign_segments(h, ""), NOW, 0),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn signature_of_31_bytes() {
+        let good = issue(&key(), "johndoe", NOW, 60);
+        let (body, sig) = good.rsplit_once('.').expect("three segments");
+        let bytes = URL_SAFE_NO_PAD.decode(sig).expect("our signature decodes");
+        let token = format!("{body}.{}", b64(&bytes[..31]));
+        assert_eq!(
+            verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampered_payload() {
+        let good = issue(&key(), "johndoe", NOW, 60);
+        let mut parts = good.split('.');
+        let (h, _, s) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let p = b64(br#"{"sub":"admin","iat":1700000000,"exp":1700000060}"#);
+        assert_eq!(
+            verify(&key(), &format!("{h}.{p}.{s}"), NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn foreign_key() {
+        let other = SecretKey::new(b"another key, also at least 32 bytes").expect("long enough");
+        let token = issue(&other, "johndoe", NOW, 60);
+        assert_eq!(
+            verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(&other, PYJWT_SUB_EXP, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn exp_must_be_an_integer() {
+        for payload in [
+            r#"{"sub":"a","exp":"4102444800"}"#,
+            r#"{"sub":"a","exp":4102444800.5}"#,
+            r#"{"sub":"a","exp":1.5}"#,
+            r#"{"sub":"a","exp":1e10}"#,
+            r#"{"sub":"a","exp":4102444800.0}"#,
+            r#"{"sub":"a","exp":null}"#,
+            r#"{"sub":"a","exp":true}"#,
+            r#"{"sub":"a","exp":9223372036854775808}"#,
+            r#"{"sub":"a"}"#,
+        ] {
+            assert_eq!(claims_err(payload), TokenError::InvalidClaims, "{payload}");
+        }
+    }
+
+    #[test]
+    fn iat_and_nbf_must_be_integers_when_present() {
+        for payload in [
+            r#"{"sub":"a","exp":4102444800,"iat":"1"}"#,
+            r#"{"sub":"a","exp":4102444800,"iat":1.5}"#,
+            r#"{"sub":"a","exp":4102444800,"iat":null}"#,
+            r#"{"sub":"a","exp":4102444800,"nbf":"1"}"#,
+            r#"{"sub":"a","exp":4102444800,"nbf":1e3}"#,
+            r#"{"sub":"a","exp":4102444800,"nbf":null}"#,
+        ] {
+            assert_eq!(claims_err(payload), TokenError::InvalidClaims, "{payload}");
+        }
+    }
+
+    #[test]
+    fn sub_required_and_a_string() {
+        for payload in [
+            r#"{"exp":4102444800}"#,
+            r#"{"sub":42,"exp":4102444800}"#,
+            r#"{"sub":null,"exp":4102444800}"#,
+            r#"{"sub":["a"],"exp":4102444800}"#,
+        ] {
+            assert_eq!(claims_err(payload), TokenError::InvalidClaims, "{payload}");
+        }
+    }
+
+    #[test]
+    fn duplicate_claims() {
+        for payload in [
+            r#"{"sub":"a","sub":"admin","exp":4102444800}"#,
+            r#"{"sub":"a","s\u0075b":"admin","exp":4102444800}"#,
+            r#"{"sub":"a","exp":1,"exp":4102444800}"#,
+        ] {
+            assert_eq!(claims_err(payload), TokenError::InvalidClaims, "{payload}");
+        }
+    }
+
+    #[test]
+    fn claims_not_an_object_or_not_json() {
+        assert_eq!(claims_err(r#"["a",4102444800]"#), TokenError::InvalidClaims);
+        // Positional arrays that fill every field must still be refused.
+        assert_eq!(
+            claims_err(r#"["a",1,4102444800,1]"#),
+            TokenError::InvalidClaims
+        );
+        assert_eq!(
+            claims_err(r#" ["a",1,4102444800]"#),
+            TokenError::InvalidClaims
+        );
+        assert_eq!(claims_err("42"), TokenError::InvalidClaims);
+        assert_eq!(
+            claims_err(r#"{"sub":"a","exp":4102444800"#),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            claims_err(r#"{"sub":"a","exp":4102444800} x"#),
+            TokenError::Malformed
+        );
+    }
+
+    #[test]
+    fn expired_exactly_at_exp() {
+        let token = issue(&key(), "johndoe", NOW, 60);
+        assert!(verify(&key(), &token, NOW + 59, 0).is_ok());
+        assert_eq!(
+            verify(&key(), &token, NOW + 60, 0),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn leeway_extends_exp_and_nbf() {
+        let token = issue(&key(), "johndoe", NOW, 60);
+        assert!(verify(&key(), &token, NOW + 60, 5).is_ok());
+        assert!(verify(&key(), &token, NOW + 64, 5).is_ok());
+        assert_eq!(
+            verify(&key(), &token, NOW + 65, 5),
+            Err(TokenError::Expired)
+        );
+
+        let token = sign(HS256, r#"{"sub":"a","exp":4102444800,"nbf":1700000010}"#);
+        assert!(verify(&key(), &token, NOW, 10).is_ok());
+        assert_eq!(verify(&key(), &token, NOW, 9), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn nbf_in_future() {
+        let token = sign(HS256, r#"{"sub":"a","exp":4102444800,"nbf":1700000001}"#);
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::NotYetValid));
+        assert!(verify(&key(), &token, NOW + 1, 0).is_ok());
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let token = sign(HS256, r#"{"sub":"a","exp":9223372036854775807}"#);
+        assert!(verify(&key(), &token, NOW, 60).is_ok());
+        assert_eq!(
+            verify(&key(), &token, i64::MAX, 60),
+            Err(TokenError::Expired)
+        );
+        let token = sign(
+            HS256,
+            r#"{"sub":"a","exp":4102444800,"nbf":-9223372036854775808}"#,
+        );
+        assert!(verify(&key(), &token, NOW, 60).is_ok());
+        let token = sign(HS256, r#"{"sub":"a","exp":-9223372036854775808}"#);
+        assert_eq!(
+            verify(&key(), &token, i64::MIN, 0),
+            Err(TokenError::Expired)
+        );
+        let token = issue(&key(), "a", i64::MAX - 1, i64::MAX);
+        assert!(verify(&key(), &token, NOW, 0).is_ok());
+    }
+
+    #[test]
+    fn unknown_claims_ignored() {
+        let token = sign(
+            HS256,
+            r#"{"scope":{"deep":[1,2]},"sub":"a","exp":4102444800,"x":null}"#,
+        );
+        assert!(verify(&key(), &token, NOW, 0).is_ok());
+    }
+
+    #[test]
+    fn short_key_rejected() {
+        assert_eq!(
+            SecretKey::new(&[7u8; 31]).map(|_| ()),
+            Err(KeyError::TooShort { len: 31 })
+        );
+        assert!(SecretKey::new(&[7u8; 32]).is_ok());
+        assert_eq!(
+            KeyError::TooShort { len: 31 }.to_string(),
+            "secret key is 31 bytes; at least 32 are required"
+        );
+    }
+
+    #[test]
+    fn random_keys_differ() {
+        let a = SecretKey::random().expect("OS RNG works in tests");
+        let b = SecretKey::random().expect("OS RNG works in tests");
+        let token = issue(&a, "a", NOW, 60);
+        assert!(verify(&a, &token, NOW, 0).is_ok());
+        assert_eq!(verify(&b, &token, NOW, 0), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn debug_hides_key() {
+        let shown = format!("{:?} {:#?}", key(), key());
+        assert_eq!(shown, "SecretKey(..) SecretKey(..)");
+        assert!(!shown.contains("0123456789abcdef"));
+        assert!(!shown.contains("48, 49, 50"));
+    }
+
+    #[test]
+    fn errors_do_not_echo_input() {
+        for e in [
+            TokenError::TooLong,
+            TokenError::Malformed,
+            TokenError::BadSignature,
+            TokenError::Algorithm,
+            TokenError::ForbiddenHeader,
+            TokenError::InvalidClaims,
+            TokenError::Expired,
+            TokenError::NotYetValid,
+        ] {
+            let s = e.to_string();
+            assert!(!s.is_empty() && !s.contains("eyJ"), "{s}");
+        }
+    }
+}

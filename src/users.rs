@@ -1,0 +1,334 @@
+//! The users: the seed's `fake_users_db`, loaded from a JSON file of the same
+//! shape (or the built-in demo users), with argon2 PHC strings as hashes.
+
+use crate::password::{self, PasswordError};
+use argon2::Params;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The demo users' file, written by `build.rs` with freshly hashed passwords.
+const DEMO_USERS: &str = include_str!(concat!(env!("OUT_DIR"), "/demo_users.json"));
+
+/// One user, as `GET /users/me` shows it and `/token` checks it.
+pub struct User {
+    /// The login name, the key of the users file and the token's `sub`.
+    pub username: String,
+    /// Shown as `email` (null when absent).
+    pub email: Option<String>,
+    /// Shown as `full_name` (null when absent).
+    pub full_name: Option<String>,
+    /// A disabled user may log in but `current_active_user` refuses it.
+    pub disabled: bool,
+    /// Private so that no code path can serialize it into a response.
+    hashed_password: Arc<str>,
+    /// The `/users/me` body, serialized once at load: the profile never
+    /// changes while the server runs, and this is the hot path's answer.
+    me_body: Bytes,
+}
+
+impl fmt::Debug for User {
+    // Hand-written so the hash never reaches a log line through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("full_name", &self.full_name)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The public fields, in the order FastAPI's `User` model writes them.
+#[derive(Serialize)]
+struct PublicUser<'a> {
+    username: &'a str,
+    email: Option<&'a str>,
+    full_name: Option<&'a str>,
+    disabled: bool,
+}
+
+impl User {
+    /// A user built in code; `hashed_password` must be an argon2 PHC string
+    /// (see [`crate::password::hash_password`]).
+    pub fn new(
+        username: impl Into<String>,
+        email: Option<String>,
+        full_name: Option<String>,
+        disabled: bool,
+        hashed_password: &str,
+    ) -> Result<User, PasswordError> {
+        password::check_phc(hashed_password)?;
+        let username = username.into();
+        let me_body = serde_json::to_vec(&PublicUser {
+            username: &username,
+            email: email.as_deref(),
+            full_name: full_name.as_deref(),
+            disabled,
+        })
+        .expect("strings and a bool always serialize");
+        Ok(User {
+            username,
+            email,
+            full_name,
+            disabled,
+            hashed_password: hashed_password.into(),
+            me_body: me_body.into(),
+        })
+    }
+
+    /// The JSON body `GET /users/me` answers for this user.
+    pub fn me_body(&self) -> &Bytes {
+        &self.me_body
+    }
+
+    pub(crate) fn hashed_password(&self) -> &Arc<str> {
+        &self.hashed_password
+    }
+}
+
+/// One entry of the users file, in the seed's `fake_users_db` shape.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    username: String,
+    full_name: Option<String>,
+    email: Option<String>,
+    hashed_password: String,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// Why a users file was refused.
+#[derive(Debug)]
+pub enum UsersError {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// Not JSON of the expected shape (serde's message names line and column).
+    Json(serde_json::Error),
+    /// An entry's key is not its `username`.
+    KeyMismatch {
+        /// The key of the entry.
+        key: String,
+        /// The `username` inside it.
+        username: String,
+    },
+    /// An entry's `hashed_password` is not usable.
+    Hash {
+        /// The entry's username.
+        username: String,
+        /// What is wrong with the hash (never the hash itself).
+        error: PasswordError,
+    },
+    /// The file holds no users.
+    Empty,
+}
+
+impl fmt::Display for UsersError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsersError::Read(e) => write!(f, "cannot read: {e}"),
+            UsersError::Json(e) => write!(f, "invalid users JSON: {e}"),
+            UsersError::KeyMismatch { key, username } => {
+                write!(
+                    f,
+                    "entry {key:?} has username {username:?}; they must be equal"
+                )
+            }
+            UsersError::Hash { username, error } => {
+                write!(f, "user {username:?}: hashed_password is {error}")
+            }
+            UsersError::Empty => write!(f, "no users"),
+        }
+    }
+}
+
+impl std::error::Error for UsersError {}
+
+/// All users, by username.
+pub struct Users {
+    by_name: HashMap<String, Arc<User>>,
+    /// The argon2 parameters most of the hashes use: the dummy hash checked
+    /// for unknown usernames takes these, so it costs what a real one does.
+    usual_params: Params,
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Users")
+            .field("count", &self.by_name.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Users {
+    /// The seed's two users: johndoe / secret (active) and alice / secret2
+    /// (disabled), hashed at build time.
+    pub fn demo() -> Users {
+        Users::from_json(DEMO_USERS).expect("build.rs writes a valid users file")
+    }
+
+    /// Reads a users file (see [`Users::from_json`]).
+    pub fn load(path: &Path) -> Result<Users, UsersError> {
+        let text = std::fs::read_to_string(path).map_err(UsersError::Read)?;
+        Users::from_json(&text)
+    }
+
+    /// Parses the seed's `fake_users_db` shape:
+    /// `{"johndoe": {"username", "full_name", "email", "hashed_password", "disabled"}}`.
+    /// `username` and `hashed_password` are required, the rest optional as in
+    /// the seed's `User` model; unknown fields are refused, so a typo such as
+    /// `hashed_pasword` stops startup instead of locking a user out.
+    pub fn from_json(text: &str) -> Result<Users, UsersError> {
+        let entries: BTreeMap<String, Entry> =
+            serde_json::from_str(text).map_err(UsersError::Json)?;
+        let users = entries
+            .into_iter()
+            .map(|(key, entry)| {
+                if key != entry.username {
+                    return Err(UsersError::KeyMismatch {
+                        key,
+                        username: entry.username,
+                    });
+                }
+                User::new(
+                    entry.username,
+                    entry.email,
+                    entry.full_name,
+                    entry.disabled.unwrap_or(false),
+                    &entry.hashed_password,
+                )
+                .map_err(|error| UsersError::Hash {
+                    username: key,
+                    error,
+                })
+            })
+            .collect::<Result<Vec<User>, UsersError>>()?;
+        Users::from_users(users)
+    }
+
+    /// Builds the store from users made in code.
+    pub fn from_users(users: impl IntoIterator<Item = User>) -> Result<Users, UsersError> {
+        let by_name: HashMap<String, Arc<User>> = users
+            .into_iter()
+            .map(|u| (u.username.clone(), Arc::new(u)))
+            .collect();
+        let usual_params = usual_params(&by_name).ok_or(UsersError::Empty)?;
+        Ok(Users {
+            by_name,
+            usual_params,
+        })
+    }
+
+    /// The user named `username`, if any.
+    pub fn get(&self, username: &str) -> Option<&Arc<User>> {
+        self.by_name.get(username)
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether there are no users (never, for a loaded store).
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The argon2 parameters most users' hashes have.
+    pub fn usual_params(&self) -> &Params {
+        &self.usual_params
+    }
+}
+
+fn usual_params(users: &HashMap<String, Arc<User>>) -> Option<Params> {
+    let mut counts: Vec<(Params, usize)> = Vec::new();
+    for user in users.values() {
+        let params = password::check_phc(user.hashed_password()).ok()?;
+        match counts.iter_mut().find(|(p, _)| *p == params) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((params, 1)),
+        }
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str =
+        "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$wOWJhvTr6+vdLSdhOxXC+AqkX2QXmJ5zTEUW9xdDKhw";
+
+    #[test]
+    fn demo_users_are_the_seeds() {
+        let users = Users::demo();
+        assert_eq!(users.len(), 2);
+        let john = users.get("johndoe").unwrap();
+        assert!(!john.disabled);
+        assert!(password::verify_password(john.hashed_password(), b"secret"));
+        let alice = users.get("alice").unwrap();
+        assert!(alice.disabled);
+        assert!(password::verify_password(
+            alice.hashed_password(),
+            b"secret2"
+        ));
+        assert_eq!(
+            &john.me_body()[..],
+            br#"{"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false}"#
+        );
+        assert!(
+            !DEMO_USERS.contains("\"secret"),
+            "clear passwords in the binary"
+        );
+    }
+
+    #[test]
+    fn optional_fields_default_like_the_seed() {
+        let users = Users::from_json(&format!(
+            r#"{{"bob": {{"username": "bob", "hashed_password": "{HASH}"}}}}"#
+        ))
+        .unwrap();
+        let bob = users.get("bob").unwrap();
+        assert_eq!(
+            &bob.me_body()[..],
+            br#"{"username":"bob","email":null,"full_name":null,"disabled":false}"#
+        );
+    }
+
+    #[test]
+    fn refuses_bad_files_with_a_reason() {
+        let err = |text: &str| Users::from_json(text).unwrap_err().to_string();
+        assert!(err("[").starts_with("invalid users JSON"));
+        assert!(err(r#"{"bob": {"username": "bob"}}"#).contains("hashed_password"));
+        assert!(
+            err(&format!(r#"{{"bob": {{"hashed_password": "{HASH}"}}}}"#)).contains("username")
+        );
+        assert!(err(&format!(
+            r#"{{"bob": {{"username": "bob", "hashed_pasword": "{HASH}"}}}}"#
+        ))
+        .contains("hashed_pasword"));
+        assert!(err(&format!(
+            r#"{{"bob": {{"username": "rob", "hashed_password": "{HASH}"}}}}"#
+        ))
+        .contains("must be equal"));
+        let bad_hash =
+            err(r#"{"bob": {"username": "bob", "hashed_password": "fakehashedsecret"}}"#);
+        assert!(bad_hash.contains("not an argon2 PHC string"), "{bad_hash}");
+        assert!(
+            !bad_hash.contains("fakehashedsecret"),
+            "the hash leaked: {bad_hash}"
+        );
+        assert_eq!(err("{}"), "no users");
+    }
+
+    #[test]
+    fn debug_never_shows_the_hash() {
+        let users = Users::demo();
+        let shown = format!("{:?} {:?}", users.get("johndoe").unwrap(), users);
+        assert!(!shown.contains("argon2"), "{shown}");
+    }
+}
