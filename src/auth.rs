@@ -23,7 +23,7 @@ pub fn current_user<'a>(app: &'a App, token: &str) -> Result<&'a Arc<User>, ApiE
 
 /// The user, if not disabled; else [`ApiError::InactiveUser`].
 pub fn current_active_user(user: &Arc<User>) -> Result<&Arc<User>, ApiError> {
-    if user.disabled {
+    if user.is_disabled() {
         return Err(ApiError::InactiveUser);
     }
     Ok(user)

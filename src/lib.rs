@@ -19,6 +19,7 @@
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
 //! - [`config`]: the command line of the binary.
+//! - [`log`]: log lines on stderr.
 
 pub mod app;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod bearer;
 pub mod config;
 pub mod error;
 pub mod form;
+pub mod log;
 pub mod openapi;
 pub mod password;
 pub mod routes;

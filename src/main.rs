@@ -3,7 +3,7 @@
 //! stderr and exit code 2.
 
 use password_bearer::config::{self, Command, ConfigError, Options};
-use password_bearer::{password, serve, App};
+use password_bearer::{log, password, serve, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("password-bearer: {e}");
+            log::line(format_args!("password-bearer: {e}"));
             ExitCode::from(2)
         }
     }
@@ -75,11 +75,15 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             what: "--port".into(),
             problem: e.to_string(),
         })?;
+        let shutdown = shutdown_signal().map_err(|e| ConfigError {
+            what: "startup".into(),
+            problem: format!("cannot handle signals: {e}"),
+        })?;
         if let Some(warning) = warning {
-            eprintln!("password-bearer: warning: {warning}");
+            log::line(format_args!("password-bearer: warning: {warning}"));
         }
-        eprintln!("listening on http://{local}");
-        serve(listener, Arc::new(app), shutdown_signal())
+        log::line(format_args!("listening on http://{local}"));
+        serve(listener, Arc::new(app), shutdown)
             .await
             .map_err(|e| ConfigError {
                 what: "serve".into(),
@@ -118,20 +122,18 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
     socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`kill`, container runtimes).
-async fn shutdown_signal() {
+/// Registers SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes) at
+/// once, so a signal sent right after the startup line is not lost to the
+/// default action, and returns a future that resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        Err(e) => {
-            eprintln!("password-bearer: warning: no SIGTERM handler ({e}); Ctrl-C still stops");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    eprintln!("password-bearer: shutting down");
+        log::line(format_args!("password-bearer: shutting down"));
+    })
 }

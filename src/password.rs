@@ -187,6 +187,16 @@ mod tests {
         assert!(!verify_password("garbage", b"secret"));
     }
 
+    #[test]
+    fn the_dummy_hash_costs_what_the_users_hashes_cost() {
+        // Unknown users are verified against it: with other parameters (or
+        // no hash at all) their answer time would tell them apart.
+        let params = Params::new(64, 3, 1, None).unwrap();
+        let verifier = Verifier::new(params.clone()).unwrap();
+        assert!(verifier.dummy.starts_with("$argon2id$v=19$m=64,t=3,p=1$"));
+        assert_eq!(check_phc(&verifier.dummy).unwrap(), params);
+    }
+
     #[tokio::test]
     async fn verifier_answers_false_for_unknown_users() {
         let cheap = Params::new(8, 1, 1, None).unwrap();

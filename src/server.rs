@@ -2,6 +2,7 @@
 //! with a header-read timeout, and graceful shutdown.
 
 use crate::app::App;
+use crate::log;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,7 +39,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    eprintln!("password-bearer: accept failed: {e}; retrying");
+                    log::line(format_args!("password-bearer: accept failed: {e}; retrying"));
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -65,7 +66,9 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(app.grace_period) => {
-            eprintln!("password-bearer: grace period over; closing remaining connections");
+            log::line(format_args!(
+                "password-bearer: grace period over; closing remaining connections"
+            ));
         }
     }
     Ok(())

@@ -22,7 +22,9 @@ pub struct User {
     /// Shown as `full_name` (null when absent).
     pub full_name: Option<String>,
     /// A disabled user may log in but `current_active_user` refuses it.
-    pub disabled: bool,
+    /// Optional as in the seed's model: absent is shown as `null` and counts
+    /// as active.
+    pub disabled: Option<bool>,
     /// Private so that no code path can serialize it into a response.
     hashed_password: Arc<str>,
     /// The `/users/me` body, serialized once at load: the profile never
@@ -48,7 +50,7 @@ struct PublicUser<'a> {
     username: &'a str,
     email: Option<&'a str>,
     full_name: Option<&'a str>,
-    disabled: bool,
+    disabled: Option<bool>,
 }
 
 impl User {
@@ -58,7 +60,7 @@ impl User {
         username: impl Into<String>,
         email: Option<String>,
         full_name: Option<String>,
-        disabled: bool,
+        disabled: Option<bool>,
         hashed_password: &str,
     ) -> Result<User, PasswordError> {
         password::check_phc(hashed_password)?;
@@ -78,6 +80,11 @@ impl User {
             hashed_password: hashed_password.into(),
             me_body: me_body.into(),
         })
+    }
+
+    /// Whether `current_active_user` refuses this user.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled == Some(true)
     }
 
     /// The JSON body `GET /users/me` answers for this user.
@@ -198,7 +205,7 @@ impl Users {
                     entry.username,
                     entry.email,
                     entry.full_name,
-                    entry.disabled.unwrap_or(false),
+                    entry.disabled,
                     &entry.hashed_password,
                 )
                 .map_err(|error| UsersError::Hash {
@@ -268,10 +275,10 @@ mod tests {
         let users = Users::demo();
         assert_eq!(users.len(), 2);
         let john = users.get("johndoe").unwrap();
-        assert!(!john.disabled);
+        assert!(!john.is_disabled());
         assert!(password::verify_password(john.hashed_password(), b"secret"));
         let alice = users.get("alice").unwrap();
-        assert!(alice.disabled);
+        assert!(alice.is_disabled());
         assert!(password::verify_password(
             alice.hashed_password(),
             b"secret2"
@@ -295,7 +302,7 @@ mod tests {
         let bob = users.get("bob").unwrap();
         assert_eq!(
             &bob.me_body()[..],
-            br#"{"username":"bob","email":null,"full_name":null,"disabled":false}"#
+            br#"{"username":"bob","email":null,"full_name":null,"disabled":null}"#
         );
     }
 

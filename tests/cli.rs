@@ -1,0 +1,483 @@
+//! The `password-bearer` binary as an operator uses it: the demo walkthrough
+//! on a free port, users and key files, every bad configuration (one line on
+//! stderr naming the culprit, exit 2, no panic), `hash-password`, `--help`,
+//! and SIGTERM/SIGINT. Every child is killed on drop, even when a test fails.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_password-bearer");
+
+/// Startup includes hashing a dummy password; generous for a loaded machine.
+const STARTUP: Duration = Duration::from_secs(30);
+const EXIT: Duration = Duration::from_secs(20);
+
+/// A child process that is killed and reaped when dropped.
+struct Proc {
+    child: Child,
+    stderr: Receiver<String>,
+    /// The stderr lines read so far.
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the binary");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for `listening on http://HOST:PORT` and returns the address.
+    fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .map(|rest| rest.trim().to_owned());
+                    self.seen.push(line);
+                    if let Some(addr) = found {
+                        return addr
+                            .parse()
+                            .unwrap_or_else(|e| panic!("{addr:?} is HOST:PORT: {e}"));
+                    }
+                }
+                Err(e) => panic!(
+                    "no `listening on` line ({e}); stderr so far: {:?}; exit: {:?}",
+                    self.seen,
+                    self.child.try_wait()
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Waits for the exit; returns the status and every stderr line.
+    fn wait_exit(&mut self) -> (ExitStatus, Vec<String>) {
+        let status = wait_with_deadline(&mut self.child);
+        // The reader thread ends at EOF, once the process is gone.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.clone())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + EXIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {EXIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the binary to completion with `stdin`, killing it if it hangs.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the binary");
+    // Kill on a panic below, too.
+    struct Kill(Option<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(child) = self.0.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let mut input = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let mut guard = Kill(Some(child));
+    wait_with_deadline(guard.0.as_mut().expect("the child"));
+    let _ = writer.join();
+    guard
+        .0
+        .take()
+        .expect("the child")
+        .wait_with_output()
+        .expect("collect output")
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "password-bearer-cli-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).expect("write a temp file");
+        path_str(&path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("temp paths are UTF-8").to_owned()
+}
+
+/// Bad configuration: exit code 2, exactly one line on stderr naming
+/// `culprit`, and no panic.
+#[track_caller]
+fn assert_config_error(args: &[&str], culprit: &str) {
+    let out = run(args, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr:?}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one line, got {stderr:?}"
+    );
+    assert!(
+        stderr.contains(culprit),
+        "{args:?}: the line names {culprit:?}: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.to_lowercase().contains("backtrace"),
+        "{args:?}: {stderr:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_walkthrough_on_a_free_port() {
+    let mut proc = Proc::spawn(&["--host", "127.0.0.1", "--port", "0"]);
+    let addr = proc.wait_listening();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_ne!(addr.port(), 0, "the real port, not 0");
+    // No key file: a random key, and the operator is told.
+    assert!(
+        proc.seen
+            .iter()
+            .any(|l| !l.contains("listening on") && l.to_lowercase().contains("key")),
+        "a warning about the random key: {:?}",
+        proc.seen
+    );
+
+    assert_401(&get(addr, "/users/me", &[]).await, NOT_AUTHENTICATED);
+    let resp = post_token(addr, "username=johndoe&password=secret").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_token_endpoint_headers(&resp);
+    assert_eq!(resp.json()["expires_in"], 1800);
+    let token = resp.json()["access_token"].as_str().unwrap().to_owned();
+    assert_json_exact(
+        &get_me(addr, &format!("Bearer {token}")).await,
+        200,
+        JOHNDOE_ME,
+    );
+    assert_invalid_grant(&post_token(addr, "username=johndoe&password=bad").await);
+    let alice = login(addr, "alice", "secret2").await;
+    assert_json_exact(
+        &get_me(addr, &format!("Bearer {alice}")).await,
+        400,
+        r#"{"detail":"Inactive user"}"#,
+    );
+    // The random key is not the test key.
+    let forged = sign(&format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600));
+    assert_401(
+        &get_me(addr, &format!("Bearer {forged}")).await,
+        INVALID_CREDENTIALS,
+    );
+
+    proc.signal("TERM");
+    let (status, stderr) = proc.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM is a clean exit: {status:?}, stderr {stderr:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_is_a_clean_exit_too() {
+    let mut proc = Proc::spawn(&["--port", "0"]);
+    let addr = proc.wait_listening();
+    assert_eq!(get(addr, "/nope", &[]).await.status, 404);
+    proc.signal("INT");
+    let (status, stderr) = proc.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}, stderr {stderr:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_file_is_the_trimmed_key_and_the_ttl_flag_applies() {
+    let dir = TempDir::new();
+    let key = b"a-key-file-key-of-more-than-32-bytes-0123";
+    let key_file = dir.file("key", &[b"  ".as_slice(), key, b"\n"].concat());
+    let mut proc = Proc::spawn(&[
+        "--port",
+        "0",
+        "--secret-key-file",
+        &key_file,
+        "--token-ttl-minutes",
+        "5",
+    ]);
+    let addr = proc.wait_listening();
+    let resp = post_token(addr, "username=johndoe&password=secret").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["expires_in"], 300);
+    let (_, claims) = decode_verified(resp.json()["access_token"].as_str().unwrap(), key);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+
+    // And a token minted elsewhere with that key (as PyJWT would) works.
+    let minted = sign_with(
+        Hs::S256,
+        key,
+        HS256_HEADER,
+        &format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600),
+    );
+    assert_json_exact(
+        &get_me(addr, &format!("Bearer {minted}")).await,
+        200,
+        JOHNDOE_ME,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_password_output_works_in_a_users_file() {
+    let out = run(&["hash-password"], b"correct horse battery\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+    let phc = stdout.trim_end();
+    assert!(
+        phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "argon2id with the contract's parameters: {phc}"
+    );
+    let fields: Vec<&str> = phc.split('$').collect();
+    assert_eq!(fields.len(), 6, "$id$v$params$salt$hash: {phc}");
+    assert!(!fields[4].is_empty() && !fields[5].is_empty(), "{phc}");
+
+    let dir = TempDir::new();
+    let users = serde_json::json!({
+        "mallory": {
+            "username": "mallory",
+            "full_name": "Mallory",
+            "email": "mallory@example.com",
+            "hashed_password": phc,
+            "disabled": false,
+        }
+    });
+    let users_file = dir.file("users.json", users.to_string().as_bytes());
+    let mut proc = Proc::spawn(&["--port", "0", "--users", &users_file]);
+    let addr = proc.wait_listening();
+    // The newline was not part of the password.
+    let token = login(addr, "mallory", "correct horse battery").await;
+    let resp = get_me(addr, &format!("Bearer {token}")).await;
+    assert_json_exact(
+        &resp,
+        200,
+        r#"{"username":"mallory","email":"mallory@example.com","full_name":"Mallory","disabled":false}"#,
+    );
+    assert_invalid_grant(
+        &post_token(addr, &credentials("mallory", "correct horse battery\n")).await,
+    );
+    // The demo users are not there when a users file is given.
+    assert_invalid_grant(&post_token(addr, "username=johndoe&password=secret").await);
+}
+
+#[test]
+fn hash_password_salts_every_hash() {
+    let first = run(&["hash-password"], b"same\n");
+    let second = run(&["hash-password"], b"same\n");
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(second.status.code(), Some(0));
+    assert_ne!(first.stdout, second.stdout);
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    let out = run(&["--help"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--users",
+        "--secret-key-file",
+        "--token-ttl-minutes",
+        "hash-password",
+    ] {
+        assert!(usage.contains(flag), "usage mentions {flag}: {usage}");
+    }
+}
+
+#[test]
+fn bad_flags_are_one_line_and_exit_2() {
+    assert_config_error(&["--frobnicate"], "--frobnicate");
+    assert_config_error(&["--port", "abc"], "--port");
+    assert_config_error(&["--port", "70000"], "--port");
+    assert_config_error(&["--port", "-1"], "--port");
+    assert_config_error(
+        &["--port", "0", "--token-ttl-minutes", "abc"],
+        "--token-ttl-minutes",
+    );
+    assert_config_error(&["--port", "0", "--users"], "--users");
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port().to_string();
+    let out = run(&["--port", &port], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.contains(&port) || stderr.contains("--port"),
+        "{stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr:?}");
+}
+
+#[test]
+fn bad_users_files_are_one_line_naming_the_file_and_exit_2() {
+    let dir = TempDir::new();
+    let hash = password_bearer::password::hash_password("pw").expect("hashing succeeds");
+    let missing = path_str(&dir.0.join("no-such-users.json"));
+    assert_config_error(&["--port", "0", "--users", &missing], &missing);
+    // A directory cannot be read as a file (unlike permissions, this holds
+    // when tests run as root).
+    let unreadable = dir.0.join("a-directory.json");
+    std::fs::create_dir(&unreadable).expect("create a directory");
+    let unreadable = path_str(&unreadable);
+    assert_config_error(&["--port", "0", "--users", &unreadable], &unreadable);
+
+    for (name, content) in [
+        ("invalid.json", "{\"johndoe\": {".to_owned()),
+        ("empty.json", String::new()),
+        ("array.json", "[]".to_owned()),
+        (
+            "no-username.json",
+            serde_json::json!({"bob": {"full_name": "Bob", "hashed_password": hash}}).to_string(),
+        ),
+        (
+            "no-hash.json",
+            serde_json::json!({"bob": {"username": "bob", "full_name": "Bob"}}).to_string(),
+        ),
+        (
+            "seed-fake-hash.json",
+            serde_json::json!({"johndoe": {
+                "username": "johndoe",
+                "full_name": "John Doe",
+                "email": "johndoe@example.com",
+                "hashed_password": "fakehashedsecret",
+                "disabled": false,
+            }})
+            .to_string(),
+        ),
+        (
+            "bcrypt.json",
+            serde_json::json!({"bob": {
+                "username": "bob",
+                "hashed_password": "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            }})
+            .to_string(),
+        ),
+        (
+            "truncated-argon2.json",
+            serde_json::json!({"bob": {
+                "username": "bob",
+                "hashed_password": "$argon2id$v=19$m=19456,t=2,p=1$",
+            }})
+            .to_string(),
+        ),
+    ] {
+        let file = dir.file(name, content.as_bytes());
+        assert_config_error(&["--port", "0", "--users", &file], &file);
+    }
+}
+
+#[test]
+fn bad_key_files_are_one_line_naming_the_file_and_exit_2() {
+    let dir = TempDir::new();
+    let short = dir.file("short.key", &[b'k'; 31]);
+    assert_config_error(&["--port", "0", "--secret-key-file", &short], &short);
+    // 36 bytes on disk, 31 once trimmed: the trimmed length counts.
+    let padded = dir.file(
+        "padded.key",
+        &[b"  ".as_slice(), &[b'k'; 31], b"\n\n\n"].concat(),
+    );
+    assert_config_error(&["--port", "0", "--secret-key-file", &padded], &padded);
+    let empty = dir.file("empty.key", b"");
+    assert_config_error(&["--port", "0", "--secret-key-file", &empty], &empty);
+    let missing = path_str(&dir.0.join("no-such.key"));
+    assert_config_error(&["--port", "0", "--secret-key-file", &missing], &missing);
+}

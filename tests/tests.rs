@@ -1,0 +1,14 @@
+//! The black-box tests of `password-bearer`, over real TCP on 127.0.0.1.
+//!
+//! One binary (link time stays low as tests grow; `autotests = false` in
+//! Cargo.toml), one module per surface of the wire contract.
+
+mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
+
+mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
+mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
+mod jwt; // every way a token is refused (or accepted) over HTTP
+mod library; // the public API used by embedders: keys, tokens, hashes, users files
+mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
+mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
+mod users_me; // GET /users/me: the Authorization header, current_user then current_active_user
