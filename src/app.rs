@@ -26,7 +26,22 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// On shutdown, how long in-flight requests may take (default 10 s).
     pub grace_period: Duration,
+    /// Serve `/openapi.json` and `/docs` (default true); off for locked-down
+    /// deployments, where both answer 404.
+    pub docs: bool,
+    /// Where `/docs` loads Swagger UI's `swagger-ui-bundle.js` and
+    /// `swagger-ui.css` from (default: the CDN FastAPI uses).
+    pub docs_assets_url: String,
+    /// One stderr line per request: method, path, status, microseconds,
+    /// peer (default false).
+    pub access_log: bool,
+    /// One stderr line per login success or failure: username, peer,
+    /// outcome; never a password, hash or token (default true).
+    pub login_log: bool,
 }
+
+/// Swagger UI's assets, as FastAPI loads them.
+pub const DEFAULT_DOCS_ASSETS_URL: &str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5";
 
 /// The largest leeway accepted: more would keep expired tokens alive.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
@@ -42,6 +57,10 @@ impl Config {
             body_limit: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
+            docs: true,
+            docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
+            access_log: false,
+            login_log: true,
         }
     }
 }
