@@ -6,14 +6,16 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::{env, fs, path::Path};
 
-/// The demo users of the FastAPI seed, with the passwords its tutorial uses.
-const DEMO: [(&str, &str, &str, &str, bool); 2] = [
+/// The demo users of the FastAPI seed, with the passwords its tutorial uses
+/// and the scopes of its scopes chapter ("me", "items").
+const DEMO: [(&str, &str, &str, &str, bool, &str); 2] = [
     (
         "johndoe",
         "secret",
         "John Doe",
         "johndoe@example.com",
         false,
+        r#"["me", "items"]"#,
     ),
     (
         "alice",
@@ -21,6 +23,7 @@ const DEMO: [(&str, &str, &str, &str, bool); 2] = [
         "Alice Wonderson",
         "alice@example.com",
         true,
+        r#"["me"]"#,
     ),
 ];
 
@@ -30,7 +33,7 @@ fn main() {
     let params = Params::new(19456, 2, 1, None).expect("constant argon2 parameters are valid");
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let mut users = Vec::with_capacity(DEMO.len());
-    for (username, password, full_name, email, disabled) in DEMO {
+    for (username, password, full_name, email, disabled, scopes) in DEMO {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).expect("the OS random source is available at build time");
         let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
@@ -40,7 +43,7 @@ fn main() {
             .to_string();
         users.push(format!(
             "  \"{username}\": {{\"username\": \"{username}\", \"full_name\": \"{full_name}\", \
-             \"email\": \"{email}\", \"hashed_password\": \"{hash}\", \"disabled\": {disabled}}}"
+             \"email\": \"{email}\", \"hashed_password\": \"{hash}\", \"disabled\": {disabled}, \"scopes\": {scopes}}}"
         ));
     }
     let json = format!("{{\n{}\n}}\n", users.join(",\n"));

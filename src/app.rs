@@ -1,17 +1,19 @@
-//! The server's state and settings: users, signing key, password verifier,
-//! and the limits the routes apply.
+//! The server's state and settings: the user store, signing key, password
+//! verifier, and the limits and switches the routes apply.
 
-use crate::password::{PasswordError, Verifier};
+use crate::openapi::Docs;
+use crate::password::{PasswordError, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::token::SecretKey;
-use crate::users::Users;
+use crate::users::{UserStore, Users};
+use argon2::Params;
 use std::time::Duration;
 
 /// Everything a server needs to start. Build it with [`Config::new`] and
 /// change the public fields you need.
 #[derive(Debug)]
-pub struct Config {
-    /// Who may log in.
-    pub users: Users,
+pub struct Config<S = Users> {
+    /// Who may log in: the built-in [`Users`] or your own [`UserStore`].
+    pub users: S,
     /// The HS256 key tokens are signed and checked with.
     pub key: SecretKey,
     /// How long an issued token lives (default 30 minutes, as in FastAPI's
@@ -46,9 +48,9 @@ pub const DEFAULT_DOCS_ASSETS_URL: &str = "https://cdn.jsdelivr.net/npm/swagger-
 /// The largest leeway accepted: more would keep expired tokens alive.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
-impl Config {
+impl<S: UserStore> Config<S> {
     /// A configuration with the default settings.
-    pub fn new(users: Users, key: SecretKey) -> Config {
+    pub fn new(users: S, key: SecretKey) -> Config<S> {
         Config {
             users,
             key,
@@ -65,10 +67,12 @@ impl Config {
     }
 }
 
-/// The running server's state, shared by all connections.
+/// The running server's state, shared by all connections. Mount it in
+/// your own hyper service with [`App::handle`], or serve it with
+/// [`crate::serve`].
 #[derive(Debug)]
-pub struct App {
-    pub(crate) users: Users,
+pub struct App<S = Users> {
+    pub(crate) users: S,
     pub(crate) key: SecretKey,
     pub(crate) verifier: Verifier,
     pub(crate) token_ttl_secs: i64,
@@ -76,15 +80,25 @@ pub struct App {
     pub(crate) body_limit: usize,
     pub(crate) header_read_timeout: Duration,
     pub(crate) grace_period: Duration,
+    /// Rendered once at start: the routes are fixed while the server runs.
+    pub(crate) docs: Option<Docs>,
+    pub(crate) access_log: bool,
+    pub(crate) login_log: bool,
 }
 
-impl App {
+impl<S: UserStore> App<S> {
     /// Builds the state. Hashes one random password (the dummy checked for
     /// unknown users), so it takes as long as one login.
-    pub fn new(config: Config) -> Result<App, PasswordError> {
-        let verifier = Verifier::new(config.users.usual_params().clone())?;
+    pub fn new(config: Config<S>) -> Result<App<S>, PasswordError> {
+        let params = config.users.hash_params().unwrap_or_else(|| {
+            Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
+                .expect("constant argon2 parameters are valid")
+        });
+        let docs = config
+            .docs
+            .then(|| Docs::new(&config.users.scopes(), &config.docs_assets_url));
         Ok(App {
-            verifier,
+            verifier: Verifier::new(params)?,
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
             users: config.users,
@@ -92,11 +106,19 @@ impl App {
             body_limit: config.body_limit,
             header_read_timeout: config.header_read_timeout,
             grace_period: config.grace_period,
+            docs,
+            access_log: config.access_log,
+            login_log: config.login_log,
         })
     }
 
-    /// The users this server knows.
-    pub fn users(&self) -> &Users {
+    /// The user store.
+    pub fn users(&self) -> &S {
         &self.users
+    }
+
+    /// The key tokens are signed with, for embedders that mint their own.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
     }
 }

@@ -1,32 +1,71 @@
-//! The seed's dependency chain, as two functions called one after the other:
-//! [`current_user`] (FastAPI's `get_current_user`) then
-//! [`current_active_user`] (`get_current_active_user`).
+//! The seed's dependency chain, as functions called one after the other:
+//! [`current_user`] (FastAPI's `get_current_user`), then
+//! [`current_active_user`] (`get_current_active_user`), and, for routes that
+//! need them, [`require_scopes`] (the scopes chapter's `SecurityScopes`).
+//! Each returns an [`ApiError`] whose `into_response` is the contract's
+//! answer, so an embedder's handler is three `?`s.
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::token;
-use crate::users::User;
+use crate::token::{self, Claims};
+use crate::users::{is_scope_token, User, UserStore};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A user authenticated by a bearer token, with the token's claims (its
+/// granted scopes among them).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The user the token names, as the store has it now.
+    pub user: Arc<User>,
+    /// The verified claims.
+    pub claims: Claims,
+}
 
 /// The user a bearer token names: the token must verify (signature,
 /// algorithm, expiry) and its `sub` must be an existing user. Every failure
 /// is the same [`ApiError::InvalidCredentials`], so a client learns nothing
 /// about why.
-pub fn current_user<'a>(app: &'a App, token: &str) -> Result<&'a Arc<User>, ApiError> {
+pub async fn current_user<S: UserStore>(
+    app: &App<S>,
+    token: &str,
+) -> Result<CurrentUser, ApiError> {
     let claims = token::verify(&app.key, token, unix_now(), app.leeway_secs)
         .map_err(|_| ApiError::InvalidCredentials)?;
-    app.users
-        .get(&claims.sub)
-        .ok_or(ApiError::InvalidCredentials)
+    let user = app
+        .users
+        .find(&claims.sub)
+        .await
+        .ok_or(ApiError::InvalidCredentials)?;
+    Ok(CurrentUser { user, claims })
 }
 
 /// The user, if not disabled; else [`ApiError::InactiveUser`].
-pub fn current_active_user(user: &Arc<User>) -> Result<&Arc<User>, ApiError> {
-    if user.is_disabled() {
+pub fn current_active_user(current: CurrentUser) -> Result<CurrentUser, ApiError> {
+    if current.user.is_disabled() {
         return Err(ApiError::InactiveUser);
     }
-    Ok(user)
+    Ok(current)
+}
+
+/// Whether the token grants every scope in `required`; else
+/// [`ApiError::NotEnoughPermissions`] (401, `WWW-Authenticate: Bearer
+/// scope="..."` naming them all, as FastAPI's scopes chapter answers).
+pub fn require_scopes(current: &CurrentUser, required: &[&str]) -> Result<(), ApiError> {
+    if required
+        .iter()
+        .all(|need| current.claims.scopes().any(|have| have == *need))
+    {
+        return Ok(());
+    }
+    // Only scope tokens may reach the header; a route that requires
+    // anything else can never be satisfied anyway.
+    let named: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|s| is_scope_token(s))
+        .collect();
+    Err(ApiError::NotEnoughPermissions(named.join(" ")))
 }
 
 /// Seconds since the Unix epoch. A clock set before 1970 is broken; it

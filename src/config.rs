@@ -1,10 +1,17 @@
 //! The binary's command line: flags, the `hash-password` subcommand, and
 //! turning flags into a [`Config`] with one-line errors for bad settings.
 //!
+//! Every flag can also come from an environment variable named after it
+//! (`--secret-key-file` ↔ `PASSWORD_BEARER_SECRET_KEY_FILE`), as containers
+//! and service managers configure programs; a flag given on the command line
+//! wins over its variable. One table, [`FLAGS`], drives the parsing, the
+//! variable names and `--help`, so a flag cannot be added to one and
+//! forgotten in another.
+//!
 //! Hand-written rather than a parser crate: a handful of flags does not pay
 //! for the binary size an embedded deployment would carry.
 
-use crate::app::{Config, MAX_LEEWAY};
+use crate::app::{Config, DEFAULT_DOCS_ASSETS_URL, MAX_LEEWAY};
 use crate::token::SecretKey;
 use crate::users::Users;
 use std::ffi::OsString;
@@ -12,29 +19,287 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The usage text of `--help`.
-pub const USAGE: &str = "\
+/// The prefix of every flag's environment variable.
+pub const ENV_PREFIX: &str = "PASSWORD_BEARER_";
+
+/// One command-line flag, and through [`Flag::env_var`] its environment
+/// variable.
+#[derive(Clone, Copy)]
+pub struct Flag {
+    /// The name without the leading `--`, e.g. `secret-key-file`.
+    pub name: &'static str,
+    /// What the flag does, for `--help`.
+    pub help: &'static str,
+    /// The default as `--help` shows it; empty for a switch (off unless
+    /// given).
+    pub default: &'static str,
+    /// How a value is checked and stored; private so that the table stays
+    /// the only place flags are defined.
+    apply: Apply,
+}
+
+/// Whether a flag takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--flag VALUE` or `--flag=VALUE`; the string is the placeholder
+    /// `--help` shows (`FILE`, `N`, ...).
+    Value(&'static str),
+    /// `--flag` alone; its variable is on when `1` or `true`.
+    Switch,
+}
+
+#[derive(Clone, Copy)]
+enum Apply {
+    /// The placeholder for `--help`, and the check-and-store; the error is
+    /// the problem alone, the caller names the flag or variable.
+    Value(&'static str, fn(&mut Options, &str) -> Result<(), String>),
+    /// Stores a switch's state.
+    Switch(fn(&mut Options, bool)),
+}
+
+impl Flag {
+    /// `--name`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name)
+    }
+
+    /// The environment variable: `PASSWORD_BEARER_` and the name in upper
+    /// case with `_` for `-`.
+    pub fn env_var(&self) -> String {
+        format!(
+            "{ENV_PREFIX}{}",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+
+    /// Whether the flag takes a value.
+    pub fn kind(&self) -> Kind {
+        match self.apply {
+            Apply::Value(placeholder, _) => Kind::Value(placeholder),
+            Apply::Switch(_) => Kind::Switch,
+        }
+    }
+
+    /// Checks and stores `text`, given as the flag or the variable `what`.
+    fn set(&self, options: &mut Options, what: &str, text: &str) -> Result<(), ConfigError> {
+        match self.apply {
+            Apply::Value(_, set) => set(options, text),
+            Apply::Switch(set) => switch_state(text).map(|on| set(options, on)),
+        }
+        .map_err(|problem| ConfigError::new(what, problem))
+    }
+}
+
+impl fmt::Debug for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flag")
+            .field("name", &self.name)
+            .field("kind", &self.kind())
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every flag of the server, in `--help` order.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        name: "host",
+        help: "address to listen on",
+        default: "127.0.0.1",
+        apply: Apply::Value("HOST", |o, v| {
+            o.host = v.to_owned();
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "port",
+        help: "port to listen on; 0 picks a free one",
+        default: "8000",
+        apply: Apply::Value("PORT", |o, v| {
+            o.port = number(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "users",
+        help: "users JSON, the seed's fake_users_db shape with argon2 PHC hashes",
+        default: "the demo users johndoe, alice",
+        apply: Apply::Value("FILE", |o, v| {
+            o.users = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "secret-key-file",
+        help: "HS256 key: the file's content, trimmed, >= 32 bytes",
+        default: "a random key; tokens die with the process",
+        apply: Apply::Value("FILE", |o, v| {
+            o.secret_key_file = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "token-ttl-minutes",
+        help: "lifetime of issued tokens, 1..=525600",
+        default: "30",
+        apply: Apply::Value("N", |o, v| {
+            o.token_ttl_minutes = number(v)?;
+            // A year bounds `exp` far from overflow and is already too long.
+            if !(1..=525_600).contains(&o.token_ttl_minutes) {
+                return Err("must be from 1 to 525600".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "token-leeway-seconds",
+        help: "clock skew allowed on exp/nbf, 0..=60",
+        default: "0",
+        apply: Apply::Value("N", |o, v| {
+            o.token_leeway_seconds = number(v)?;
+            if o.token_leeway_seconds > MAX_LEEWAY.as_secs() {
+                return Err("must be from 0 to 60".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "header-read-timeout-seconds",
+        help: "time to send a request head; idle keep-alive limit",
+        default: "10",
+        apply: Apply::Value("N", |o, v| {
+            o.header_read_timeout_seconds = number(v)?;
+            if o.header_read_timeout_seconds == 0 {
+                return Err("must be at least 1".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-body-bytes",
+        help: "largest request body; more gets 413",
+        default: "16384",
+        apply: Apply::Value("N", |o, v| {
+            o.max_body_bytes = number(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "grace-period-seconds",
+        help: "on SIGINT/SIGTERM, time for in-flight requests",
+        default: "10",
+        apply: Apply::Value("N", |o, v| {
+            o.grace_period_seconds = number(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "no-docs",
+        help: "do not serve /docs and /openapi.json (both answer 404)",
+        default: "",
+        apply: Apply::Switch(|o, on| o.docs = !on),
+    },
+    Flag {
+        name: "docs-assets-url",
+        help: "where /docs loads swagger-ui-bundle.js and swagger-ui.css; \
+               http://, https:// or a path starting with /",
+        default: DEFAULT_DOCS_ASSETS_URL,
+        apply: Apply::Value("URL", |o, v| {
+            o.docs_assets_url = assets_url(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "access-log",
+        help: "one stderr line per request: method, path, status, time, peer",
+        default: "",
+        apply: Apply::Switch(|o, on| o.access_log = on),
+    },
+    Flag {
+        name: "no-login-log",
+        help: "no stderr line per login success or failure",
+        default: "",
+        apply: Apply::Switch(|o, on| o.login_log = !on),
+    },
+];
+
+/// The text of `--help`, rendered from [`FLAGS`]: `print!("{USAGE}")`.
+pub const USAGE: Usage = Usage;
+
+/// The `--help` text; see [`USAGE`].
+#[derive(Debug, Clone, Copy)]
+pub struct Usage;
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Descriptions start at this column and wrap before WIDTH, so the
+        // text reads in an 80-column terminal.
+        const COLUMN: usize = 32;
+        const WIDTH: usize = 80;
+        f.write_str(
+            "\
 password-bearer: the OAuth2 password grant and Bearer check, on hyper
 
 Usage:
   password-bearer [OPTIONS]          serve POST /token and GET /users/me
   password-bearer hash-password      read a password on stdin, print its argon2id hash
 
-Options:
-  --host HOST                   address to listen on [default: 127.0.0.1]
-  --port PORT                   port to listen on; 0 picks a free one [default: 8000]
-  --users FILE                  users JSON, the seed's fake_users_db shape with argon2
-                                PHC hashes [default: the demo users johndoe, alice]
-  --secret-key-file FILE        HS256 key: the file's content, trimmed, >= 32 bytes
-                                [default: a random key; tokens die with the process]
-  --token-ttl-minutes N         lifetime of issued tokens [default: 30]
-  --token-leeway-seconds N      clock skew allowed on exp/nbf, 0..=60 [default: 0]
-  --header-read-timeout-seconds N
-                                time to send a request head; idle keep-alive limit [default: 10]
-  --max-body-bytes N            largest request body [default: 16384]
-  --grace-period-seconds N      on SIGINT/SIGTERM, time for in-flight requests [default: 10]
-  -h, --help                    print this help
-";
+Options (each also read from the environment variable shown; a flag given
+on the command line wins; a switch's variable is on when 1 or true, off when
+0, false or empty; --switch=1/true/0/false is accepted too):
+",
+        )?;
+        for flag in FLAGS {
+            let mut head = format!("  {}", flag.flag());
+            if let Kind::Value(placeholder) = flag.kind() {
+                head = format!("{head} {placeholder}");
+            }
+            let mut lines = wrap(flag.help, WIDTH - COLUMN);
+            if !flag.default.is_empty() {
+                // Never split, so the default reads (and greps) whole.
+                let default = format!("[default: {}]", flag.default);
+                match lines.last_mut() {
+                    Some(last) if last.len() + 1 + default.len() <= WIDTH - COLUMN => {
+                        last.push(' ');
+                        last.push_str(&default);
+                    }
+                    _ => lines.push(default),
+                }
+            }
+            let mut lines = lines.iter();
+            if head.len() < COLUMN {
+                let first = lines.next().map_or("", String::as_str);
+                writeln!(f, "{head:<COLUMN$}{first}")?;
+            } else {
+                writeln!(f, "{head}")?;
+            }
+            for line in lines {
+                writeln!(f, "{:COLUMN$}{line}", "")?;
+            }
+            writeln!(f, "{:COLUMN$}[env: {}]", "", flag.env_var())?;
+        }
+        writeln!(f, "  {:<w$}print this help", "-h, --help", w = COLUMN - 2)
+    }
+}
+
+/// Greedy word wrap; a word longer than `width` gets a line of its own.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -68,6 +333,18 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// `--grace-period-seconds`.
     pub grace_period_seconds: u64,
+    /// Serve `/docs` and `/openapi.json`; `--no-docs` clears it.
+    pub docs: bool,
+    /// `--docs-assets-url`, checked, without a trailing `/`.
+    pub docs_assets_url: String,
+    /// `--access-log`.
+    pub access_log: bool,
+    /// Log logins; `--no-login-log` clears it.
+    pub login_log: bool,
+    /// The [`Flag::name`]s whose value came from the environment, so that
+    /// [`Options::load`] names the variable, not the flag, when a file they
+    /// name is bad.
+    pub from_env: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -82,14 +359,20 @@ impl Default for Options {
             header_read_timeout_seconds: 10,
             max_body_bytes: 16 * 1024,
             grace_period_seconds: 10,
+            docs: true,
+            docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
+            access_log: false,
+            login_log: true,
+            from_env: Vec::new(),
         }
     }
 }
 
-/// A bad command line or configuration: `what` names the flag or file.
+/// A bad command line or configuration: `what` names the flag, variable or
+/// file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The flag, and the file when there is one.
+    /// The flag or environment variable, and the file when there is one.
     pub what: String,
     /// What is wrong, in a few words.
     pub problem: String,
@@ -114,11 +397,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses the arguments after the program name. `--flag value` and
-/// `--flag=value` are both accepted.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+/// Parses the arguments after the program name, taking every flag not on
+/// the command line from its environment variable as read by `env` (see
+/// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
+/// a switch is on when given alone, and `--switch=VALUE` takes the spellings
+/// its variable does. `hash-password` and `--help` do not read `env`.
+pub fn parse(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     let mut options = Options::default();
+    let mut given = [false; FLAGS.len()];
     let mut first = true;
     while let Some(arg) = args.next() {
         if first && arg == "hash-password" {
@@ -131,68 +421,118 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, C
         if arg == "-h" || arg == "--help" {
             return Ok(Command::Help);
         }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                (name.to_owned(), Some(value.to_owned()))
             }
             _ => (arg, None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| ConfigError::new(&flag, "needs a value"))
+        let Some(index) = name
+            .strip_prefix("--")
+            .and_then(|bare| FLAGS.iter().position(|flag| flag.name == bare))
+        else {
+            return Err(ConfigError::new(name, "unknown option (see --help)"));
         };
-        match flag.as_str() {
-            "--host" => options.host = value()?,
-            "--port" => options.port = number(&flag, &value()?)?,
-            "--users" => options.users = Some(value()?.into()),
-            "--secret-key-file" => options.secret_key_file = Some(value()?.into()),
-            "--token-ttl-minutes" => {
-                options.token_ttl_minutes = number(&flag, &value()?)?;
-                // A year bounds `exp` far from overflow and is already too long.
-                if !(1..=525_600).contains(&options.token_ttl_minutes) {
-                    return Err(ConfigError::new(flag, "must be from 1 to 525600"));
-                }
-            }
-            "--token-leeway-seconds" => {
-                options.token_leeway_seconds = number(&flag, &value()?)?;
-                if options.token_leeway_seconds > MAX_LEEWAY.as_secs() {
-                    return Err(ConfigError::new(flag, "must be from 0 to 60"));
-                }
-            }
-            "--header-read-timeout-seconds" => {
-                options.header_read_timeout_seconds = number(&flag, &value()?)?;
-                if options.header_read_timeout_seconds == 0 {
-                    return Err(ConfigError::new(flag, "must be at least 1"));
-                }
-            }
-            "--max-body-bytes" => options.max_body_bytes = number(&flag, &value()?)?,
-            "--grace-period-seconds" => options.grace_period_seconds = number(&flag, &value()?)?,
-            _ => return Err(ConfigError::new(flag, "unknown option (see --help)")),
+        let flag = &FLAGS[index];
+        let text = match (inline, flag.kind()) {
+            (Some(text), _) => text,
+            (None, Kind::Switch) => "true".to_owned(),
+            (None, Kind::Value(_)) => args
+                .next()
+                .ok_or_else(|| ConfigError::new(&name, "needs a value"))?,
+        };
+        flag.set(&mut options, &name, &text)?;
+        given[index] = true;
+    }
+    // After the command line, so that a flag wins even over a variable whose
+    // value is invalid: the operator's explicit choice is the one checked.
+    for (flag, given) in FLAGS.iter().zip(given) {
+        if given {
+            continue;
+        }
+        let var = flag.env_var();
+        let Some(value) = env(&var) else { continue };
+        let text = value
+            .into_string()
+            .map_err(|_| ConfigError::new(&var, "the value is not valid UTF-8"))?;
+        flag.set(&mut options, &var, &text)?;
+        if flag.kind() != Kind::Switch {
+            options.from_env.push(flag.name);
         }
     }
     Ok(Command::Serve(options))
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, ConfigError> {
+/// [`parse`] with the process environment.
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+    parse(args, |name| std::env::var_os(name))
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.trim()
         .parse()
-        .map_err(|_| ConfigError::new(flag, format!("{text:?} is not a valid number")))
+        .map_err(|_| format!("{text:?} is not a valid number"))
+}
+
+/// A switch's value, as its variable or `--switch=VALUE` gives it. Empty is
+/// off so that `PASSWORD_BEARER_NO_DOCS=` in a compose file means unset.
+fn switch_state(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" => Ok(true),
+        "0" | "false" | "" => Ok(false),
+        _ => Err(format!("{text:?} is not 1, true, 0 or false")),
+    }
+}
+
+/// Checks `--docs-assets-url` and drops trailing `/`s, so the page can
+/// append `/swagger-ui.css` to it.
+fn assets_url(text: &str) -> Result<String, String> {
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| text.strip_prefix(scheme));
+    match rest {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            return Err(format!("{text:?} has no host"));
+        }
+        Some(_) => {}
+        None if text.starts_with('/') => {}
+        None => return Err(format!("{text:?} must start with http://, https:// or /")),
+    }
+    // The URL lands in an HTML attribute and a script: refuse what could end
+    // either rather than escape it, as no URL needs these unencoded.
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`".contains(c))
+    {
+        return Err(format!(
+            "{text:?} holds a space, quote, <, >, \\ or `; percent-encode it"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 impl Options {
+    /// How errors name the setting `name` (a [`Flag::name`]): its variable
+    /// when the value came from the environment, else its flag.
+    fn origin(&self, name: &str) -> String {
+        match FLAGS.iter().find(|flag| flag.name == name) {
+            Some(flag) if self.from_env.contains(&flag.name) => flag.env_var(),
+            _ => format!("--{name}"),
+        }
+    }
+
     /// Reads the files the options name and builds the [`Config`]. The
     /// second value is a warning to print, if any.
     pub fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
         let users = match &self.users {
-            Some(path) => Users::load(path)
-                .map_err(|e| ConfigError::new(format!("--users {}", path.display()), e))?,
+            Some(path) => Users::load(path).map_err(|e| {
+                ConfigError::new(format!("{} {}", self.origin("users"), path.display()), e)
+            })?,
             None => Users::demo(),
         };
         let (key, warning) = match &self.secret_key_file {
             Some(path) => {
-                let what = format!("--secret-key-file {}", path.display());
+                let what = format!("{} {}", self.origin("secret-key-file"), path.display());
                 let bytes = std::fs::read(path)
                     .map_err(|e| ConfigError::new(&what, format!("cannot read: {e}")))?;
                 // Trimmed, as PyJWT users write keys with `echo` and editors
@@ -214,6 +554,10 @@ impl Options {
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout_seconds);
         config.body_limit = self.max_body_bytes;
         config.grace_period = Duration::from_secs(self.grace_period_seconds);
+        config.docs = self.docs;
+        config.docs_assets_url = self.docs_assets_url.clone();
+        config.access_log = self.access_log;
+        config.login_log = self.login_log;
         Ok((config, warning))
     }
 }
@@ -221,16 +565,40 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn parse(args: &[&str]) -> Result<Command, ConfigError> {
-        parse_args(args.iter().map(OsString::from))
+    /// The command line alone, with an empty environment.
+    fn args_only(args: &[&str]) -> Result<Command, ConfigError> {
+        with_env(args, &[])
     }
 
-    fn options(args: &[&str]) -> Options {
-        match parse(args) {
+    fn with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        parse(args.iter().map(OsString::from), |name| {
+            env.get(name).cloned()
+        })
+    }
+
+    fn serve(result: Result<Command, ConfigError>) -> Options {
+        match result {
             Ok(Command::Serve(o)) => o,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn options(args: &[&str]) -> Options {
+        serve(args_only(args))
+    }
+
+    fn env_options(env: &[(&str, &str)]) -> Options {
+        serve(with_env(&[], env))
+    }
+
+    fn env_error(env: &[(&str, &str)]) -> String {
+        with_env(&[], env).unwrap_err().to_string()
     }
 
     #[test]
@@ -244,18 +612,58 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_help_shows_are_the_real_ones() {
+        for flag in FLAGS {
+            // These two describe what happens without a file.
+            if flag.default.is_empty() || ["users", "secret-key-file"].contains(&flag.name) {
+                continue;
+            }
+            let arg = format!("{}={}", flag.flag(), flag.default);
+            assert_eq!(options(&[&arg]), Options::default(), "{arg}");
+        }
+    }
+
+    #[test]
+    fn variable_names_follow_the_flags() {
+        let names: Vec<String> = FLAGS.iter().map(Flag::env_var).collect();
+        assert!(names.contains(&"PASSWORD_BEARER_PORT".to_owned()));
+        assert!(names.contains(&"PASSWORD_BEARER_SECRET_KEY_FILE".to_owned()));
+        assert!(names.contains(&"PASSWORD_BEARER_NO_DOCS".to_owned()));
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+
+    #[test]
     fn subcommand_and_help() {
         assert!(matches!(
-            parse(&["hash-password"]),
+            args_only(&["hash-password"]),
             Ok(Command::HashPassword)
         ));
-        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
-        assert!(matches!(parse(&["--port", "1", "-h"]), Ok(Command::Help)));
+        assert!(matches!(args_only(&["--help"]), Ok(Command::Help)));
+        assert!(matches!(
+            args_only(&["--port", "1", "-h"]),
+            Ok(Command::Help)
+        ));
+    }
+
+    #[test]
+    fn hash_password_and_help_ignore_the_environment() {
+        let bad = [
+            ("PASSWORD_BEARER_PORT", "x"),
+            ("PASSWORD_BEARER_NO_DOCS", "yes"),
+        ];
+        assert!(matches!(
+            with_env(&["hash-password"], &bad),
+            Ok(Command::HashPassword)
+        ));
+        assert!(matches!(with_env(&["-h"], &bad), Ok(Command::Help)));
     }
 
     #[test]
     fn bad_flags_name_the_flag() {
-        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        let err = |args: &[&str]| args_only(args).unwrap_err().to_string();
         assert_eq!(err(&["--port", "x"]), "--port: \"x\" is not a valid number");
         assert_eq!(
             err(&["--port", "70000"]),
@@ -270,6 +678,229 @@ mod tests {
         assert_eq!(
             err(&["--token-leeway-seconds", "61"]),
             "--token-leeway-seconds: must be from 0 to 60"
+        );
+        assert_eq!(
+            err(&["--header-read-timeout-seconds", "0"]),
+            "--header-read-timeout-seconds: must be at least 1"
+        );
+        assert_eq!(
+            err(&["--no-docs=yes"]),
+            "--no-docs: \"yes\" is not 1, true, 0 or false"
+        );
+        assert_eq!(
+            err(&["--docs-assets-url", "ftp://x"]),
+            "--docs-assets-url: \"ftp://x\" must start with http://, https:// or /"
+        );
+    }
+
+    #[test]
+    fn new_flags() {
+        let o = options(&["--no-docs", "--access-log", "--no-login-log"]);
+        assert_eq!((o.docs, o.access_log, o.login_log), (false, true, false));
+        // A switch does not take the next argument as its value.
+        let o = options(&["--no-docs", "--port", "1"]);
+        assert_eq!((o.docs, o.port), (false, 1));
+        let o = options(&["--docs-assets-url", "https://assets.example.com/swagger/"]);
+        assert_eq!(o.docs_assets_url, "https://assets.example.com/swagger");
+        let o = options(&["--docs-assets-url=/static/swagger-ui"]);
+        assert_eq!(o.docs_assets_url, "/static/swagger-ui");
+        assert_eq!(options(&["--docs-assets-url=/"]).docs_assets_url, "");
+    }
+
+    #[test]
+    fn docs_assets_urls_are_checked() {
+        for ok in [
+            "http://localhost:8080/swagger",
+            "https://cdn.example.com/swagger-ui-dist@5/",
+            "/swagger",
+            "//cdn.example.com/swagger",
+        ] {
+            assert!(assets_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "cdn.example.com",
+            "ftp://cdn.example.com",
+            "javascript:alert(1)",
+            "https://",
+            "https:///path",
+            "/a b",
+            "/a\"><script>",
+            "https://x/\n",
+        ] {
+            assert!(assets_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_kind_from_the_environment() {
+        let o = env_options(&[
+            ("PASSWORD_BEARER_HOST", "0.0.0.0"),
+            ("PASSWORD_BEARER_PORT", "0"),
+            ("PASSWORD_BEARER_USERS", "/etc/pb/users.json"),
+            ("PASSWORD_BEARER_SECRET_KEY_FILE", "/etc/pb/key"),
+            ("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "5"),
+            ("PASSWORD_BEARER_TOKEN_LEEWAY_SECONDS", "7"),
+            ("PASSWORD_BEARER_HEADER_READ_TIMEOUT_SECONDS", "3"),
+            ("PASSWORD_BEARER_MAX_BODY_BYTES", "100"),
+            ("PASSWORD_BEARER_GRACE_PERIOD_SECONDS", "1"),
+            ("PASSWORD_BEARER_NO_DOCS", "true"),
+            ("PASSWORD_BEARER_DOCS_ASSETS_URL", "/assets/"),
+            ("PASSWORD_BEARER_ACCESS_LOG", "1"),
+            ("PASSWORD_BEARER_NO_LOGIN_LOG", "TRUE"),
+        ]);
+        let expected = Options {
+            host: "0.0.0.0".into(),
+            port: 0,
+            users: Some("/etc/pb/users.json".into()),
+            secret_key_file: Some("/etc/pb/key".into()),
+            token_ttl_minutes: 5,
+            token_leeway_seconds: 7,
+            header_read_timeout_seconds: 3,
+            max_body_bytes: 100,
+            grace_period_seconds: 1,
+            docs: false,
+            docs_assets_url: "/assets".into(),
+            access_log: true,
+            login_log: false,
+            from_env: o.from_env.clone(),
+        };
+        assert_eq!(o, expected);
+        assert!(o.from_env.contains(&"users") && o.from_env.contains(&"port"));
+        assert!(!o.from_env.contains(&"no-docs"), "{:?}", o.from_env);
+    }
+
+    #[test]
+    fn a_flag_beats_its_variable() {
+        let env = [
+            ("PASSWORD_BEARER_PORT", "9000"),
+            ("PASSWORD_BEARER_HOST", "0.0.0.0"),
+            ("PASSWORD_BEARER_NO_DOCS", "1"),
+        ];
+        let o = serve(with_env(&["--port", "9001", "--no-docs=false"], &env));
+        assert_eq!((o.port, o.host.as_str(), o.docs), (9001, "0.0.0.0", true));
+        assert_eq!(o.from_env, ["host"]);
+        // The variable is not even checked when the flag is given.
+        let o = serve(with_env(
+            &["--port=1"],
+            &[("PASSWORD_BEARER_PORT", "not a port")],
+        ));
+        assert_eq!(o.port, 1);
+    }
+
+    #[test]
+    fn bad_variables_name_the_variable() {
+        assert_eq!(
+            env_error(&[("PASSWORD_BEARER_PORT", "x")]),
+            "PASSWORD_BEARER_PORT: \"x\" is not a valid number"
+        );
+        assert_eq!(
+            env_error(&[("PASSWORD_BEARER_PORT", "")]),
+            "PASSWORD_BEARER_PORT: \"\" is not a valid number"
+        );
+        assert_eq!(
+            env_error(&[("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "0")]),
+            "PASSWORD_BEARER_TOKEN_TTL_MINUTES: must be from 1 to 525600"
+        );
+        assert_eq!(
+            env_error(&[("PASSWORD_BEARER_NO_DOCS", "yes")]),
+            "PASSWORD_BEARER_NO_DOCS: \"yes\" is not 1, true, 0 or false"
+        );
+        assert_eq!(
+            env_error(&[("PASSWORD_BEARER_DOCS_ASSETS_URL", "cdn.example.com")]),
+            "PASSWORD_BEARER_DOCS_ASSETS_URL: \"cdn.example.com\" must start with \
+             http://, https:// or /"
+        );
+        let not_utf8 = {
+            use std::os::unix::ffi::OsStringExt;
+            OsString::from_vec(vec![0xff, b'/'])
+        };
+        let err = parse(Vec::<OsString>::new(), |name| {
+            (name == "PASSWORD_BEARER_USERS").then(|| not_utf8.clone())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("PASSWORD_BEARER_USERS: "), "{err}");
+    }
+
+    #[test]
+    fn switch_spellings() {
+        let docs = |value: &str| with_env(&[], &[("PASSWORD_BEARER_NO_DOCS", value)]);
+        for on in ["1", "true", "TRUE", "True", " true\n"] {
+            assert!(!serve(docs(on)).docs, "{on:?} turns --no-docs on");
+        }
+        for off in ["0", "false", "FALSE", "False", ""] {
+            assert!(serve(docs(off)).docs, "{off:?} leaves --no-docs off");
+        }
+        for bad in ["yes", "no", "on", "off", "2", "-1", "t"] {
+            assert_eq!(
+                docs(bad).unwrap_err().to_string(),
+                format!("PASSWORD_BEARER_NO_DOCS: {bad:?} is not 1, true, 0 or false")
+            );
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag_and_its_variable() {
+        let usage = USAGE.to_string();
+        for flag in FLAGS {
+            let head = match flag.kind() {
+                Kind::Value(placeholder) => format!("{} {placeholder}", flag.flag()),
+                Kind::Switch => flag.flag(),
+            };
+            let listed = usage.lines().any(|line| {
+                let line = line.trim_start();
+                line == head || line.starts_with(&format!("{head} "))
+            });
+            assert!(listed, "{head}: {usage}");
+            assert!(
+                usage.contains(&format!("[env: {}]", flag.env_var())),
+                "{}: {usage}",
+                flag.env_var()
+            );
+            if !flag.default.is_empty() {
+                assert!(usage.contains(flag.default), "{}: {usage}", flag.default);
+            }
+        }
+        assert!(usage.contains("hash-password") && usage.contains("--help"));
+    }
+
+    #[test]
+    fn load_carries_the_new_settings_into_the_config() {
+        let o = options(&[
+            "--no-docs",
+            "--access-log",
+            "--no-login-log",
+            "--docs-assets-url",
+            "/swagger/",
+        ]);
+        let (config, warning) = o.load().unwrap();
+        assert!(!config.docs && config.access_log && !config.login_log);
+        assert_eq!(config.docs_assets_url, "/swagger");
+        assert!(
+            warning.is_some(),
+            "no key file: a random key, and a warning"
+        );
+        let (config, _) = Options::default().load().unwrap();
+        assert!(config.docs && !config.access_log && config.login_log);
+        assert_eq!(config.docs_assets_url, DEFAULT_DOCS_ASSETS_URL);
+    }
+
+    #[test]
+    fn a_bad_file_from_a_variable_names_the_variable() {
+        let missing = std::env::temp_dir().join(format!("pb-config-none-{}", std::process::id()));
+        let missing = missing.to_str().unwrap();
+        let o = env_options(&[("PASSWORD_BEARER_USERS", missing)]);
+        let err = o.load().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("PASSWORD_BEARER_USERS {missing}: ")),
+            "{err}"
+        );
+        let o = env_options(&[("PASSWORD_BEARER_SECRET_KEY_FILE", missing)]);
+        let err = o.load().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("PASSWORD_BEARER_SECRET_KEY_FILE {missing}: ")),
+            "{err}"
         );
     }
 

@@ -20,6 +20,9 @@ pub enum ApiError {
     InvalidCredentials,
     /// A valid token for a disabled user (400).
     InactiveUser,
+    /// A valid token without the scopes a route requires (401); holds the
+    /// required scopes, space-separated, for `WWW-Authenticate`.
+    NotEnoughPermissions(String),
     /// `/token`: unknown user or wrong password, indistinguishable (400).
     IncorrectLogin,
     /// `/token`: the form failed validation (422).
@@ -44,6 +47,7 @@ impl fmt::Display for ApiError {
             ApiError::NotAuthenticated => "not authenticated",
             ApiError::InvalidCredentials => "invalid authentication credentials",
             ApiError::InactiveUser => "inactive user",
+            ApiError::NotEnoughPermissions(_) => "not enough permissions",
             ApiError::IncorrectLogin => "incorrect username or password",
             ApiError::Validation(_) => "request validation failed",
             ApiError::BodyTooLarge => "request body too large",
@@ -76,6 +80,10 @@ impl ApiError {
             ApiError::InactiveUser => (
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(br#"{"detail":"Inactive user"}"#),
+            ),
+            ApiError::NotEnoughPermissions(_) => (
+                StatusCode::UNAUTHORIZED,
+                Bytes::from_static(br#"{"detail":"Not enough permissions"}"#),
             ),
             ApiError::IncorrectLogin => (
                 StatusCode::BAD_REQUEST,
@@ -116,6 +124,15 @@ impl ApiError {
         match self {
             ApiError::NotAuthenticated | ApiError::InvalidCredentials => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::NotEnoughPermissions(scope) => {
+                // FastAPI's scopes chapter: the challenge names what is
+                // required (RFC 6750 §3). Scopes are checked scope tokens,
+                // so the value is always a valid header.
+                let challenge = format!("Bearer scope=\"{scope}\"");
+                let value =
+                    HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer"));
+                headers.insert(WWW_AUTHENTICATE, value);
             }
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));

@@ -3,23 +3,61 @@
 //! The OAuth2 *password* grant and *Bearer* token check of FastAPI's
 //! tutorial "Simple OAuth2 with Password and Bearer", served directly on
 //! hyper, with the tutorial's wire behaviour and real security: argon2id
-//! password hashes, HS256 JWTs with expiry, and RFC 6749/6750 error fields.
+//! password hashes, HS256 JWTs with expiry, scopes, and RFC 6749/6750 error
+//! fields.
+//!
+//! Use it as a server ([`serve`], or the `password-bearer` binary), or mount
+//! its routes in your own hyper service with [`App::handle`] and protect your
+//! own routes with the chain in [`auth`]:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use hyper::Request;
+//! use password_bearer::auth::{current_active_user, current_user, require_scopes};
+//! use password_bearer::{bearer::bearer_token, token::SecretKey, users::Users, App, Config};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = App::new(Config::new(Users::demo(), SecretKey::random()?))?;
+//!
+//! // POST /token, without a socket.
+//! let login = Request::post("/token")
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(Full::new(Bytes::from("username=johndoe&password=secret&scope=items")))?;
+//! let response = app.handle(login).await;
+//! assert_eq!(response.status(), 200);
+//! let body = response.into_body().collect().await?.to_bytes();
+//! let token: serde_json::Value = serde_json::from_slice(&body)?;
+//! let header = format!("Bearer {}", token["access_token"].as_str().unwrap());
+//!
+//! // What a handler of your own does: three steps, each error a response.
+//! let token = bearer_token(Some(header.as_bytes()))?;
+//! let current = current_active_user(current_user(&app, token).await?)?;
+//! require_scopes(&current, &["items"])?;
+//! assert_eq!(current.user.username, "johndoe");
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //!
 //! - [`server`]: the serving loop, [`serve`].
 //! - [`app`]: the state ([`App`]) and its settings ([`Config`]).
 //! - [`routes`]: routing and the `/token` and `/users/me` handlers.
-//! - [`auth`]: the seed's chain, `current_user` then `current_active_user`.
+//! - [`auth`]: the seed's chain, `current_user` then `current_active_user`,
+//!   and `require_scopes`.
 //! - [`bearer`]: the `Authorization` header.
 //! - [`form`]: the `/token` form and its validation errors.
 //! - [`token`]: HS256 JWTs: issuing and every verification rule.
 //! - [`password`]: argon2id hashes and the bounded verifier.
-//! - [`users`]: the users file and the demo users.
+//! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
-//! - [`config`]: the command line of the binary.
+//! - [`config`]: the command line and environment of the binary.
 //! - [`log`]: log lines on stderr.
+
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod auth;

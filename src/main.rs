@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpSocket};
 
 /// Pending connections the kernel queues for us: enough for a burst of
 /// clients arriving together.
-const LISTEN_BACKLOG: u32 = 1024;
+const LISTEN_BACKLOG: u32 = 4096;
 
 fn main() -> ExitCode {
     let outcome = match config::parse_args(std::env::args_os().skip(1)) {

@@ -5,17 +5,28 @@ use crate::app::App;
 use crate::auth::{current_active_user, current_user, unix_now};
 use crate::bearer::bearer_token;
 use crate::error::{json_response, no_store, ApiError};
-use crate::form::{is_form_content_type, parse_token_form};
-use crate::{openapi, token};
+use crate::form::{is_form_content_type, parse_token_form, TokenForm};
+use crate::log;
+use crate::token;
+use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::Serialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The paths we serve, for the trailing-slash redirect.
 const ROUTES: [&str; 4] = ["/token", "/users/me", "/openapi.json", "/docs"];
+
+/// The client's address. [`crate::serve`] passes it to the handlers; an
+/// embedder calling [`App::handle`] may insert it as a request extension so
+/// that login log lines name the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// RFC 6749 §5.1's successful token response.
 #[derive(Serialize)]
@@ -23,22 +34,63 @@ struct TokenResponse<'a> {
     access_token: &'a str,
     token_type: &'static str,
     expires_in: i64,
+    /// Present when the granted scopes differ from the requested ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
-impl App {
-    /// Answers one request. Never fails: every error is already the
+impl<S: UserStore> App<S> {
+    /// Answers one request: mount it inside your own hyper service, or call
+    /// it without sockets. Never fails: every error is already the
     /// contract's response, so hyper never has to abort a connection.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let method = request.method();
+        let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
+        self.handle_from(request, peer).await
+    }
+
+    /// [`App::handle`] for a client whose address the caller knows.
+    pub(crate) async fn handle_from<B>(
+        &self,
+        request: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // Off, the access log costs one branch: no clock read, no copies.
+        if !self.access_log {
+            return self.route(request, peer).await;
+        }
+        let start = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = self.route(request, peer).await;
+        log::line(format_args!(
+            "access method={method} path={} status={} us={} peer={}",
+            Quoted(&path),
+            response.status().as_u16(),
+            start.elapsed().as_micros(),
+            Peer(peer),
+        ));
+        response
+    }
+
+    async fn route<B>(&self, request: Request<B>, peer: Option<SocketAddr>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = request.uri().path();
-        match (method, path) {
+        let docs = self.docs.as_ref();
+        match (request.method(), path) {
             (&Method::POST, "/token") => {
                 let mut response = self
-                    .login(request)
+                    .login(request, peer)
                     .await
                     .unwrap_or_else(ApiError::into_response);
                 no_store(&mut response);
@@ -51,16 +103,18 @@ impl App {
             }
             (&Method::GET, "/users/me") => self
                 .read_users_me(request.headers())
+                .await
                 .unwrap_or_else(ApiError::into_response),
-            (&Method::GET, "/openapi.json") => openapi::document(),
-            (&Method::GET, "/docs") => openapi::swagger_ui(),
-            (_, "/users/me" | "/openapi.json" | "/docs") => {
-                ApiError::MethodNotAllowed("GET").into_response()
-            }
+            (_, "/users/me") => ApiError::MethodNotAllowed("GET").into_response(),
+            (method, "/openapi.json" | "/docs") if docs.is_some() => match (method, docs) {
+                (&Method::GET, Some(docs)) if path == "/docs" => docs.swagger_ui_response(),
+                (&Method::GET, Some(docs)) => docs.openapi_response(),
+                _ => ApiError::MethodNotAllowed("GET").into_response(),
+            },
             (_, _) => match path.strip_suffix('/') {
                 // FastAPI's redirect_slashes: same path without the slash,
                 // query kept; 307 so that a POST stays a POST.
-                Some(bare) if ROUTES.contains(&bare) => {
+                Some(bare) if ROUTES[..self.route_count()].contains(&bare) => {
                     let location = match request.uri().query() {
                         Some(query) => format!("{bare}?{query}"),
                         None => bare.to_owned(),
@@ -72,16 +126,82 @@ impl App {
         }
     }
 
+    /// How many of [`ROUTES`] are served: the docs pages are last.
+    fn route_count(&self) -> usize {
+        if self.docs.is_some() {
+            ROUTES.len()
+        } else {
+            2
+        }
+    }
+
     /// `GET /users/me`: the bearer token, then the seed's chain.
-    fn read_users_me(&self, headers: &HeaderMap) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn read_users_me(&self, headers: &HeaderMap) -> Result<Response<Full<Bytes>>, ApiError> {
         let token = bearer_token(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
-        let user = current_user(self, token)?;
-        let user = current_active_user(user)?;
-        Ok(json_response(StatusCode::OK, user.me_body().clone()))
+        let current = current_user(self, token).await?;
+        let current = current_active_user(current)?;
+        Ok(json_response(
+            StatusCode::OK,
+            current.user.me_body().clone(),
+        ))
     }
 
     /// `POST /token`: the password grant.
-    async fn login<B>(&self, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+    async fn login<B>(
+        &self,
+        request: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<Full<Bytes>>, ApiError>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let form = self.read_form(request).await?;
+        let user = self.users.find(&form.username).await;
+        let hash = user.as_ref().map(|u| u.hashed_password().clone());
+        let verified = self.verifier.verify(hash, form.password.as_bytes()).await;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => {
+                self.log_login("failed", &form.username, peer);
+                return Err(ApiError::IncorrectLogin);
+            }
+        };
+        self.log_login("ok", &form.username, peer);
+
+        // Grant what was asked and is allowed, each scope once; tell the
+        // client when that differs from its request (RFC 6749 §5.1).
+        let mut requested: Vec<&str> = Vec::new();
+        for scope in &form.scopes {
+            if !requested.contains(&scope.as_str()) {
+                requested.push(scope);
+            }
+        }
+        let granted: Vec<&str> = requested
+            .iter()
+            .copied()
+            .filter(|s| user.allows(s))
+            .collect();
+        let scope = granted.join(" ");
+        let access_token = token::issue_scoped(
+            &self.key,
+            &user.username,
+            (!scope.is_empty()).then_some(scope.as_str()),
+            unix_now(),
+            self.token_ttl_secs,
+        );
+        let body = serde_json::to_vec(&TokenResponse {
+            access_token: &access_token,
+            token_type: "bearer",
+            expires_in: self.token_ttl_secs,
+            scope: (granted.len() != requested.len()).then_some(scope.as_str()),
+        })
+        .expect("strings and integers always serialize");
+        Ok(json_response(StatusCode::OK, body.into()))
+    }
+
+    /// Reads the body (bounded) and validates the form.
+    async fn read_form<B>(&self, request: Request<B>) -> Result<TokenForm, ApiError>
     where
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -110,26 +230,47 @@ impl App {
             .to_bytes();
         let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
         // FastAPI reads any other content type as an empty form.
-        let form = if is_form_content_type(content_type) {
-            parse_token_form(&body)
+        let body: &[u8] = if is_form_content_type(content_type) {
+            &body
         } else {
-            parse_token_form(b"")
-        }
-        .map_err(ApiError::Validation)?;
+            b""
+        };
+        parse_token_form(body).map_err(ApiError::Validation)
+    }
 
-        let user = self.users.get(&form.username);
-        let hash = user.map(|u| u.hashed_password().clone());
-        if !self.verifier.verify(hash, form.password.as_bytes()).await {
-            return Err(ApiError::IncorrectLogin);
+    fn log_login(&self, outcome: &str, username: &str, peer: Option<SocketAddr>) {
+        if self.login_log {
+            log::line(format_args!(
+                "login {outcome} username={} peer={}",
+                Quoted(username),
+                Peer(peer)
+            ));
         }
-        let user = user.ok_or(ApiError::IncorrectLogin)?;
-        let access_token = token::issue(&self.key, &user.username, unix_now(), self.token_ttl_secs);
-        let body = serde_json::to_vec(&TokenResponse {
-            access_token: &access_token,
-            token_type: "bearer",
-            expires_in: self.token_ttl_secs,
-        })
-        .expect("strings and integers always serialize");
-        Ok(json_response(StatusCode::OK, body.into()))
+    }
+}
+
+/// A client-supplied string in a log line: quoted and escaped (no forged
+/// lines through newlines), and cut at 64 characters.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        match self.0.char_indices().nth(MAX) {
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// The peer address, or `-` when unknown.
+struct Peer(Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("-"),
+        }
     }
 }

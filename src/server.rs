@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::log;
+use crate::users::UserStore;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,9 +21,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish for up to the grace period, and
 /// returns. The caller binds (port 0 in tests) and picks the signal.
-pub async fn serve(
+pub async fn serve<S: UserStore>(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<App<S>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
@@ -35,7 +36,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
 
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -51,7 +52,7 @@ pub async fn serve(
         let app = app.clone();
         let service = service_fn(move |request| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request).await) }
+            async move { Ok::<_, Infallible>(app.handle_from(request, Some(peer)).await) }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);

@@ -108,6 +108,20 @@ pub struct Claims {
     pub exp: i64,
     /// Not-before, Unix seconds, if the token carries it.
     pub nbf: Option<i64>,
+    /// The granted scopes, space-separated (RFC 8693's `scope` claim), if
+    /// any were granted.
+    pub scope: Option<String>,
+}
+
+impl Claims {
+    /// The granted scopes, one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// Why a token was refused. Carries nothing from the token, so it is safe
@@ -159,16 +173,31 @@ struct IssuedClaims<'a> {
     sub: &'a str,
     iat: i64,
     exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
 /// Mint a token: header exactly `{"alg":"HS256","typ":"JWT"}`, claims
 /// exactly `{"sub":..,"iat":now,"exp":now+ttl_secs}` in that order, compact
 /// JSON, base64url without padding. `exp` saturates rather than overflow.
 pub fn issue(key: &SecretKey, sub: &str, now: i64, ttl_secs: i64) -> String {
+    issue_scoped(key, sub, None, now, ttl_secs)
+}
+
+/// Like [`issue`], with a `scope` claim (space-separated scopes) after
+/// `exp` when `scope` is `Some`.
+pub fn issue_scoped(
+    key: &SecretKey,
+    sub: &str,
+    scope: Option<&str>,
+    now: i64,
+    ttl_secs: i64,
+) -> String {
     let claims = IssuedClaims {
         sub,
         iat: now,
         exp: now.saturating_add(ttl_secs),
+        scope,
     };
     let json =
         serde_json::to_vec(&claims).expect("a struct of a string and integers always serializes");
@@ -260,6 +289,7 @@ pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Cla
         iat: claims.iat,
         exp: claims.exp,
         nbf: claims.nbf,
+        scope: claims.scope,
     })
 }
 
@@ -315,6 +345,13 @@ struct WireClaims {
     exp: i64,
     #[serde(default, deserialize_with = "some_i64")]
     nbf: Option<i64>,
+    #[serde(default, deserialize_with = "some_string")]
+    scope: Option<String>,
+}
+
+/// `scope`, when present, must be a string (not null, not a list).
+fn some_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// An optional integer claim that, when present, must be an integer:
@@ -391,8 +428,20 @@ mod tests {
                 sub: "johndoe".into(),
                 iat: Some(NOW),
                 exp: NOW + 1800,
-                nbf: None
+                nbf: None,
+                scope: None,
             }
+        );
+        let scoped = issue_scoped(&key(), "johndoe", Some("me items"), NOW, 60);
+        let claims = verify(&key(), &scoped, NOW, 0).unwrap();
+        assert_eq!(claims.scopes().collect::<Vec<_>>(), ["me", "items"]);
+        assert_eq!(
+            claims_err(r#"{"sub":"a","exp":4102444800,"scope":["me"]}"#),
+            TokenError::InvalidClaims
+        );
+        assert_eq!(
+            claims_err(r#"{"sub":"a","exp":4102444800,"scope":null}"#),
+            TokenError::InvalidClaims
         );
     }
 
@@ -410,7 +459,8 @@ mod tests {
                 sub: "johndoe".into(),
                 iat: None,
                 exp: 4_102_444_800,
-                nbf: None
+                nbf: None,
+                scope: None,
             }
         );
         let c = verify(&key(), PYJWT_EXTRA, NOW, 0).expect("token with extra claims verifies");
@@ -421,6 +471,7 @@ mod tests {
                 iat: Some(1_699_999_000),
                 exp: 4_102_444_800,
                 nbf: Some(1_699_999_000),
+                scope: Some("me items".into()),
             }
         );
     }
@@ -788,7 +839,7 @@ mod tests {
     fn unknown_claims_ignored() {
         let token = sign(
             HS256,
-            r#"{"scope":{"deep":[1,2]},"sub":"a","exp":4102444800,"x":null}"#,
+            r#"{"roles":{"deep":[1,2]},"sub":"a","exp":4102444800,"x":null}"#,
         );
         assert!(verify(&key(), &token, NOW, 0).is_ok());
     }

@@ -1,12 +1,14 @@
-//! The users: the seed's `fake_users_db`, loaded from a JSON file of the same
-//! shape (or the built-in demo users), with argon2 PHC strings as hashes.
+//! The users: the [`UserStore`] trait the routes look users up through, and
+//! the built-in store, the seed's `fake_users_db` loaded from a JSON file of
+//! the same shape (or the demo users), with argon2 PHC strings as hashes.
 
 use crate::password::{self, PasswordError};
 use argon2::Params;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ pub struct User {
     /// Optional as in the seed's model: absent is shown as `null` and counts
     /// as active.
     pub disabled: Option<bool>,
+    /// The scopes `/token` may grant this user (FastAPI's scopes chapter).
+    pub scopes: Vec<String>,
     /// Private so that no code path can serialize it into a response.
     hashed_password: Arc<str>,
     /// The `/users/me` body, serialized once at load: the profile never
@@ -40,6 +44,7 @@ impl fmt::Debug for User {
             .field("email", &self.email)
             .field("full_name", &self.full_name)
             .field("disabled", &self.disabled)
+            .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
 }
@@ -77,9 +82,26 @@ impl User {
             email,
             full_name,
             disabled,
+            scopes: Vec::new(),
             hashed_password: hashed_password.into(),
             me_body: me_body.into(),
         })
+    }
+
+    /// The same user, allowed these scopes. Each must be an RFC 6749 scope
+    /// token (printable ASCII, no space, `"` or backslash), as it travels in a
+    /// space-separated claim and in a `WWW-Authenticate` header.
+    pub fn with_scopes(mut self, scopes: Vec<String>) -> Result<User, ScopeError> {
+        if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(ScopeError(bad.clone()));
+        }
+        self.scopes = scopes;
+        Ok(self)
+    }
+
+    /// Whether this user may be granted `scope`.
+    pub fn allows(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
     }
 
     /// Whether `current_active_user` refuses this user.
@@ -97,6 +119,49 @@ impl User {
     }
 }
 
+/// Whether `s` is an RFC 6749 §3.3 scope-token.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// A scope that is not an RFC 6749 scope token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeError(pub String);
+
+impl fmt::Display for ScopeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "scope {:?} is not a scope token (printable ASCII without space, '\"' or '\\')",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ScopeError {}
+
+/// Where the routes find users: implement it to back users with your own
+/// database. Lookups are async so a store may do I/O; the built-in
+/// [`Users`] answers at once.
+pub trait UserStore: Send + Sync + 'static {
+    /// The user named `username`, if any.
+    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send;
+
+    /// The argon2 parameters most users' hashes have: the dummy hash checked
+    /// for unknown usernames takes them, so that unknown users cost what real
+    /// ones do. `None` means the crate's defaults (m=19456, t=2, p=1).
+    fn hash_params(&self) -> Option<Params> {
+        None
+    }
+
+    /// Every scope some user may be granted, listed in `/openapi.json`.
+    fn scopes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 /// One entry of the users file, in the seed's `fake_users_db` shape.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +172,8 @@ struct Entry {
     hashed_password: String,
     #[serde(default)]
     disabled: Option<bool>,
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 /// Why a users file was refused.
@@ -130,6 +197,13 @@ pub enum UsersError {
         /// What is wrong with the hash (never the hash itself).
         error: PasswordError,
     },
+    /// An entry lists a scope that is not a scope token.
+    Scope {
+        /// The entry's username.
+        username: String,
+        /// The bad scope.
+        error: ScopeError,
+    },
     /// The file holds no users.
     Empty,
 }
@@ -148,6 +222,7 @@ impl fmt::Display for UsersError {
             UsersError::Hash { username, error } => {
                 write!(f, "user {username:?}: hashed_password is {error}")
             }
+            UsersError::Scope { username, error } => write!(f, "user {username:?}: {error}"),
             UsersError::Empty => write!(f, "no users"),
         }
     }
@@ -201,7 +276,7 @@ impl Users {
                         username: entry.username,
                     });
                 }
-                User::new(
+                let user = User::new(
                     entry.username,
                     entry.email,
                     entry.full_name,
@@ -209,9 +284,14 @@ impl Users {
                     &entry.hashed_password,
                 )
                 .map_err(|error| UsersError::Hash {
-                    username: key,
+                    username: key.clone(),
                     error,
-                })
+                })?;
+                user.with_scopes(entry.scopes)
+                    .map_err(|error| UsersError::Scope {
+                        username: key,
+                        error,
+                    })
             })
             .collect::<Result<Vec<User>, UsersError>>()?;
         Users::from_users(users)
@@ -248,6 +328,21 @@ impl Users {
     /// The argon2 parameters most users' hashes have.
     pub fn usual_params(&self) -> &Params {
         &self.usual_params
+    }
+}
+
+impl UserStore for Users {
+    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send {
+        std::future::ready(self.get(username).cloned())
+    }
+
+    fn hash_params(&self) -> Option<Params> {
+        Some(self.usual_params.clone())
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        let all: BTreeSet<&String> = self.by_name.values().flat_map(|u| &u.scopes).collect();
+        all.into_iter().cloned().collect()
     }
 }
 
@@ -330,6 +425,24 @@ mod tests {
             "the hash leaked: {bad_hash}"
         );
         assert_eq!(err("{}"), "no users");
+    }
+
+    #[test]
+    fn scopes_are_read_and_checked() {
+        let users = Users::from_json(&format!(
+            r#"{{"bob": {{"username": "bob", "hashed_password": "{HASH}", "scopes": ["me", "items"]}},
+                "eve": {{"username": "eve", "hashed_password": "{HASH}", "scopes": ["me"]}}}}"#
+        ))
+        .unwrap();
+        let bob = users.get("bob").unwrap();
+        assert!(bob.allows("items") && bob.allows("me") && !bob.allows("admin"));
+        assert_eq!(UserStore::scopes(&users), ["items", "me"]);
+        let err = Users::from_json(&format!(
+            r#"{{"bob": {{"username": "bob", "hashed_password": "{HASH}", "scopes": ["a b"]}}}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a scope token"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! on a free port, users and key files, every bad configuration (one line on
 //! stderr naming the culprit, exit 2, no panic), `hash-password`, `--help`,
 //! and SIGTERM/SIGINT. Every child is killed on drop, even when a test fails.
+//!
+//! Children never inherit a `PASSWORD_BEARER_*` variable from the test's own
+//! environment, so a developer's shell settings cannot change a result; the
+//! helpers here are shared with `env_config`, which sets them on purpose.
 
 use crate::support::*;
 use std::io::{BufRead, BufReader, Write};
@@ -12,24 +16,39 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_password-bearer");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_password-bearer");
 
 /// Startup includes hashing a dummy password; generous for a loaded machine.
 const STARTUP: Duration = Duration::from_secs(30);
 const EXIT: Duration = Duration::from_secs(20);
 
+/// The binary with `args` and, of the `PASSWORD_BEARER_*` variables, only
+/// those in `env`.
+pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    for flag in password_bearer::config::FLAGS {
+        command.env_remove(flag.env_var());
+    }
+    command.args(args).envs(env.iter().copied());
+    command
+}
+
 /// A child process that is killed and reaped when dropped.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     stderr: Receiver<String>,
     /// The stderr lines read so far.
-    seen: Vec<String>,
+    pub(crate) seen: Vec<String>,
 }
 
 impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
+    pub(crate) fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_with_env(args, &[])
+    }
+
+    /// [`Proc::spawn`] with these `PASSWORD_BEARER_*` variables set.
+    pub(crate) fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut child = command(args, env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,7 +72,7 @@ impl Proc {
     }
 
     /// Waits for `listening on http://HOST:PORT` and returns the address.
-    fn wait_listening(&mut self) -> SocketAddr {
+    pub(crate) fn wait_listening(&mut self) -> SocketAddr {
         let deadline = Instant::now() + STARTUP;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -79,7 +98,7 @@ impl Proc {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
@@ -88,7 +107,7 @@ impl Proc {
     }
 
     /// Waits for the exit; returns the status and every stderr line.
-    fn wait_exit(&mut self) -> (ExitStatus, Vec<String>) {
+    pub(crate) fn wait_exit(&mut self) -> (ExitStatus, Vec<String>) {
         let status = wait_with_deadline(&mut self.child);
         // The reader thread ends at EOF, once the process is gone.
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
@@ -121,9 +140,13 @@ fn wait_with_deadline(child: &mut Child) -> ExitStatus {
 }
 
 /// Runs the binary to completion with `stdin`, killing it if it hangs.
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
+pub(crate) fn run(args: &[&str], stdin: &[u8]) -> Output {
+    run_with_env(args, &[], stdin)
+}
+
+/// [`run`] with these `PASSWORD_BEARER_*` variables set.
+pub(crate) fn run_with_env(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
+    let mut child = command(args, env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,10 +179,10 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 /// A directory removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
+    pub(crate) fn new() -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "password-bearer-cli-{}-{}",
@@ -170,7 +193,7 @@ impl TempDir {
         TempDir(dir)
     }
 
-    fn file(&self, name: &str, content: &[u8]) -> String {
+    pub(crate) fn file(&self, name: &str, content: &[u8]) -> String {
         let path = self.0.join(name);
         std::fs::write(&path, content).expect("write a temp file");
         path_str(&path)
@@ -183,29 +206,39 @@ impl Drop for TempDir {
     }
 }
 
-fn path_str(path: &Path) -> String {
+pub(crate) fn path_str(path: &Path) -> String {
     path.to_str().expect("temp paths are UTF-8").to_owned()
 }
 
 /// Bad configuration: exit code 2, exactly one line on stderr naming
 /// `culprit`, and no panic.
 #[track_caller]
-fn assert_config_error(args: &[&str], culprit: &str) {
-    let out = run(args, b"");
+pub(crate) fn assert_config_error(args: &[&str], culprit: &str) {
+    assert_config_error_with_env(args, &[], culprit);
+}
+
+/// [`assert_config_error`] with these `PASSWORD_BEARER_*` variables set.
+#[track_caller]
+pub(crate) fn assert_config_error_with_env(args: &[&str], env: &[(&str, &str)], culprit: &str) {
+    let out = run_with_env(args, env, b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {stderr:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} {env:?}: stderr {stderr:?}"
+    );
     assert_eq!(
         stderr.lines().count(),
         1,
-        "{args:?}: one line, got {stderr:?}"
+        "{args:?} {env:?}: one line, got {stderr:?}"
     );
     assert!(
         stderr.contains(culprit),
-        "{args:?}: the line names {culprit:?}: {stderr:?}"
+        "{args:?} {env:?}: the line names {culprit:?}: {stderr:?}"
     );
     assert!(
         !stderr.contains("panicked") && !stderr.to_lowercase().contains("backtrace"),
-        "{args:?}: {stderr:?}"
+        "{args:?} {env:?}: {stderr:?}"
     );
 }
 
@@ -373,6 +406,12 @@ fn help_prints_usage_and_exits_0() {
         "--users",
         "--secret-key-file",
         "--token-ttl-minutes",
+        "--no-docs",
+        "--docs-assets-url",
+        "--access-log",
+        "--no-login-log",
+        "PASSWORD_BEARER_PORT",
+        "PASSWORD_BEARER_SECRET_KEY_FILE",
         "hash-password",
     ] {
         assert!(usage.contains(flag), "usage mentions {flag}: {usage}");
@@ -390,6 +429,11 @@ fn bad_flags_are_one_line_and_exit_2() {
         "--token-ttl-minutes",
     );
     assert_config_error(&["--port", "0", "--users"], "--users");
+    assert_config_error(&["--port", "0", "--no-docs=yes"], "--no-docs");
+    assert_config_error(
+        &["--port", "0", "--docs-assets-url", "cdn.example.com"],
+        "--docs-assets-url",
+    );
 }
 
 #[test]

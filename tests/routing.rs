@@ -92,7 +92,7 @@ async fn openapi_json_describes_the_two_routes() {
     assert_eq!(me_ops, ["get"]);
     assert_eq!(
         doc["components"]["securitySchemes"]["OAuth2PasswordBearer"],
-        json!({"type": "oauth2", "flows": {"password": {"scopes": {}, "tokenUrl": "token"}}})
+        json!({"type": "oauth2", "flows": {"password": {"scopes": {"items": "", "me": ""}, "tokenUrl": "token"}}})
     );
     assert_eq!(
         paths["/users/me"]["get"]["security"],

@@ -7,6 +7,7 @@ mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
 mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
+mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
