@@ -10,6 +10,7 @@ mod connections; // header-read timeout, oversized heads, keep-alive, graceful s
 mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
+mod logs; // login and access log lines on stderr, and no secret in them
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
 mod users_me; // GET /users/me: the Authorization header, current_user then current_active_user
