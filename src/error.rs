@@ -129,9 +129,11 @@ impl ApiError {
                 // FastAPI's scopes chapter: the challenge names what is
                 // required (RFC 6750 §3). Scopes are checked scope tokens,
                 // so the value is always a valid header.
-                let challenge = format!("Bearer scope=\"{scope}\"");
-                let value =
-                    HeaderValue::try_from(challenge).unwrap_or(HeaderValue::from_static("Bearer"));
+                let value = match scope.is_empty() {
+                    true => HeaderValue::from_static("Bearer"),
+                    false => HeaderValue::try_from(format!("Bearer scope=\"{scope}\""))
+                        .unwrap_or(HeaderValue::from_static("Bearer")),
+                };
                 headers.insert(WWW_AUTHENTICATE, value);
             }
             ApiError::MethodNotAllowed(allow) => {

@@ -331,6 +331,22 @@ impl Users {
     }
 }
 
+/// A store shared with the embedder's own code (to add or disable users
+/// while the server runs) is still a store.
+impl<S: UserStore> UserStore for Arc<S> {
+    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send {
+        (**self).find(username)
+    }
+
+    fn hash_params(&self) -> Option<Params> {
+        (**self).hash_params()
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        (**self).scopes()
+    }
+}
+
 impl UserStore for Users {
     fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send {
         std::future::ready(self.get(username).cloned())

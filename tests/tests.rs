@@ -7,10 +7,13 @@ mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
 mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
+mod embedding; // App::handle without sockets, a store of our own, the chain in our handlers, examples/embed.rs
 mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
+mod instances; // servers sharing a key accept each other's tokens; another key refuses them
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
 mod logs; // login and access log lines on stderr, and no secret in them
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
+mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
 mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
 mod users_me; // GET /users/me: the Authorization header, current_user then current_active_user

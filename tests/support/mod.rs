@@ -659,3 +659,182 @@ pub(crate) fn decode_verified(token: &str, key: &[u8]) -> (Value, Value) {
 
 /// The exact `/users/me` body of the demo's johndoe.
 pub(crate) const JOHNDOE_ME: &str = r#"{"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false}"#;
+
+// ---------------------------------------------------------------------------
+// Embedding: servers of the tests' own around `App` (as an embedder writes
+// them), and the scopes side of the contract.
+
+/// The route an embedder adds next to [`App::handle`] (FastAPI's
+/// `/users/me/items`), protected by the chain and the `items` scope.
+pub(crate) const ITEMS_PATH: &str = "/users/me/items";
+
+/// The `ITEMS_PATH` body for `owner`.
+pub(crate) fn items_body(owner: &str) -> String {
+    serde_json::json!([{"item_id": "Foo", "owner": owner}]).to_string()
+}
+
+pub(crate) const NOT_ENOUGH_PERMISSIONS: &str = r#"{"detail":"Not enough permissions"}"#;
+
+/// Runs a serving loop of `serve`'s shape on `127.0.0.1:0` as a
+/// [`TestServer`]: `run` gets the listener and the shutdown signal (which
+/// also fires when the `TestServer` is dropped).
+pub(crate) async fn start_loop<F, Fut>(run: F) -> TestServer
+where
+    F: FnOnce(TcpListener, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("bound address");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(
+        listener,
+        Box::pin(async move {
+            let _ = rx.await;
+        }),
+    ));
+    TestServer {
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// [`start_with`] for any user store.
+pub(crate) async fn start_store<S: password_bearer::users::UserStore>(
+    config: Config<S>,
+) -> TestServer {
+    let app = Arc::new(App::new(config).expect("the app starts"));
+    start_loop(|listener, shutdown| serve(listener, app, shutdown)).await
+}
+
+/// A hyper service of the test's own, on the settings `serve` uses (a
+/// timer and a header-read timeout): `handler` answers every request with
+/// the client's address.
+pub(crate) async fn start_service<H, Fut>(handler: H) -> TestServer
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    let handler = Arc::new(handler);
+    start_loop(|listener, mut shutdown| async move {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => accepted?,
+                () = &mut shutdown => return Ok(()),
+            };
+            let handler = handler.clone();
+            let service = hyper::service::service_fn(move |request| {
+                let answer = handler(request, peer);
+                async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            });
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+    })
+    .await
+}
+
+/// `config`'s app behind an embedder's service: `GET` [`ITEMS_PATH`] is
+/// the test's own handler ([`read_own_items`]), everything else goes to
+/// [`App::handle`] with the client's address.
+pub(crate) async fn start_with_items<S: password_bearer::users::UserStore>(
+    config: Config<S>,
+) -> TestServer {
+    let app = Arc::new(App::new(config).expect("the app starts"));
+    start_service(move |mut request, peer| {
+        let app = app.clone();
+        async move {
+            if request.method() == hyper::Method::GET && request.uri().path() == ITEMS_PATH {
+                return read_own_items(&app, request.headers()).await;
+            }
+            request
+                .extensions_mut()
+                .insert(password_bearer::routes::ClientAddr(peer));
+            app.handle(request).await
+        }
+    })
+    .await
+}
+
+/// An embedder's handler: the chain (`bearer_token`, `current_user`,
+/// `current_active_user`, `require_scopes(["items"])`), each error answered
+/// with its own `into_response`.
+pub(crate) async fn read_own_items<S: password_bearer::users::UserStore>(
+    app: &App<S>,
+    headers: &hyper::HeaderMap,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use password_bearer::auth::{current_active_user, current_user, require_scopes};
+    use password_bearer::error::ApiError;
+    let chain = async {
+        let header = headers.get(hyper::header::AUTHORIZATION);
+        let token = password_bearer::bearer::bearer_token(header.map(|v| v.as_bytes()))?;
+        let current = current_active_user(current_user(app, token).await?)?;
+        require_scopes(&current, &["items"])?;
+        Ok::<_, ApiError>(password_bearer::error::json_response(
+            hyper::StatusCode::OK,
+            items_body(&current.user.username).into(),
+        ))
+    };
+    chain.await.unwrap_or_else(ApiError::into_response)
+}
+
+/// The form body for `username`, `password` and `scope`, properly encoded.
+pub(crate) fn credentials_with_scope(username: &str, password: &str, scope: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", username)
+        .append_pair("password", password)
+        .append_pair("scope", scope)
+        .finish()
+}
+
+/// Logs in asking for `scope`; the 200 response.
+pub(crate) async fn login_with_scope(
+    addr: SocketAddr,
+    username: &str,
+    password: &str,
+    scope: &str,
+) -> Response {
+    let resp = post_token(addr, &credentials_with_scope(username, password, scope)).await;
+    assert_eq!(
+        resp.status,
+        200,
+        "login of {username} with scope {scope:?}: {}",
+        resp.text()
+    );
+    assert_token_endpoint_headers(&resp);
+    resp
+}
+
+/// The `access_token` of a token response.
+#[track_caller]
+pub(crate) fn access_token(resp: &Response) -> String {
+    resp.json()["access_token"]
+        .as_str()
+        .expect("access_token is a string")
+        .to_owned()
+}
+
+/// The claims of a token the test key signed (signature checked).
+#[track_caller]
+pub(crate) fn token_claims(token: &str) -> Value {
+    decode_verified(token, TEST_KEY).1
+}
+
+/// `GET` [`ITEMS_PATH`] with `Authorization: Bearer token`.
+pub(crate) async fn get_items(addr: SocketAddr, token: &str) -> Response {
+    get(
+        addr,
+        ITEMS_PATH,
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
+}

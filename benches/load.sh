@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Side-by-side load test of the release binary against the bare hyper
+# baseline (examples/baseline.rs), on this machine.
+#
+#   benches/load.sh [ROUNDS] [SECONDS]   GET /users/me, A B A B ...
+#   benches/load.sh flood [SECONDS]      login flood beside /users/me readers
+#
+# Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
+# servers compete for the same core and never with the load generator.
+# Besides throughput it prints CPU time per request of each server (utime +
+# stime from /proc/PID/stat, before and after each round): on a shared
+# machine whose speed drifts, that is the steadier figure. Needs wrk
+# (Debian: apt-get install wrk) and curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=users_me
+if [ "${1:-}" = flood ]; then mode=flood; shift; fi
+rounds=${1:-5}
+seconds=${2:-5}
+[ "$mode" = flood ] && seconds=${1:-10}
+connections=${CONNECTIONS:-32}
+
+command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+cargo build --release --quiet --bin password-bearer --example baseline
+
+work=$(mktemp -d)
+cleanup() {
+    for pidfile in "$work"/*.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts "$@" pinned to core 0 and prints its address once it listens.
+# (Called as $(start ...): the server's stdout must not be that pipe, or the
+# substitution would wait for the server to exit.)
+start() {
+    local name=$1; shift
+    taskset -c 0 "$@" >/dev/null 2>"$work/$name.err" &
+    echo $! >"$work/$name.pid"
+    for _ in $(seq 100); do
+        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
+        [ -n "$addr" ] && { echo "$addr"; return; }
+        sleep 0.05
+    done
+    echo "load.sh: $name did not start: $(cat "$work/$name.err")" >&2
+    exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+head -c 48 /dev/urandom | base64 >"$work/key"
+ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log)
+ours_pid=$(cat "$work/ours.pid")
+token=$(curl -s -X POST -d 'username=johndoe&password=secret' "http://$ours/token" |
+    sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+auth="Authorization: Bearer $token"
+hz=$(getconf CLK_TCK)
+
+if [ "$mode" = flood ]; then
+    cat >"$work/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "username=johndoe&password=secret"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+LUA
+    echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while 8 clients GET /users/me; server on both cores"
+    taskset -cp 0,1 "$ours_pid" >/dev/null
+    idle=$(awk '/VmRSS/ {print $2}' "/proc/$ours_pid/status")
+    wrk -t1 -c16 -d"${seconds}s" -s "$work/login.lua" "http://$ours/token" >"$work/flood.txt" &
+    flood=$!
+    wrk -t1 -c8 -d"${seconds}s" --latency -H "$auth" "http://$ours/users/me" >"$work/readers.txt"
+    wait "$flood"
+    logins=$(awk '/Requests\/sec/ {print $2}' "$work/flood.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$work/readers.txt")
+    p50=$(awk '$1 == "50%" {print $2}' "$work/readers.txt")
+    non2xx=$(cat "$work/flood.txt" "$work/readers.txt" | awk '/Non-2xx/ {s += $NF} END {print s + 0}')
+    echo "logins/s: $logins"
+    echo "/users/me latency during the flood: p50 $p50, p99 $p99"
+    echo "RSS: idle ${idle} KiB, peak $(hwm_kib "$ours_pid") KiB; non-2xx responses: $non2xx"
+    exit 0
+fi
+
+base=$(start baseline target/release/examples/baseline 0)
+base_pid=$(cat "$work/baseline.pid")
+echo "GET /users/me, wrk -t1 -c$connections -d${seconds}s, servers on core 0, wrk on core 1"
+printf '%-6s %12s %12s %7s %14s %14s %7s\n' round 'ours req/s' 'base req/s' ratio 'ours us/req' 'base us/req' 'cpu eff'
+: >"$work/rows"
+for round in $(seq "$rounds"); do
+    row=()
+    for side in ours base; do
+        if [ $side = ours ]; then addr=$ours pid=$ours_pid; else addr=$base pid=$base_pid; fi
+        before=$(cpu_ticks "$pid")
+        out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -H "$auth" "http://$addr/users/me")
+        after=$(cpu_ticks "$pid")
+        requests=$(echo "$out" | awk '/requests in/ {print $1}')
+        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+        if echo "$out" | grep -q Non-2xx; then echo "load.sh: $side answered non-2xx: $out" >&2; exit 1; fi
+        us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.3f", t / hz / n * 1e6}')
+        row+=("$rps" "$us")
+    done
+    ratio=$(awk -v a="${row[0]}" -v b="${row[2]}" 'BEGIN {printf "%.3f", a / b}')
+    eff=$(awk -v a="${row[1]}" -v b="${row[3]}" 'BEGIN {printf "%.3f", b / a}')
+    printf '%-6s %12s %12s %7s %14s %14s %7s\n' "$round" "${row[0]}" "${row[2]}" "$ratio" "${row[1]}" "${row[3]}" "$eff"
+    echo "${row[0]} ${row[2]} $ratio ${row[1]} ${row[3]} $eff" >>"$work/rows"
+done
+printf '%-6s %12s %12s %7s %14s %14s %7s\n' median \
+    "$(cut -d' ' -f1 "$work/rows" | median)" "$(cut -d' ' -f2 "$work/rows" | median)" \
+    "$(cut -d' ' -f3 "$work/rows" | median)" "$(cut -d' ' -f4 "$work/rows" | median)" \
+    "$(cut -d' ' -f5 "$work/rows" | median)" "$(cut -d' ' -f6 "$work/rows" | median)"
+echo "ratio: ours / baseline throughput; cpu eff: baseline CPU per request / ours (1.0 = as cheap as bare hyper)"
+echo "RSS peak: ours $(hwm_kib "$ours_pid") KiB, baseline $(hwm_kib "$base_pid") KiB"

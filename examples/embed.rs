@@ -1,0 +1,172 @@
+//! Embedding `password-bearer` in a hyper service of your own: the crate
+//! answers `POST /token` and `GET /users/me` (and the docs pages), and the
+//! service adds a route of its own, `GET /users/me/items` (FastAPI's next
+//! chapter), protected by the crate's chain: `bearer_token`, then
+//! `current_user` and `current_active_user`, then `require_scopes(["items"])`.
+//! Users come from a store of our own (standing in for a database) instead of
+//! the users file; its one user is hashed at startup.
+//!
+//! ```sh
+//! cargo run --example embed           # http://127.0.0.1:8001 (`-- 0`: any free port)
+//! TOKEN=$(curl -s -d 'username=johndoe&password=secret&scope=me+items' \
+//!     http://127.0.0.1:8001/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+//! curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/users/me/items
+//! ```
+//!
+//! A token without the `items` scope gets 401 `{"detail":"Not enough
+//! permissions"}` with `WWW-Authenticate: Bearer scope="items"`. Ctrl-C stops
+//! the server.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use password_bearer::auth::{current_active_user, current_user, require_scopes};
+use password_bearer::bearer::bearer_token;
+use password_bearer::error::{json_response, ApiError};
+use password_bearer::password::hash_password;
+use password_bearer::routes::ClientAddr;
+use password_bearer::token::SecretKey;
+use password_bearer::users::{User, UserStore};
+use password_bearer::{App, Config};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Our users, standing in for a database table. The lookup is async, as a
+/// query would be; `App` never blocks a thread on it.
+pub(crate) struct Database {
+    users: HashMap<String, Arc<User>>,
+}
+
+impl Database {
+    /// One user, johndoe / secret, allowed the `me` and `items` scopes.
+    /// Hashing takes as long as one login, once, at startup.
+    pub(crate) fn with_johndoe() -> Result<Database, Box<dyn std::error::Error>> {
+        let hash = hash_password("secret")?;
+        let johndoe = User::new(
+            "johndoe",
+            Some("johndoe@example.com".to_owned()),
+            Some("John Doe".to_owned()),
+            Some(false),
+            &hash,
+        )?
+        .with_scopes(vec!["me".to_owned(), "items".to_owned()])?;
+        let users = HashMap::from([(johndoe.username.clone(), Arc::new(johndoe))]);
+        Ok(Database { users })
+    }
+}
+
+impl UserStore for Database {
+    async fn find(&self, username: &str) -> Option<Arc<User>> {
+        // A real store would query here (and map its errors to `None`,
+        // which the routes answer as a failed login or a refused token).
+        self.users.get(username).cloned()
+    }
+
+    // The scopes listed in /openapi.json, so Swagger UI offers them.
+    fn scopes(&self) -> Vec<String> {
+        vec!["me".to_owned(), "items".to_owned()]
+    }
+}
+
+/// Our route first, then everything else to the crate.
+pub(crate) async fn route(
+    app: &App<Database>,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/users/me/items") => read_own_items(app, request.headers())
+            .await
+            .unwrap_or_else(ApiError::into_response),
+        (_, "/users/me/items") => ApiError::MethodNotAllowed("GET").into_response(),
+        _ => {
+            // So that login log lines name the client.
+            request.extensions_mut().insert(ClientAddr(peer));
+            app.handle(request).await
+        }
+    }
+}
+
+/// `GET /users/me/items`: the chain in three lines; every `?` returns an
+/// error that is already the contract's response.
+async fn read_own_items(
+    app: &App<Database>,
+    headers: &HeaderMap,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let token = bearer_token(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
+    let current = current_active_user(current_user(app, token).await?)?;
+    require_scopes(&current, &["items"])?;
+    let items = serde_json::json!([{"item_id": "Foo", "owner": current.user.username}]);
+    Ok(json_response(StatusCode::OK, items.to_string().into()))
+}
+
+/// Serves `app` with our routes until `shutdown` resolves, then gives
+/// in-flight requests up to 10 s.
+pub(crate) async fn serve_embedded(
+    listener: TcpListener,
+    app: Arc<App<Database>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    // A header-read timeout needs a timer (hyper panics without one).
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(_) => {
+                    // Out of file descriptors, say: back off, do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small responses must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(route(&app, request, peer).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+#[allow(dead_code)] // tests include this file for `route` and `serve_embedded`
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = match std::env::args().nth(1) {
+        Some(arg) => arg.parse().map_err(|_| format!("{arg:?} is not a port"))?,
+        None => 8001,
+    };
+    // A fresh key per start: tokens die with the process. Load one from a
+    // file (`SecretKey::new`) to keep them across restarts.
+    let config = Config::new(Database::with_johndoe()?, SecretKey::random()?);
+    let app = Arc::new(App::new(config)?);
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    serve_embedded(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
+}
