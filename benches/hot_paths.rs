@@ -46,7 +46,7 @@ fn key() -> SecretKey {
 
 /// The demo users and a valid token for johndoe.
 fn demo_app() -> (App, String) {
-    let app = App::new(Config::new(Users::demo(), key())).expect("the app starts");
+    let app = App::new(Config::new(Users::demo(), key()));
     (app, issue(&key(), "johndoe", now(), 3600))
 }
 
@@ -64,7 +64,7 @@ fn cheap_app() -> App {
     let users = Users::from_users([user]).expect("one user");
     let mut config = Config::new(users, key());
     config.login_log = false;
-    App::new(config).expect("the app starts")
+    App::new(config)
 }
 
 fn parsing(c: &mut Criterion) {

@@ -161,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A fresh key per start: tokens die with the process. Load one from a
     // file (`SecretKey::new`) to keep them across restarts.
     let config = Config::new(Database::with_johndoe()?, SecretKey::random()?);
-    let app = Arc::new(App::new(config)?);
+    let app = Arc::new(App::new(config));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     serve_embedded(listener, app, async {

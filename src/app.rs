@@ -2,7 +2,7 @@
 //! verifier, and the limits and switches the routes apply.
 
 use crate::openapi::Docs;
-use crate::password::{PasswordError, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::password::{Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::token::SecretKey;
 use crate::users::{UserStore, Users};
 use argon2::Params;
@@ -87,9 +87,8 @@ pub struct App<S = Users> {
 }
 
 impl<S: UserStore> App<S> {
-    /// Builds the state. Hashes one random password (the dummy checked for
-    /// unknown users), so it takes as long as one login.
-    pub fn new(config: Config<S>) -> Result<App<S>, PasswordError> {
+    /// Builds the state. Cheap: nothing is hashed until the first login.
+    pub fn new(config: Config<S>) -> App<S> {
         let params = config.users.hash_params().unwrap_or_else(|| {
             Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
                 .expect("constant argon2 parameters are valid")
@@ -97,8 +96,8 @@ impl<S: UserStore> App<S> {
         let docs = config
             .docs
             .then(|| Docs::new(&config.users.scopes(), &config.docs_assets_url));
-        Ok(App {
-            verifier: Verifier::new(params)?,
+        App {
+            verifier: Verifier::new(params),
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
             users: config.users,
@@ -109,7 +108,7 @@ impl<S: UserStore> App<S> {
             docs,
             access_log: config.access_log,
             login_log: config.login_log,
-        })
+        }
     }
 
     /// The user store.

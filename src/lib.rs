@@ -19,7 +19,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let app = App::new(Config::new(Users::demo(), SecretKey::random()?))?;
+//! let app = App::new(Config::new(Users::demo(), SecretKey::random()?));
 //!
 //! // POST /token, without a socket.
 //! let login = Request::post("/token")

@@ -58,10 +58,7 @@ fn hash_password() -> Result<(), ConfigError> {
 
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
-    let app = App::new(config).map_err(|e| ConfigError {
-        what: "startup".into(),
-        problem: e.to_string(),
-    })?;
+    let app = App::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

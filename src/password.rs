@@ -4,12 +4,14 @@
 //! the server never runs it on a request thread: [`Verifier`] moves it to
 //! tokio's blocking pool behind a semaphore with one permit per core, which
 //! bounds both the CPU it takes from other requests and its memory (cores ×
-//! the hash's memory cost).
+//! the hash's memory cost). Each permit's argon2 memory is allocated on first
+//! use and reused after, so a login flood neither allocates nor frees 19 MiB
+//! per request, and a server that has seen no login holds none of it.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Semaphore;
 
 /// Memory cost of new hashes in KiB (OWASP's argon2id minimum).
@@ -81,12 +83,40 @@ pub fn check_phc(phc: &str) -> Result<Params, PasswordError> {
 /// Verifies `password` against a PHC string already accepted by [`check_phc`].
 /// Synchronous and slow: callers on the async runtime use [`Verifier`].
 pub fn verify_password(phc: &str, password: &[u8]) -> bool {
-    match PasswordHash::new(phc) {
-        // `Argon2::default()` is only a fallback: verification takes the
-        // algorithm, version and parameters from the PHC string itself.
-        Ok(hash) => Argon2::default().verify_password(password, &hash).is_ok(),
-        Err(_) => false,
-    }
+    verify_with_memory(phc, password, &mut Vec::new())
+}
+
+/// [`verify_password`] with argon2's working memory supplied by the caller
+/// (grown to the hash's memory cost as needed, kept for the next call).
+fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(hash.algorithm),
+        Params::try_from(&hash),
+        hash.salt,
+        hash.hash,
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = &mut out[..expected.len()];
+    memory.resize(params.block_count(), Block::default());
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+        .is_ok()
+        // `Output`'s equality is constant-time.
+        && Output::new(out).is_ok_and(|out| out == expected)
 }
 
 /// Runs password checks off the request threads, a bounded number at a time.
@@ -94,9 +124,12 @@ pub struct Verifier {
     /// Tokio's semaphore (not a thread pool of our own) because waiting for a
     /// permit must not block a runtime thread; permits = cores.
     permits: Arc<Semaphore>,
-    /// Checked against when the username is unknown, so that an unknown user
-    /// costs the same time as a wrong password.
-    dummy: Arc<str>,
+    /// Argon2 working memory, at most one buffer per permit. A std mutex:
+    /// held for a push or a pop, never across an await or a hash.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// The cost of the dummy hash computed for unknown usernames, so that
+    /// an unknown user costs the same time as a wrong password.
+    dummy_params: Params,
 }
 
 impl fmt::Debug for Verifier {
@@ -110,36 +143,56 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier whose dummy hash uses `params`: pass the parameters most of
     /// the users' hashes have, so unknown users take the time real ones do.
-    pub fn new(params: Params) -> Result<Verifier, PasswordError> {
-        let mut random = [0u8; 24];
-        getrandom::fill(&mut random).map_err(|e| PasswordError::Random(e.to_string()))?;
-        let dummy = hash_with_params(&random, params)?;
+    pub fn new(params: Params) -> Verifier {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(Verifier {
+        Verifier {
             permits: Arc::new(Semaphore::new(cores)),
-            dummy: dummy.into(),
-        })
+            memory: Arc::new(Mutex::new(Vec::with_capacity(cores))),
+            dummy_params: params,
+        }
     }
 
-    /// Verifies `password` against `phc`, or against the dummy hash when
-    /// `phc` is `None` (unknown user; the answer is then always `false`).
+    /// Verifies `password` against `phc`, or, when `phc` is `None` (unknown
+    /// user), spends the same work on a dummy hash and answers `false`.
     pub async fn verify(&self, phc: Option<Arc<str>>, password: &[u8]) -> bool {
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| self.dummy.clone());
         let password = password.to_vec();
+        let memory = self.memory.clone();
+        let dummy_params = self.dummy_params.clone();
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return false; // the semaphore is never closed
         };
         let checked = tokio::task::spawn_blocking(move || {
-            let ok = verify_password(&phc, &password);
+            let pool = |m: &Mutex<Vec<Vec<Block>>>| {
+                // A poisoned pool still holds valid buffers.
+                m.lock().unwrap_or_else(PoisonError::into_inner).pop()
+            };
+            let mut blocks = pool(&memory).unwrap_or_default();
+            let ok = match phc {
+                Some(phc) => verify_with_memory(&phc, &password, &mut blocks),
+                None => {
+                    dummy_hash(&dummy_params, &password, &mut blocks);
+                    false
+                }
+            };
+            memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(blocks);
             drop(permit);
             ok
         })
         .await;
-        // A panicking hash (it does not) or a runtime shutting down both mean
-        // "not verified".
-        known && checked.unwrap_or(false)
+        // A runtime shutting down means "not verified".
+        checked.unwrap_or(false)
     }
+}
+
+/// The work of one verification at `params`, thrown away.
+fn dummy_hash(params: &Params, password: &[u8], memory: &mut Vec<Block>) {
+    let mut out = [0u8; 32];
+    memory.resize(params.block_count(), Block::default());
+    let _ = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, b"dummy-salt-16-by", &mut out, &mut memory[..]);
 }
 
 #[cfg(test)]
@@ -187,21 +240,39 @@ mod tests {
         assert!(!verify_password("garbage", b"secret"));
     }
 
-    #[test]
-    fn the_dummy_hash_costs_what_the_users_hashes_cost() {
-        // Unknown users are verified against it: with other parameters (or
-        // no hash at all) their answer time would tell them apart.
-        let params = Params::new(64, 3, 1, None).unwrap();
-        let verifier = Verifier::new(params.clone()).unwrap();
-        assert!(verifier.dummy.starts_with("$argon2id$v=19$m=64,t=3,p=1$"));
-        let dummy = check_phc(&verifier.dummy).unwrap();
-        assert_eq!((dummy.m_cost(), dummy.t_cost(), dummy.p_cost()), (64, 3, 1));
+    #[tokio::test]
+    async fn the_dummy_hash_uses_the_users_memory_cost() {
+        // Unknown users cost a hash at the usual parameters: with other
+        // parameters (or none) their answer time would tell them apart.
+        let verifier = Verifier::new(Params::new(64, 3, 1, None).unwrap());
+        assert!(!verifier.verify(None, b"pw").await);
+        let pool = verifier.memory.lock().unwrap();
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool[0].len(), 64, "the dummy hash used m=64 KiB of blocks");
+    }
+
+    #[tokio::test]
+    async fn memory_is_reused_and_bounded_by_the_permits() {
+        let cheap = Params::new(8, 1, 1, None).unwrap();
+        let verifier = Arc::new(Verifier::new(cheap.clone()));
+        let phc: Arc<str> = hash_with_params(b"pw", cheap).unwrap().into();
+        let checks: Vec<_> = (0..32)
+            .map(|_| {
+                let (verifier, phc) = (verifier.clone(), phc.clone());
+                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
+            })
+            .collect();
+        for check in checks {
+            assert!(check.await.unwrap());
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(verifier.memory.lock().unwrap().len() <= cores);
     }
 
     #[tokio::test]
     async fn verifier_answers_false_for_unknown_users() {
         let cheap = Params::new(8, 1, 1, None).unwrap();
-        let verifier = Verifier::new(cheap.clone()).unwrap();
+        let verifier = Verifier::new(cheap.clone());
         let phc: Arc<str> = hash_with_params(b"pw", cheap).unwrap().into();
         assert!(verifier.verify(Some(phc.clone()), b"pw").await);
         assert!(!verifier.verify(Some(phc), b"nope").await);

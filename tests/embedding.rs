@@ -68,7 +68,7 @@ impl Answer {
 }
 
 fn demo_app() -> App<Users> {
-    App::new(Config::new(Users::demo(), test_key())).expect("the app starts")
+    App::new(Config::new(Users::demo(), test_key()))
 }
 
 fn form_request(body: String) -> Request<Full<Bytes>> {
@@ -318,7 +318,7 @@ async fn the_example_serves_its_route_and_ours() {
         example::Database::with_johndoe().expect("the example's user"),
         test_key(),
     );
-    let app = Arc::new(App::new(config).expect("the app starts"));
+    let app = Arc::new(App::new(config));
     let server = start_loop(|listener, shutdown| async move {
         example::serve_embedded(listener, app, shutdown).await;
         Ok(())

@@ -110,7 +110,7 @@ pub(crate) async fn start_with(config: Config) -> TestServer {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("bound address");
-    let app = Arc::new(App::new(config).expect("the app starts"));
+    let app = Arc::new(App::new(config));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, app, async move {
         // A dropped sender (test over) is a shutdown too.
@@ -705,7 +705,7 @@ where
 pub(crate) async fn start_store<S: password_bearer::users::UserStore>(
     config: Config<S>,
 ) -> TestServer {
-    let app = Arc::new(App::new(config).expect("the app starts"));
+    let app = Arc::new(App::new(config));
     start_loop(|listener, shutdown| serve(listener, app, shutdown)).await
 }
 
@@ -749,7 +749,7 @@ where
 pub(crate) async fn start_with_items<S: password_bearer::users::UserStore>(
     config: Config<S>,
 ) -> TestServer {
-    let app = Arc::new(App::new(config).expect("the app starts"));
+    let app = Arc::new(App::new(config));
     start_service(move |mut request, peer| {
         let app = app.clone();
         async move {
