@@ -4,6 +4,7 @@
 use crate::openapi::Docs;
 use crate::password::{Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::token::SecretKey;
+use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
 use argon2::Params;
 use std::time::Duration;
@@ -74,6 +75,7 @@ impl<S: UserStore> Config<S> {
 pub struct App<S = Users> {
     pub(crate) users: S,
     pub(crate) key: SecretKey,
+    pub(crate) tokens: TokenCache,
     pub(crate) verifier: Verifier,
     pub(crate) token_ttl_secs: i64,
     pub(crate) leeway_secs: i64,
@@ -97,6 +99,7 @@ impl<S: UserStore> App<S> {
             .docs
             .then(|| Docs::new(&config.users.scopes(), &config.docs_assets_url));
         App {
+            tokens: TokenCache::new(),
             verifier: Verifier::new(params),
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,

@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::token::{self, Claims};
+use crate::token::Claims;
 use crate::users::{is_scope_token, User, UserStore};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,8 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct CurrentUser {
     /// The user the token names, as the store has it now.
     pub user: Arc<User>,
-    /// The verified claims.
-    pub claims: Claims,
+    /// The verified claims (shared with the verified-token cache).
+    pub claims: Arc<Claims>,
 }
 
 /// The user a bearer token names: the token must verify (signature,
@@ -30,7 +30,9 @@ pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
-    let claims = token::verify(&app.key, token, unix_now(), app.leeway_secs)
+    let claims = app
+        .tokens
+        .verify(&app.key, token, unix_now(), app.leeway_secs)
         .map_err(|_| ApiError::InvalidCredentials)?;
     let user = app
         .users

@@ -49,7 +49,8 @@
 //!   and `require_scopes`.
 //! - [`bearer`]: the `Authorization` header.
 //! - [`form`]: the `/token` form and its validation errors.
-//! - [`token`]: HS256 JWTs: issuing and every verification rule.
+//! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
+//!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
@@ -71,6 +72,7 @@ pub mod password;
 pub mod routes;
 pub mod server;
 pub mod token;
+mod token_cache;
 pub mod users;
 
 pub use app::{App, Config};

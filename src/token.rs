@@ -276,14 +276,7 @@ pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Cla
         return Err(TokenError::InvalidClaims);
     }
 
-    if now >= claims.exp.saturating_add(leeway) {
-        return Err(TokenError::Expired);
-    }
-    if let Some(nbf) = claims.nbf {
-        if now < nbf.saturating_sub(leeway) {
-            return Err(TokenError::NotYetValid);
-        }
-    }
+    check_times(claims.exp, claims.nbf, now, leeway)?;
     Ok(Claims {
         sub: claims.sub,
         iat: claims.iat,
@@ -352,6 +345,23 @@ struct WireClaims {
 /// `scope`, when present, must be a string (not null, not a list).
 fn some_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     String::deserialize(d).map(Some)
+}
+
+/// The time rules: expired when `now >= exp + leeway`, not yet valid when
+/// `now < nbf - leeway`. Also run on every hit of the verified-token cache.
+pub(crate) fn check_times(
+    exp: i64,
+    nbf: Option<i64>,
+    now: i64,
+    leeway: i64,
+) -> Result<(), TokenError> {
+    if now >= exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| now < nbf.saturating_sub(leeway)) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
 }
 
 /// An optional integer claim that, when present, must be an integer:

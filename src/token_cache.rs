@@ -1,0 +1,177 @@
+//! Recently verified tokens, so that a client presenting the same token
+//! again skips the HMAC, base64 and JSON work of [`token::verify`] (most of
+//! the cost of `GET /users/me`).
+//!
+//! Safe because a hit requires the whole presented token to equal, byte for
+//! byte (compared in constant time), a token that passed full verification
+//! under this app's key; the time rules (`exp`, `nbf`) are checked again on
+//! every hit, so an entry never outlives its token. The cache is
+//! direct-mapped: a fixed number of slots, each holding one token, so its
+//! memory is bounded whatever clients send, and a collision only evicts.
+
+use crate::token::{self, check_times, Claims, SecretKey, TokenError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Slots in the cache: enough for the clients of a small deployment, 32 KiB
+/// when empty.
+const SLOTS: usize = 1024;
+
+/// One verified token and its claims.
+struct Entry {
+    token: Box<[u8]>,
+    claims: Arc<Claims>,
+}
+
+/// A fixed-size cache of verified tokens.
+pub(crate) struct TokenCache {
+    /// One std mutex per slot: held for a compare or a swap, never across
+    /// an await, and two requests contend only when their tokens share a slot.
+    slots: Box<[Mutex<Option<Entry>>]>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new() -> TokenCache {
+        TokenCache {
+            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// [`token::verify`], answered from the cache when this exact token
+    /// was verified before.
+    pub(crate) fn verify(
+        &self,
+        key: &SecretKey,
+        token: &str,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Arc<Claims>, TokenError> {
+        let slot = &self.slots[slot_of(token.as_bytes())];
+        let hit = {
+            let entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            entry
+                .as_ref()
+                .filter(|e| constant_time_eq(&e.token, token.as_bytes()))
+                .map(|e| e.claims.clone())
+        };
+        if let Some(claims) = hit {
+            check_times(claims.exp, claims.nbf, now, leeway)?;
+            return Ok(claims);
+        }
+        let claims = Arc::new(token::verify(key, token, now, leeway)?);
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
+            token: token.as_bytes().into(),
+            claims: claims.clone(),
+        });
+        Ok(claims)
+    }
+}
+
+/// The slot of a token: from its last eight bytes, the end of the HMAC
+/// signature, which is uniformly spread for real tokens. A client crafting
+/// tokens for one slot only evicts entries; it cannot make a hit.
+fn slot_of(token: &[u8]) -> usize {
+    let tail = &token[token.len().saturating_sub(8)..];
+    let mut bytes = [0u8; 8];
+    bytes[..tail.len()].copy_from_slice(tail);
+    let mixed = u64::from_le_bytes(bytes).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 32) as usize % SLOTS
+}
+
+/// Equality whose time depends on the lengths only, not on where the bytes
+/// differ (the length of a token is no secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::issue;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn key() -> SecretKey {
+        SecretKey::new(b"token-cache-tests-key-0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn a_hit_returns_the_same_claims() {
+        let cache = TokenCache::new();
+        let token = issue(&key(), "johndoe", NOW, 60);
+        let first = cache.verify(&key(), &token, NOW, 0).unwrap();
+        let second = cache.verify(&key(), &token, NOW, 0).unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "the second call is a hit");
+        assert_eq!(second.sub, "johndoe");
+    }
+
+    #[test]
+    fn expiry_is_checked_on_every_hit() {
+        let cache = TokenCache::new();
+        let token = issue(&key(), "johndoe", NOW, 60);
+        assert!(cache.verify(&key(), &token, NOW, 0).is_ok());
+        assert_eq!(
+            cache.verify(&key(), &token, NOW + 60, 0),
+            Err(TokenError::Expired)
+        );
+        assert!(
+            cache.verify(&key(), &token, NOW + 60, 5).is_ok(),
+            "leeway applies"
+        );
+    }
+
+    #[test]
+    fn a_token_differing_in_one_byte_is_verified_in_full() {
+        let cache = TokenCache::new();
+        let token = issue(&key(), "johndoe", NOW, 60);
+        assert!(cache.verify(&key(), &token, NOW, 0).is_ok());
+        // Same slot (same tail), different payload byte: must not hit.
+        let mut forged = token.clone().into_bytes();
+        let dot = forged.iter().position(|&b| b == b'.').unwrap();
+        forged[dot + 3] ^= 1;
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(slot_of(forged.as_bytes()), slot_of(token.as_bytes()));
+        assert!(cache.verify(&key(), &forged, NOW, 0).is_err());
+        assert!(
+            cache.verify(&key(), &token, NOW, 0).is_ok(),
+            "the real one still verifies"
+        );
+    }
+
+    #[test]
+    fn another_key_never_hits() {
+        // An app has one key and one cache; still, a cached token must not
+        // verify under another key's cache, as each cache is filled by its
+        // own key's verification.
+        let cache = TokenCache::new();
+        let other = SecretKey::new(b"another-key-0123456789abcdef-0123456").unwrap();
+        let token = issue(&other, "johndoe", NOW, 60);
+        assert_eq!(
+            cache.verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            cache.verify(&key(), &token, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}
