@@ -4,6 +4,8 @@
 #
 #   benches/load.sh [ROUNDS] [SECONDS]   GET /users/me, A B A B ...
 #   benches/load.sh flood [SECONDS]      login flood beside /users/me readers
+#   benches/load.sh conns [N]            RSS of each server holding N (10000)
+#                                        keep-alive connections
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -15,10 +17,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=users_me
-if [ "${1:-}" = flood ]; then mode=flood; shift; fi
+case "${1:-}" in flood | conns) mode=$1; shift ;; esac
 rounds=${1:-5}
 seconds=${2:-5}
 [ "$mode" = flood ] && seconds=${1:-10}
+held=${1:-10000}
+# Both servers and the client each need a descriptor per connection.
+ulimit -n $((held * 2 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 connections=${CONNECTIONS:-32}
 
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
@@ -38,7 +43,7 @@ trap cleanup EXIT
 # substitution would wait for the server to exit.)
 start() {
     local name=$1; shift
-    taskset -c 0 "$@" >/dev/null 2>"$work/$name.err" &
+    taskset -c "$cores" "$@" >/dev/null 2>"$work/$name.err" &
     echo $! >"$work/$name.pid"
     for _ in $(seq 100); do
         addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
@@ -53,11 +58,23 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+# The flood runs the server on both cores (it sizes its hashing pool from
+# them); the side-by-side rounds pin each server to core 0.
+cores=0
+[ "$mode" = flood ] && cores=0,1
 head -c 48 /dev/urandom | base64 >"$work/key"
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log)
 ours_pid=$(cat "$work/ours.pid")
-token=$(curl -s -X POST -d 'username=johndoe&password=secret' "http://$ours/token" |
-    sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+# The token is minted here with the key (HS256 over openssl), not by
+# logging in: a login would add argon2's working memory (19 MiB) to the RSS
+# compared with the baseline's.
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+signing_input="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d}' "$now" $((now + 3600)) | b64url)"
+signature=$(printf '%s' "$signing_input" | openssl dgst -sha256 -mac HMAC -macopt "key:$(tr -d '[:space:]' <"$work/key")" -binary | b64url)
+token="$signing_input.$signature"
+curl -sf -H "Authorization: Bearer $token" "http://$ours/users/me" >/dev/null ||
+    { echo "load.sh: the minted token is refused" >&2; exit 1; }
 auth="Authorization: Bearer $token"
 hz=$(getconf CLK_TCK)
 
@@ -68,7 +85,6 @@ wrk.body = "username=johndoe&password=secret"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 LUA
     echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while 8 clients GET /users/me; server on both cores"
-    taskset -cp 0,1 "$ours_pid" >/dev/null
     idle=$(awk '/VmRSS/ {print $2}' "/proc/$ours_pid/status")
     wrk -t1 -c16 -d"${seconds}s" -s "$work/login.lua" "http://$ours/token" >"$work/flood.txt" &
     flood=$!
@@ -86,6 +102,50 @@ fi
 
 base=$(start baseline target/release/examples/baseline 0)
 base_pid=$(cat "$work/baseline.pid")
+
+if [ "$mode" = conns ]; then
+    # Opens N connections, sends one GET /users/me on each, reads the
+    # answers, then holds them all while the RSS is read (well within the
+    # 10 s header-read timeout that closes idle keep-alive connections).
+    cat >"$work/hold.py" <<'PY'
+import asyncio, sys
+host, port, n, auth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+request = f"GET /users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n".encode()
+async def one():
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+    await reader.readexactly(length)
+    return writer
+async def main():
+    writers = []
+    for start in range(0, n, 500):
+        writers += await asyncio.gather(*(one() for _ in range(min(500, n - start))))
+    print("holding", len(writers), flush=True)
+    await asyncio.sleep(3)
+asyncio.run(main())
+PY
+    echo "RSS holding $held keep-alive connections (each answered one GET /users/me), servers on core 0"
+    for side in ours base; do
+        if [ $side = ours ]; then addr=$ours pid=$ours_pid; else addr=$base pid=$base_pid; fi
+        before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+        taskset -c 1 python3 "$work/hold.py" "${addr%:*}" "${addr##*:}" "$held" "$token" >"$work/hold.out" &
+        holder=$!
+        until grep -q holding "$work/hold.out" 2>/dev/null; do
+            kill -0 $holder 2>/dev/null || { echo "load.sh: the client failed" >&2; exit 1; }
+            sleep 0.1
+        done
+        sleep 1
+        during=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+        wait $holder
+        echo "$side: idle $before KiB, holding $during KiB"
+        echo "$during" >"$work/$side.held"
+    done
+    awk -v a="$(cat "$work/ours.held")" -v b="$(cat "$work/base.held")" 'BEGIN {printf "ratio ours / baseline: %.3f\n", a / b}'
+    exit 0
+fi
 echo "GET /users/me, wrk -t1 -c$connections -d${seconds}s, servers on core 0, wrk on core 1"
 printf '%-6s %12s %12s %7s %14s %14s %7s\n' round 'ours req/s' 'base req/s' ratio 'ours us/req' 'base us/req' 'cpu eff'
 : >"$work/rows"

@@ -13,6 +13,7 @@ mod instances; // servers sharing a key accept each other's tokens; another key 
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
 mod logs; // login and access log lines on stderr, and no secret in them
+mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
 mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
