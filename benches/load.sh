@@ -63,7 +63,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 cores=0
 [ "$mode" = flood ] && cores=0,1
 head -c 48 /dev/urandom | base64 >"$work/key"
-ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log)
+ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log --max-connections $((held + 100)))
 ours_pid=$(cat "$work/ours.pid")
 # The token is minted here with the key (HS256 over openssl), not by
 # logging in: a login would add argon2's working memory (19 MiB) to the RSS

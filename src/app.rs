@@ -3,6 +3,7 @@
 
 use crate::openapi::Docs;
 use crate::password::{Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::throttle::{Limits, Throttle};
 use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
@@ -41,7 +42,18 @@ pub struct Config<S = Users> {
     /// One stderr line per login success or failure: username, peer,
     /// outcome; never a password, hash or token (default true).
     pub login_log: bool,
+    /// Failed logins allowed per username and per client address in a
+    /// sliding minute before `/token` answers 429 (default 10 and 100).
+    pub throttle: Limits,
+    /// Connections served at once (default 4096); [`crate::serve`] stops
+    /// accepting at the cap, so more wait in the kernel's listen backlog.
+    pub max_connections: usize,
 }
+
+/// Longest password accepted: argon2's input is hashed in full, so the cost
+/// of a login is ours to bound. Longer ones fail like a wrong password,
+/// without hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Swagger UI's assets, as FastAPI loads them.
 pub const DEFAULT_DOCS_ASSETS_URL: &str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5";
@@ -64,6 +76,8 @@ impl<S: UserStore> Config<S> {
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
             access_log: false,
             login_log: true,
+            throttle: Limits::default(),
+            max_connections: 4096,
         }
     }
 }
@@ -86,6 +100,8 @@ pub struct App<S = Users> {
     pub(crate) docs: Option<Docs>,
     pub(crate) access_log: bool,
     pub(crate) login_log: bool,
+    pub(crate) throttle: Throttle,
+    pub(crate) max_connections: usize,
 }
 
 impl<S: UserStore> App<S> {
@@ -111,6 +127,8 @@ impl<S: UserStore> App<S> {
             docs,
             access_log: config.access_log,
             login_log: config.login_log,
+            throttle: Throttle::new(config.throttle),
+            max_connections: config.max_connections.max(1),
         }
     }
 

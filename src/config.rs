@@ -194,6 +194,36 @@ pub const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "login-failures-per-user",
+        help: "failed logins per username per minute before 429; 0 disables",
+        default: "10",
+        apply: Apply::Value("N", |o, v| {
+            o.login_failures_per_user = number(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "login-failures-per-ip",
+        help: "failed logins per client address per minute before 429; 0 disables",
+        default: "100",
+        apply: Apply::Value("N", |o, v| {
+            o.login_failures_per_ip = number(v)?;
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-connections",
+        help: "connections served at once; more wait in the listen backlog",
+        default: "4096",
+        apply: Apply::Value("N", |o, v| {
+            o.max_connections = number(v)?;
+            if o.max_connections == 0 {
+                return Err("must be at least 1".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
         name: "no-docs",
         help: "do not serve /docs and /openapi.json (both answer 404)",
         default: "",
@@ -333,6 +363,12 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// `--grace-period-seconds`.
     pub grace_period_seconds: u64,
+    /// `--login-failures-per-user`.
+    pub login_failures_per_user: u32,
+    /// `--login-failures-per-ip`.
+    pub login_failures_per_ip: u32,
+    /// `--max-connections`.
+    pub max_connections: usize,
     /// Serve `/docs` and `/openapi.json`; `--no-docs` clears it.
     pub docs: bool,
     /// `--docs-assets-url`, checked, without a trailing `/`.
@@ -359,6 +395,9 @@ impl Default for Options {
             header_read_timeout_seconds: 10,
             max_body_bytes: 16 * 1024,
             grace_period_seconds: 10,
+            login_failures_per_user: 10,
+            login_failures_per_ip: 100,
+            max_connections: 4096,
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
             access_log: false,
@@ -558,6 +597,9 @@ impl Options {
         config.docs_assets_url = self.docs_assets_url.clone();
         config.access_log = self.access_log;
         config.login_log = self.login_log;
+        config.throttle.per_user = self.login_failures_per_user;
+        config.throttle.per_ip = self.login_failures_per_ip;
+        config.max_connections = self.max_connections;
         Ok((config, warning))
     }
 }
@@ -748,6 +790,9 @@ mod tests {
             ("PASSWORD_BEARER_DOCS_ASSETS_URL", "/assets/"),
             ("PASSWORD_BEARER_ACCESS_LOG", "1"),
             ("PASSWORD_BEARER_NO_LOGIN_LOG", "TRUE"),
+            ("PASSWORD_BEARER_LOGIN_FAILURES_PER_USER", "0"),
+            ("PASSWORD_BEARER_LOGIN_FAILURES_PER_IP", "5"),
+            ("PASSWORD_BEARER_MAX_CONNECTIONS", "64"),
         ]);
         let expected = Options {
             host: "0.0.0.0".into(),
@@ -763,6 +808,9 @@ mod tests {
             docs_assets_url: "/assets".into(),
             access_log: true,
             login_log: false,
+            login_failures_per_user: 0,
+            login_failures_per_ip: 5,
+            max_connections: 64,
             from_env: o.from_env.clone(),
         };
         assert_eq!(o, expected);

@@ -5,7 +5,8 @@ use crate::form::{FieldError, FormError};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -27,6 +28,9 @@ pub enum ApiError {
     IncorrectLogin,
     /// `/token`: the form failed validation (422).
     Validation(FormError),
+    /// `/token`: too many failed logins for this username or address (429);
+    /// holds the seconds until the next attempt may succeed.
+    TooManyAttempts(u64),
     /// A request body over the limit (413).
     BodyTooLarge,
     /// The request body could not be read (400).
@@ -50,6 +54,7 @@ impl fmt::Display for ApiError {
             ApiError::NotEnoughPermissions(_) => "not enough permissions",
             ApiError::IncorrectLogin => "incorrect username or password",
             ApiError::Validation(_) => "request validation failed",
+            ApiError::TooManyAttempts(_) => "too many failed login attempts",
             ApiError::BodyTooLarge => "request body too large",
             ApiError::BadBody => "request body could not be read",
             ApiError::NotFound => "not found",
@@ -92,6 +97,12 @@ impl ApiError {
                 ),
             ),
             ApiError::Validation(form) => (StatusCode::UNPROCESSABLE_ENTITY, validation_body(form)),
+            ApiError::TooManyAttempts(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Bytes::from_static(
+                    br#"{"detail":"Too many failed login attempts, try again later","error":"temporarily_unavailable","error_description":"Too many failed login attempts for this username or from this address; retry after the number of seconds in Retry-After"}"#,
+                ),
+            ),
             ApiError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Bytes::from_static(br#"{"detail":"Request body too large"}"#),
@@ -138,6 +149,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::TooManyAttempts(seconds) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
             ApiError::TrailingSlash(location) => {
                 // The location is the request's own path, which hyper already

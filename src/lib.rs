@@ -52,6 +52,7 @@
 //! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
 //!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
+//! - [`throttle`]: counting failed logins per username and per address.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
@@ -71,6 +72,7 @@ pub mod openapi;
 pub mod password;
 pub mod routes;
 pub mod server;
+pub mod throttle;
 pub mod token;
 mod token_cache;
 pub mod users;

@@ -1,7 +1,7 @@
 //! Routing and handlers: a plain `match` on method and path, and the two
 //! endpoints of the seed, `POST /token` and `GET /users/me`.
 
-use crate::app::App;
+use crate::app::{App, MAX_PASSWORD_BYTES};
 use crate::auth::{current_active_user, current_user, unix_now};
 use crate::bearer::bearer_token;
 use crate::error::{json_response, no_store, ApiError};
@@ -18,6 +18,9 @@ use serde::Serialize;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// The paths we serve, for the trailing-slash redirect.
@@ -50,7 +53,7 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
-        self.route(request, peer)
+        catch_panic(self.route(request, peer))
     }
 
     /// [`App::handle`] for a client whose address the caller knows.
@@ -67,7 +70,7 @@ impl<S: UserStore> App<S> {
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.route(request, peer)
+        catch_panic(self.route(request, peer))
     }
 
     async fn route<B>(&self, request: Request<B>, peer: Option<SocketAddr>) -> Response<Full<Bytes>>
@@ -159,16 +162,27 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let form = self.read_form(request).await?;
-        let user = self.users.find(&form.username).await;
-        let hash = user.as_ref().map(|u| u.hashed_password().clone());
-        let verified = self.verifier.verify(hash, form.password.as_bytes()).await;
-        let user = match user {
-            Some(user) if verified => user,
-            _ => {
-                self.log_login("failed", &form.username, peer);
-                return Err(ApiError::IncorrectLogin);
-            }
+        let ip = peer.map(|p| p.ip());
+        // Throttled: answered before any lookup or hash, right password or
+        // not, so a guesser gains nothing and costs us nothing.
+        if let Err(retry_after) = self.throttle.check(&form.username, ip) {
+            self.log_login("throttled", &form.username, peer);
+            return Err(ApiError::TooManyAttempts(retry_after.as_secs().max(1)));
+        }
+        let verified = if form.password.len() > MAX_PASSWORD_BYTES {
+            None
+        } else {
+            let user = self.users.find(&form.username).await;
+            let hash = user.as_ref().map(|u| u.hashed_password().clone());
+            let ok = self.verifier.verify(hash, form.password.as_bytes()).await;
+            user.filter(|_| ok)
         };
+        let Some(user) = verified else {
+            self.throttle.record_failure(&form.username, ip);
+            self.log_login("failed", &form.username, peer);
+            return Err(ApiError::IncorrectLogin);
+        };
+        self.throttle.record_success(&form.username);
         self.log_login("ok", &form.username, peer);
 
         // Grant what was asked and is allowed, each scope once; tell the
@@ -247,6 +261,39 @@ impl<S: UserStore> App<S> {
                 Quoted(username),
                 Peer(peer)
             ));
+        }
+    }
+}
+
+/// Runs a handler future, answering 500 if it panics: one request's bug
+/// (or a panicking user store) must not cost its connection, and never the
+/// server. The panic message itself goes to stderr through the panic hook.
+fn catch_panic<F>(handler: F) -> CatchPanic<F> {
+    CatchPanic { handler }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`catch_panic`]: the handler, pinned in place (a
+    /// wrapping `async` block would store it twice in the per-connection
+    /// future).
+    struct CatchPanic<F> {
+        #[pin]
+        handler: F,
+    }
+}
+
+impl<F> Future for CatchPanic<F>
+where
+    F: Future<Output = Response<Full<Bytes>>>,
+{
+    type Output = Response<Full<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let handler = self.project().handler;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+            Ok(poll) => poll,
+            // The handler is not polled again after this.
+            Err(_) => Poll::Ready(ApiError::Internal.into_response()),
         }
     }
 }

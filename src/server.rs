@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before the next: retrying at once would spin a core and fail again.
@@ -33,9 +34,20 @@ pub async fn serve<S: UserStore>(
         .header_read_timeout(app.header_read_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    // A permit is taken before `accept` and moved into the connection's
+    // task: at the cap the loop stops accepting, and new clients wait in the
+    // kernel's backlog instead of costing memory here.
+    let permits = Arc::new(Semaphore::new(app.max_connections));
     tokio::pin!(shutdown);
 
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -60,6 +72,7 @@ pub async fn serve<S: UserStore>(
             // A connection error (reset, timeout, malformed request) concerns
             // that client only; hyper has already answered or closed.
             let _ = connection.await;
+            drop(permit);
         });
     }
 
