@@ -9,6 +9,7 @@ mod cli; // the binary: flags, users and key files, bad configuration, hash-pass
 mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
 mod embedding; // App::handle without sockets, a store of our own, the chain in our handlers, examples/embed.rs
 mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
+mod hardening; // throttling, password and connection caps, panics, SIGTERM under load
 mod instances; // servers sharing a key accept each other's tokens; another key refuses them
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
