@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_password-bearer");
 
-/// Startup includes hashing a dummy password; generous for a loaded machine.
+/// Generous for a loaded machine.
 const STARTUP: Duration = Duration::from_secs(30);
 const EXIT: Duration = Duration::from_secs(20);
 
@@ -48,7 +48,12 @@ impl Proc {
 
     /// [`Proc::spawn`] with these `PASSWORD_BEARER_*` variables set.
     pub(crate) fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut child = command(args, env)
+        Proc::spawn_command(command(args, env))
+    }
+
+    /// Runs `command` (the binary, perhaps behind a wrapper such as `sh`).
+    pub(crate) fn spawn_command(mut command: Command) -> Proc {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -3,7 +3,7 @@
 //! the connection cap at accept, a panic answered 500 while the server goes
 //! on, and SIGTERM during a burst of logins.
 
-use crate::cli::Proc;
+use crate::cli::{Proc, BIN};
 use crate::support::{
     assert_invalid_grant, assert_json_exact, assert_token_endpoint_headers, credentials, get,
     post_token, start_store, start_with, test_key, users_with, Conn, IO_TIMEOUT,
@@ -212,5 +212,51 @@ async fn sigterm_during_a_login_burst_answers_every_login_then_exits_0() {
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "new connections are refused after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_logged_and_survived() {
+    // 32 descriptors: a few for the process, the rest for connections, so
+    // that holding 40 makes `accept` fail with EMFILE.
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        r#"ulimit -n 32 && exec "$0" --port 0 --no-login-log"#,
+        BIN,
+    ]);
+    let mut server = Proc::spawn_command(command);
+    let addr = server.wait_listening();
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+    // Once descriptors are free again, the server serves as before.
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(Ok(resp)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            crate::support::try_get(addr, "/nope"),
+        )
+        .await
+        {
+            served = resp.status == 404;
+            if served {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the server recovered");
+    server.signal("TERM");
+    let (status, lines) = server.wait_exit();
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("accept failed")),
+        "the EMFILE was logged: {lines:?}"
     );
 }

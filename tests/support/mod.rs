@@ -556,6 +556,19 @@ pub(crate) async fn post_token(addr: SocketAddr, body: &str) -> Response {
     .await
 }
 
+/// `GET path` on a fresh connection; an error instead of a failed test
+/// when the server closes or refuses it.
+pub(crate) async fn try_get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    let stream = TcpStream::connect(addr).await?;
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    conn.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await;
+    conn.try_response().await
+}
+
 /// The form body for `username` and `password`, properly encoded.
 pub(crate) fn credentials(username: &str, password: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
