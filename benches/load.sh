@@ -173,3 +173,4 @@ printf '%-6s %12s %12s %7s %14s %14s %7s\n' median \
     "$(cut -d' ' -f5 "$work/rows" | median)" "$(cut -d' ' -f6 "$work/rows" | median)"
 echo "ratio: ours / baseline throughput; cpu eff: baseline CPU per request / ours (1.0 = as cheap as bare hyper)"
 echo "RSS peak: ours $(hwm_kib "$ours_pid") KiB, baseline $(hwm_kib "$base_pid") KiB"
+echo "release binary: $(stat -c %s target/release/password-bearer) bytes (1 MiB = 1048576)"
