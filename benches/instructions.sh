@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions per GET /users/me, ours against the bare hyper baseline,
+# counted by callgrind: unlike seconds, the count does not move with the
+# machine's load, so small changes to the hot path show up reliably.
+#
+#   benches/instructions.sh [REQUESTS]     (default 5000)
+#
+# Each server runs under valgrind twice, answering 1000 and 1000+REQUESTS
+# requests on one keep-alive connection; the difference divided by REQUESTS
+# is the cost of one request, start-up and shutdown cancelled out. The
+# binaries are built with symbols into target/profiling, so the output
+# files (kept in that folder) can be read with callgrind_annotate. Needs
+# valgrind (Debian: apt-get install valgrind), python3 and openssl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${1:-5000}
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing" >&2; exit 2; }
+
+out=target/profiling
+CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
+    cargo build --release --quiet --target-dir "$out" --bin password-bearer --example baseline
+mkdir -p "$out/callgrind"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+head -c 48 /dev/urandom | base64 >"$work/key"
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+now=$(date +%s)
+input="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d}' "$now" $((now + 3600)) | b64url)"
+token="$input.$(printf '%s' "$input" | openssl dgst -sha256 -mac HMAC -macopt "key:$(tr -d '[:space:]' <"$work/key")" -binary | b64url)"
+
+cat >"$work/client.py" <<'PY'
+import socket, sys
+port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+request = f"GET /users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+buf = b""
+for _ in range(n):
+    s.sendall(request)
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode()
+            assert head.startswith("HTTP/1.1 200"), head
+            length = int(next(l for l in head.split("\r\n") if l.lower().startswith("content-length")).split(":")[1])
+            if len(buf) >= end + 4 + length:
+                buf = buf[end + 4 + length:]
+                break
+        buf += s.recv(65536)
+PY
+
+# Prints the instruction total of one run of "$@" answering $1 requests.
+count() {
+    local n=$1 name=$2; shift 2
+    local file="$out/callgrind/$name.$n"
+    valgrind --tool=callgrind --callgrind-out-file="$file" "$@" >/dev/null 2>"$work/err" &
+    local pid=$!
+    local addr=""
+    for _ in $(seq 200); do
+        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/err")
+        [ -n "$addr" ] && break
+        sleep 0.1
+    done
+    [ -n "$addr" ] || { echo "instructions.sh: $name did not start: $(cat "$work/err")" >&2; exit 1; }
+    python3 "$work/client.py" "${addr##*:}" "$n" "$token"
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null || true
+    awk '/^summary:/ {print $2}' "$file"
+}
+
+per_request() {
+    local name=$1; shift
+    local small big
+    small=$(count 1000 "$name" "$@")
+    big=$(count $((1000 + requests)) "$name" "$@")
+    echo $(((big - small) / requests))
+}
+
+ours=$(per_request ours "$out/release/password-bearer" --port 0 --secret-key-file "$work/key" --no-login-log)
+base=$(per_request baseline "$out/release/examples/baseline" 0)
+echo "instructions per GET /users/me (callgrind, $requests requests on one connection)"
+echo "ours: $ours  baseline: $base  efficiency (baseline / ours): $(awk -v a="$base" -v b="$ours" 'BEGIN {printf "%.3f", a / b}')"
+echo "profiles: $out/callgrind/ (callgrind_annotate --inclusive=yes FILE)"
