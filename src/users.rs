@@ -204,9 +204,15 @@ pub enum UsersError {
         /// The bad scope.
         error: ScopeError,
     },
+    /// A username longer than [`MAX_USERNAME_BYTES`] (its length).
+    LongUsername(usize),
     /// The file holds no users.
     Empty,
 }
+
+/// Longest username a users file may hold: the username travels in every
+/// token's `sub`, and a token must stay under [`crate::token::MAX_TOKEN_LEN`].
+pub const MAX_USERNAME_BYTES: usize = 256;
 
 impl fmt::Display for UsersError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -223,6 +229,10 @@ impl fmt::Display for UsersError {
                 write!(f, "user {username:?}: hashed_password is {error}")
             }
             UsersError::Scope { username, error } => write!(f, "user {username:?}: {error}"),
+            UsersError::LongUsername(len) => write!(
+                f,
+                "a username is {len} bytes; at most {MAX_USERNAME_BYTES} are allowed"
+            ),
             UsersError::Empty => write!(f, "no users"),
         }
     }
@@ -275,6 +285,9 @@ impl Users {
                         key,
                         username: entry.username,
                     });
+                }
+                if key.len() > MAX_USERNAME_BYTES {
+                    return Err(UsersError::LongUsername(key.len()));
                 }
                 let user = User::new(
                     entry.username,
@@ -441,6 +454,13 @@ mod tests {
             "the hash leaked: {bad_hash}"
         );
         assert_eq!(err("{}"), "no users");
+        let long = "u".repeat(MAX_USERNAME_BYTES + 1);
+        assert_eq!(
+            err(&format!(
+                r#"{{"{long}": {{"username": "{long}", "hashed_password": "{HASH}"}}}}"#
+            )),
+            "a username is 257 bytes; at most 256 are allowed"
+        );
     }
 
     #[test]
