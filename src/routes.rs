@@ -15,11 +15,14 @@ use hyper::body::Body;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde::Serialize;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -53,82 +56,24 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
-        catch_panic(self.route(request, peer))
+        catch_panic(route(self, request, peer))
     }
 
-    /// [`App::handle`] for a client whose address the caller knows.
-    ///
-    /// Plain functions down to the one `async fn`, [`App::route`]: each
-    /// `async fn` layer would store its own copy of the 256-byte request in
-    /// the future hyper keeps per connection.
-    pub(crate) fn handle_from<B>(
-        &self,
+    /// [`App::handle`] as [`crate::serve`]'s hyper service calls it: the
+    /// app owned, the peer known, and the `Result` hyper wants, with no
+    /// `async` block between hyper and [`route`].
+    pub(crate) fn serve_request<B>(
+        self: Arc<Self>,
         request: Request<B>,
-        peer: Option<SocketAddr>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + '_
+        peer: SocketAddr,
+    ) -> Infallibly<impl Future<Output = Response<Full<Bytes>>>>
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        catch_panic(self.route(request, peer))
-    }
-
-    async fn route<B>(&self, request: Request<B>, peer: Option<SocketAddr>) -> Response<Full<Bytes>>
-    where
-        B: Body + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        // Off, the access log costs one branch: no clock read, no copies.
-        let access = self
-            .access_log
-            .then(|| AccessEntry::start(request.method(), request.uri().path(), peer));
-        let path = request.uri().path();
-        let docs = self.docs.as_ref();
-        let response = match (request.method(), path) {
-            (&Method::POST, "/token") => {
-                // Boxed: hyper keeps one service future per connection for
-                // the connection's life, sized for the largest route. The
-                // login's (body, form, hash) would triple it for every idle
-                // connection; one allocation per login costs nothing beside
-                // an argon2 hash.
-                let mut response = Box::pin(self.login(request, peer))
-                    .await
-                    .unwrap_or_else(ApiError::into_response);
-                no_store(&mut response);
-                response
-            }
-            (_, "/token") => {
-                let mut response = ApiError::MethodNotAllowed("POST").into_response();
-                no_store(&mut response);
-                response
-            }
-            (&Method::GET, "/users/me") => self
-                .read_users_me(request.headers())
-                .await
-                .unwrap_or_else(ApiError::into_response),
-            (_, "/users/me") => ApiError::MethodNotAllowed("GET").into_response(),
-            (method, "/openapi.json" | "/docs") if docs.is_some() => match (method, docs) {
-                (&Method::GET, Some(docs)) if path == "/docs" => docs.swagger_ui_response(),
-                (&Method::GET, Some(docs)) => docs.openapi_response(),
-                _ => ApiError::MethodNotAllowed("GET").into_response(),
-            },
-            (_, _) => match path.strip_suffix('/') {
-                // FastAPI's redirect_slashes: same path without the slash,
-                // query kept; 307 so that a POST stays a POST.
-                Some(bare) if ROUTES[..self.route_count()].contains(&bare) => {
-                    let location = match request.uri().query() {
-                        Some(query) => format!("{bare}?{query}"),
-                        None => bare.to_owned(),
-                    };
-                    ApiError::TrailingSlash(location).into_response()
-                }
-                _ => ApiError::NotFound.into_response(),
-            },
-        };
-        if let Some(access) = access {
-            access.finish(response.status());
+        Infallibly {
+            inner: catch_panic(route(self, request, Some(peer))),
         }
-        response
     }
 
     /// How many of [`ROUTES`] are served: the docs pages are last.
@@ -265,6 +210,74 @@ impl<S: UserStore> App<S> {
     }
 }
 
+/// The one `async fn` of a request: every layer of `async fn` above it
+/// would store its own copy of the 256-byte request in the future that hyper
+/// keeps per connection. Generic over how the app is held: borrowed by
+/// [`App::handle`], owned (an `Arc`) by [`App::serve_request`].
+async fn route<S, A, B>(
+    app: A,
+    request: Request<B>,
+    peer: Option<SocketAddr>,
+) -> Response<Full<Bytes>>
+where
+    S: UserStore,
+    A: Deref<Target = App<S>>,
+    B: Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Off, the access log costs one branch: no clock read, no copies.
+    let access = app
+        .access_log
+        .then(|| AccessEntry::start(request.method(), request.uri().path(), peer));
+    let path = request.uri().path();
+    let docs = app.docs.as_ref();
+    let response = match (request.method(), path) {
+        (&Method::POST, "/token") => {
+            // Boxed: hyper keeps one service future per connection for
+            // the connection's life, sized for the largest route. The
+            // login's (body, form, hash) would triple it for every idle
+            // connection; one allocation per login costs nothing beside
+            // an argon2 hash.
+            let mut response = Box::pin(app.login(request, peer))
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            no_store(&mut response);
+            response
+        }
+        (_, "/token") => {
+            let mut response = ApiError::MethodNotAllowed("POST").into_response();
+            no_store(&mut response);
+            response
+        }
+        (&Method::GET, "/users/me") => app
+            .read_users_me(request.headers())
+            .await
+            .unwrap_or_else(ApiError::into_response),
+        (_, "/users/me") => ApiError::MethodNotAllowed("GET").into_response(),
+        (method, "/openapi.json" | "/docs") if docs.is_some() => match (method, docs) {
+            (&Method::GET, Some(docs)) if path == "/docs" => docs.swagger_ui_response(),
+            (&Method::GET, Some(docs)) => docs.openapi_response(),
+            _ => ApiError::MethodNotAllowed("GET").into_response(),
+        },
+        (_, _) => match path.strip_suffix('/') {
+            // FastAPI's redirect_slashes: same path without the slash,
+            // query kept; 307 so that a POST stays a POST.
+            Some(bare) if ROUTES[..app.route_count()].contains(&bare) => {
+                let location = match request.uri().query() {
+                    Some(query) => format!("{bare}?{query}"),
+                    None => bare.to_owned(),
+                };
+                ApiError::TrailingSlash(location).into_response()
+            }
+            _ => ApiError::NotFound.into_response(),
+        },
+    };
+    if let Some(access) = access {
+        access.finish(response.status());
+    }
+    response
+}
+
 /// Runs a handler future, answering 500 if it panics: one request's bug
 /// (or a panicking user store) must not cost its connection, and never the
 /// server. The panic message itself goes to stderr through the panic hook.
@@ -295,6 +308,22 @@ where
             // The handler is not polled again after this.
             Err(_) => Poll::Ready(ApiError::Internal.into_response()),
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response future as hyper's service wants it: never an `Err`.
+    pub(crate) struct Infallibly<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for Infallibly<F> {
+    type Output = Result<F::Output, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Ok)
     }
 }
 
@@ -372,6 +401,10 @@ mod tests {
         ));
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
         let size = std::mem::size_of_val(&app.handle(request));
+        assert!(size <= 1024, "the handle future is {size} bytes");
+        let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+        let served = Arc::new(app).serve_request(request, ([127, 0, 0, 1], 9).into());
+        let size = std::mem::size_of_val(&served);
         assert!(size <= 1024, "the service future is {size} bytes");
     }
 }
