@@ -30,10 +30,27 @@ pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
-    let claims = app
-        .tokens
+    let claims = verify_token(app, token)?;
+    user_named_by(app, claims).await
+}
+
+/// The first half of [`current_user`], synchronous: the token's claims.
+/// The routes call the halves apart so that the future hyper keeps per
+/// connection holds the claims across the store's `await`, not the request.
+pub(crate) fn verify_token<S: UserStore>(
+    app: &App<S>,
+    token: &str,
+) -> Result<Arc<Claims>, ApiError> {
+    app.tokens
         .verify(&app.key, token, unix_now(), app.leeway_secs)
-        .map_err(|_| ApiError::InvalidCredentials)?;
+        .map_err(|_| ApiError::InvalidCredentials)
+}
+
+/// The second half of [`current_user`]: the user verified claims name.
+pub(crate) async fn user_named_by<S: UserStore>(
+    app: &App<S>,
+    claims: Arc<Claims>,
+) -> Result<CurrentUser, ApiError> {
     let user = app
         .users
         .find(&claims.sub)
