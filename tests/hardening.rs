@@ -23,6 +23,13 @@ fn throttled(per_user: u32, per_ip: u32) -> Config {
     config
 }
 
+/// `n` logins of `username` with a wrong password, each a plain 400.
+async fn fail_logins(addr: std::net::SocketAddr, username: &str, n: usize) {
+    for _ in 0..n {
+        assert_invalid_grant(&post_token(addr, &credentials(username, "guess")).await);
+    }
+}
+
 #[track_caller]
 fn assert_429(resp: &crate::support::Response) {
     assert_json_exact(resp, 429, TOO_MANY);
@@ -38,9 +45,7 @@ fn assert_429(resp: &crate::support::Response) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_lock_that_username_even_against_the_right_password() {
     let server = start_with(throttled(3, 0)).await;
-    for _ in 0..3 {
-        assert_invalid_grant(&post_token(server.addr, &credentials("johndoe", "guess")).await);
-    }
+    fail_logins(server.addr, "johndoe", 3).await;
     assert_429(&post_token(server.addr, &credentials("johndoe", "secret")).await);
     // Another account is unaffected by this one's lockout.
     assert_eq!(
@@ -51,27 +56,21 @@ async fn failures_lock_that_username_even_against_the_right_password() {
     );
     // Unknown usernames count the same, so a 429 tells nothing about which
     // users exist.
-    for _ in 0..3 {
-        assert_invalid_grant(&post_token(server.addr, &credentials("nobody", "guess")).await);
-    }
+    fail_logins(server.addr, "nobody", 3).await;
     assert_429(&post_token(server.addr, &credentials("nobody", "guess")).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_resets_the_usernames_count() {
     let server = start_with(throttled(3, 0)).await;
-    for _ in 0..2 {
-        assert_invalid_grant(&post_token(server.addr, &credentials("johndoe", "guess")).await);
-    }
+    fail_logins(server.addr, "johndoe", 2).await;
     assert_eq!(
         post_token(server.addr, &credentials("johndoe", "secret"))
             .await
             .status,
         200
     );
-    for _ in 0..3 {
-        assert_invalid_grant(&post_token(server.addr, &credentials("johndoe", "guess")).await);
-    }
+    fail_logins(server.addr, "johndoe", 3).await;
     assert_429(&post_token(server.addr, &credentials("johndoe", "guess")).await);
 }
 
@@ -87,9 +86,7 @@ async fn failures_from_one_address_lock_that_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_disables_throttling() {
     let server = start_with(throttled(0, 0)).await;
-    for _ in 0..12 {
-        assert_invalid_grant(&post_token(server.addr, &credentials("johndoe", "guess")).await);
-    }
+    fail_logins(server.addr, "johndoe", 12).await;
     assert_eq!(
         post_token(server.addr, &credentials("johndoe", "secret"))
             .await
