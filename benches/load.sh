@@ -29,30 +29,7 @@ connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 cargo build --release --quiet --bin password-bearer --example baseline
 
-work=$(mktemp -d)
-cleanup() {
-    for pidfile in "$work"/*.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts "$@" pinned to core 0 and prints its address once it listens.
-# (Called as $(start ...): the server's stdout must not be that pipe, or the
-# substitution would wait for the server to exit.)
-start() {
-    local name=$1; shift
-    taskset -c "$cores" "$@" >/dev/null 2>"$work/$name.err" &
-    echo $! >"$work/$name.pid"
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
-        [ -n "$addr" ] && { echo "$addr"; return; }
-        sleep 0.05
-    done
-    echo "load.sh: $name did not start: $(cat "$work/$name.err")" >&2
-    exit 1
-}
+source benches/servers.sh
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -60,8 +37,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 # The flood runs the server on both cores (it sizes its hashing pool from
 # them); the side-by-side rounds pin each server to core 0.
-cores=0
-[ "$mode" = flood ] && cores=0,1
+PIN=0
+[ "$mode" = flood ] && PIN=0,1
 head -c 48 /dev/urandom | base64 >"$work/key"
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log --max-connections $((held + 100)))
 ours_pid=$(cat "$work/ours.pid")

@@ -27,30 +27,7 @@ command -v wrk >/dev/null || { echo "soak.sh: wrk is missing (apt-get install wr
 command -v curl >/dev/null || { echo "soak.sh: curl is missing (apt-get install curl)" >&2; exit 2; }
 cargo build --release --quiet --bin password-bearer
 
-work=$(mktemp -d)
-cleanup() {
-    for pidfile in "$work"/*.pid; do
-        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts "$@" and prints its address once it listens.
-# (Called as $(start ...): the server's stdout must not be that pipe, or the
-# substitution would wait for the server to exit.)
-start() {
-    local name=$1; shift
-    "$@" >/dev/null 2>"$work/$name.err" &
-    echo $! >"$work/$name.pid"
-    for _ in $(seq 100); do
-        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
-        [ -n "$addr" ] && { echo "$addr"; return; }
-        sleep 0.05
-    done
-    echo "soak.sh: $name did not start: $(cat "$work/$name.err")" >&2
-    exit 1
-}
+source benches/servers.sh
 
 status_kib() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; }
 

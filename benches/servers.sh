@@ -1,0 +1,31 @@
+# Sourced by load.sh and soak.sh (from the repository's top folder): a
+# temporary folder, servers started in the background, and all of them
+# stopped and the folder removed on exit.
+
+work=$(mktemp -d)
+cleanup() {
+    for pidfile in "$work"/*.pid; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start NAME COMMAND...: starts COMMAND (pinned to the cores in $PIN when
+# set, e.g. PIN=0), writes its pid to $work/NAME.pid, and prints its address
+# once its `listening on` line appears. Called as $(start ...): the server's
+# stdout must not be that pipe, or the substitution would wait for the
+# server to exit.
+start() {
+    local name=$1; shift
+    if [ -n "${PIN:-}" ]; then set -- taskset -c "$PIN" "$@"; fi
+    "$@" >/dev/null 2>"$work/$name.err" &
+    echo $! >"$work/$name.pid"
+    for _ in $(seq 100); do
+        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
+        [ -n "$addr" ] && { echo "$addr"; return; }
+        sleep 0.05
+    done
+    echo "$(basename "$0"): $name did not start: $(cat "$work/$name.err")" >&2
+    exit 1
+}
