@@ -57,7 +57,7 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
-        catch_panic(route(self, request, peer))
+        catch_panic(move || route(self, request, peer))
     }
 
     /// [`App::handle`] as [`crate::serve`]'s hyper service calls it: the
@@ -73,7 +73,7 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         Infallibly {
-            inner: catch_panic(route(self, request, Some(peer))),
+            inner: catch_panic(move || route(self, request, Some(peer))),
         }
     }
 
@@ -359,20 +359,23 @@ where
     }
 }
 
-/// Runs a handler future, answering 500 if it panics: one request's bug
-/// (or a panicking user store) must not cost its connection, and never the
+/// Runs a handler, answering 500 if it panics, in its synchronous part
+/// (`start`, which routes) or while polled: one request's bug (or a
+/// panicking user store) must not cost its connection, and never the
 /// server. The panic message itself goes to stderr through the panic hook.
-fn catch_panic<F>(handler: F) -> CatchPanic<F> {
-    CatchPanic { handler }
+fn catch_panic<F>(start: impl FnOnce() -> F) -> CatchPanic<F> {
+    CatchPanic {
+        handler: std::panic::catch_unwind(AssertUnwindSafe(start)).ok(),
+    }
 }
 
 pin_project_lite::pin_project! {
     /// The future of [`catch_panic`]: the handler, pinned in place (a
     /// wrapping `async` block would store it twice in the per-connection
-    /// future).
+    /// future); `None` when routing itself panicked.
     struct CatchPanic<F> {
         #[pin]
-        handler: F,
+        handler: Option<F>,
     }
 }
 
@@ -383,7 +386,9 @@ where
     type Output = Response<Full<Bytes>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let handler = self.project().handler;
+        let Some(handler) = self.project().handler.as_pin_mut() else {
+            return Poll::Ready(ApiError::Internal.into_response());
+        };
         match std::panic::catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
             Ok(poll) => poll,
             // The handler is not polled again after this.
@@ -470,6 +475,22 @@ mod tests {
     use crate::token::SecretKey;
     use crate::users::Users;
     use crate::Config;
+
+    #[tokio::test]
+    async fn a_panic_while_routing_or_polled_is_a_500() {
+        let routing = catch_panic(|| -> std::future::Ready<Response<Full<Bytes>>> {
+            panic!("injected fault while routing")
+        });
+        assert_eq!(routing.await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let polled = catch_panic(|| async {
+            panic!("injected fault while polled");
+            #[allow(unreachable_code)]
+            ApiError::NotFound.into_response()
+        });
+        assert_eq!(polled.await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let fine = catch_panic(|| std::future::ready(ApiError::NotFound.into_response()));
+        assert_eq!(fine.await.status(), StatusCode::NOT_FOUND);
+    }
 
     #[test]
     fn the_per_connection_future_stays_small() {
