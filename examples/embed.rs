@@ -21,25 +21,20 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use password_bearer::auth::{current_active_user, current_user, require_scopes};
 use password_bearer::bearer::bearer_token;
 use password_bearer::error::{json_response, ApiError};
 use password_bearer::password::hash_password;
 use password_bearer::routes::ClientAddr;
+use password_bearer::server::serve_with;
 use password_bearer::token::SecretKey;
 use password_bearer::users::{User, UserStore};
 use password_bearer::{App, Config};
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Our users, standing in for a database table. The lookup is async, as a
@@ -111,44 +106,21 @@ async fn read_own_items(
     Ok(json_response(StatusCode::OK, items.to_string().into()))
 }
 
-/// Serves `app` with our routes until `shutdown` resolves, then gives
-/// in-flight requests up to 10 s.
+/// Serves `app` with our routes until `shutdown` resolves, with the
+/// crate's serving loop and limits (header-read timeout, connection cap,
+/// grace period, panics answered 500).
 pub(crate) async fn serve_embedded(
     listener: TcpListener,
     app: Arc<App<Database>>,
     shutdown: impl Future<Output = ()>,
-) {
-    let mut http = http1::Builder::new();
-    // A header-read timeout needs a timer (hyper panics without one).
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(_) => {
-                    // Out of file descriptors, say: back off, do not spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Small responses must not wait for Nagle's algorithm.
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(route(&app, request, peer).await) }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        app,
+        |app, request, peer| async move { route(&app, request, peer).await },
+        shutdown,
+    )
+    .await
 }
 
 #[allow(dead_code)] // tests include this file for `route` and `serve_embedded`
@@ -167,6 +139,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     serve_embedded(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await;
+    .await?;
     Ok(())
 }

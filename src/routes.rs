@@ -72,9 +72,7 @@ impl<S: UserStore> App<S> {
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        Infallibly {
-            inner: catch_panic(move || route(self, request, Some(peer))),
-        }
+        guarded(move || route(self, request, Some(peer)))
     }
 
     /// How many of [`ROUTES`] are served: the docs pages are last.
@@ -373,7 +371,7 @@ pin_project_lite::pin_project! {
     /// The future of [`catch_panic`]: the handler, pinned in place (a
     /// wrapping `async` block would store it twice in the per-connection
     /// future); `None` when routing itself panicked.
-    struct CatchPanic<F> {
+    pub(crate) struct CatchPanic<F> {
         #[pin]
         handler: Option<F>,
     }
@@ -394,6 +392,14 @@ where
             // The handler is not polled again after this.
             Err(_) => Poll::Ready(ApiError::Internal.into_response()),
         }
+    }
+}
+
+/// A handler as a hyper service calls it: panics answered 500
+/// ([`catch_panic`]) and the `Result` hyper wants, never an `Err`.
+pub(crate) fn guarded<F>(start: impl FnOnce() -> F) -> Infallibly<CatchPanic<F>> {
+    Infallibly {
+        inner: catch_panic(start),
     }
 }
 

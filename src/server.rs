@@ -3,12 +3,19 @@
 
 use crate::app::App;
 use crate::log;
+use crate::routes::guarded;
 use crate::users::UserStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -26,6 +33,54 @@ pub async fn serve<S: UserStore>(
     app: Arc<App<S>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let service_app = app.clone();
+    let service = move |peer: SocketAddr| {
+        let app = service_app.clone();
+        service_fn(move |request| app.clone().serve_request(request, peer))
+    };
+    serve_loop(listener, &app, service, shutdown).await
+}
+
+/// [`serve`] for an embedder's own routes: the same loop and limits (the
+/// app's header-read timeout, connection cap, grace period, a panic answered
+/// 500), with `handler` answering every request. It gets the app, the
+/// request and the client's address; hand what is not yours to
+/// [`App::handle`] (see `examples/embed.rs`).
+pub async fn serve_with<S, H, F>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: UserStore,
+    H: Fn(Arc<App<S>>, Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service_app = app.clone();
+    let service = move |peer: SocketAddr| {
+        let (app, handler) = (service_app.clone(), handler.clone());
+        service_fn(move |request| guarded(|| handler(app.clone(), request, peer)))
+    };
+    serve_loop(listener, &app, service, shutdown).await
+}
+
+/// The loop both serve: `service` makes each connection's hyper service
+/// from the client's address.
+async fn serve_loop<S, M, Svc>(
+    listener: TcpListener,
+    app: &App<S>,
+    mut service: M,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    S: UserStore,
+    M: FnMut(SocketAddr) -> Svc,
+    Svc: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
     let mut http = http1::Builder::new();
     // The timer is what makes the header-read timeout fire (hyper panics on
     // a timeout without one); the timeout also closes idle keep-alives.
@@ -60,9 +115,7 @@ pub async fn serve<S: UserStore>(
         };
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| app.clone().serve_request(request, peer));
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(stream), service(peer));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A connection error (reset, timeout, malformed request) concerns

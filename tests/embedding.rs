@@ -320,8 +320,7 @@ async fn the_example_serves_its_route_and_ours() {
     );
     let app = Arc::new(App::new(config));
     let server = start_loop(|listener, shutdown| async move {
-        example::serve_embedded(listener, app, shutdown).await;
-        Ok(())
+        example::serve_embedded(listener, app, shutdown).await
     })
     .await;
 
