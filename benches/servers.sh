@@ -22,8 +22,10 @@ start() {
     "$@" >/dev/null 2>"$work/$name.err" &
     echo $! >"$work/$name.pid"
     for _ in $(seq 100); do
-        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/$name.err")
-        [ -n "$addr" ] && { echo "$addr"; return; }
+        # Only a whole line: stderr is unbuffered, so the line may arrive
+        # in pieces, and half a port is another port.
+        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/$name.err")
+        [ -n "$addr" ] && [ -z "$(tail -c1 "$work/$name.err")" ] && { echo "$addr"; return; }
         sleep 0.05
     done
     echo "$(basename "$0"): $name did not start: $(cat "$work/$name.err")" >&2
