@@ -8,7 +8,9 @@ use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
 use argon2::Params;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Everything a server needs to start. Build it with [`Config::new`] and
 /// change the public fields you need.
@@ -45,8 +47,9 @@ pub struct Config<S = Users> {
     /// Failed logins allowed per username and per client address in a
     /// sliding minute before `/token` answers 429 (default 10 and 100).
     pub throttle: Limits,
-    /// Connections served at once (default 4096); [`crate::serve`] stops
-    /// accepting at the cap, so more wait in the kernel's listen backlog.
+    /// Connections served at once (default 4096), over every listener the
+    /// app is served on; [`crate::serve`] stops accepting at the cap, so
+    /// more wait in the kernel's listen backlog.
     pub max_connections: usize,
 }
 
@@ -101,7 +104,9 @@ pub struct App<S = Users> {
     pub(crate) access_log: bool,
     pub(crate) login_log: bool,
     pub(crate) throttle: Throttle,
-    pub(crate) max_connections: usize,
+    /// One permit per connection served, shared by every serving loop of
+    /// this app (one per core in the binary).
+    pub(crate) connections: Arc<Semaphore>,
 }
 
 impl<S: UserStore> App<S> {
@@ -128,7 +133,7 @@ impl<S: UserStore> App<S> {
             access_log: config.access_log,
             login_log: config.login_log,
             throttle: Throttle::new(config.throttle),
-            max_connections: config.max_connections.max(1),
+            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
         }
     }
 

@@ -42,7 +42,8 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: the serving loop, [`serve`].
+//! - [`server`]: the serving loop, [`serve`]; `drain` shuts its
+//!   connections down gracefully.
 //! - [`app`]: the state ([`App`]) and its settings ([`Config`]).
 //! - [`routes`]: routing and the `/token` and `/users/me` handlers.
 //! - [`auth`]: the seed's chain, `current_user` then `current_active_user`,
@@ -65,6 +66,7 @@ pub mod app;
 pub mod auth;
 pub mod bearer;
 pub mod config;
+mod drain;
 pub mod error;
 pub mod form;
 pub mod log;

@@ -2,6 +2,7 @@
 //! with a header-read timeout, and graceful shutdown.
 
 use crate::app::App;
+use crate::drain::Drain;
 use crate::log;
 use crate::routes::guarded;
 use crate::users::UserStore;
@@ -12,14 +13,12 @@ use hyper::server::conn::http1;
 use hyper::service::{service_fn, Service};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before the next: retrying at once would spin a core and fail again.
@@ -87,16 +86,15 @@ where
     http.timer(TokioTimer::new())
         .header_read_timeout(app.header_read_timeout)
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    // A permit is taken before `accept` and moved into the connection's
-    // task: at the cap the loop stops accepting, and new clients wait in the
-    // kernel's backlog instead of costing memory here.
-    let permits = Arc::new(Semaphore::new(app.max_connections));
+    let drain = Arc::new(Drain::default());
     tokio::pin!(shutdown);
 
     loop {
+        // A permit is taken before `accept` and moved into the connection's
+        // task: at the cap the loop stops accepting, and new clients wait in
+        // the kernel's backlog instead of costing memory here.
         let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
+            permit = app.connections.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break, // never closed
             },
@@ -116,7 +114,7 @@ where
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let connection = http.serve_connection(TokioIo::new(stream), service(peer));
-        let connection = graceful.watch(connection);
+        let connection = drain.watch(connection, |c| c.graceful_shutdown());
         tokio::spawn(async move {
             // A connection error (reset, timeout, malformed request) concerns
             // that client only; hyper has already answered or closed.
@@ -127,7 +125,7 @@ where
 
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drain.close() => {}
         () = tokio::time::sleep(app.grace_period) => {
             log::line(format_args!(
                 "password-bearer: grace period over; closing remaining connections"
