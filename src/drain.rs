@@ -232,10 +232,11 @@ mod tests {
             end.send(()).unwrap();
             assert_eq!(task.await.unwrap(), "ended");
         }
-        let connections = drain.lock();
-        assert_eq!(connections.live, 0);
-        assert_eq!(connections.wakers.len(), 1, "one slot, reused");
-        drop(connections);
+        {
+            let connections = drain.lock();
+            assert_eq!(connections.live, 0);
+            assert_eq!(connections.wakers.len(), 1, "one slot, reused");
+        }
         drain.close().await; // nothing to wait for
     }
 }

@@ -59,7 +59,7 @@ fn hash_password() -> Result<(), ConfigError> {
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
     let app = App::new(config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ConfigError {
