@@ -5,7 +5,8 @@
 #
 #   benches/instructions.sh [REQUESTS]     (default 5000)
 #
-# Each server runs under valgrind answering 1000 and 1000+REQUESTS
+# Each server runs pinned to one core, as in load.sh (so ours runs one
+# worker, and the baseline's runtime one worker thread), under valgrind, answering 1000 and 1000+REQUESTS
 # requests on one keep-alive connection (each count the fewest of three
 # runs); the difference divided by REQUESTS is the cost of one request,
 # start-up and shutdown cancelled out. The
@@ -54,7 +55,7 @@ PY
 count() {
     local n=$1 name=$2; shift 2
     local file="$out/callgrind/$name.$n"
-    valgrind --tool=callgrind --callgrind-out-file="$file" "$@" >/dev/null 2>"$work/err" &
+    taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$file" "$@" >/dev/null 2>"$work/err" &
     local pid=$!
     local addr=""
     for _ in $(seq 200); do

@@ -30,7 +30,7 @@ pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
-    let claims = verify_token(app, token)?;
+    let claims = verify_token(app, token.as_bytes())?;
     user_named_by(app, claims).await
 }
 
@@ -39,7 +39,7 @@ pub async fn current_user<S: UserStore>(
 /// connection holds the claims across the store's `await`, not the request.
 pub(crate) fn verify_token<S: UserStore>(
     app: &App<S>,
-    token: &str,
+    token: &[u8],
 ) -> Result<Arc<Claims>, ApiError> {
     app.tokens
         .verify(&app.key, token, unix_now(), app.leeway_secs)

@@ -10,6 +10,15 @@ use crate::error::ApiError;
 /// by nothing, or by bytes that cannot be a token, is
 /// [`ApiError::InvalidCredentials`]: it tried and failed, as FastAPI answers.
 pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, ApiError> {
+    // Anything that is not base64url and dots (inner spaces, control
+    // bytes) fails the token decoder just the same; here it only has to be
+    // a `&str`.
+    std::str::from_utf8(bearer_bytes(header)?).map_err(|_| ApiError::InvalidCredentials)
+}
+
+/// [`bearer_token`] before the UTF-8 check, for the route, whose
+/// verified-token cache compares bytes: a token it has seen needs no check.
+pub(crate) fn bearer_bytes(header: Option<&[u8]>) -> Result<&[u8], ApiError> {
     let value = header.unwrap_or_default();
     // FastAPI splits on the first space; the parser already trimmed the value.
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
@@ -23,10 +32,7 @@ pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, ApiError> {
     if token.is_empty() {
         return Err(ApiError::InvalidCredentials);
     }
-    // Anything that is not base64url and dots (inner spaces, control
-    // bytes) fails the token decoder just the same; here it only has to be
-    // a `&str`, and std's UTF-8 check is the fastest scan there is.
-    std::str::from_utf8(token).map_err(|_| ApiError::InvalidCredentials)
+    Ok(token)
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The most `--workers` accepted: more threads than any machine this is
+/// meant for has cores.
+pub const MAX_WORKERS: usize = 256;
+
 /// The prefix of every flag's environment variable.
 pub const ENV_PREFIX: &str = "PASSWORD_BEARER_";
 
@@ -224,6 +228,19 @@ pub const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "workers",
+        help: "threads serving connections, each with its own runtime and listener",
+        default: "one per core",
+        apply: Apply::Value("N", |o, v| {
+            let workers: usize = number(v)?;
+            if !(1..=MAX_WORKERS).contains(&workers) {
+                return Err(format!("must be from 1 to {MAX_WORKERS}"));
+            }
+            o.workers = Some(workers);
+            Ok(())
+        }),
+    },
+    Flag {
         name: "no-docs",
         help: "do not serve /docs and /openapi.json (both answer 404)",
         default: "",
@@ -369,6 +386,8 @@ pub struct Options {
     pub login_failures_per_ip: u32,
     /// `--max-connections`.
     pub max_connections: usize,
+    /// `--workers`; `None` is one per core the process may run on.
+    pub workers: Option<usize>,
     /// Serve `/docs` and `/openapi.json`; `--no-docs` clears it.
     pub docs: bool,
     /// `--docs-assets-url`, checked, without a trailing `/`.
@@ -398,6 +417,7 @@ impl Default for Options {
             login_failures_per_user: 10,
             login_failures_per_ip: 100,
             max_connections: 4096,
+            workers: None,
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
             access_log: false,
@@ -656,8 +676,11 @@ mod tests {
     #[test]
     fn the_defaults_help_shows_are_the_real_ones() {
         for flag in FLAGS {
-            // These two describe what happens without a file.
-            if flag.default.is_empty() || ["users", "secret-key-file"].contains(&flag.name) {
+            // These describe what happens without the flag: no file, or
+            // as many workers as cores.
+            if flag.default.is_empty()
+                || ["users", "secret-key-file", "workers"].contains(&flag.name)
+            {
                 continue;
             }
             let arg = format!("{}={}", flag.flag(), flag.default);
@@ -793,6 +816,7 @@ mod tests {
             ("PASSWORD_BEARER_LOGIN_FAILURES_PER_USER", "0"),
             ("PASSWORD_BEARER_LOGIN_FAILURES_PER_IP", "5"),
             ("PASSWORD_BEARER_MAX_CONNECTIONS", "64"),
+            ("PASSWORD_BEARER_WORKERS", "3"),
         ]);
         let expected = Options {
             host: "0.0.0.0".into(),
@@ -811,6 +835,7 @@ mod tests {
             login_failures_per_user: 0,
             login_failures_per_ip: 5,
             max_connections: 64,
+            workers: Some(3),
             from_env: o.from_env.clone(),
         };
         assert_eq!(o, expected);

@@ -423,6 +423,48 @@ fn help_prints_usage_and_exits_0() {
     }
 }
 
+/// `--workers 3`: three runtimes, each with its own listener on the one
+/// port (`SO_REUSEPORT`; the kernel picks one per client address and port,
+/// so two dozen connections reach all of them in practice). Every
+/// connection is served, keep-alive included; a second copy of the server
+/// on the port is refused rather than let in to take a share of the
+/// clients; SIGTERM closes every worker's idle connections and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_share_one_port_and_all_shut_down() {
+    let mut proc = Proc::spawn(&["--port", "0", "--workers", "3"]);
+    let addr = proc.wait_listening();
+    let token = login(addr, "johndoe", "secret").await;
+    let me = format!("GET /users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut conns = Vec::new();
+    for _ in 0..24 {
+        conns.push(Conn::open(addr).await);
+    }
+    for conn in &mut conns {
+        conn.send(me.as_bytes()).await;
+        assert_json_exact(&conn.response().await, 200, JOHNDOE_ME);
+    }
+
+    let port = addr.port().to_string();
+    let second = run(&["--port", &port, "--workers", "2"], b"");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr:?}");
+    assert!(stderr.contains(&port), "{stderr:?}");
+
+    for conn in &mut conns {
+        conn.send(me.as_bytes()).await;
+        assert_json_exact(&conn.response().await, 200, JOHNDOE_ME);
+    }
+    proc.signal("TERM");
+    for conn in &mut conns {
+        assert!(
+            conn.closed_within(Duration::from_secs(10)).await.is_some(),
+            "an idle keep-alive connection is closed on shutdown"
+        );
+    }
+    let (status, stderr) = proc.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}, stderr {stderr:?}");
+}
+
 #[test]
 fn bad_flags_are_one_line_and_exit_2() {
     assert_config_error(&["--frobnicate"], "--frobnicate");
@@ -435,6 +477,9 @@ fn bad_flags_are_one_line_and_exit_2() {
     );
     assert_config_error(&["--port", "0", "--users"], "--users");
     assert_config_error(&["--port", "0", "--no-docs=yes"], "--no-docs");
+    for workers in ["0", "257", "two"] {
+        assert_config_error(&["--port", "0", "--workers", workers], "--workers");
+    }
     assert_config_error(
         &["--port", "0", "--docs-assets-url", "cdn.example.com"],
         "--docs-assets-url",
