@@ -3,7 +3,10 @@
 # baseline (examples/baseline.rs), on this machine.
 #
 #   benches/load.sh [ROUNDS] [SECONDS]   GET /users/me, A B A B ...
-#   benches/load.sh flood [SECONDS]      login flood beside /users/me readers
+#   benches/load.sh flood [SECONDS]      login flood beside /users/me readers,
+#                                        ours then the axum equivalent
+#                                        (benches/axum-equivalent, when it
+#                                        builds), and the logins/s ratio
 #   benches/load.sh conns [N]            RSS of each server holding N (10000)
 #                                        keep-alive connections
 #
@@ -30,6 +33,16 @@ command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wr
 cargo build --release --quiet --bin password-bearer --example baseline
 
 source benches/servers.sh
+
+# Issue 4 measures the flood against what an axum + jsonwebtoken + argon2
+# developer would write (benches/axum-equivalent, its own Cargo project).
+# Building it needs its crates from the registry; without them our figures
+# still stand on their own, so a failed build skips the comparison only.
+axum_skipped=
+if [ "$mode" = flood ] &&
+    ! cargo build --release --quiet --manifest-path benches/axum-equivalent/Cargo.toml 2>"$work/axum-build.log"; then
+    axum_skipped=$(grep -m1 '^error' "$work/axum-build.log" || tail -n1 "$work/axum-build.log")
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -61,19 +74,45 @@ wrk.method = "POST"
 wrk.body = "username=johndoe&password=secret"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 LUA
-    echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while 8 clients GET /users/me; server on both cores"
-    idle=$(awk '/VmRSS/ {print $2}' "/proc/$ours_pid/status")
-    wrk -t1 -c16 -d"${seconds}s" -s "$work/login.lua" "http://$ours/token" >"$work/flood.txt" &
-    flood=$!
-    wrk -t1 -c8 -d"${seconds}s" --latency -H "$auth" "http://$ours/users/me" >"$work/readers.txt"
-    wait "$flood"
-    logins=$(awk '/Requests\/sec/ {print $2}' "$work/flood.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$work/readers.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$work/readers.txt")
-    non2xx=$(cat "$work/flood.txt" "$work/readers.txt" | awk '/Non-2xx/ {s += $NF} END {print s + 0}')
-    echo "logins/s: $logins"
-    echo "/users/me latency during the flood: p50 $p50, p99 $p99"
-    echo "RSS: idle ${idle} KiB, peak $(hwm_kib "$ours_pid") KiB; non-2xx responses: $non2xx"
+    # flood NAME ADDR PID AUTH: the same flood for each server, so the two
+    # sets of figures differ only by the server. Writes logins/s to
+    # $work/NAME.logins for the ratio.
+    flood() {
+        local name=$1 addr=$2 pid=$3 auth=$4 idle flooder logins p50 p99 non2xx
+        idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+        wrk -t1 -c16 -d"${seconds}s" -s "$work/login.lua" "http://$addr/token" >"$work/$name.flood.txt" &
+        flooder=$!
+        wrk -t1 -c8 -d"${seconds}s" --latency -H "$auth" "http://$addr/users/me" >"$work/$name.readers.txt"
+        wait "$flooder"
+        logins=$(awk '/Requests\/sec/ {print $2}' "$work/$name.flood.txt")
+        p99=$(awk '$1 == "99%" {print $2}' "$work/$name.readers.txt")
+        p50=$(awk '$1 == "50%" {print $2}' "$work/$name.readers.txt")
+        non2xx=$(cat "$work/$name.flood.txt" "$work/$name.readers.txt" | awk '/Non-2xx/ {s += $NF} END {print s + 0}')
+        echo "$name:"
+        echo "  logins/s: $logins"
+        echo "  /users/me latency during the flood: p50 $p50, p99 $p99"
+        echo "  RSS: idle ${idle} KiB, peak $(hwm_kib "$pid") KiB; non-2xx responses: $non2xx"
+        echo "$logins" >"$work/$name.logins"
+    }
+    echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while 8 clients GET /users/me; each server on both cores, one flood at a time"
+    flood ours "$ours" "$ours_pid" "$auth"
+    if [ -n "$axum_skipped" ]; then
+        echo "axum comparison skipped: benches/axum-equivalent does not build ($axum_skipped)"
+        exit 0
+    fi
+    # Started only now, so that ours was flooded with no other server in
+    # the machine's memory; it stays idle from here on.
+    axum=$(start axum benches/axum-equivalent/target/release/axum-equivalent 0 "$work/key")
+    axum_pid=$(cat "$work/axum.pid")
+    # Its readers' token comes from logging in, as its clients would: the
+    # 19 MiB of that one verify is nothing beside the flood's.
+    axum_token=$(curl -sf -d 'username=johndoe&password=secret' "http://$axum/token" |
+        sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+    curl -sf -H "Authorization: Bearer $axum_token" "http://$axum/users/me" >/dev/null ||
+        { echo "load.sh: the axum equivalent refuses its own token" >&2; exit 1; }
+    flood axum "$axum" "$axum_pid" "Authorization: Bearer $axum_token"
+    awk -v a="$(cat "$work/ours.logins")" -v b="$(cat "$work/axum.logins")" \
+        'BEGIN {if (b > 0) printf "logins/s ratio ours / axum: %.3f\n", a / b; else print "logins/s ratio ours / axum: n/a (axum logged nobody in)"}'
     exit 0
 fi
 

@@ -19,6 +19,8 @@ trap cleanup EXIT
 start() {
     local name=$1; shift
     if [ -n "${PIN:-}" ]; then set -- taskset -c "$PIN" "$@"; fi
+    # Created first: the background job opens it only when it gets to run.
+    : >"$work/$name.err"
     "$@" >/dev/null 2>"$work/$name.err" &
     echo $! >"$work/$name.pid"
     for _ in $(seq 100); do

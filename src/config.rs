@@ -229,7 +229,7 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "workers",
-        help: "threads serving connections, each with its own runtime and listener",
+        help: "threads serving connections; 1 runs a single-threaded runtime",
         default: "one per core",
         apply: Apply::Value("N", |o, v| {
             let workers: usize = number(v)?;

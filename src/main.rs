@@ -56,15 +56,14 @@ fn hash_password() -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Serves on `workers` threads, each running its own single-threaded
-/// runtime on its own listener; the kernel spreads new connections over the
-/// listeners by a hash of the client's address and port (`SO_REUSEPORT`),
-/// and a connection stays on its thread for life. No request pays for a
-/// work-stealing scheduler's cross-thread bookkeeping: about 900 fewer
-/// instructions per `GET /users/me` than one multi-threaded runtime
-/// (`benches/instructions.sh`), and one thread less. Password hashes still
-/// run on each runtime's blocking pool, bounded by the app's verifier, so a
-/// login never stalls the requests of its thread.
+/// Serves on `workers` threads. One worker is a current-thread runtime: no
+/// work-stealing scheduler, about 900 fewer instructions per
+/// `GET /users/me` (`benches/instructions.sh`) and one thread less. More
+/// are one multi-thread runtime: measured with a login flood on two cores,
+/// one current-thread runtime per core (each on its own `SO_REUSEPORT`
+/// listener) doubled the readers' p99 (6.6 ms against 3.1 to 4.7 ms), since
+/// a connection waits whenever a password hash holds its thread's core,
+/// while work stealing moves it to the other one.
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
     let app = Arc::new(App::new(config));
@@ -72,75 +71,44 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         // The cores this process may run on: `taskset -c 0` means one.
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     });
-    let startup = |problem: String| ConfigError {
-        what: "startup".into(),
-        problem,
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
     };
-    let runtime = current_thread_runtime().map_err(|e| startup(e.to_string()))?;
+    let runtime = builder.enable_all().build().map_err(|e| ConfigError {
+        what: "startup".into(),
+        problem: format!("cannot start the runtime: {e}"),
+    })?;
     runtime.block_on(async {
-        let mut listeners = bind(&options.host, options.port, workers)
-            .await?
-            .into_iter();
-        let listener = listeners.next().expect("bind opens at least one listener");
+        let listener = bind(&options.host, options.port).await?;
         let local = listener.local_addr().map_err(|e| ConfigError {
             what: "--port".into(),
             problem: e.to_string(),
         })?;
-        let signal =
-            shutdown_signal().map_err(|e| startup(format!("cannot handle signals: {e}")))?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut threads = Vec::new();
-        for (n, other) in listeners.enumerate() {
-            // Out of this runtime's reactor, into the worker's.
-            let other = other.into_std().map_err(|e| startup(e.to_string()))?;
-            let (app, mut stopped) = (app.clone(), stopped.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("worker-{}", n + 1))
-                .spawn(move || -> std::io::Result<()> {
-                    current_thread_runtime()?.block_on(async move {
-                        let listener = TcpListener::from_std(other)?;
-                        let shutdown = async move {
-                            let _ = stopped.wait_for(|&stop| stop).await;
-                        };
-                        serve(listener, app, shutdown).await
-                    })
-                })
-                .map_err(|e| startup(format!("cannot start a worker thread: {e}")))?;
-            threads.push(thread);
-        }
+        let shutdown = shutdown_signal().map_err(|e| ConfigError {
+            what: "startup".into(),
+            problem: format!("cannot handle signals: {e}"),
+        })?;
         if let Some(warning) = warning {
             log::line(format_args!("password-bearer: warning: {warning}"));
         }
         log::line(format_args!("listening on http://{local}"));
-        let shutdown = async move {
-            signal.await;
-            let _ = stop.send(true);
-        };
-        let mut outcome = serve(listener, app, shutdown).await;
-        for thread in threads {
-            let finished = thread
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("a worker thread panicked")));
-            outcome = outcome.and(finished);
-        }
-        outcome.map_err(|e| ConfigError {
-            what: "serve".into(),
-            problem: e.to_string(),
-        })
+        serve(listener, app, shutdown)
+            .await
+            .map_err(|e| ConfigError {
+                what: "serve".into(),
+                problem: e.to_string(),
+            })
     })
 }
 
-fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
-/// Resolves `host` and opens `count` listeners on the first address it
-/// names: one, or a group sharing the port through `SO_REUSEPORT`.
-async fn bind(host: &str, port: u16, count: usize) -> Result<Vec<TcpListener>, ConfigError> {
+/// Resolves `host` and listens on the first address it names.
+async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
     let what = format!("--host {host} --port {port}");
-    let mut addr: SocketAddr = tokio::net::lookup_host((host, port))
+    let addr: SocketAddr = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| ConfigError {
             what: what.clone(),
@@ -151,39 +119,20 @@ async fn bind(host: &str, port: u16, count: usize) -> Result<Vec<TcpListener>, C
             what: what.clone(),
             problem: "the host resolves to no address".into(),
         })?;
-    let shared = count > 1;
-    if shared {
-        // A port held by anyone, even another `SO_REUSEPORT` group (a second
-        // copy of this server, say), fails here: a group would silently
-        // join it and split the clients. The probe also picks the port
-        // when it is 0.
-        addr = listen(addr, false)
-            .and_then(|probe| probe.local_addr())
-            .map_err(|e| cannot_listen(&what, addr, e))?;
-    }
-    (0..count)
-        .map(|_| listen(addr, shared).map_err(|e| cannot_listen(&what, addr, e)))
-        .collect()
-}
-
-fn listen(addr: SocketAddr, shared: bool) -> std::io::Result<TcpListener> {
+    let cannot_listen = |e: std::io::Error| ConfigError {
+        what: what.clone(),
+        problem: format!("cannot listen on {addr}: {e}"),
+    };
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
-    }?;
-    // Restarting must not wait for the old process's TIME_WAIT sockets.
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(shared)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-fn cannot_listen(what: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
-    ConfigError {
-        what: what.to_owned(),
-        problem: format!("cannot listen on {addr}: {e}"),
     }
+    .map_err(cannot_listen)?;
+    // Restarting must not wait for the old process's TIME_WAIT sockets.
+    socket.set_reuseaddr(true).map_err(cannot_listen)?;
+    socket.bind(addr).map_err(cannot_listen)?;
+    socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)
 }
 
 /// Registers SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes) at

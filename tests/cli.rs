@@ -423,15 +423,18 @@ fn help_prints_usage_and_exits_0() {
     }
 }
 
-/// `--workers 3`: three runtimes, each with its own listener on the one
-/// port (`SO_REUSEPORT`; the kernel picks one per client address and port,
-/// so two dozen connections reach all of them in practice). Every
+/// `--workers 1` (a single-threaded runtime) and `--workers 3`: every
 /// connection is served, keep-alive included; a second copy of the server
-/// on the port is refused rather than let in to take a share of the
-/// clients; SIGTERM closes every worker's idle connections and exits 0.
+/// on the port is refused; SIGTERM closes idle connections and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_workers_share_one_port_and_all_shut_down() {
-    let mut proc = Proc::spawn(&["--port", "0", "--workers", "3"]);
+async fn one_worker_or_several_serve_and_shut_down() {
+    for workers in ["1", "3"] {
+        serve_and_shut_down_with_workers(workers).await;
+    }
+}
+
+async fn serve_and_shut_down_with_workers(workers: &str) {
+    let mut proc = Proc::spawn(&["--port", "0", "--workers", workers]);
     let addr = proc.wait_listening();
     let token = login(addr, "johndoe", "secret").await;
     let me = format!("GET /users/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
@@ -445,7 +448,7 @@ async fn several_workers_share_one_port_and_all_shut_down() {
     }
 
     let port = addr.port().to_string();
-    let second = run(&["--port", &port, "--workers", "2"], b"");
+    let second = run(&["--port", &port], b"");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{stderr:?}");
     assert!(stderr.contains(&port), "{stderr:?}");
