@@ -61,7 +61,7 @@ fn hash_password() -> Result<(), ConfigError> {
 /// `GET /users/me` (`benches/instructions.sh`) and one thread less. More
 /// are one multi-thread runtime: measured with a login flood on two cores,
 /// one current-thread runtime per core (each on its own `SO_REUSEPORT`
-/// listener) doubled the readers' p99 (6.6 ms against 3.1 to 4.7 ms), since
+/// listener) raised the readers' p99 to 6.6 ms from 3.1 to 4.7 ms, since
 /// a connection waits whenever a password hash holds its thread's core,
 /// while work stealing moves it to the other one.
 fn run(options: &Options) -> Result<(), ConfigError> {
