@@ -121,6 +121,18 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_are_malformed_and_not_cached() {
+        let cache = TokenCache::new();
+        let bytes = b"\xff\xfe.e30.c2ln";
+        for _ in 0..2 {
+            assert_eq!(
+                cache.verify(&key(), bytes, NOW, 0),
+                Err(TokenError::Malformed)
+            );
+        }
+    }
+
+    #[test]
     fn a_hit_returns_the_same_claims() {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
