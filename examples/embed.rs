@@ -26,10 +26,9 @@ use password_bearer::auth::{current_active_user, current_user, require_scopes};
 use password_bearer::bearer::bearer_token;
 use password_bearer::error::{json_response, ApiError};
 use password_bearer::password::hash_password;
-use password_bearer::routes::ClientAddr;
 use password_bearer::server::serve_with;
 use password_bearer::token::SecretKey;
-use password_bearer::users::{User, UserStore};
+use password_bearer::users::{StoreError, User, UserStore};
 use password_bearer::{App, Config};
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,10 +61,11 @@ impl Database {
 }
 
 impl UserStore for Database {
-    async fn find(&self, username: &str) -> Option<Arc<User>> {
-        // A real store would query here (and map its errors to `None`,
-        // which the routes answer as a failed login or a refused token).
-        self.users.get(username).cloned()
+    async fn find(&self, username: &str) -> Result<Option<Arc<User>>, StoreError> {
+        // A real store would query here, and return its driver's error as a
+        // `StoreError` (`StoreError::new(e)`): the routes answer 503 and
+        // count no failed login, where `Ok(None)` is an unknown user.
+        Ok(self.users.get(username).cloned())
     }
 
     // The scopes listed in /openapi.json, so Swagger UI offers them.
@@ -77,7 +77,7 @@ impl UserStore for Database {
 /// Our route first, then everything else to the crate.
 pub(crate) async fn route(
     app: &App<Database>,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
@@ -85,11 +85,9 @@ pub(crate) async fn route(
             .await
             .unwrap_or_else(ApiError::into_response),
         (_, "/users/me/items") => ApiError::MethodNotAllowed("GET").into_response(),
-        _ => {
-            // So that login log lines name the client.
-            request.extensions_mut().insert(ClientAddr(peer));
-            app.handle(request).await
-        }
+        // The client's address: failed logins are throttled per address
+        // with it, and log lines name it.
+        _ => app.handle(request, Some(peer)).await,
     }
 }
 
@@ -107,8 +105,9 @@ async fn read_own_items(
 }
 
 /// Serves `app` with our routes until `shutdown` resolves, with the
-/// crate's serving loop and limits (header-read timeout, connection cap,
-/// grace period, panics answered 500).
+/// crate's serving loop and limits (header-read and request timeouts,
+/// connection caps in total and per address, grace period, panics
+/// answered 500).
 pub(crate) async fn serve_embedded(
     listener: TcpListener,
     app: Arc<App<Database>>,

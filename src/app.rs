@@ -2,7 +2,8 @@
 //! verifier, and the limits and switches the routes apply.
 
 use crate::openapi::Docs;
-use crate::password::{Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::slots::Slots;
 use crate::throttle::{Limits, Throttle};
 use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
@@ -10,7 +11,6 @@ use crate::users::{UserStore, Users};
 use argon2::Params;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// Everything a server needs to start. Build it with [`Config::new`] and
 /// change the public fields you need.
@@ -30,6 +30,11 @@ pub struct Config<S = Users> {
     /// Time a client has to send a complete request head, also the idle
     /// limit of a keep-alive connection (default 10 s).
     pub header_read_timeout: Duration,
+    /// Time a request has after its head: a handler that has not answered
+    /// by then (its body stopped arriving) is answered 408 and the
+    /// connection closed, and answers the client does not read must drain
+    /// within it too, or the connection is closed (default 10 s).
+    pub request_timeout: Duration,
     /// On shutdown, how long in-flight requests may take (default 10 s).
     pub grace_period: Duration,
     /// Serve `/openapi.json` and `/docs` (default true); off for locked-down
@@ -51,11 +56,24 @@ pub struct Config<S = Users> {
     /// app is served on; [`crate::serve`] stops accepting at the cap, so
     /// more wait in the kernel's listen backlog.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6 /64);
+    /// more are refused at once. `None` (the default) is an eighth of
+    /// `max_connections`, so that one address never holds every slot;
+    /// `Some(0)` lifts the cap (behind a reverse proxy, every client has
+    /// the proxy's address).
+    pub max_connections_per_ip: Option<usize>,
+    /// Password hashes computed at once (default: one per core); each
+    /// holds the hash's memory (19 MiB at the default cost) while it runs.
+    pub hash_slots: usize,
+    /// How long a login may wait for a hash slot (default 2 s); one that
+    /// could not start its hash by then, or that the queue ahead of it
+    /// already makes wait longer, is answered 503 at once.
+    pub login_queue_wait: Duration,
 }
 
 /// Longest password accepted: argon2's input is hashed in full, so the cost
 /// of a login is ours to bound. Longer ones fail like a wrong password,
-/// without hashing.
+/// without hashing, and count as no failure.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Swagger UI's assets, as FastAPI loads them.
@@ -74,6 +92,7 @@ impl<S: UserStore> Config<S> {
             leeway: Duration::ZERO,
             body_limit: 16 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
@@ -81,6 +100,9 @@ impl<S: UserStore> Config<S> {
             login_log: true,
             throttle: Limits::default(),
             max_connections: 4096,
+            max_connections_per_ip: None,
+            hash_slots: default_slots(),
+            login_queue_wait: Duration::from_secs(2),
         }
     }
 }
@@ -98,15 +120,15 @@ pub struct App<S = Users> {
     pub(crate) leeway_secs: i64,
     pub(crate) body_limit: usize,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     pub(crate) grace_period: Duration,
     /// Rendered once at start: the routes are fixed while the server runs.
     pub(crate) docs: Option<Docs>,
     pub(crate) access_log: bool,
     pub(crate) login_log: bool,
     pub(crate) throttle: Throttle,
-    /// One permit per connection served, shared by every serving loop of
-    /// this app (one per core in the binary).
-    pub(crate) connections: Arc<Semaphore>,
+    /// The connection caps, shared by every serving loop of this app.
+    pub(crate) slots: Arc<Slots>,
 }
 
 impl<S: UserStore> App<S> {
@@ -121,19 +143,25 @@ impl<S: UserStore> App<S> {
             .then(|| Docs::new(&config.users.scopes(), &config.docs_assets_url));
         App {
             tokens: TokenCache::new(),
-            verifier: Verifier::new(params),
+            verifier: Verifier::with_limits(params, config.hash_slots, config.login_queue_wait),
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
             users: config.users,
             key: config.key,
             body_limit: config.body_limit,
             header_read_timeout: config.header_read_timeout,
+            request_timeout: config.request_timeout,
             grace_period: config.grace_period,
             docs,
             access_log: config.access_log,
             login_log: config.login_log,
             throttle: Throttle::new(config.throttle),
-            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            slots: Arc::new(Slots::new(
+                config.max_connections,
+                config
+                    .max_connections_per_ip
+                    .unwrap_or((config.max_connections / 8).max(1)),
+            )),
         }
     }
 

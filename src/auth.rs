@@ -7,8 +7,9 @@
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::log;
 use crate::token::Claims;
-use crate::users::{is_scope_token, User, UserStore};
+use crate::users::{is_scope_token, StoreError, User, UserStore};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +26,8 @@ pub struct CurrentUser {
 /// The user a bearer token names: the token must verify (signature,
 /// algorithm, expiry) and its `sub` must be an existing user. Every failure
 /// is the same [`ApiError::InvalidCredentials`], so a client learns nothing
-/// about why.
+/// about why; a user store that cannot answer is
+/// [`ApiError::Unavailable`] (503): the token may well be good.
 pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
@@ -55,8 +57,20 @@ pub(crate) async fn user_named_by<S: UserStore>(
         .users
         .find(&claims.sub)
         .await
+        .map_err(|e| store_unavailable(&e))?
         .ok_or(ApiError::InvalidCredentials)?;
     Ok(CurrentUser { user, claims })
+}
+
+/// Seconds a client is asked to wait when the user store cannot answer.
+const STORE_RETRY_AFTER_SECS: u64 = 2;
+
+/// The answer to a request the user store could not serve: 503, and a
+/// tallied log line (a store down fails every request, and one line a
+/// minute says so as well as thousands).
+pub(crate) fn store_unavailable(error: &StoreError) -> ApiError {
+    log::tally(format_args!("password-bearer: {error}"));
+    ApiError::Unavailable(STORE_RETRY_AFTER_SECS)
 }
 
 /// The user, if not disabled; else [`ApiError::InactiveUser`].

@@ -180,6 +180,19 @@ pub const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "request-timeout-seconds",
+        help: "time a request has after its head: a body that stops arriving gets 408, \
+               a client that stops reading its answers is closed",
+        default: "10",
+        apply: Apply::Value("N", |o, v| {
+            o.request_timeout_seconds = number(v)?;
+            if o.request_timeout_seconds == 0 {
+                return Err("must be at least 1".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
         name: "max-body-bytes",
         help: "largest request body; more gets 413",
         default: "16384",
@@ -223,6 +236,29 @@ pub const FLAGS: &[Flag] = &[
             o.max_connections = number(v)?;
             if o.max_connections == 0 {
                 return Err("must be at least 1".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "max-connections-per-ip",
+        help: "connections served at once from one client address (IPv6: one /64); \
+               more are refused at once; 0 disables (behind a reverse proxy)",
+        default: "an eighth of --max-connections",
+        apply: Apply::Value("N", |o, v| {
+            o.max_connections_per_ip = Some(number(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "login-queue-seconds",
+        help: "how long a login may wait for a password hash slot before 503; \
+               0 answers 503 unless a slot is free",
+        default: "2",
+        apply: Apply::Value("N", |o, v| {
+            o.login_queue_seconds = number(v)?;
+            if o.login_queue_seconds > 60 {
+                return Err("must be from 0 to 60".into());
             }
             Ok(())
         }),
@@ -352,7 +388,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 #[derive(Debug)]
 pub enum Command {
     /// Serve with these options.
-    Serve(Options),
+    Serve(Box<Options>),
     /// Read a password on stdin and print its hash.
     HashPassword,
     /// Print [`USAGE`].
@@ -376,6 +412,8 @@ pub struct Options {
     pub token_leeway_seconds: u64,
     /// `--header-read-timeout-seconds`.
     pub header_read_timeout_seconds: u64,
+    /// `--request-timeout-seconds`.
+    pub request_timeout_seconds: u64,
     /// `--max-body-bytes`.
     pub max_body_bytes: usize,
     /// `--grace-period-seconds`.
@@ -386,6 +424,10 @@ pub struct Options {
     pub login_failures_per_ip: u32,
     /// `--max-connections`.
     pub max_connections: usize,
+    /// `--max-connections-per-ip`; `None` is an eighth of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+    /// `--login-queue-seconds`.
+    pub login_queue_seconds: u64,
     /// `--workers`; `None` is one per core the process may run on.
     pub workers: Option<usize>,
     /// Serve `/docs` and `/openapi.json`; `--no-docs` clears it.
@@ -412,11 +454,14 @@ impl Default for Options {
             token_ttl_minutes: 30,
             token_leeway_seconds: 0,
             header_read_timeout_seconds: 10,
+            request_timeout_seconds: 10,
             max_body_bytes: 16 * 1024,
             grace_period_seconds: 10,
             login_failures_per_user: 10,
             login_failures_per_ip: 100,
             max_connections: 4096,
+            max_connections_per_ip: None,
+            login_queue_seconds: 2,
             workers: None,
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
@@ -519,7 +564,7 @@ pub fn parse(
             options.from_env.push(flag.name);
         }
     }
-    Ok(Command::Serve(options))
+    Ok(Command::Serve(Box::new(options)))
 }
 
 /// [`parse`] with the process environment.
@@ -611,6 +656,7 @@ impl Options {
         config.token_ttl = Duration::from_secs(self.token_ttl_minutes * 60);
         config.leeway = Duration::from_secs(self.token_leeway_seconds);
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout_seconds);
+        config.request_timeout = Duration::from_secs(self.request_timeout_seconds);
         config.body_limit = self.max_body_bytes;
         config.grace_period = Duration::from_secs(self.grace_period_seconds);
         config.docs = self.docs;
@@ -620,6 +666,8 @@ impl Options {
         config.throttle.per_user = self.login_failures_per_user;
         config.throttle.per_ip = self.login_failures_per_ip;
         config.max_connections = self.max_connections;
+        config.max_connections_per_ip = self.max_connections_per_ip;
+        config.login_queue_wait = Duration::from_secs(self.login_queue_seconds);
         Ok((config, warning))
     }
 }
@@ -646,7 +694,7 @@ mod tests {
 
     fn serve(result: Result<Command, ConfigError>) -> Options {
         match result {
-            Ok(Command::Serve(o)) => o,
+            Ok(Command::Serve(o)) => *o,
             other => panic!("{other:?}"),
         }
     }
@@ -679,7 +727,13 @@ mod tests {
             // These describe what happens without the flag: no file, or
             // as many workers as cores.
             if flag.default.is_empty()
-                || ["users", "secret-key-file", "workers"].contains(&flag.name)
+                || [
+                    "users",
+                    "secret-key-file",
+                    "workers",
+                    "max-connections-per-ip",
+                ]
+                .contains(&flag.name)
             {
                 continue;
             }
@@ -749,6 +803,18 @@ mod tests {
             "--header-read-timeout-seconds: must be at least 1"
         );
         assert_eq!(
+            err(&["--request-timeout-seconds", "0"]),
+            "--request-timeout-seconds: must be at least 1"
+        );
+        assert_eq!(
+            err(&["--login-queue-seconds", "61"]),
+            "--login-queue-seconds: must be from 0 to 60"
+        );
+        assert_eq!(
+            err(&["--max-connections-per-ip", "-1"]),
+            "--max-connections-per-ip: \"-1\" is not a valid number"
+        );
+        assert_eq!(
             err(&["--no-docs=yes"]),
             "--no-docs: \"yes\" is not 1, true, 0 or false"
         );
@@ -807,6 +873,9 @@ mod tests {
             ("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "5"),
             ("PASSWORD_BEARER_TOKEN_LEEWAY_SECONDS", "7"),
             ("PASSWORD_BEARER_HEADER_READ_TIMEOUT_SECONDS", "3"),
+            ("PASSWORD_BEARER_REQUEST_TIMEOUT_SECONDS", "4"),
+            ("PASSWORD_BEARER_MAX_CONNECTIONS_PER_IP", "0"),
+            ("PASSWORD_BEARER_LOGIN_QUEUE_SECONDS", "0"),
             ("PASSWORD_BEARER_MAX_BODY_BYTES", "100"),
             ("PASSWORD_BEARER_GRACE_PERIOD_SECONDS", "1"),
             ("PASSWORD_BEARER_NO_DOCS", "true"),
@@ -826,6 +895,7 @@ mod tests {
             token_ttl_minutes: 5,
             token_leeway_seconds: 7,
             header_read_timeout_seconds: 3,
+            request_timeout_seconds: 4,
             max_body_bytes: 100,
             grace_period_seconds: 1,
             docs: false,
@@ -835,6 +905,8 @@ mod tests {
             login_failures_per_user: 0,
             login_failures_per_ip: 5,
             max_connections: 64,
+            max_connections_per_ip: Some(0),
+            login_queue_seconds: 0,
             workers: Some(3),
             from_env: o.from_env.clone(),
         };
@@ -936,6 +1008,23 @@ mod tests {
             }
         }
         assert!(usage.contains("hash-password") && usage.contains("--help"));
+    }
+
+    #[test]
+    fn load_carries_the_limits_into_the_config() {
+        let (config, _) = Options::default().load().unwrap();
+        assert_eq!(config.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections_per_ip, None);
+        assert_eq!(config.login_queue_wait, Duration::from_secs(2));
+        let o = options(&[
+            "--request-timeout-seconds=3",
+            "--max-connections-per-ip=0",
+            "--login-queue-seconds=0",
+        ]);
+        let (config, _) = o.load().unwrap();
+        assert_eq!(config.request_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_connections_per_ip, Some(0));
+        assert_eq!(config.login_queue_wait, Duration::ZERO);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::form::{FieldError, FormError};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER,
     WWW_AUTHENTICATE,
 };
 use hyper::{Response, StatusCode};
@@ -31,6 +31,13 @@ pub enum ApiError {
     /// `/token`: too many failed logins for this username or address (429);
     /// holds the seconds until the next attempt may succeed.
     TooManyAttempts(u64),
+    /// The server cannot take this request now (503): no password hash
+    /// slot within the login queue's wait, or a user store that cannot
+    /// answer. Holds the seconds for `Retry-After`.
+    Unavailable(u64),
+    /// The request was not answered within the request timeout, its body
+    /// having stopped arriving (408); the connection is closed after it.
+    RequestTimeout,
     /// A request body over the limit (413).
     BodyTooLarge,
     /// The request body could not be read (400).
@@ -55,6 +62,8 @@ impl fmt::Display for ApiError {
             ApiError::IncorrectLogin => "incorrect username or password",
             ApiError::Validation(_) => "request validation failed",
             ApiError::TooManyAttempts(_) => "too many failed login attempts",
+            ApiError::Unavailable(_) => "server busy",
+            ApiError::RequestTimeout => "request timeout",
             ApiError::BodyTooLarge => "request body too large",
             ApiError::BadBody => "request body could not be read",
             ApiError::NotFound => "not found",
@@ -102,6 +111,16 @@ impl ApiError {
                 Bytes::from_static(
                     br#"{"detail":"Too many failed login attempts, try again later","error":"temporarily_unavailable","error_description":"Too many failed login attempts for this username or from this address; retry after the number of seconds in Retry-After"}"#,
                 ),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Bytes::from_static(
+                    br#"{"detail":"Server busy, try again later","error":"temporarily_unavailable","error_description":"The server cannot take this request now; retry after the number of seconds in Retry-After"}"#,
+                ),
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                Bytes::from_static(br#"{"detail":"Request timeout"}"#),
             ),
             ApiError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -153,6 +172,16 @@ impl ApiError {
             ApiError::TooManyAttempts(seconds) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
+            ApiError::Unavailable(seconds) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+                // From /users/me too: an answer about now, not the resource.
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            ApiError::RequestTimeout => {
+                // The body's rest may still arrive; it must not be read as
+                // the next request.
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             ApiError::TrailingSlash(location) => {
                 // The location is the request's own path, which hyper already
                 // accepted as header-safe; an impossible failure degrades to "/".
@@ -165,6 +194,15 @@ impl ApiError {
         response
     }
 }
+
+/// What a connection over its address's cap is told before it is closed:
+/// written straight to the socket, since the connection is never served.
+pub(crate) const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+content-length: 51\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\r\n\
+{\"detail\":\"Too many connections from this address\"}";
 
 /// A JSON response; hyper adds `Content-Length` from the full body.
 pub fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
@@ -266,4 +304,19 @@ fn describe(form: &FormError) -> String {
         })
         .collect();
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canned_503_is_well_framed_json() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        let length = format!("content-length: {}", body.len());
+        assert!(head.lines().any(|l| l == length), "{head}");
+        serde_json::from_str::<serde_json::Value>(body).unwrap();
+    }
 }

@@ -25,7 +25,7 @@
 //! let login = Request::post("/token")
 //!     .header("content-type", "application/x-www-form-urlencoded")
 //!     .body(Full::new(Bytes::from("username=johndoe&password=secret&scope=items")))?;
-//! let response = app.handle(login).await;
+//! let response = app.handle(login, None).await;
 //! assert_eq!(response.status(), 200);
 //! let body = response.into_body().collect().await?.to_bytes();
 //! let token: serde_json::Value = serde_json::from_slice(&body)?;
@@ -42,10 +42,12 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: the serving loop, [`serve`]; `drain` shuts its
-//!   connections down gracefully.
+//! - [`server`]: the serving loop, [`serve`]; `slots` holds its connection
+//!   caps (in total and per address), `deadline` its request timeout,
+//!   `drain` shuts its connections down gracefully.
 //! - [`app`]: the state ([`App`]) and its settings ([`Config`]).
-//! - [`routes`]: routing and the `/token` and `/users/me` handlers.
+//! - [`routes`]: routing and the `/token`, `/users/me` and `/healthz`
+//!   handlers.
 //! - [`auth`]: the seed's chain, `current_user` then `current_active_user`,
 //!   and `require_scopes`.
 //! - [`bearer`]: the `Authorization` header.
@@ -53,19 +55,23 @@
 //! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
 //!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
-//! - [`throttle`]: counting failed logins per username and per address.
+//! - [`throttle`]: counting failed logins per username and per address;
+//!   `addr` says how the per-address limits count an address.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
 //! - [`config`]: the command line and environment of the binary.
-//! - [`log`]: log lines on stderr.
+//! - [`log`]: log lines on stderr, off the request threads, repeated events
+//!   tallied.
 
 #![deny(missing_docs)]
 
+mod addr;
 pub mod app;
 pub mod auth;
 pub mod bearer;
 pub mod config;
+mod deadline;
 mod drain;
 pub mod error;
 pub mod form;
@@ -74,6 +80,7 @@ pub mod openapi;
 pub mod password;
 pub mod routes;
 pub mod server;
+mod slots;
 pub mod throttle;
 pub mod token;
 mod token_cache;

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 
 /// Pending connections the kernel queues for us: enough for a burst of
@@ -24,13 +25,18 @@ fn main() -> ExitCode {
         Ok(Command::Serve(options)) => run(&options),
         Err(e) => Err(e),
     };
-    match outcome {
+    let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::line(format_args!("password-bearer: {e}"));
+            log::line_now(format_args!("password-bearer: {e}"));
             ExitCode::from(2)
         }
-    }
+    };
+    // Lines are written by a thread of their own: let it finish (and write
+    // what it was still tallying) before the process goes, but never hang
+    // the exit on a stderr nobody reads.
+    log::flush(Duration::from_secs(2));
+    code
 }
 
 /// `hash-password`: one password on stdin (a final newline is not part of
@@ -93,9 +99,9 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             problem: format!("cannot handle signals: {e}"),
         })?;
         if let Some(warning) = warning {
-            log::line(format_args!("password-bearer: warning: {warning}"));
+            log::line_now(format_args!("password-bearer: warning: {warning}"));
         }
-        log::line(format_args!("listening on http://{local}"));
+        log::line_now(format_args!("listening on http://{local}"));
         serve(listener, app, shutdown)
             .await
             .map_err(|e| ConfigError {

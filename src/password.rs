@@ -4,15 +4,18 @@
 //! the server never runs it on a request thread: [`Verifier`] moves it to
 //! tokio's blocking pool behind a semaphore with one permit per core, which
 //! bounds both the CPU it takes from other requests and its memory (cores ×
-//! the hash's memory cost). Each permit's argon2 memory is allocated on first
+//! the hash's memory cost), and behind a bounded queue, so that a flood of
+//! logins is refused quickly rather than served late. Each permit's argon2 memory is allocated on first
 //! use and reused after, so a login flood neither allocates nor frees 19 MiB
 //! per request, and a server that has seen no login holds none of it.
 
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Memory cost of new hashes in KiB (OWASP's argon2id minimum).
 pub const DEFAULT_M_COST: u32 = 19456;
@@ -119,11 +122,39 @@ fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bo
         && Output::new(out).is_ok_and(|out| out == expected)
 }
 
-/// Runs password checks off the request threads, a bounded number at a time.
+/// A login that could not start its hash within the queue's wait: it is
+/// answered 503 at once, not hashed, and counted as nobody's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    /// When to try again: the queue's wait, in whole seconds, at least 1.
+    pub retry_after: Duration,
+}
+
+/// Runs password checks off the request threads, a bounded number at a
+/// time, behind a bounded queue.
+///
+/// A hash is the one expensive thing a client can ask for, so logins queue
+/// for a slot, and a login that could not start its hash within `max_wait`
+/// is refused ([`Busy`]) instead of holding its connection for as long as
+/// the queue takes. It is refused at once when the queue ahead of it
+/// already needs longer than that (judged from the recent hashes' time),
+/// and after `max_wait` at the latest.
 pub struct Verifier {
-    /// Tokio's semaphore (not a thread pool of our own) because waiting for a
-    /// permit must not block a runtime thread; permits = cores.
+    /// Tokio's semaphore (not a thread pool of our own) because waiting for
+    /// a permit must not block a runtime thread; fair, so the queue is FIFO.
     permits: Arc<Semaphore>,
+    slots: usize,
+    max_wait: Duration,
+    /// Logins waiting for a permit now.
+    waiting: AtomicUsize,
+    /// Hashes started so far, to tell a waiting login how many of those
+    /// ahead of it have started since it arrived.
+    started: AtomicUsize,
+    /// Notified when the first hash has been timed.
+    first_estimate: Arc<Notify>,
+    /// The recent hashes' wall time, a moving average in microseconds; 0
+    /// until the first hash.
+    hash_micros: Arc<AtomicU64>,
     /// Argon2 working memory, at most one buffer per permit. A std mutex:
     /// held for a push or a pop, never across an await or a hash.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
@@ -135,33 +166,55 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("permits", &self.permits.available_permits())
+            .field("slots", &self.slots)
+            .field("max_wait", &self.max_wait)
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
+/// The default number of hashes at once: one per core the process may use.
+pub fn default_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Verifier {
-    /// A verifier whose dummy hash uses `params`: pass the parameters most of
-    /// the users' hashes have, so unknown users take the time real ones do.
+    /// A verifier with one slot per core and a two-second queue, whose
+    /// dummy hash uses `params`: pass the parameters most of the users'
+    /// hashes have, so unknown users take the time real ones do.
     pub fn new(params: Params) -> Verifier {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Verifier::with_limits(params, default_slots(), Duration::from_secs(2))
+    }
+
+    /// A verifier running `slots` hashes at once (at least 1), each of
+    /// which may wait up to `max_wait` for its slot.
+    pub fn with_limits(params: Params, slots: usize, max_wait: Duration) -> Verifier {
+        let slots = slots.max(1);
         Verifier {
-            permits: Arc::new(Semaphore::new(cores)),
-            memory: Arc::new(Mutex::new(Vec::with_capacity(cores))),
+            permits: Arc::new(Semaphore::new(slots)),
+            slots,
+            max_wait,
+            waiting: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            first_estimate: Arc::new(Notify::new()),
+            hash_micros: Arc::new(AtomicU64::new(0)),
+            memory: Arc::new(Mutex::new(Vec::with_capacity(slots))),
             dummy_params: params,
         }
     }
 
     /// Verifies `password` against `phc`, or, when `phc` is `None` (unknown
-    /// user), spends the same work on a dummy hash and answers `false`.
-    pub async fn verify(&self, phc: Option<Arc<str>>, password: &[u8]) -> bool {
+    /// user), spends the same work on a dummy hash and answers `false`;
+    /// [`Busy`] when the hash could not start in time.
+    pub async fn verify(&self, phc: Option<Arc<str>>, password: &[u8]) -> Result<bool, Busy> {
+        let permit = self.slot().await?;
         let password = password.to_vec();
         let memory = self.memory.clone();
         let dummy_params = self.dummy_params.clone();
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return false; // the semaphore is never closed
-        };
+        let hash_micros = self.hash_micros.clone();
+        let first_estimate = self.first_estimate.clone();
         let checked = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let pool = |m: &Mutex<Vec<Vec<Block>>>| {
                 // A poisoned pool still holds valid buffers.
                 m.lock().unwrap_or_else(PoisonError::into_inner).pop()
@@ -179,12 +232,119 @@ impl Verifier {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(blocks);
             drop(permit);
+            if average_in(&hash_micros, started.elapsed()) {
+                first_estimate.notify_waiters();
+            }
             ok
         })
         .await;
         // A runtime shutting down means "not verified".
-        checked.unwrap_or(false)
+        Ok(checked.unwrap_or(false))
     }
+
+    /// A hash slot, or [`Busy`] when none is to be had within `max_wait`.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            self.started.fetch_add(1, Ordering::Relaxed);
+            return Ok(permit);
+        }
+        let busy = Busy {
+            retry_after: Duration::from_secs(self.max_wait.as_secs_f64().ceil().max(1.0) as u64),
+        };
+        let waiting = Waiting::join(self);
+        // Tokio's clock, the one the timer below runs on.
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        if !self.can_start_by(&waiting, deadline) {
+            return Err(busy);
+        }
+        let permit = self.permits.clone().acquire_owned();
+        let timeout = tokio::time::sleep_until(deadline);
+        tokio::pin!(permit, timeout);
+        let mut estimated = self.hash_micros.load(Ordering::Relaxed) > 0;
+        loop {
+            let first_estimate = self.first_estimate.notified();
+            tokio::select! {
+                biased;
+                permit = &mut permit => {
+                    self.started.fetch_add(1, Ordering::Relaxed);
+                    // The semaphore is never closed.
+                    return permit.map_err(|_| busy);
+                }
+                () = &mut timeout => return Err(busy),
+                // Logins that arrived before any hash was timed are judged
+                // once the first one is: a cold server's first burst is
+                // refused as soon as that is known, not after the wait.
+                () = first_estimate, if !estimated => {
+                    estimated = true;
+                    if !self.can_start_by(&waiting, deadline) {
+                        return Err(busy);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the login `waiting` may start its hash by `deadline`, as far
+    /// as the recent hashes' time tells; unknown (no hash timed yet) is yes.
+    fn can_start_by(&self, waiting: &Waiting<'_>, deadline: tokio::time::Instant) -> bool {
+        let micros = self.hash_micros.load(Ordering::Relaxed);
+        if micros == 0 {
+            return true;
+        }
+        // Those ahead of it that have started since it arrived are not
+        // ahead any more; the rest start `slots` at a time, each round
+        // taking about one hash.
+        let started = self
+            .started
+            .load(Ordering::Relaxed)
+            .wrapping_sub(waiting.started);
+        let ahead = waiting.ahead.saturating_sub(started);
+        let rounds = u32::try_from(ahead / self.slots).unwrap_or(u32::MAX);
+        tokio::time::Instant::now() + Duration::from_micros(micros).saturating_mul(rounds)
+            <= deadline
+    }
+}
+
+/// One login in the queue, counted from its arrival until it has a slot or
+/// gives up (its future dropped included).
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// How many were already waiting when it arrived.
+    ahead: usize,
+    /// [`Verifier::started`] when it arrived.
+    started: usize,
+}
+
+impl Waiting<'_> {
+    fn join(verifier: &Verifier) -> Waiting<'_> {
+        Waiting {
+            count: &verifier.waiting,
+            ahead: verifier.waiting.fetch_add(1, Ordering::Relaxed),
+            started: verifier.started.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Folds one hash's time into the moving average (weight 1/8: a few
+/// hashes follow a change of load, one outlier moves it little); whether
+/// it was the first.
+fn average_in(average: &AtomicU64, took: Duration) -> bool {
+    let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+    let old = average.load(Ordering::Relaxed);
+    let new = if old == 0 {
+        sample
+    } else {
+        old - old / 8 + sample / 8
+    };
+    // A race with another hash loses one sample of an average: harmless.
+    average.store(new, Ordering::Relaxed);
+    old == 0
 }
 
 /// The work of one verification at `params`, thrown away.
@@ -245,7 +405,7 @@ mod tests {
         // Unknown users cost a hash at the usual parameters: with other
         // parameters (or none) their answer time would tell them apart.
         let verifier = Verifier::new(Params::new(64, 3, 1, None).unwrap());
-        assert!(!verifier.verify(None, b"pw").await);
+        assert_eq!(verifier.verify(None, b"pw").await, Ok(false));
         let pool = verifier.memory.lock().unwrap();
         assert_eq!(pool.len(), 1);
         assert_eq!(pool[0].len(), 64, "the dummy hash used m=64 KiB of blocks");
@@ -263,7 +423,7 @@ mod tests {
             })
             .collect();
         for check in checks {
-            assert!(check.await.unwrap());
+            assert_eq!(check.await.unwrap(), Ok(true));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert!(verifier.memory.lock().unwrap().len() <= cores);
@@ -274,8 +434,131 @@ mod tests {
         let cheap = Params::new(8, 1, 1, None).unwrap();
         let verifier = Verifier::new(cheap.clone());
         let phc: Arc<str> = hash_with_params(b"pw", cheap).unwrap().into();
-        assert!(verifier.verify(Some(phc.clone()), b"pw").await);
-        assert!(!verifier.verify(Some(phc), b"nope").await);
-        assert!(!verifier.verify(None, b"pw").await);
+        assert_eq!(verifier.verify(Some(phc.clone()), b"pw").await, Ok(true));
+        assert_eq!(verifier.verify(Some(phc), b"nope").await, Ok(false));
+        assert_eq!(verifier.verify(None, b"pw").await, Ok(false));
+    }
+
+    fn cheap_verifier(slots: usize, max_wait: Duration) -> (Arc<Verifier>, Arc<str>) {
+        let cheap = Params::new(8, 1, 1, None).unwrap();
+        let phc = hash_with_params(b"pw", cheap.clone()).unwrap().into();
+        (Arc::new(Verifier::with_limits(cheap, slots, max_wait)), phc)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_login_that_cannot_start_within_the_wait_is_busy() {
+        let (verifier, phc) = cheap_verifier(1, Duration::from_millis(1500));
+        let held = verifier.permits.clone().acquire_owned().await.unwrap();
+        let start = tokio::time::Instant::now();
+        let busy = verifier.verify(Some(phc.clone()), b"pw").await;
+        assert_eq!(
+            busy,
+            Err(Busy {
+                retry_after: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(1500),
+            "the whole wait, no more"
+        );
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 0);
+        drop(held);
+        assert_eq!(verifier.verify(Some(phc), b"pw").await, Ok(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_already_too_long_is_refused_at_once() {
+        let (verifier, phc) = cheap_verifier(2, Duration::from_millis(100));
+        // Recent hashes took 50 ms; both slots are taken.
+        verifier.hash_micros.store(50_000, Ordering::Relaxed);
+        let held = verifier
+            .permits
+            .clone()
+            .acquire_many_owned(2)
+            .await
+            .unwrap();
+        let waiters: Vec<_> = (0..6)
+            .map(|_| {
+                let (verifier, phc) = (verifier.clone(), phc.clone());
+                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // Six wait (the last of them to start after two more rounds of
+        // 50 ms, within the wait); the next would need three.
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 6);
+        let start = tokio::time::Instant::now();
+        assert!(verifier.verify(Some(phc.clone()), b"pw").await.is_err());
+        assert_eq!(start.elapsed(), Duration::ZERO, "refused without waiting");
+        drop(held);
+        for waiter in waiters {
+            waiter.await.unwrap().ok();
+        }
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_queue_is_judged_once_the_first_hash_is_timed() {
+        let (verifier, phc) = cheap_verifier(1, Duration::from_secs(2));
+        let held = verifier.permits.clone().acquire_owned().await.unwrap();
+        // Ten logins arrive before any hash was timed: all of them wait.
+        let waiters: Vec<_> = (0..10)
+            .map(|_| {
+                let (verifier, phc) = (verifier.clone(), phc.clone());
+                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 10);
+        // The first hash took 500 ms: those with five or more ahead of them
+        // cannot start within 2 s, and are refused now, not in 2 s.
+        let start = tokio::time::Instant::now();
+        assert!(average_in(
+            &verifier.hash_micros,
+            Duration::from_millis(500)
+        ));
+        verifier.first_estimate.notify_waiters();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 5);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let mut refused = 0;
+        for waiter in &waiters[5..] {
+            refused += usize::from(waiter.is_finished());
+        }
+        assert_eq!(refused, 5, "the last five");
+        drop(held);
+        for waiter in waiters {
+            waiter.await.unwrap().ok();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_login_given_up_leaves_the_queue() {
+        let (verifier, phc) = cheap_verifier(1, Duration::from_secs(2));
+        let held = verifier.permits.clone().acquire_owned().await.unwrap();
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            verifier.verify(Some(phc.clone()), b"pw"),
+        )
+        .await;
+        assert!(gone.is_err());
+        assert_eq!(verifier.waiting.load(Ordering::Relaxed), 0);
+        drop(held);
+        assert_eq!(verifier.verify(Some(phc), b"pw").await, Ok(true));
+    }
+
+    #[test]
+    fn the_hash_time_average_follows_the_hashes() {
+        let average = AtomicU64::new(0);
+        assert!(average_in(&average, Duration::from_millis(20)), "the first");
+        assert_eq!(average.load(Ordering::Relaxed), 20_000);
+        for _ in 0..40 {
+            assert!(!average_in(&average, Duration::from_millis(40)));
+        }
+        let now = average.load(Ordering::Relaxed);
+        assert!((39_000..=40_000).contains(&now), "{now}");
     }
 }

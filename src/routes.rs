@@ -1,12 +1,16 @@
-//! Routing and handlers: a plain `match` on method and path, and the two
-//! endpoints of the seed, `POST /token` and `GET /users/me`.
+//! Routing and handlers: a plain `match` on method and path, the two
+//! endpoints of the seed, `POST /token` and `GET /users/me`, and
+//! `GET /healthz`.
 
 use crate::app::{App, MAX_PASSWORD_BYTES};
-use crate::auth::{current_active_user, unix_now, user_named_by, verify_token};
+use crate::auth::{current_active_user, store_unavailable, unix_now, user_named_by, verify_token};
 use crate::bearer::bearer_bytes;
+use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{is_form_content_type, parse_token_form, TokenForm};
 use crate::log;
+use crate::password::Busy;
+use crate::throttle::Throttled;
 use crate::token;
 use crate::token::Claims;
 use crate::users::UserStore;
@@ -25,16 +29,11 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The paths we serve, for the trailing-slash redirect.
-const ROUTES: [&str; 4] = ["/token", "/users/me", "/openapi.json", "/docs"];
-
-/// The client's address. [`crate::serve`] passes it to the handlers; an
-/// embedder calling [`App::handle`] may insert it as a request extension so
-/// that login log lines name the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
+/// The paths we serve, for the trailing-slash redirect; the docs pages are
+/// last, as they may be off.
+const ROUTES: [&str; 5] = ["/token", "/users/me", "/healthz", "/openapi.json", "/docs"];
 
 /// RFC 6749 §5.1's successful token response.
 #[derive(Serialize)]
@@ -48,39 +47,51 @@ struct TokenResponse<'a> {
 }
 
 impl<S: UserStore> App<S> {
-    /// Answers one request: mount it inside your own hyper service, or call
-    /// it without sockets. Never fails: every error is already the
-    /// contract's response, so hyper never has to abort a connection.
-    pub fn handle<B>(&self, request: Request<B>) -> impl Future<Output = Response<Full<Bytes>>> + '_
+    /// Answers one request from `client`, the peer's address: failed logins
+    /// are throttled per address with it, and log lines name it. Pass `None`
+    /// only where there is no client address (a call without sockets);
+    /// behind a proxy, the client's address as your proxy reports it.
+    ///
+    /// Mount it inside your own hyper service, or call it without sockets.
+    /// Never fails: every error is already the contract's response, so hyper
+    /// never has to abort a connection. The request timeout and the
+    /// connection caps are the serving loop's ([`crate::serve`],
+    /// [`crate::server::serve_with`]); a loop of your own sets its own.
+    pub fn handle<B>(
+        &self,
+        request: Request<B>,
+        client: Option<SocketAddr>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + '_
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let peer = request.extensions().get::<ClientAddr>().map(|c| c.0);
-        catch_panic(move || route(self, request, peer))
+        catch_panic(move || route(self, request, client))
     }
 
     /// [`App::handle`] as [`crate::serve`]'s hyper service calls it: the
-    /// app owned, the peer known, and the `Result` hyper wants, with no
-    /// `async` block between hyper and [`route`].
+    /// app owned, the peer known, the request timeout applied, and the
+    /// `Result` hyper wants, with no `async` block between hyper and
+    /// [`route`].
     pub(crate) fn serve_request<B>(
         self: Arc<Self>,
         request: Request<B>,
         peer: SocketAddr,
-    ) -> Infallibly<impl Future<Output = Response<Full<Bytes>>>>
+    ) -> Infallibly<Answered<impl Future<Output = Response<Full<Bytes>>>>>
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        guarded(move || route(self, request, Some(peer)))
+        let timeout = self.request_timeout;
+        guarded(timeout, move || route(self, request, Some(peer)))
     }
 
-    /// How many of [`ROUTES`] are served: the docs pages are last.
+    /// How many of [`ROUTES`] are served.
     fn route_count(&self) -> usize {
         if self.docs.is_some() {
             ROUTES.len()
         } else {
-            2
+            ROUTES.len() - 2
         }
     }
 
@@ -96,26 +107,47 @@ impl<S: UserStore> App<S> {
     {
         let form = self.read_form(request).await?;
         let ip = peer.map(|p| p.ip());
-        // Throttled: answered before any lookup or hash, right password or
-        // not, so a guesser gains nothing and costs us nothing.
-        if let Err(retry_after) = self.throttle.check(&form.username, ip) {
-            self.log_login("throttled", &form.username, peer);
-            return Err(ApiError::TooManyAttempts(retry_after.as_secs().max(1)));
+        if form.password.len() > MAX_PASSWORD_BYTES {
+            // Never hashed, and never counted: a failure that costs nothing
+            // would be a free way to fill the throttle's tables. A throttled
+            // client still gets its 429, which tells it nothing new.
+            if let Err(throttled) = self.throttle.check(&form.username, ip) {
+                return Err(self.throttled(throttled, &form.username, peer));
+            }
+            self.log_login("failed", &form.username, peer);
+            return Err(ApiError::IncorrectLogin);
         }
-        let verified = if form.password.len() > MAX_PASSWORD_BYTES {
-            None
-        } else {
-            let user = self.users.find(&form.username).await;
-            let hash = user.as_ref().map(|u| u.hashed_password().clone());
-            let ok = self.verifier.verify(hash, form.password.as_bytes()).await;
-            user.filter(|_| ok)
+        // Admitted before any lookup or hash, a failure reserved against the
+        // username and the address; throttled, answered at once, right
+        // password or not, so a guesser gains nothing and costs us nothing.
+        let attempt = match self.throttle.admit(&form.username, ip) {
+            Ok(attempt) => attempt,
+            Err(throttled) => return Err(self.throttled(throttled, &form.username, peer)),
         };
-        let Some(user) = verified else {
-            self.throttle.record_failure(&form.username, ip);
+        let user = match self.users.find(&form.username).await {
+            Ok(user) => user,
+            Err(e) => {
+                attempt.refund();
+                return Err(store_unavailable(&e));
+            }
+        };
+        let hash = user.as_ref().map(|u| u.hashed_password().clone());
+        let verified = match self.verifier.verify(hash, form.password.as_bytes()).await {
+            Ok(verified) => verified,
+            Err(Busy { retry_after }) => {
+                attempt.refund();
+                log::tally(format_args!(
+                    "login refused: no password hash slot within the login queue's wait"
+                ));
+                return Err(ApiError::Unavailable(retry_after.as_secs()));
+            }
+        };
+        let Some(user) = user.filter(|_| verified) else {
+            attempt.failed();
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         };
-        self.throttle.record_success(&form.username);
+        attempt.succeeded();
         self.log_login("ok", &form.username, peer);
 
         // Grant what was asked and is allowed, each scope once; tell the
@@ -187,6 +219,43 @@ impl<S: UserStore> App<S> {
         parse_token_form(body).map_err(ApiError::Validation)
     }
 
+    /// The 429 of a throttled attempt, tallied in the log: one line per
+    /// username (or address) a minute, however many attempts.
+    fn throttled(
+        &self,
+        throttled: Throttled,
+        username: &str,
+        peer: Option<SocketAddr>,
+    ) -> ApiError {
+        if self.login_log {
+            match peer.filter(|_| throttled.address && !throttled.username) {
+                Some(peer) => log::tally(format_args!(
+                    "login throttled address={}",
+                    crate::addr::address_key(peer.ip())
+                )),
+                None => log::tally(format_args!(
+                    "login throttled username={}",
+                    Quoted(username)
+                )),
+            }
+        }
+        ApiError::TooManyAttempts(throttled.retry_after.as_secs().max(1))
+    }
+
+    /// `GET /healthz`: whether the user store can answer.
+    async fn health(&self) -> Response<Full<Bytes>> {
+        match self.users.health().await {
+            Ok(()) => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
+            Err(e) => {
+                log::tally(format_args!("health check failed: {e}"));
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from_static(br#"{"status":"unavailable"}"#),
+                )
+            }
+        }
+    }
+
     fn log_login(&self, outcome: &str, username: &str, peer: Option<SocketAddr>) {
         if self.login_log {
             log::line(format_args!(
@@ -198,6 +267,9 @@ impl<S: UserStore> App<S> {
     }
 }
 
+/// Every answer.
+type Reply = Response<Full<Bytes>>;
+
 /// What a request comes to once its synchronous part is done.
 enum Outcome {
     /// Answered without waiting.
@@ -206,6 +278,8 @@ enum Outcome {
     UsersMe(Arc<Claims>),
     /// `/token`: the body, the form and the hash are left.
     Login,
+    /// `/healthz`: the store's answer is left.
+    Health,
 }
 
 /// Routes a request: everything that needs no waiting is done here, before
@@ -219,8 +293,9 @@ fn route<S, A, B>(
     request: Request<B>,
     peer: Option<SocketAddr>,
 ) -> RouteFuture<
-    impl Future<Output = Response<Full<Bytes>>>,
-    impl Future<Output = Response<Full<Bytes>>>,
+    impl Future<Output = Reply>,
+    impl Future<Output = Reply>,
+    impl Future<Output = Reply>,
 >
 where
     S: UserStore,
@@ -262,6 +337,8 @@ where
             }
         }
         (_, "/users/me") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
+        (&Method::GET, "/healthz") => Outcome::Health,
+        (_, "/healthz") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
         (method, "/openapi.json" | "/docs") if docs.is_some() => {
             Outcome::Ready(match (method, docs) {
                 (&Method::GET, Some(docs)) if path == "/docs" => docs.swagger_ui_response(),
@@ -316,6 +393,14 @@ where
                 response
             }),
         },
+        // Boxed like a login: rare, and its state must not size the rest.
+        Outcome::Health => RouteFuture::Health {
+            health: Box::pin(async move {
+                let response = app.health().await;
+                finish(access, &response);
+                response
+            }),
+        },
     }
 }
 
@@ -327,19 +412,21 @@ fn finish(access: Option<Box<AccessEntry>>, response: &Response<Full<Bytes>>) {
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`route`]: one of three small states.
+    /// The future of [`route`]: one of four small states.
     #[project = RouteProj]
-    enum RouteFuture<M, L> {
+    enum RouteFuture<M, L, H> {
         Ready { response: Option<Response<Full<Bytes>>> },
         UsersMe { #[pin] lookup: M },
         Login { login: Pin<Box<L>> },
+        Health { health: Pin<Box<H>> },
     }
 }
 
-impl<M, L> Future for RouteFuture<M, L>
+impl<M, L, H> Future for RouteFuture<M, L, H>
 where
     M: Future<Output = Response<Full<Bytes>>>,
     L: Future<Output = Response<Full<Bytes>>>,
+    H: Future<Output = Response<Full<Bytes>>>,
 {
     type Output = Response<Full<Bytes>>;
 
@@ -354,6 +441,7 @@ where
             ),
             RouteProj::UsersMe { lookup } => lookup.poll(cx),
             RouteProj::Login { login } => login.as_mut().poll(cx),
+            RouteProj::Health { health } => health.as_mut().poll(cx),
         }
     }
 }
@@ -397,10 +485,14 @@ where
 }
 
 /// A handler as a hyper service calls it: panics answered 500
-/// ([`catch_panic`]) and the `Result` hyper wants, never an `Err`.
-pub(crate) fn guarded<F>(start: impl FnOnce() -> F) -> Infallibly<CatchPanic<F>> {
+/// ([`catch_panic`]), 408 past the request timeout ([`Answered`]), and the
+/// `Result` hyper wants, never an `Err`.
+pub(crate) fn guarded<F>(
+    timeout: Duration,
+    start: impl FnOnce() -> F,
+) -> Infallibly<Answered<CatchPanic<F>>> {
     Infallibly {
-        inner: catch_panic(start),
+        inner: Answered::new(catch_panic(start), timeout),
     }
 }
 
@@ -510,7 +602,7 @@ mod tests {
             SecretKey::new(&[7u8; 32]).unwrap(),
         ));
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
-        let size = std::mem::size_of_val(&app.handle(request));
+        let size = std::mem::size_of_val(&app.handle(request, None));
         assert!(size <= 256, "the handle future is {size} bytes");
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
         let served = Arc::new(app).serve_request(request, ([127, 0, 0, 1], 9).into());

@@ -1,8 +1,11 @@
-//! The serving loop: accept, one task per connection running hyper's HTTP/1
-//! with a header-read timeout, and graceful shutdown.
+//! The serving loop: accept under the connection caps, one task per
+//! connection running hyper's HTTP/1 with a header-read timeout and the
+//! request deadlines, and graceful shutdown.
 
 use crate::app::App;
+use crate::deadline::WriteStall;
 use crate::drain::Drain;
+use crate::error::TOO_MANY_CONNECTIONS;
 use crate::log;
 use crate::routes::guarded;
 use crate::users::UserStore;
@@ -41,10 +44,10 @@ pub async fn serve<S: UserStore>(
 }
 
 /// [`serve`] for an embedder's own routes: the same loop and limits (the
-/// app's header-read timeout, connection cap, grace period, a panic answered
-/// 500), with `handler` answering every request. It gets the app, the
-/// request and the client's address; hand what is not yours to
-/// [`App::handle`] (see `examples/embed.rs`).
+/// app's header-read timeout, request timeout, connection caps, grace
+/// period, a panic answered 500), with `handler` answering every request.
+/// It gets the app, the request and the client's address; hand what is not
+/// yours to [`App::handle`] with that address (see `examples/embed.rs`).
 pub async fn serve_with<S, H, F>(
     listener: TcpListener,
     app: Arc<App<S>>,
@@ -57,9 +60,10 @@ where
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let service_app = app.clone();
+    let timeout = app.request_timeout;
     let service = move |peer: SocketAddr| {
         let (app, handler) = (service_app.clone(), handler.clone());
-        service_fn(move |request| guarded(|| handler(app.clone(), request, peer)))
+        service_fn(move |request| guarded(timeout, || handler(app.clone(), request, peer)))
     };
     serve_loop(listener, &app, service, shutdown).await
 }
@@ -90,14 +94,12 @@ where
     tokio::pin!(shutdown);
 
     loop {
-        // A permit is taken before `accept` and moved into the connection's
-        // task: at the cap the loop stops accepting, and new clients wait in
-        // the kernel's backlog instead of costing memory here.
+        // A slot under the total cap is taken before `accept` and moved
+        // into the connection's task: at the cap the loop stops accepting,
+        // and new clients wait in the kernel's backlog instead of costing
+        // memory here.
         let permit = tokio::select! {
-            permit = app.connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // never closed
-            },
+            permit = app.slots.free() => permit,
             () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
@@ -111,15 +113,30 @@ where
             },
             () = &mut shutdown => break,
         };
+        let slot = match app.slots.admit(permit, peer.ip()) {
+            Ok(slot) => slot,
+            Err(address) => {
+                // Refused at once, so that this address's excess never
+                // waits in front of anyone else's clients. The socket is
+                // new, its send buffer empty: the write cannot block.
+                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+                log::tally(format_args!(
+                    "connection refused address={address} (at its cap of {})",
+                    app.slots.per_address()
+                ));
+                continue;
+            }
+        };
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), service(peer));
+        let io = TokioIo::new(WriteStall::new(stream, app.request_timeout));
+        let connection = http.serve_connection(io, service(peer));
         let connection = drain.watch(connection, |c| c.graceful_shutdown());
         tokio::spawn(async move {
             // A connection error (reset, timeout, malformed request) concerns
             // that client only; hyper has already answered or closed.
             let _ = connection.await;
-            drop(permit);
+            drop(slot);
         });
     }
 

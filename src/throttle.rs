@@ -8,26 +8,34 @@
 //! even to the right password. A success resets that username's count, not
 //! the address's: one user logging in must not unlock a guessing address.
 //!
-//! The handler's part, in order:
+//! The limits hold under concurrency. The handler's part, in order:
 //!
-//! 1. [`Throttle::check`] before the password is hashed; an `Err` is the 429
-//!    and its `Retry-After`;
-//! 2. after the hash, [`Throttle::record_failure`] or
-//!    [`Throttle::record_success`].
+//! 1. [`Throttle::admit`] before the password is hashed: it checks both
+//!    limits and, in the same critical section, reserves one failure
+//!    against each, so N guesses in flight at once pass it at most the
+//!    limit's number of times; an `Err` is the 429 and its `Retry-After`;
+//! 2. after the hash, [`Attempt::failed`] (the reservation stands),
+//!    [`Attempt::succeeded`] (the username's count is reset and the
+//!    address's reservation returned), or [`Attempt::refund`] when the
+//!    attempt was never judged (the server was busy or its user store
+//!    down): that is nobody's failure.
 //!
 //! Memory is bounded whatever clients send: each dimension holds at most
-//! [`Limits::max_entries`] keys, evicting the one whose last failure is the
-//! oldest; a key holds at most its limit of timestamps; usernames are held
-//! as a keyed 64-bit hash, so a 16 KiB username costs 8 bytes. Evicting a
-//! live counter needs more than `max_entries` keys failing within one window,
-//! each failure costing the attacker a hash's wait and counting against its
-//! address, so the eviction cannot cheaply be used to reset a victim's count.
+//! [`Limits::max_entries`] keys; a key holds at most its limit of
+//! timestamps; usernames are held as a keyed 64-bit hash, so a 16 KiB
+//! username costs 8 bytes. When a table is full, the key whose last failure
+//! is the oldest among those *not* throttled is evicted; a throttled key
+//! goes only when every key is throttled. So spraying distinct usernames
+//! or addresses, one failure each, evicts only other sprayed keys and never
+//! lifts a lockout: that would take `max_entries` throttled keys within one
+//! window, each bought with its limit's worth of hashed guesses.
 
+use crate::addr::address_key;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
-use std::net::{IpAddr, Ipv6Addr};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,8 +69,9 @@ pub struct Limits {
     /// The sliding window failures are counted over (default 60 s).
     pub window: Duration,
     /// Most keys held per dimension (default 100 000 usernames and as many
-    /// addresses); past it the key whose last failure is the oldest is
-    /// forgotten. 0 holds nothing, so throttles nothing.
+    /// addresses); past it a key is evicted, the one whose last failure is
+    /// the oldest among those not throttled. 0 holds nothing, so throttles
+    /// nothing.
     pub max_entries: usize,
 }
 
@@ -82,6 +91,18 @@ impl Default for Limits {
 /// memory meanwhile.
 const PURGE_BATCH: usize = 16;
 
+/// Why an attempt may not go ahead now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled {
+    /// The whole seconds (at least 1) until the oldest counted failure
+    /// leaves the window; the longer of the two when both are throttled.
+    pub retry_after: Duration,
+    /// Whether the username is throttled.
+    pub username: bool,
+    /// Whether the client address is throttled.
+    pub address: bool,
+}
+
 /// The failure counters of both dimensions. `Send + Sync`: share one behind
 /// the server's state.
 pub struct Throttle {
@@ -93,11 +114,53 @@ pub struct Throttle {
     /// Keyed SipHash with a per-process random key, so nobody can craft
     /// usernames that collide on purpose.
     hasher: RandomState,
-    // Two std mutexes, not tokio's: every critical section is a few map
+    // Std mutexes, not tokio's: every critical section is a few map
     // operations and none is held across an `.await`. Two, so that the
-    // dimensions do not wait for each other.
-    users: Mutex<Table<u64>>,
-    ips: Mutex<Table<IpAddr>>,
+    // dimensions do not wait for each other where only one is needed;
+    // `admit` takes both, always users first.
+    users: Mutex<Table<u64, BuildHasherDefault<Prehashed>>>,
+    ips: Mutex<Table<IpAddr, RandomState>>,
+}
+
+/// A login attempt [`Throttle::admit`] let through: one failure is reserved
+/// against its username and its address until it is settled. Dropped
+/// unsettled (the client went away mid-hash, the request timed out), the
+/// reservation stands as a failure: an attempt that cost a hash is counted.
+#[derive(Debug)]
+#[must_use = "settle the attempt: failed, succeeded or refund"]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    user: u64,
+    user_reserved: bool,
+    /// The address's key, when a failure was reserved against it.
+    ip: Option<IpAddr>,
+    /// When the reservations were made, as the tables hold it.
+    at: u64,
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the user unknown): the reservations stand.
+    pub fn failed(self) {}
+
+    /// The password was right: the username's failures are forgotten, and
+    /// the address's reservation is returned.
+    pub fn succeeded(self) {
+        lock(&self.throttle.users).remove(self.user);
+        if let Some(ip) = self.ip {
+            lock(&self.throttle.ips).unrecord(ip, self.at);
+        }
+    }
+
+    /// The attempt was never judged (the server was too busy to hash, or
+    /// the user store could not answer): both reservations are returned.
+    pub fn refund(self) {
+        if self.user_reserved {
+            lock(&self.throttle.users).unrecord(self.user, self.at);
+        }
+        if let Some(ip) = self.ip {
+            lock(&self.throttle.ips).unrecord(ip, self.at);
+        }
+    }
 }
 
 impl Throttle {
@@ -124,26 +187,48 @@ impl Throttle {
         &self.limits
     }
 
-    /// `Ok`, or `Err(retry_after)` when this username or this address is
-    /// throttled now: the whole seconds (at least 1) until its oldest
-    /// counted failure leaves the window, the longer of the two when both
-    /// are throttled.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+    /// Lets an attempt for `username` from `ip` go ahead, reserving one
+    /// failure against each, or refuses it when either is throttled now.
+    /// The check and the reservation are one critical section, so
+    /// concurrent attempts cannot all pass the check before any is counted.
+    pub fn admit(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt<'_>, Throttled> {
         let now = self.now_ms();
-        let user = lock(&self.users).retry_after(self.user_key(username), now);
-        let ip = ip.and_then(|ip| lock(&self.ips).retry_after(ip_key(ip), now));
-        match user.max(ip) {
-            Some(ms) => Err(Duration::from_secs(ms.div_ceil(1000).max(1))),
-            None => Ok(()),
-        }
+        let user = self.user_key(username);
+        let ip = ip.map(address_key);
+        let mut users = lock(&self.users);
+        let mut ips = lock(&self.ips);
+        throttled(
+            users.retry_after(user, now),
+            ip.and_then(|ip| ips.retry_after(ip, now)),
+        )?;
+        let user_reserved = users.record(user, now);
+        let ip = ip.filter(|&ip| ips.record(ip, now));
+        Ok(Attempt {
+            throttle: self,
+            user,
+            user_reserved,
+            ip,
+            at: now,
+        })
     }
 
-    /// Counts a failed login against `username` and, when known, `ip`.
+    /// `Ok` when an attempt for `username` from `ip` could go ahead now;
+    /// reserves nothing. For answers that cost no hash and must count
+    /// nothing, yet must not tell a throttled client anything new.
+    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        let now = self.now_ms();
+        let user = lock(&self.users).retry_after(self.user_key(username), now);
+        let ip = ip.and_then(|ip| lock(&self.ips).retry_after(address_key(ip), now));
+        throttled(user, ip)
+    }
+
+    /// Counts a failed login against `username` and, when known, `ip`,
+    /// without admission: for failures judged elsewhere.
     pub fn record_failure(&self, username: &str, ip: Option<IpAddr>) {
         let now = self.now_ms();
         lock(&self.users).record(self.user_key(username), now);
         if let Some(ip) = ip {
-            lock(&self.ips).record(ip_key(ip), now);
+            lock(&self.ips).record(address_key(ip), now);
         }
     }
 
@@ -174,6 +259,18 @@ impl Throttle {
     }
 }
 
+/// The verdict from each dimension's wait in milliseconds, if throttled.
+fn throttled(user: Option<u64>, ip: Option<u64>) -> Result<(), Throttled> {
+    match user.max(ip) {
+        Some(ms) => Err(Throttled {
+            retry_after: Duration::from_secs(ms.div_ceil(1000).max(1)),
+            username: user.is_some(),
+            address: ip.is_some(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl fmt::Debug for Throttle {
     // The hasher's keys are secret, the clock is a trait object, and the
     // counters are large: limits and sizes say enough.
@@ -193,30 +290,42 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The key of a client address. IPv4-mapped IPv6 addresses (what a
-/// dual-stack socket reports for IPv4 clients) count as the IPv4 address;
-/// IPv6 addresses are grouped by /64, the usual smallest allocation to one
-/// site, so that a client cannot dodge the limit by walking its own subnet.
-fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !u128::from(u64::MAX);
-            IpAddr::V6(Ipv6Addr::from(prefix))
+/// The hasher of the usernames' table, whose keys are already keyed
+/// SipHash outputs: hashing them again would only cost time, and nobody
+/// can aim collisions at values they cannot compute.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else is folded in, not lost.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
-        v4 => v4,
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
 /// One dimension's counters.
-struct Table<K> {
+struct Table<K, H> {
     /// Failures a key may have within the window; 0 disables the table.
     limit: u32,
     window_ms: u64,
     cap: usize,
-    map: HashMap<K, Entry>,
-    /// Keys by the sequence number of their last failure, oldest first:
-    /// what to purge and whom to evict.
-    order: BTreeMap<u64, K>,
+    map: HashMap<K, Entry, H>,
+    /// Keys below their limit by the sequence number of their last
+    /// failure, oldest first: what to purge, and whom to evict first.
+    open: BTreeMap<u64, K>,
+    /// Keys at their limit (throttled), the same way: evicted only when no
+    /// open key is left.
+    full: BTreeMap<u64, K>,
     next_seq: u64,
 }
 
@@ -225,18 +334,21 @@ struct Entry {
     /// Milliseconds since the throttle's epoch, oldest first; at most
     /// `limit` of them, since older ones cannot change the verdict.
     times: VecDeque<u64>,
-    /// This entry's key in [`Table::order`].
+    /// This entry's key in [`Table::open`] or [`Table::full`].
     seq: u64,
+    /// Which of the two it is in.
+    full: bool,
 }
 
-impl<K: Copy + Eq + Hash> Table<K> {
-    fn new(limit: u32, window_ms: u64, cap: usize) -> Table<K> {
+impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
+    fn new(limit: u32, window_ms: u64, cap: usize) -> Table<K, H> {
         Table {
             limit,
             window_ms,
             cap,
-            map: HashMap::new(),
-            order: BTreeMap::new(),
+            map: HashMap::default(),
+            open: BTreeMap::new(),
+            full: BTreeMap::new(),
             next_seq: 0,
         }
     }
@@ -245,19 +357,13 @@ impl<K: Copy + Eq + Hash> Table<K> {
         self.limit > 0 && self.cap > 0 && self.window_ms > 0
     }
 
-    /// Whether a failure at `t` still counts at `now`.
-    fn counts(&self, t: u64, now: u64) -> bool {
-        now.saturating_sub(t) < self.window_ms
-    }
-
     /// Milliseconds until `key` may try again, when it is throttled.
     fn retry_after(&mut self, key: K, now: u64) -> Option<u64> {
         if !self.enabled() {
             return None;
         }
-        self.purge(now);
-        let entry = self.map.get_mut(&key)?;
         let window_ms = self.window_ms;
+        let entry = self.map.get_mut(&key)?;
         while entry
             .times
             .front()
@@ -265,65 +371,120 @@ impl<K: Copy + Eq + Hash> Table<K> {
         {
             entry.times.pop_front();
         }
-        if entry.times.is_empty() {
+        let Some(&oldest) = entry.times.front() else {
             self.remove(key);
             return None;
-        }
-        if entry.times.len() < self.limit as usize {
-            return None;
-        }
-        let oldest = *entry.times.front()?;
-        Some(oldest.saturating_add(window_ms).saturating_sub(now))
+        };
+        let throttled = entry.times.len() >= self.limit as usize;
+        self.reindex(key);
+        throttled.then(|| oldest.saturating_add(window_ms).saturating_sub(now))
     }
 
-    fn record(&mut self, key: K, now: u64) {
+    /// Counts a failure of `key` at `now`; whether the table counts at all.
+    fn record(&mut self, key: K, now: u64) -> bool {
         if !self.enabled() {
-            return;
+            return false;
         }
         self.purge(now);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(entry) = self.map.get(&key) {
-            self.order.remove(&entry.seq);
-        } else {
+        if !self.map.contains_key(&key) {
             while self.map.len() >= self.cap {
-                let Some((_, oldest)) = self.order.pop_first() else {
-                    break;
+                let victim = match self.open.pop_first() {
+                    Some((_, victim)) => victim,
+                    None => match self.full.pop_first() {
+                        Some((_, victim)) => victim,
+                        None => break,
+                    },
                 };
-                self.map.remove(&oldest);
+                self.map.remove(&victim);
             }
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let limit = self.limit as usize;
         let entry = self.map.entry(key).or_insert(Entry {
             times: VecDeque::new(),
             seq,
+            full: false,
         });
-        entry.seq = seq;
-        if entry.times.len() >= self.limit as usize {
+        if entry.times.len() >= limit {
             entry.times.pop_front();
         }
         entry.times.push_back(now);
-        self.order.insert(seq, key);
+        // A new last failure: the key moves to the young end of its order.
+        let old = std::mem::replace(&mut entry.seq, seq);
+        if entry.full {
+            self.full.remove(&old);
+        } else {
+            self.open.remove(&old);
+        }
+        entry.full = false;
+        self.open.insert(seq, key);
+        self.reindex(key);
+        true
+    }
+
+    /// Takes back the failure recorded for `key` at `at`, if it is still
+    /// held.
+    fn unrecord(&mut self, key: K, at: u64) {
+        let Some(entry) = self.map.get_mut(&key) else {
+            return;
+        };
+        if let Some(i) = entry.times.iter().rposition(|&t| t == at) {
+            entry.times.remove(i);
+        }
+        if entry.times.is_empty() {
+            self.remove(key);
+        } else {
+            self.reindex(key);
+        }
+    }
+
+    /// Files `key` under `open` or `full` by whether it is at its limit.
+    fn reindex(&mut self, key: K) {
+        let limit = self.limit as usize;
+        let Some(entry) = self.map.get_mut(&key) else {
+            return;
+        };
+        let full = entry.times.len() >= limit;
+        if full == entry.full {
+            return;
+        }
+        entry.full = full;
+        let (from, to) = if full {
+            (&mut self.open, &mut self.full)
+        } else {
+            (&mut self.full, &mut self.open)
+        };
+        from.remove(&entry.seq);
+        to.insert(entry.seq, key);
     }
 
     fn remove(&mut self, key: K) {
         if let Some(entry) = self.map.remove(&key) {
-            self.order.remove(&entry.seq);
+            if entry.full {
+                self.full.remove(&entry.seq);
+            } else {
+                self.open.remove(&entry.seq);
+            }
         }
     }
 
-    /// Drops up to [`PURGE_BATCH`] keys whose last failure has left the
-    /// window: they throttle nothing, and would only wait for eviction.
+    /// Drops up to [`PURGE_BATCH`] keys of each order whose last failure
+    /// has left the window: they throttle nothing, and would only wait for
+    /// eviction. Called where the table grows, in [`Table::record`].
     fn purge(&mut self, now: u64) {
-        for _ in 0..PURGE_BATCH {
-            let Some((&seq, &key)) = self.order.first_key_value() else {
-                return;
-            };
-            let last = self.map.get(&key).and_then(|e| e.times.back().copied());
-            if last.is_some_and(|t| self.counts(t, now)) {
-                return;
+        for full in [false, true] {
+            for _ in 0..PURGE_BATCH {
+                let order = if full { &self.full } else { &self.open };
+                let Some((_, &key)) = order.first_key_value() else {
+                    break;
+                };
+                let last = self.map.get(&key).and_then(|e| e.times.back().copied());
+                if last.is_some_and(|t| now.saturating_sub(t) < self.window_ms) {
+                    break;
+                }
+                self.remove(key);
             }
-            self.order.remove(&seq);
-            self.map.remove(&key);
         }
     }
 }
@@ -331,6 +492,7 @@ impl<K: Copy + Eq + Hash> Table<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
     use std::net::Ipv4Addr;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -377,6 +539,11 @@ mod tests {
     const OTHER_IP: Option<IpAddr> = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
     const SECOND: Duration = Duration::from_secs(1);
 
+    /// [`Throttle::check`]'s verdict as the wait alone.
+    fn wait(t: &Throttle, username: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        t.check(username, ip).map_err(|e| e.retry_after)
+    }
+
     fn fail(t: &Throttle, username: &str, ip: Option<IpAddr>, times: u32) {
         for _ in 0..times {
             t.record_failure(username, ip);
@@ -395,22 +562,22 @@ mod tests {
     fn the_nth_failure_throttles_the_username() {
         let (t, _) = throttle(limits(3, 0));
         fail(&t, "johndoe", IP, 2);
-        assert_eq!(t.check("johndoe", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         fail(&t, "johndoe", IP, 1);
-        assert!(t.check("johndoe", IP).is_err());
+        assert!(wait(&t, "johndoe", IP).is_err());
         // From any address: the count is the username's.
-        assert!(t.check("johndoe", OTHER_IP).is_err());
-        assert!(t.check("johndoe", None).is_err());
+        assert!(wait(&t, "johndoe", OTHER_IP).is_err());
+        assert!(wait(&t, "johndoe", None).is_err());
     }
 
     #[test]
     fn other_usernames_are_unaffected() {
         let (t, _) = throttle(limits(3, 0));
         fail(&t, "johndoe", IP, 10);
-        assert!(t.check("johndoe", IP).is_err());
-        assert_eq!(t.check("alice", IP), Ok(()));
-        assert_eq!(t.check("johndoe2", IP), Ok(()));
-        assert_eq!(t.check("JohnDoe", IP), Ok(()));
+        assert!(wait(&t, "johndoe", IP).is_err());
+        assert_eq!(wait(&t, "alice", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe2", IP), Ok(()));
+        assert_eq!(wait(&t, "JohnDoe", IP), Ok(()));
     }
 
     #[test]
@@ -418,16 +585,16 @@ mod tests {
         let (t, _) = throttle(limits(3, 5));
         fail(&t, "johndoe", IP, 3);
         fail(&t, "mallory", IP, 2);
-        assert!(t.check("johndoe", None).is_err());
+        assert!(wait(&t, "johndoe", None).is_err());
         t.record_success("johndoe");
-        assert_eq!(t.check("johndoe", None), Ok(()));
+        assert_eq!(wait(&t, "johndoe", None), Ok(()));
         // The address has 5 failures and stays throttled.
-        assert!(t.check("johndoe", IP).is_err());
-        assert!(t.check("alice", IP).is_err());
-        assert_eq!(t.check("alice", OTHER_IP), Ok(()));
+        assert!(wait(&t, "johndoe", IP).is_err());
+        assert!(wait(&t, "alice", IP).is_err());
+        assert_eq!(wait(&t, "alice", OTHER_IP), Ok(()));
         // The count starts again from zero.
         fail(&t, "johndoe", OTHER_IP, 2);
-        assert_eq!(t.check("johndoe", None), Ok(()));
+        assert_eq!(wait(&t, "johndoe", None), Ok(()));
     }
 
     #[test]
@@ -437,19 +604,19 @@ mod tests {
         for name in ["a", "b", "c"] {
             t.record_failure(name, IP);
         }
-        assert_eq!(t.check("d", IP), Ok(()));
+        assert_eq!(wait(&t, "d", IP), Ok(()));
         t.record_failure("d", IP);
-        assert!(t.check("e", IP).is_err());
-        assert!(t.check("a", IP).is_err());
-        assert_eq!(t.check("a", OTHER_IP), Ok(()));
-        assert_eq!(t.check("a", None), Ok(()));
+        assert!(wait(&t, "e", IP).is_err());
+        assert!(wait(&t, "a", IP).is_err());
+        assert_eq!(wait(&t, "a", OTHER_IP), Ok(()));
+        assert_eq!(wait(&t, "a", None), Ok(()));
     }
 
     #[test]
     fn zero_disables_a_dimension_and_holds_nothing() {
         let (t, _) = throttle(limits(0, 0));
         fail(&t, "johndoe", IP, 1000);
-        assert_eq!(t.check("johndoe", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         assert_eq!(t.len(), (0, 0));
         assert!(t.is_empty());
 
@@ -458,7 +625,7 @@ mod tests {
             ..limits(1, 1)
         });
         fail(&t, "johndoe", IP, 5);
-        assert_eq!(t.check("johndoe", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         assert_eq!(t.len(), (0, 0));
     }
 
@@ -470,15 +637,15 @@ mod tests {
         t.record_failure("johndoe", IP); // t = 20
         clock.advance(20 * SECOND);
         t.record_failure("johndoe", IP); // t = 40
-        assert!(t.check("johndoe", IP).is_err());
+        assert!(wait(&t, "johndoe", IP).is_err());
         clock.advance(20 * SECOND - Duration::from_millis(1));
-        assert!(t.check("johndoe", IP).is_err(), "the first still counts");
+        assert!(wait(&t, "johndoe", IP).is_err(), "the first still counts");
         clock.advance(Duration::from_millis(1));
-        assert_eq!(t.check("johndoe", IP), Ok(()), "the first has left");
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()), "the first has left");
         t.record_failure("johndoe", IP); // t = 60: 20, 40, 60
-        assert!(t.check("johndoe", IP).is_err());
+        assert!(wait(&t, "johndoe", IP).is_err());
         clock.advance(60 * SECOND);
-        assert_eq!(t.check("johndoe", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         assert_eq!(t.len(), (0, 0), "an expired key is dropped");
     }
 
@@ -488,17 +655,17 @@ mod tests {
         t.record_failure("johndoe", IP); // t = 0
         clock.advance(Duration::from_millis(10_500));
         t.record_failure("johndoe", IP); // t = 10.5
-        assert_eq!(t.check("johndoe", IP), Err(Duration::from_secs(50)));
+        assert_eq!(wait(&t, "johndoe", IP), Err(Duration::from_secs(50)));
         clock.advance(Duration::from_millis(100)); // 49.4 s left: rounded up
-        assert_eq!(t.check("johndoe", IP), Err(Duration::from_secs(50)));
+        assert_eq!(wait(&t, "johndoe", IP), Err(Duration::from_secs(50)));
         clock.advance(Duration::from_millis(49_399)); // 1 ms left
-        assert_eq!(t.check("johndoe", IP), Err(SECOND));
+        assert_eq!(wait(&t, "johndoe", IP), Err(SECOND));
         clock.advance(Duration::from_millis(1));
-        assert_eq!(t.check("johndoe", IP), Ok(()));
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         // More failures than the limit: the newest `limit` count, so the
         // wait is for the older of those two.
         fail(&t, "johndoe", IP, 5);
-        assert_eq!(t.check("johndoe", IP), Err(60 * SECOND));
+        assert_eq!(wait(&t, "johndoe", IP), Err(60 * SECOND));
     }
 
     #[test]
@@ -508,9 +675,9 @@ mod tests {
         clock.advance(30 * SECOND);
         t.record_failure("b", IP);
         // At t = 30, "b" waits 60 s and the address 30 s.
-        assert_eq!(t.check("b", IP), Err(60 * SECOND));
-        assert_eq!(t.check("c", IP), Err(30 * SECOND));
-        assert_eq!(t.check("b", None), Err(60 * SECOND));
+        assert_eq!(wait(&t, "b", IP), Err(60 * SECOND));
+        assert_eq!(wait(&t, "c", IP), Err(30 * SECOND));
+        assert_eq!(wait(&t, "b", None), Err(60 * SECOND));
     }
 
     #[test]
@@ -521,26 +688,27 @@ mod tests {
         let c: IpAddr = "2001:db8:1:3::1".parse().expect("an address");
         t.record_failure("x", Some(a));
         t.record_failure("x", Some(b));
-        assert!(t.check("x", Some(a)).is_err());
-        assert_eq!(t.check("x", Some(c)), Ok(()));
+        assert!(wait(&t, "x", Some(a)).is_err());
+        assert_eq!(wait(&t, "x", Some(c)), Ok(()));
 
         let v4: IpAddr = "192.0.2.1".parse().expect("an address");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("an address");
         let mapped_other: IpAddr = "::ffff:192.0.2.2".parse().expect("an address");
         t.record_failure("x", Some(mapped));
         t.record_failure("x", Some(v4));
-        assert!(t.check("x", Some(v4)).is_err());
-        assert!(t.check("x", Some(mapped)).is_err());
-        assert_eq!(t.check("x", Some(mapped_other)), Ok(()));
+        assert!(wait(&t, "x", Some(v4)).is_err());
+        assert!(wait(&t, "x", Some(mapped)).is_err());
+        assert_eq!(wait(&t, "x", Some(mapped_other)), Ok(()));
     }
 
     #[test]
-    fn a_million_usernames_stay_within_the_cap() {
+    fn a_flood_of_usernames_stays_within_the_cap() {
+        // Throttled keys all (limit 1), so eviction takes the oldest of them.
         let (t, clock) = throttle(Limits {
             max_entries: 1000,
             ..limits(1, 0)
         });
-        for i in 0..1_000_000u32 {
+        for i in 0..200_000u32 {
             t.record_failure(&i.to_string(), IP);
             if i % 1000 == 0 {
                 clock.advance(Duration::from_millis(1));
@@ -549,10 +717,10 @@ mod tests {
         }
         assert_eq!(t.len(), (1000, 0));
         // The newest are held, the oldest are gone.
-        assert!(t.check("999999", None).is_err());
-        assert!(t.check("999000", None).is_err());
-        assert_eq!(t.check("998999", None), Ok(()));
-        assert_eq!(t.check("0", None), Ok(()));
+        assert!(wait(&t, "199999", None).is_err());
+        assert!(wait(&t, "199000", None).is_err());
+        assert_eq!(wait(&t, "198999", None), Ok(()));
+        assert_eq!(wait(&t, "0", None), Ok(()));
     }
 
     #[test]
@@ -570,11 +738,11 @@ mod tests {
         t.record_failure("a", None); // "a" is now the most recent
         t.record_failure("d", None); // evicts "b"
         assert_eq!(t.len(), (3, 0));
-        assert!(t.check("a", None).is_err());
-        assert_eq!(t.check("b", None), Ok(()));
-        assert!(t.check("c", None).is_err());
+        assert!(wait(&t, "a", None).is_err());
+        assert_eq!(wait(&t, "b", None), Ok(()));
+        assert!(wait(&t, "c", None).is_err());
         t.record_failure("d", None);
-        assert!(t.check("d", None).is_err());
+        assert!(wait(&t, "d", None).is_err());
     }
 
     #[test]
@@ -608,19 +776,19 @@ mod tests {
         let (t, _) = throttle(limits(1, 0));
         let long = "x".repeat(16 * 1024);
         t.record_failure(&long, None);
-        assert!(t.check(&long, None).is_err());
-        assert_eq!(t.check(&long[1..], None), Ok(()));
+        assert!(wait(&t, &long, None).is_err());
+        assert_eq!(wait(&t, &long[1..], None), Ok(()));
     }
 
     #[test]
     fn empty_username_and_no_address_do_not_panic() {
         let (t, _) = throttle(limits(1, 1));
-        assert_eq!(t.check("", None), Ok(()));
+        assert_eq!(wait(&t, "", None), Ok(()));
         t.record_failure("", None);
-        assert!(t.check("", None).is_err());
+        assert!(wait(&t, "", None).is_err());
         t.record_success("");
         t.record_success("never seen");
-        assert_eq!(t.check("", None), Ok(()));
+        assert_eq!(wait(&t, "", None), Ok(()));
         assert_eq!(t.len(), (0, 0));
     }
 
@@ -633,5 +801,156 @@ mod tests {
         let shown = format!("{t:?}");
         assert!(shown.contains("users: 1"), "{shown}");
         assert!(!shown.contains("johndoe"), "{shown}");
+    }
+
+    #[test]
+    fn admission_reserves_so_concurrent_guesses_get_at_most_the_limit() {
+        let (t, _) = throttle(limits(10, 0));
+        // Forty guesses in flight at once: none has been judged yet.
+        let admitted: Vec<Attempt<'_>> = (0..40)
+            .filter_map(|_| t.admit("johndoe", IP).ok())
+            .collect();
+        assert_eq!(admitted.len(), 10);
+        let refused = t.admit("johndoe", IP).unwrap_err();
+        assert!(refused.username && !refused.address, "{refused:?}");
+        admitted.into_iter().for_each(Attempt::failed);
+        assert!(t.admit("johndoe", OTHER_IP).is_err());
+    }
+
+    #[test]
+    fn from_many_addresses_the_username_still_gets_its_limit() {
+        let (t, _) = throttle(limits(10, 100));
+        let admitted = (0..40u32)
+            .filter_map(|i| {
+                t.admit("johndoe", Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))))
+                    .ok()
+            })
+            .count();
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn the_address_limit_reserves_too() {
+        let (t, _) = throttle(limits(0, 5));
+        let admitted: Vec<_> = (0..40)
+            .filter_map(|i| t.admit(&format!("user{i}"), IP).ok())
+            .collect();
+        assert_eq!(admitted.len(), 5);
+        let refused = t.admit("other", IP).unwrap_err();
+        assert!(refused.address && !refused.username, "{refused:?}");
+        assert!(t.admit("other", OTHER_IP).is_ok());
+    }
+
+    #[test]
+    fn a_success_resets_the_username_and_returns_the_address_reservation() {
+        let (t, _) = throttle(limits(3, 3));
+        for attempt in [t.admit("johndoe", IP), t.admit("johndoe", IP)] {
+            attempt.unwrap().failed();
+        }
+        t.admit("johndoe", IP).unwrap().succeeded();
+        // The username starts again from zero; the address keeps its two
+        // failures, not the success.
+        assert_eq!(wait(&t, "johndoe", None), Ok(()));
+        t.admit("x", IP).unwrap().failed();
+        assert!(wait(&t, "y", IP).is_err(), "two failures and this one");
+    }
+
+    #[test]
+    fn a_refund_counts_nothing() {
+        let (t, _) = throttle(limits(2, 2));
+        for _ in 0..10 {
+            t.admit("johndoe", IP).unwrap().refund();
+        }
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
+        assert!(t.is_empty(), "{t:?}");
+        // A refund takes back its own reservation, not another's.
+        t.admit("johndoe", IP).unwrap().failed();
+        let pending = t.admit("johndoe", IP).unwrap();
+        assert!(t.admit("johndoe", IP).is_err());
+        pending.refund();
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()));
+        t.admit("johndoe", IP).unwrap().failed();
+        assert!(wait(&t, "johndoe", IP).is_err());
+    }
+
+    #[test]
+    fn a_dropped_attempt_counts_as_a_failure() {
+        let (t, _) = throttle(limits(1, 0));
+        drop(t.admit("johndoe", None).unwrap());
+        assert!(wait(&t, "johndoe", None).is_err());
+    }
+
+    #[test]
+    fn a_check_reserves_nothing() {
+        let (t, _) = throttle(limits(1, 1));
+        for _ in 0..5 {
+            assert_eq!(wait(&t, "johndoe", IP), Ok(()));
+        }
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn eviction_takes_keys_that_are_not_throttled_first() {
+        let (t, clock) = throttle(Limits {
+            max_entries: 3,
+            ..limits(2, 0)
+        });
+        fail(&t, "victim", None, 2);
+        clock.advance(SECOND);
+        for i in 0..100 {
+            t.record_failure(&format!("spray{i}"), None);
+        }
+        assert_eq!(t.len().0, 3);
+        assert!(wait(&t, "victim", None).is_err(), "the lockout survived");
+        assert!(wait(&t, "spray99", None).is_ok());
+        // Throttled keys go too once nothing else is left, oldest first.
+        fail(&t, "a", None, 2);
+        fail(&t, "b", None, 2);
+        fail(&t, "c", None, 2);
+        assert_eq!(wait(&t, "victim", None), Ok(()));
+        assert!(wait(&t, "a", None).is_err() && wait(&t, "c", None).is_err());
+    }
+
+    #[test]
+    fn a_lockout_survives_a_million_usernames_from_thousands_of_64s() {
+        // The default limits and table sizes, and the spray an attacker
+        // with a /52 of IPv6 can send within one window: a million
+        // distinct usernames from 4096 /64s, each attempt admitted while
+        // its address may still fail, and failed.
+        let (t, clock) = throttle(Limits::default());
+        let victim_ip = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
+        for _ in 0..10 {
+            t.admit("victim", victim_ip).unwrap().failed();
+        }
+        for i in 0..90 {
+            t.admit(&format!("other{i}"), victim_ip).unwrap().failed();
+        }
+        assert!(t.check("victim", None).is_err());
+        assert!(t.check("anyone", victim_ip).unwrap_err().address);
+        let prefix = 0x2001_0db8_0000_0000_u128 << 64;
+        let mut admitted = 0u32;
+        let mut username = String::new();
+        for i in 0..1_000_000u128 {
+            let subnet = i % 4096;
+            let ip = IpAddr::V6(std::net::Ipv6Addr::from(prefix | (subnet << 64) | i));
+            username.clear();
+            write!(username, "spray{i}").unwrap();
+            if let Ok(attempt) = t.admit(&username, Some(ip)) {
+                attempt.failed();
+                admitted += 1;
+            }
+            if i % 100_000 == 0 {
+                clock.advance(SECOND);
+            }
+        }
+        // Each /64 got its 100 failures; the rest were refused unhashed.
+        assert_eq!(admitted, 4096 * 100);
+        let (users, ips) = t.len();
+        assert!(users <= 100_000 && ips <= 100_000, "{users} {ips}");
+        assert!(t.check("victim", None).unwrap_err().username);
+        assert!(t.check("anyone", victim_ip).unwrap_err().address);
+        // And the lockout still ends when its window does.
+        clock.advance(60 * SECOND);
+        assert_eq!(wait(&t, "victim", victim_ip), Ok(()));
     }
 }

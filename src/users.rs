@@ -146,8 +146,22 @@ impl std::error::Error for ScopeError {}
 /// database. Lookups are async so a store may do I/O; the built-in
 /// [`Users`] answers at once.
 pub trait UserStore: Send + Sync + 'static {
-    /// The user named `username`, if any.
-    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send;
+    /// The user named `username`: `Ok(None)` when there is none, and
+    /// [`StoreError`] when the store cannot tell (a database down or timing
+    /// out). The two must stay apart: the routes answer an unknown user as a
+    /// failed login or a refused token, and a store error as 503, counting
+    /// nothing against anyone.
+    fn find(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send;
+
+    /// Whether the store can answer now, for `GET /healthz` (503 while it
+    /// cannot). The default says yes; a store over a network connection
+    /// should ask its server (a `SELECT 1`).
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     /// The argon2 parameters most users' hashes have: the dummy hash checked
     /// for unknown usernames takes them, so that unknown users cost what real
@@ -159,6 +173,31 @@ pub trait UserStore: Send + Sync + 'static {
     /// Every scope some user may be granted, listed in `/openapi.json`.
     fn scopes(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// A user store that could not answer: its driver's error, kept for the
+/// log line (so it must not carry secrets, such as a connection string
+/// with its password). Never shown to clients, who get 503.
+#[derive(Debug)]
+pub struct StoreError(Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps the store's own error (or a message).
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError(source.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "user store unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
@@ -374,8 +413,15 @@ impl Users {
 /// A store shared with the embedder's own code (to add or disable users
 /// while the server runs) is still a store.
 impl<S: UserStore> UserStore for Arc<S> {
-    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send {
+    fn find(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
         (**self).find(username)
+    }
+
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).health()
     }
 
     fn hash_params(&self) -> Option<Params> {
@@ -387,9 +433,13 @@ impl<S: UserStore> UserStore for Arc<S> {
     }
 }
 
+/// The file store never fails: its users are in memory.
 impl UserStore for Users {
-    fn find(&self, username: &str) -> impl Future<Output = Option<Arc<User>>> + Send {
-        std::future::ready(self.get(username).cloned())
+    fn find(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
+        std::future::ready(Ok(self.get(username).cloned()))
     }
 
     fn hash_params(&self) -> Option<Params> {

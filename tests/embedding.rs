@@ -1,8 +1,8 @@
 //! The crate as an embedder uses it: `App::handle` called without sockets,
 //! a user store of our own with async lookups, the auth chain called from a
 //! handler of our own (each error's response is the contract's), the client
-//! address passed as a request extension, and `examples/embed.rs` itself
-//! served over TCP.
+//! address that `handle` throttles by, a store that fails, and
+//! `examples/embed.rs` itself served over TCP.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -13,8 +13,7 @@ use password_bearer::auth::{current_active_user, current_user, require_scopes, C
 use password_bearer::bearer::bearer_token;
 use password_bearer::error::ApiError;
 use password_bearer::password::hash_password;
-use password_bearer::routes::ClientAddr;
-use password_bearer::users::{User, UserStore, Users};
+use password_bearer::users::{StoreError, User, UserStore, Users};
 use password_bearer::{App, Config};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,7 +87,7 @@ fn get_request(path: &str, authorization: Option<&str>) -> Request<Full<Bytes>> 
 
 /// Logs in through `App::handle` and returns the access token.
 async fn token_of<S: UserStore>(app: &App<S>, form: String) -> String {
-    let answer = Answer::of(app.handle(form_request(form)).await).await;
+    let answer = Answer::of(app.handle(form_request(form), None).await).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let body: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
     body["access_token"]
@@ -101,7 +100,7 @@ async fn token_of<S: UserStore>(app: &App<S>, form: String) -> String {
 async fn handle_answers_without_a_socket() {
     let app = demo_app();
     let login = Answer::of(
-        app.handle(form_request(credentials("johndoe", "secret")))
+        app.handle(form_request(credentials("johndoe", "secret")), None)
             .await,
     )
     .await;
@@ -114,14 +113,18 @@ async fn handle_answers_without_a_socket() {
     assert_eq!(token_claims(token)["sub"], "johndoe");
 
     let bearer = format!("Bearer {token}");
-    let me = Answer::of(app.handle(get_request("/users/me", Some(&bearer))).await).await;
+    let me = Answer::of(
+        app.handle(get_request("/users/me", Some(&bearer)), None)
+            .await,
+    )
+    .await;
     me.assert_json(200, JOHNDOE_ME);
-    let nope = Answer::of(app.handle(get_request("/nope", Some(&bearer))).await).await;
+    let nope = Answer::of(app.handle(get_request("/nope", Some(&bearer)), None).await).await;
     nope.assert_json(404, r#"{"detail":"Not Found"}"#);
-    let anonymous = Answer::of(app.handle(get_request("/users/me", None)).await).await;
+    let anonymous = Answer::of(app.handle(get_request("/users/me", None), None).await).await;
     anonymous.assert_401(NOT_AUTHENTICATED);
     let wrong = Answer::of(
-        app.handle(form_request(credentials("johndoe", "nope")))
+        app.handle(form_request(credentials("johndoe", "nope")), None)
             .await,
     )
     .await;
@@ -138,27 +141,38 @@ async fn handle_answers_without_a_socket() {
         .header("authorization", &bearer)
         .body(Empty::<Bytes>::new())
         .expect("a valid request");
-    Answer::of(app.handle(empty).await)
+    Answer::of(app.handle(empty, None).await)
         .await
         .assert_json(200, JOHNDOE_ME);
     let text = Request::post("/token")
         .header(CONTENT_TYPE, FORM)
         .body(credentials("johndoe", "secret"))
         .expect("a valid request");
-    assert_eq!(Answer::of(app.handle(text).await).await.status, 200);
+    assert_eq!(Answer::of(app.handle(text, None).await).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_address_extension_is_accepted() {
-    let app = demo_app();
-    let peer = ClientAddr("192.0.2.7:40000".parse().expect("an address"));
-    let mut request = form_request(credentials("johndoe", "secret"));
-    request.extensions_mut().insert(peer);
-    let answer = Answer::of(app.handle(request).await).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let mut request = form_request(credentials("johndoe", "wrong"));
-    request.extensions_mut().insert(peer);
-    assert_eq!(Answer::of(app.handle(request).await).await.status, 400);
+async fn handle_throttles_failed_logins_by_the_client_address_it_is_given() {
+    let mut config = Config::new(Users::demo(), test_key());
+    config.throttle.per_user = 0;
+    config.throttle.per_ip = 3;
+    config.login_log = false;
+    let app = App::new(config);
+    let guesser = Some("192.0.2.7:40000".parse().expect("an address"));
+    let neighbour = Some("192.0.2.8:40000".parse().expect("an address"));
+    for name in ["a", "b", "c"] {
+        let answer = Answer::of(
+            app.handle(form_request(credentials(name, "x")), guesser)
+                .await,
+        );
+        assert_eq!(answer.await.status, 400);
+    }
+    // The guessing address is refused even the right password; another
+    // address is not.
+    let refused = app.handle(form_request(credentials("johndoe", "secret")), guesser);
+    assert_eq!(Answer::of(refused.await).await.status, 429);
+    let served = app.handle(form_request(credentials("johndoe", "secret")), neighbour);
+    assert_eq!(Answer::of(served.await).await.status, 200);
 }
 
 /// The contract's response for each error of the chain, as an embedder's
@@ -241,11 +255,11 @@ impl Directory {
 }
 
 impl UserStore for Directory {
-    async fn find(&self, username: &str) -> Option<Arc<User>> {
+    async fn find(&self, username: &str) -> Result<Option<Arc<User>>, StoreError> {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         // Give the runtime a turn, as a query would.
         tokio::task::yield_now().await;
-        self.users.read().await.get(username).cloned()
+        Ok(self.users.read().await.get(username).cloned())
     }
 
     fn scopes(&self) -> Vec<String> {
@@ -359,4 +373,36 @@ async fn the_example_serves_its_route_and_ours() {
         .shutdown_within(std::time::Duration::from_secs(5))
         .await
         .expect("the example's loop stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_hands_the_client_address_on() {
+    // The example mounts `App::handle` with the address `serve_with` gives
+    // it: an embedded server throttles per address like ours.
+    let mut config = Config::new(
+        example::Database::with_johndoe().expect("the example's user"),
+        test_key(),
+    );
+    config.throttle.per_user = 0;
+    config.throttle.per_ip = 2;
+    config.login_log = false;
+    let app = Arc::new(App::new(config));
+    let server = start_loop(|listener, shutdown| async move {
+        example::serve_embedded(listener, app, shutdown).await
+    })
+    .await;
+    let (guesser, neighbour) = (loopback(2), loopback(3));
+    for _ in 0..2 {
+        let resp = post_token_from(server.addr, guesser, &credentials("johndoe", "x")).await;
+        assert_invalid_grant(&resp);
+    }
+    let right = credentials("johndoe", "secret");
+    assert_eq!(
+        post_token_from(server.addr, guesser, &right).await.status,
+        429
+    );
+    assert_eq!(
+        post_token_from(server.addr, neighbour, &right).await.status,
+        200
+    );
 }

@@ -1,6 +1,6 @@
 //! Routing as FastAPI/Starlette answers it: 404 for unknown paths, 405 with
 //! `Allow` for a known path and another method, 307 to drop a trailing
-//! slash, and the OpenAPI document with its Swagger UI page.
+//! slash, the OpenAPI document with its Swagger UI page, and `/healthz`.
 
 use crate::support::*;
 use serde_json::json;
@@ -39,6 +39,27 @@ async fn other_methods_on_known_paths_are_405_with_allow() {
         assert_json_exact(&resp, 405, METHOD_NOT_ALLOWED);
         assert_eq!(resp.header_all("allow"), ["POST"], "{method} /token");
     }
+    for method in ["POST", "PUT", "DELETE"] {
+        let resp = request(server.addr, method, "/healthz", &[], b"").await;
+        assert_json_exact(&resp, 405, METHOD_NOT_ALLOWED);
+        assert_eq!(resp.header_all("allow"), ["GET"], "{method} /healthz");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_ok_while_the_store_answers() {
+    // The file store always answers; a failing store is in `attacks`.
+    let server = start().await;
+    assert_json_exact(
+        &get(server.addr, "/healthz", &[]).await,
+        200,
+        r#"{"status":"ok"}"#,
+    );
+    let resp = get(server.addr, "/healthz/", &[]).await;
+    assert_eq!(
+        (resp.status, resp.header("location")),
+        (307, Some("/healthz"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

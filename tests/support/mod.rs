@@ -15,7 +15,7 @@ use password_bearer::{serve, App, Config};
 use serde_json::Value;
 use sha2::{Sha256, Sha384, Sha512};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -356,6 +356,17 @@ impl Conn {
         }
     }
 
+    /// [`Conn::open`] from the local address `source`: every 127.x.y.z is
+    /// loopback, so one test plays clients at several addresses.
+    pub(crate) async fn open_from(addr: SocketAddr, source: IpAddr) -> Conn {
+        Conn {
+            stream: connect_from(addr, source)
+                .await
+                .unwrap_or_else(|e| panic!("connect from {source}: {e}")),
+            buf: Vec::new(),
+        }
+    }
+
     pub(crate) async fn send(&mut self, bytes: &[u8]) {
         tokio::time::timeout(IO_TIMEOUT, self.stream.write_all(bytes))
             .await
@@ -498,6 +509,36 @@ fn check_every_response(resp: &Response) {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A connection to `addr` from the local address `source`.
+pub(crate) async fn connect_from(addr: SocketAddr, source: IpAddr) -> io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    tokio::time::timeout(IO_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// 127.0.0.`n`: a client address of its own, still loopback.
+pub(crate) fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+/// The bytes of `POST /token` with `body`, keeping the connection open.
+pub(crate) fn token_request(body: &str) -> Vec<u8> {
+    format!(
+        "POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: {FORM}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// `POST /token` with `body` from the local address `source`.
+pub(crate) async fn post_token_from(addr: SocketAddr, source: IpAddr, body: &str) -> Response {
+    let mut conn = Conn::open_from(addr, source).await;
+    conn.send(&token_request(body)).await;
+    conn.response().await
 }
 
 /// Sends `raw` on a fresh connection and reads one response.
@@ -763,16 +804,13 @@ pub(crate) async fn start_with_items<S: password_bearer::users::UserStore>(
     config: Config<S>,
 ) -> TestServer {
     let app = Arc::new(App::new(config));
-    start_service(move |mut request, peer| {
+    start_service(move |request, peer| {
         let app = app.clone();
         async move {
             if request.method() == hyper::Method::GET && request.uri().path() == ITEMS_PATH {
                 return read_own_items(&app, request.headers()).await;
             }
-            request
-                .extensions_mut()
-                .insert(password_bearer::routes::ClientAddr(peer));
-            app.handle(request).await
+            app.handle(request, Some(peer)).await
         }
     })
     .await

@@ -1,0 +1,172 @@
+//! Connection slots: the total cap (`--max-connections`) and the cap per
+//! client address (`--max-connections-per-ip`), shared by every listener an
+//! app is served on.
+//!
+//! The total is a semaphore whose permit the serving loop takes before
+//! `accept` (mini-redis's pattern): at the cap it stops accepting, and new
+//! clients wait in the kernel's listen backlog instead of costing memory.
+//! The per-address count is checked right after `accept`, the first moment
+//! the address is known. A connection over its address's cap is refused at
+//! once rather than queued, so one address holding its share never delays
+//! another's clients.
+
+use crate::addr::address_key;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Every connection slot of an app.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    total: Arc<Semaphore>,
+    /// Most connections per address key; 0 counts nothing.
+    per_address: usize,
+    /// Connections held per address key; a key leaves at 0, so this holds
+    /// at most one entry per connection. A std mutex: one map operation per
+    /// connection opened or closed, never held across an await.
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's slot, released when dropped (when its task ends).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    slots: Arc<Slots>,
+    /// The address key counted, when the per-address cap is on.
+    address: Option<IpAddr>,
+}
+
+impl Slots {
+    /// `total` connections at once (at least 1), and at most `per_address`
+    /// from one address key (0: no per-address cap).
+    pub(crate) fn new(total: usize, per_address: usize) -> Slots {
+        Slots {
+            total: Arc::new(Semaphore::new(total.max(1))),
+            per_address,
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The per-address cap (0: none).
+    pub(crate) fn per_address(&self) -> usize {
+        self.per_address
+    }
+
+    /// Waits until a connection may be accepted under the total cap.
+    pub(crate) async fn free(&self) -> OwnedSemaphorePermit {
+        match self.total.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            // The semaphore is never closed.
+            Err(_) => unreachable!("the connection semaphore is never closed"),
+        }
+    }
+
+    /// The slot of a connection accepted from `ip` with `permit`; `Err`
+    /// with the address key when that address is at its cap (the permit
+    /// then goes back at once).
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        permit: OwnedSemaphorePermit,
+        ip: IpAddr,
+    ) -> Result<Slot, IpAddr> {
+        let address = (self.per_address > 0).then(|| address_key(ip));
+        if let Some(key) = address {
+            let mut held = self.lock();
+            let count = held.entry(key).or_insert(0);
+            if *count >= self.per_address {
+                return Err(key);
+            }
+            *count += 1;
+        }
+        Ok(Slot {
+            _permit: permit,
+            slots: self.clone(),
+            address,
+        })
+    }
+
+    /// Connections held from `ip`'s address key now.
+    #[cfg(test)]
+    fn held(&self, ip: IpAddr) -> usize {
+        self.lock().get(&address_key(ip)).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Nothing panics under the lock; a poisoned map is still consistent.
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(key) = self.address else {
+            return;
+        };
+        let mut held = self.slots.lock();
+        if let Some(count) = held.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[tokio::test]
+    async fn an_address_at_its_cap_is_refused_and_others_are_not() {
+        let slots = Arc::new(Slots::new(10, 2));
+        let a = ip("127.0.0.2");
+        let first = slots.admit(slots.free().await, a).unwrap();
+        let _second = slots.admit(slots.free().await, a).unwrap();
+        assert_eq!(slots.admit(slots.free().await, a).unwrap_err(), a);
+        // The refused connection's permit went back: 8 left, not 7.
+        assert_eq!(slots.total.available_permits(), 8);
+        let _other = slots.admit(slots.free().await, ip("127.0.0.3")).unwrap();
+        drop(first);
+        assert_eq!(slots.held(a), 1);
+        assert!(slots.admit(slots.free().await, a).is_ok());
+    }
+
+    #[tokio::test]
+    async fn ipv6_counts_per_64() {
+        let slots = Arc::new(Slots::new(10, 1));
+        let _held = slots.admit(slots.free().await, ip("2001:db8::1")).unwrap();
+        assert!(slots
+            .admit(slots.free().await, ip("2001:db8::ffff:2"))
+            .is_err());
+        assert!(slots
+            .admit(slots.free().await, ip("2001:db8:0:1::1"))
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn zero_counts_nothing_and_released_addresses_leave_the_map() {
+        let slots = Arc::new(Slots::new(100, 0));
+        let held: Vec<_> = (0..50)
+            .map(|_| slots.total.clone().try_acquire_owned().unwrap())
+            .map(|permit| slots.admit(permit, ip("127.0.0.2")).unwrap())
+            .collect();
+        assert!(slots.lock().is_empty());
+        drop(held);
+        let slots = Arc::new(Slots::new(100, 5));
+        let held: Vec<_> = (1..=20u8)
+            .map(|i| {
+                let permit = slots.total.clone().try_acquire_owned().unwrap();
+                slots.admit(permit, IpAddr::from([127, 0, 0, i])).unwrap()
+            })
+            .collect();
+        assert_eq!(slots.lock().len(), 20);
+        drop(held);
+        assert!(slots.lock().is_empty());
+        assert_eq!(slots.total.available_permits(), 100);
+    }
+}
