@@ -22,15 +22,13 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Lines the writer may be behind by before new ones are dropped: a burst
 /// of a few thousand lines is absorbed, and memory stays bounded (a few
 /// hundred KiB) whatever stderr does.
-const QUEUE: usize = 4096;
+const QUEUE_LINES: usize = 4096;
 
 /// How often a tallied event is summarised while it keeps happening.
 pub const TALLY_PERIOD: Duration = Duration::from_secs(60);
@@ -53,7 +51,7 @@ pub fn line(args: fmt::Arguments<'_>) {
 /// on a single-worker server (`benches/instructions.sh`).
 pub fn line_now(args: fmt::Arguments<'_>) {
     // Behind anything already queued, to keep lines in order.
-    if LOGGER.get().is_some() {
+    if WRITER.get() == Some(&true) {
         line(args);
     } else {
         write_line(&args.to_string());
@@ -74,97 +72,160 @@ pub fn tally(args: fmt::Arguments<'_>) {
 /// stderr that does not drain in time is given up on.
 pub fn flush(limit: Duration) {
     // Never started: nothing is queued, and nothing needs starting it now.
-    let Some(Some(logger)) = LOGGER.get() else {
+    if WRITER.get() != Some(&true) {
         return;
-    };
-    let deadline = Instant::now() + limit;
-    let (done, written) = mpsc::channel();
-    let mut message = Message::Flush(done);
-    loop {
-        match logger.queue.try_send(message) {
-            Ok(()) => break,
-            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                message = back;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => return,
-        }
     }
-    let _ = written.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    let queue = &QUEUE;
+    let deadline = Instant::now() + limit;
+    let mut state = queue.lock();
+    // Past the queue's bound if need be: one message, once, at exit.
+    state.messages.push_back(Message::Flush);
+    state.flushes_asked += 1;
+    let ticket = state.flushes_asked;
+    queue.queued.notify_one();
+    while state.flushes_done < ticket {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        state = queue
+            .flushed
+            .wait_timeout(state, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
 }
 
 enum Message {
     Line(String),
     Tally(String),
-    Flush(mpsc::Sender<()>),
+    Flush,
 }
 
-/// The writer thread's end of the queue.
-struct Logger {
-    queue: SyncSender<Message>,
-    /// Lines dropped because the queue was full, since the writer last
-    /// said so.
-    dropped: AtomicU64,
+/// The queue between the threads that log and the writer thread. A mutex
+/// and condition variables rather than a channel: each use is a push or a
+/// swap of the whole queue, and std's channels cost some 40 KiB of binary.
+struct Queue {
+    state: Mutex<State>,
+    /// Signalled when a message is queued.
+    queued: Condvar,
+    /// Signalled when a flush is done.
+    flushed: Condvar,
 }
 
-/// The logger, started on first use; `None` if the thread could not be
-/// started, and then lines are written directly.
-static LOGGER: OnceLock<Option<Logger>> = OnceLock::new();
+struct State {
+    messages: VecDeque<Message>,
+    /// Lines dropped because the queue was full, since the writer last said
+    /// so.
+    dropped: u64,
+    flushes_asked: u64,
+    flushes_done: u64,
+    /// Whether the writer waits for a message: only then is it woken, so
+    /// that a burst of lines costs one wake-up, not a system call each.
+    waiting: bool,
+}
 
-fn logger() -> Option<&'static Logger> {
-    LOGGER
-        .get_or_init(|| {
-            let (queue, messages) = mpsc::sync_channel(QUEUE);
-            std::thread::Builder::new()
-                .name("password-bearer-log".into())
-                .spawn(move || write_messages(messages))
-                .ok()
-                .map(|_| Logger {
-                    queue,
-                    dropped: AtomicU64::new(0),
-                })
-        })
-        .as_ref()
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics under the lock; a poisoned queue is still a queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+static QUEUE: Queue = Queue {
+    state: Mutex::new(State {
+        messages: VecDeque::new(),
+        dropped: 0,
+        flushes_asked: 0,
+        flushes_done: 0,
+        waiting: false,
+    }),
+    queued: Condvar::new(),
+    flushed: Condvar::new(),
+};
+
+/// Whether the writer thread runs: started on first use; if it could not
+/// be, lines are written directly.
+static WRITER: OnceLock<bool> = OnceLock::new();
+
+fn writer_running() -> bool {
+    *WRITER.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("password-bearer-log".into())
+            .spawn(write_messages)
+            .is_ok()
+    })
 }
 
 fn send(message: Message) {
-    let Some(logger) = logger() else {
+    if !writer_running() {
         if let Message::Line(text) | Message::Tally(text) = message {
             write_line(&text);
         }
         return;
-    };
-    if logger.queue.try_send(message).is_err() {
-        logger.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    let queue = &QUEUE;
+    let mut state = queue.lock();
+    if state.messages.len() >= QUEUE_LINES {
+        state.dropped += 1;
+        return;
+    }
+    state.messages.push_back(message);
+    let wake = std::mem::take(&mut state.waiting);
+    drop(state);
+    if wake {
+        queue.queued.notify_one();
     }
 }
 
 /// The writer thread: lines in order, tallies summarised when due.
-fn write_messages(messages: Receiver<Message>) {
+fn write_messages() {
+    let queue = &QUEUE;
     let mut tallies = Tallies::new(TALLY_PERIOD, MAX_TALLIES);
+    let mut batch = VecDeque::new();
     loop {
-        let received = match tallies.next_due() {
-            Some(due) => messages.recv_timeout(due.saturating_duration_since(Instant::now())),
-            None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let now = Instant::now();
-        match received {
-            Ok(Message::Line(text)) => write_line(&text),
-            Ok(Message::Tally(event)) => {
-                if let Some(first) = tallies.count(event, now) {
-                    write_line(&first);
+        let mut state = queue.lock();
+        while state.messages.is_empty() {
+            state.waiting = true;
+            let wait = tallies
+                .next_due()
+                .map(|due| due.saturating_duration_since(Instant::now()));
+            state = match wait {
+                Some(wait) if wait.is_zero() => break,
+                Some(wait) => {
+                    let waited = queue.queued.wait_timeout(state, wait);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+                None => queue
+                    .queued
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+        state.waiting = false;
+        // The whole queue at once: writing happens with the lock released.
+        std::mem::swap(&mut batch, &mut state.messages);
+        let dropped = std::mem::take(&mut state.dropped);
+        drop(state);
+        for message in batch.drain(..) {
+            match message {
+                Message::Line(text) => write_line(&text),
+                Message::Tally(event) => {
+                    if let Some(first) = tallies.count(event, Instant::now()) {
+                        write_line(&first);
+                    }
+                }
+                Message::Flush => {
+                    tallies.drain().iter().for_each(|l| write_line(l));
+                    queue.lock().flushes_done += 1;
+                    queue.flushed.notify_all();
                 }
             }
-            Ok(Message::Flush(done)) => {
-                tallies.drain().iter().for_each(|l| write_line(l));
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            // The sender is static: never.
-            Err(RecvTimeoutError::Disconnected) => return,
         }
-        tallies.due(now).iter().for_each(|l| write_line(l));
-        let dropped = logger().map_or(0, |l| l.dropped.swap(0, Ordering::Relaxed));
+        tallies
+            .due(Instant::now())
+            .iter()
+            .for_each(|l| write_line(l));
         if dropped > 0 {
             write_line(&format!(
                 "password-bearer: {dropped} log lines dropped: stderr is not keeping up"
