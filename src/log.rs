@@ -104,7 +104,7 @@ enum Message {
 
 /// The queue between the threads that log and the writer thread. A mutex
 /// and condition variables rather than a channel: each use is a push or a
-/// swap of the whole queue, and std's channels cost some 40 KiB of binary.
+/// swap of the whole queue, and std's channels cost 34 KB more binary.
 struct Queue {
     state: Mutex<State>,
     /// Signalled when a message is queued.
