@@ -59,7 +59,10 @@ fn cheap_app() -> App {
         .hash_password(b"secret", &salt)
         .expect("hashing succeeds")
         .to_string();
-    let user = User::new("johndoe", None, Some("John Doe".into()), Some(false), &hash)
+    let user = User::builder("johndoe", hash)
+        .full_name("John Doe")
+        .disabled(false)
+        .build()
         .expect("the hash is a PHC string");
     let users = Users::from_users([user]).expect("one user");
     let mut config = Config::new(users, key());

@@ -47,15 +47,13 @@ impl Database {
     /// Hashing takes as long as one login, once, at startup.
     pub(crate) fn with_johndoe() -> Result<Database, Box<dyn std::error::Error>> {
         let hash = hash_password("secret")?;
-        let johndoe = User::new(
-            "johndoe",
-            Some("johndoe@example.com".to_owned()),
-            Some("John Doe".to_owned()),
-            Some(false),
-            &hash,
-        )?
-        .with_scopes(vec!["me".to_owned(), "items".to_owned()])?;
-        let users = HashMap::from([(johndoe.username.clone(), Arc::new(johndoe))]);
+        let johndoe = User::builder("johndoe", hash)
+            .email("johndoe@example.com")
+            .full_name("John Doe")
+            .disabled(false)
+            .scopes(["me", "items"])
+            .build()?;
+        let users = HashMap::from([(johndoe.username().to_owned(), Arc::new(johndoe))]);
         Ok(Database { users })
     }
 }
@@ -100,7 +98,7 @@ async fn read_own_items(
     let token = bearer_token(headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
     let current = current_active_user(current_user(app, token).await?)?;
     require_scopes(&current, &["items"])?;
-    let items = serde_json::json!([{"item_id": "Foo", "owner": current.user.username}]);
+    let items = serde_json::json!([{"item_id": "Foo", "owner": current.user.username()}]);
     Ok(json_response(StatusCode::OK, items.to_string().into()))
 }
 

@@ -1,7 +1,7 @@
 //! The server's state and settings: the user store, signing key, password
 //! verifier, and the limits and switches the routes apply.
 
-use crate::openapi::Docs;
+use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::slots::Slots;
 use crate::throttle::{Limits, Throttle};
@@ -15,6 +15,7 @@ use std::time::Duration;
 /// Everything a server needs to start. Build it with [`Config::new`] and
 /// change the public fields you need.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Config<S = Users> {
     /// Who may log in: the built-in [`Users`] or your own [`UserStore`].
     pub users: S,
@@ -43,6 +44,10 @@ pub struct Config<S = Users> {
     /// Where `/docs` loads Swagger UI's `swagger-ui-bundle.js` and
     /// `swagger-ui.css` from (default: the CDN FastAPI uses).
     pub docs_assets_url: String,
+    /// Swagger UI's files served by the app itself (see
+    /// [`SwaggerAssets::load`]); when set, `/docs` loads them from here and
+    /// `docs_assets_url` is not used (default: none).
+    pub docs_assets: Option<SwaggerAssets>,
     /// One stderr line per request: method, path, status, microseconds,
     /// peer (default false).
     pub access_log: bool,
@@ -96,6 +101,7 @@ impl<S: UserStore> Config<S> {
             grace_period: Duration::from_secs(10),
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
+            docs_assets: None,
             access_log: false,
             login_log: true,
             throttle: Limits::default(),
@@ -138,9 +144,13 @@ impl<S: UserStore> App<S> {
             Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
                 .expect("constant argon2 parameters are valid")
         });
-        let docs = config
-            .docs
-            .then(|| Docs::new(&config.users.scopes(), &config.docs_assets_url));
+        let docs = config.docs.then(|| {
+            Docs::new(
+                &config.users.scopes(),
+                &config.docs_assets_url,
+                config.docs_assets,
+            )
+        });
         App {
             tokens: TokenCache::new(),
             verifier: Verifier::with_limits(params, config.hash_slots, config.login_queue_wait),

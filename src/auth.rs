@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A user authenticated by a bearer token, with the token's claims (its
 /// granted scopes among them).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CurrentUser {
     /// The user the token names, as the store has it now.
     pub user: Arc<User>,

@@ -14,6 +14,7 @@ use std::fmt;
 
 /// An answer other than success, from any route or from the auth chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApiError {
     /// No bearer credentials at all (401).
     NotAuthenticated,

@@ -16,6 +16,7 @@ const FIELDS: [&str; 6] = [
 
 /// A valid password-grant request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenForm {
     /// The login name (non-empty).
     pub username: String,
@@ -33,6 +34,7 @@ pub struct TokenForm {
 
 /// What is wrong with one field: one entry of FastAPI's `detail` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldError {
     /// A required field is absent or empty (`"type": "missing"`).
     Missing(&'static str),
@@ -45,6 +47,7 @@ pub enum FieldError {
 
 /// Why a form was refused: FastAPI's list of entries, in its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FormError {
     /// One entry per bad field, in the order grant_type, username, password, …
     pub errors: Vec<FieldError>,
@@ -71,7 +74,19 @@ pub fn is_form_content_type(content_type: Option<&[u8]>) -> bool {
     essence.trim_ascii().eq_ignore_ascii_case(FORM)
 }
 
-/// Parses and validates a `/token` body. `+` decodes to a space and percent
+/// Parses and validates a `/token` body by its `Content-Type`: a form is
+/// read as its encoding says; anything else (JSON, none) reads as an empty
+/// form, as FastAPI does.
+pub fn parse_token_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<TokenForm, FormError> {
+    if is_form_content_type(content_type) {
+        parse_token_form(body)
+    } else {
+        parse_token_form(b"")
+    }
+}
+
+/// Parses and validates an `application/x-www-form-urlencoded` `/token`
+/// body. `+` decodes to a space and percent
 /// escapes as UTF-8 (lossily: an invalid sequence simply never matches).
 pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
     // Each field's first value and how often it came; unknown fields are ignored.

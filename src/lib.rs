@@ -35,7 +35,7 @@
 //! let token = bearer_token(Some(header.as_bytes()))?;
 //! let current = current_active_user(current_user(&app, token).await?)?;
 //! require_scopes(&current, &["items"])?;
-//! assert_eq!(current.user.username, "johndoe");
+//! assert_eq!(current.user.username(), "johndoe");
 //! # Ok(())
 //! # }
 //! ```
@@ -60,7 +60,6 @@
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
-//! - [`config`]: the command line and environment of the binary.
 //! - [`log`]: log lines on stderr, off the request threads, repeated events
 //!   tallied.
 
@@ -70,7 +69,6 @@ mod addr;
 pub mod app;
 pub mod auth;
 pub mod bearer;
-pub mod config;
 mod deadline;
 mod drain;
 pub mod error;

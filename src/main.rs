@@ -2,7 +2,9 @@
 //! the listener to the library's `serve`. Bad configuration is one line on
 //! stderr and exit code 2.
 
-use password_bearer::config::{self, Command, ConfigError, Options};
+mod cli;
+
+use cli::{Command, ConfigError, Options};
 use password_bearer::{log, password, serve, App};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -16,9 +18,9 @@ use tokio::net::{TcpListener, TcpSocket};
 const LISTEN_BACKLOG: u32 = 4096;
 
 fn main() -> ExitCode {
-    let outcome = match config::parse_args(std::env::args_os().skip(1)) {
+    let outcome = match cli::parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
-            print!("{}", config::USAGE);
+            print!("{}", cli::USAGE);
             Ok(())
         }
         Ok(Command::HashPassword) => hash_password(),

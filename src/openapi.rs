@@ -1,31 +1,135 @@
 //! `GET /openapi.json` and `GET /docs`: the FastAPI app's OpenAPI document
 //! (the same paths, form schema and password-flow security scheme, plus the
 //! scopes and the response models FastAPI leaves empty) and the Swagger UI
-//! page FastAPI serves for it.
+//! page FastAPI serves for it, with Swagger UI's two files from a CDN or,
+//! for a machine without internet, from a local copy the app serves itself.
 
 use crate::error::json_response;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
 
-/// Both pages, rendered once when the app starts.
+/// Where the page finds Swagger UI's files when the app serves them.
+pub const LOCAL_ASSETS_PATH: &str = "/docs";
+
+/// Both pages, rendered once when the app starts, and Swagger UI's files
+/// when they are served locally.
 #[derive(Debug, Clone)]
 pub struct Docs {
     openapi: Bytes,
     swagger_ui: Bytes,
+    assets: Option<SwaggerAssets>,
+}
+
+/// Swagger UI's two files, read once from a copy of the `swagger-ui-dist`
+/// npm package: served at `/docs/swagger-ui-bundle.js` and
+/// `/docs/swagger-ui.css`, so that `/docs` works with no network.
+#[derive(Clone)]
+pub struct SwaggerAssets {
+    bundle_js: Bytes,
+    css: Bytes,
+}
+
+impl fmt::Debug for SwaggerAssets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwaggerAssets")
+            .field("bundle_js_bytes", &self.bundle_js.len())
+            .field("css_bytes", &self.css.len())
+            .finish()
+    }
+}
+
+/// A Swagger UI file that could not be read.
+#[derive(Debug)]
+pub struct AssetsError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub error: std::io::Error,
+}
+
+impl fmt::Display for AssetsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot read {}: {} (a directory of the swagger-ui-dist npm package is expected)",
+            self.path.display(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for AssetsError {}
+
+impl SwaggerAssets {
+    /// Reads `swagger-ui-bundle.js` and `swagger-ui.css` from `dir` (the
+    /// unpacked `swagger-ui-dist` package); nothing else is read or served.
+    pub fn load(dir: &Path) -> Result<SwaggerAssets, AssetsError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|error| AssetsError { path, error })
+        };
+        Ok(SwaggerAssets {
+            bundle_js: read("swagger-ui-bundle.js")?,
+            css: read("swagger-ui.css")?,
+        })
+    }
+
+    /// The two files from memory (for a build that embeds them).
+    pub fn from_bytes(bundle_js: impl Into<Bytes>, css: impl Into<Bytes>) -> SwaggerAssets {
+        SwaggerAssets {
+            bundle_js: bundle_js.into(),
+            css: css.into(),
+        }
+    }
 }
 
 impl Docs {
     /// Renders the document listing `scopes`, and a Swagger UI page that
-    /// loads its assets from `assets_url` (no trailing slash).
-    pub fn new(scopes: &[String], assets_url: &str) -> Docs {
+    /// loads its assets from `assets`, or from `assets_url` (no trailing
+    /// slash) when there are none.
+    pub fn new(scopes: &[String], assets_url: &str, assets: Option<SwaggerAssets>) -> Docs {
         let openapi = document(scopes).into_bytes();
+        let base = match assets {
+            Some(_) => LOCAL_ASSETS_PATH,
+            None => assets_url.trim_end_matches('/'),
+        };
         Docs {
             openapi: openapi.into(),
-            swagger_ui: swagger_ui(assets_url.trim_end_matches('/')).into(),
+            swagger_ui: swagger_ui(base).into(),
+            assets,
         }
+    }
+
+    /// Whether the app serves Swagger UI's files itself.
+    pub fn serves_assets(&self) -> bool {
+        self.assets.is_some()
+    }
+
+    /// The response for a path under `/docs/`, when it names one of the
+    /// local Swagger UI files.
+    pub fn asset_response(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+        let assets = self.assets.as_ref()?;
+        let (body, content_type) = match path.strip_prefix(LOCAL_ASSETS_PATH)? {
+            "/swagger-ui-bundle.js" => (&assets.bundle_js, "text/javascript; charset=utf-8"),
+            "/swagger-ui.css" => (&assets.css, "text/css; charset=utf-8"),
+            _ => return None,
+        };
+        let mut response = Response::new(Full::new(body.clone()));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        // The same bytes until the server restarts.
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        Some(response)
     }
 
     /// The `/openapi.json` response.
@@ -131,6 +235,47 @@ mod tests {
             let name = &piece[..piece.find('"').unwrap()];
             assert!(doc["components"]["schemas"][name].is_object(), "{name}");
         }
+    }
+
+    #[test]
+    fn local_assets_are_served_with_their_types_and_the_page_points_at_them() {
+        let docs = Docs::new(
+            &[],
+            "https://cdn.example.com/x",
+            Some(SwaggerAssets::from_bytes("js();", "body{}")),
+        );
+        let page = String::from_utf8(docs.swagger_ui.to_vec()).unwrap();
+        assert!(
+            page.contains(r#"src="/docs/swagger-ui-bundle.js""#),
+            "{page}"
+        );
+        assert!(!page.contains("cdn.example.com"), "{page}");
+        let js = docs.asset_response("/docs/swagger-ui-bundle.js").unwrap();
+        assert_eq!(js.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+        let css = docs.asset_response("/docs/swagger-ui.css").unwrap();
+        assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+        for other in [
+            "/docs/index.html",
+            "/docs/../Cargo.toml",
+            "/docs",
+            "/other/swagger-ui.css",
+        ] {
+            assert!(docs.asset_response(other).is_none(), "{other}");
+        }
+        let remote = Docs::new(&[], "https://cdn.example.com/x", None);
+        assert!(remote.asset_response("/docs/swagger-ui.css").is_none());
+    }
+
+    #[test]
+    fn a_missing_asset_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("pb-assets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("swagger-ui-bundle.js"), "js").unwrap();
+        let err = SwaggerAssets::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("swagger-ui.css"), "{err}");
+        std::fs::write(dir.join("swagger-ui.css"), "css").unwrap();
+        assert!(SwaggerAssets::load(&dir).is_ok());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

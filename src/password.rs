@@ -26,6 +26,7 @@ pub const DEFAULT_P_COST: u32 = 1;
 
 /// Why a hash could not be made or read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// The string is not a PHC string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
     NotPhc(String),
@@ -125,6 +126,7 @@ fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bo
 /// A login that could not start its hash within the queue's wait: it is
 /// answered 503 at once, not hashed, and counted as nobody's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Busy {
     /// When to try again: the queue's wait, in whole seconds, at least 1.
     pub retry_after: Duration,

@@ -7,8 +7,9 @@ use crate::auth::{current_active_user, store_unavailable, unix_now, user_named_b
 use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
-use crate::form::{is_form_content_type, parse_token_form, TokenForm};
+use crate::form::{parse_token_body, TokenForm};
 use crate::log;
+use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
 use crate::token;
@@ -166,7 +167,7 @@ impl<S: UserStore> App<S> {
         let scope = granted.join(" ");
         let access_token = token::issue_scoped(
             &self.key,
-            &user.username,
+            user.username(),
             (!scope.is_empty()).then_some(scope.as_str()),
             unix_now(),
             self.token_ttl_secs,
@@ -210,13 +211,7 @@ impl<S: UserStore> App<S> {
             })?
             .to_bytes();
         let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-        // FastAPI reads any other content type as an empty form.
-        let body: &[u8] = if is_form_content_type(content_type) {
-            &body
-        } else {
-            b""
-        };
-        parse_token_form(body).map_err(ApiError::Validation)
+        parse_token_body(content_type, &body).map_err(ApiError::Validation)
     }
 
     /// The 429 of a throttled attempt, tallied in the log: one line per
@@ -339,6 +334,12 @@ where
         (_, "/users/me") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
         (&Method::GET, "/healthz") => Outcome::Health,
         (_, "/healthz") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
+        (&Method::GET, "/docs/swagger-ui-bundle.js" | "/docs/swagger-ui.css")
+            if docs.is_some_and(Docs::serves_assets) =>
+        {
+            let asset = docs.and_then(|docs| docs.asset_response(path));
+            Outcome::Ready(asset.unwrap_or_else(|| ApiError::NotFound.into_response()))
+        }
         (method, "/openapi.json" | "/docs") if docs.is_some() => {
             Outcome::Ready(match (method, docs) {
                 (&Method::GET, Some(docs)) if path == "/docs" => docs.swagger_ui_response(),

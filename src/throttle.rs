@@ -59,6 +59,7 @@ impl Clock for SystemClock {
 /// How many failures are tolerated, over which window, and how many keys
 /// may be remembered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Failed logins per username within [`Self::window`] before that
     /// username is throttled (default 10; 0 disables the dimension).
@@ -93,6 +94,7 @@ const PURGE_BATCH: usize = 16;
 
 /// Why an attempt may not go ahead now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Throttled {
     /// The whole seconds (at least 1) until the oldest counted failure
     /// leaves the window; the longer of the two when both are throttled.

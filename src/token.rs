@@ -72,6 +72,7 @@ impl fmt::Debug for SecretKey {
 
 /// Why a [`SecretKey`] could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The key has fewer than [`SecretKey::MIN_LEN`] bytes.
     TooShort {
@@ -99,6 +100,7 @@ impl std::error::Error for KeyError {}
 
 /// Verified claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Claims {
     /// Subject: the username the token was issued to.
     pub sub: String,
@@ -127,6 +129,7 @@ impl Claims {
 /// Why a token was refused. Carries nothing from the token, so it is safe
 /// to log or show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Longer than [`MAX_TOKEN_LEN`] bytes.
     TooLong,

@@ -12,27 +12,25 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The demo users' file, written by `build.rs` with freshly hashed passwords.
-const DEMO_USERS: &str = include_str!(concat!(env!("OUT_DIR"), "/demo_users.json"));
+/// The demo users' file: the tutorial's two users, their passwords hashed
+/// once with `password-bearer hash-password` and committed, so that no build
+/// (ours or a dependent's) runs argon2, and every build is the same. A unit
+/// test checks that each hash verifies its documented password.
+const DEMO_USERS: &str = include_str!("demo_users.json");
 
-/// One user, as `GET /users/me` shows it and `/token` checks it.
+/// One user, as `GET /users/me` shows it and `/token` checks it. Built with
+/// [`User::builder`]; read through its accessors. Immutable, so that the
+/// `/users/me` body serialized at build time can never go stale: a store
+/// changes a user by replacing it.
 pub struct User {
-    /// The login name, the key of the users file and the token's `sub`.
-    pub username: String,
-    /// Shown as `email` (null when absent).
-    pub email: Option<String>,
-    /// Shown as `full_name` (null when absent).
-    pub full_name: Option<String>,
-    /// A disabled user may log in but `current_active_user` refuses it.
-    /// Optional as in the seed's model: absent is shown as `null` and counts
-    /// as active.
-    pub disabled: Option<bool>,
-    /// The scopes `/token` may grant this user (FastAPI's scopes chapter).
-    pub scopes: Vec<String>,
-    /// Private so that no code path can serialize it into a response.
+    username: String,
+    email: Option<String>,
+    full_name: Option<String>,
+    disabled: Option<bool>,
+    scopes: Vec<String>,
+    /// Never in a response, a log line or `{:?}`.
     hashed_password: Arc<str>,
-    /// The `/users/me` body, serialized once at load: the profile never
-    /// changes while the server runs, and this is the hot path's answer.
+    /// The `/users/me` body, serialized once: this is the hot path's answer.
     me_body: Bytes,
 }
 
@@ -59,44 +57,44 @@ struct PublicUser<'a> {
 }
 
 impl User {
-    /// A user built in code; `hashed_password` must be an argon2 PHC string
-    /// (see [`crate::password::hash_password`]).
-    pub fn new(
-        username: impl Into<String>,
-        email: Option<String>,
-        full_name: Option<String>,
-        disabled: Option<bool>,
-        hashed_password: &str,
-    ) -> Result<User, PasswordError> {
-        password::check_phc(hashed_password)?;
-        let username = username.into();
-        let me_body = serde_json::to_vec(&PublicUser {
-            username: &username,
-            email: email.as_deref(),
-            full_name: full_name.as_deref(),
-            disabled,
-        })
-        .expect("strings and a bool always serialize");
-        Ok(User {
-            username,
-            email,
-            full_name,
-            disabled,
-            scopes: Vec::new(),
+    /// Starts a user named `username` whose password hash is
+    /// `hashed_password`, an argon2 PHC string (see
+    /// [`crate::password::hash_password`]); [`UserBuilder::build`] checks it.
+    pub fn builder(username: impl Into<String>, hashed_password: impl Into<String>) -> UserBuilder {
+        UserBuilder {
+            username: username.into(),
             hashed_password: hashed_password.into(),
-            me_body: me_body.into(),
-        })
+            email: None,
+            full_name: None,
+            disabled: None,
+            scopes: Vec::new(),
+        }
     }
 
-    /// The same user, allowed these scopes. Each must be an RFC 6749 scope
-    /// token (printable ASCII, no space, `"` or backslash), as it travels in a
-    /// space-separated claim and in a `WWW-Authenticate` header.
-    pub fn with_scopes(mut self, scopes: Vec<String>) -> Result<User, ScopeError> {
-        if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
-            return Err(ScopeError(bad.clone()));
-        }
-        self.scopes = scopes;
-        Ok(self)
+    /// The login name: the key of the users file and the token's `sub`.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Shown as `email` (null when absent).
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+
+    /// Shown as `full_name` (null when absent).
+    pub fn full_name(&self) -> Option<&str> {
+        self.full_name.as_deref()
+    }
+
+    /// Shown as `disabled`. Optional as in the seed's model: absent is shown
+    /// as `null` and counts as active.
+    pub fn disabled(&self) -> Option<bool> {
+        self.disabled
+    }
+
+    /// The scopes `/token` may grant this user (FastAPI's scopes chapter).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
     }
 
     /// Whether this user may be granted `scope`.
@@ -119,6 +117,83 @@ impl User {
     }
 }
 
+/// A [`User`] in the making: see [`User::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct UserBuilder {
+    username: String,
+    hashed_password: String,
+    email: Option<String>,
+    full_name: Option<String>,
+    disabled: Option<bool>,
+    scopes: Vec<String>,
+}
+
+impl fmt::Debug for UserBuilder {
+    // As `User`'s: without the hash.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserBuilder")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserBuilder {
+    /// Sets `email`.
+    pub fn email(mut self, email: impl Into<String>) -> UserBuilder {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets `full_name`.
+    pub fn full_name(mut self, full_name: impl Into<String>) -> UserBuilder {
+        self.full_name = Some(full_name.into());
+        self
+    }
+
+    /// Sets `disabled` (absent, `null`, unless set).
+    pub fn disabled(mut self, disabled: bool) -> UserBuilder {
+        self.disabled = Some(disabled);
+        self
+    }
+
+    /// The scopes `/token` may grant. Each must be an RFC 6749 scope token
+    /// (printable ASCII, no space, `"` or backslash), as it travels in a
+    /// space-separated claim and in a `WWW-Authenticate` header.
+    pub fn scopes<I>(mut self, scopes: I) -> UserBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The user, once its hash is an argon2 PHC string argon2 accepts and
+    /// its scopes are scope tokens.
+    pub fn build(self) -> Result<User, UserError> {
+        password::check_phc(&self.hashed_password).map_err(UserError::Hash)?;
+        if let Some(bad) = self.scopes.iter().find(|s| !is_scope_token(s)) {
+            return Err(UserError::Scope(bad.clone()));
+        }
+        let me_body = serde_json::to_vec(&PublicUser {
+            username: &self.username,
+            email: self.email.as_deref(),
+            full_name: self.full_name.as_deref(),
+            disabled: self.disabled,
+        })
+        .expect("strings and a bool always serialize");
+        Ok(User {
+            username: self.username,
+            email: self.email,
+            full_name: self.full_name,
+            disabled: self.disabled,
+            scopes: self.scopes,
+            hashed_password: self.hashed_password.into(),
+            me_body: me_body.into(),
+        })
+    }
+}
+
 /// Whether `s` is an RFC 6749 §3.3 scope-token.
 pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
@@ -126,21 +201,29 @@ pub fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
-/// A scope that is not an RFC 6749 scope token.
+/// Why [`UserBuilder::build`] refused a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeError(pub String);
+#[non_exhaustive]
+pub enum UserError {
+    /// The password hash is not usable (what is wrong, never the hash).
+    Hash(PasswordError),
+    /// A scope that is not an RFC 6749 scope token.
+    Scope(String),
+}
 
-impl fmt::Display for ScopeError {
+impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scope {:?} is not a scope token (printable ASCII without space, '\"' or '\\')",
-            self.0
-        )
+        match self {
+            UserError::Hash(e) => write!(f, "hashed_password is {e}"),
+            UserError::Scope(scope) => write!(
+                f,
+                "scope {scope:?} is not a scope token (printable ASCII without space, '\"' or '\\')"
+            ),
+        }
     }
 }
 
-impl std::error::Error for ScopeError {}
+impl std::error::Error for UserError {}
 
 /// Where the routes find users: implement it to back users with your own
 /// database. Lookups are async so a store may do I/O; the built-in
@@ -217,6 +300,7 @@ struct Entry {
 
 /// Why a users file was refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum UsersError {
     /// The file could not be read.
     Read(std::io::Error),
@@ -229,19 +313,12 @@ pub enum UsersError {
         /// The `username` inside it.
         username: String,
     },
-    /// An entry's `hashed_password` is not usable.
-    Hash {
+    /// An entry's `hashed_password` or `scopes` are not usable.
+    User {
         /// The entry's username.
         username: String,
-        /// What is wrong with the hash (never the hash itself).
-        error: PasswordError,
-    },
-    /// An entry lists a scope that is not a scope token.
-    Scope {
-        /// The entry's username.
-        username: String,
-        /// The bad scope.
-        error: ScopeError,
+        /// What is wrong (never the hash itself).
+        error: UserError,
     },
     /// A username longer than [`MAX_USERNAME_BYTES`] (its length).
     LongUsername(usize),
@@ -264,10 +341,7 @@ impl fmt::Display for UsersError {
                     "entry {key:?} has username {username:?}; they must be equal"
                 )
             }
-            UsersError::Hash { username, error } => {
-                write!(f, "user {username:?}: hashed_password is {error}")
-            }
-            UsersError::Scope { username, error } => write!(f, "user {username:?}: {error}"),
+            UsersError::User { username, error } => write!(f, "user {username:?}: {error}"),
             UsersError::LongUsername(len) => write!(
                 f,
                 "a username is {len} bytes; at most {MAX_USERNAME_BYTES} are allowed"
@@ -323,10 +397,10 @@ impl fmt::Debug for Users {
 }
 
 impl Users {
-    /// The seed's two users: johndoe / secret (active) and alice / secret2
-    /// (disabled), hashed at build time.
+    /// The seed's two users: johndoe / secret (active, scopes `me` and
+    /// `items`) and alice / secret2 (disabled, scope `me`).
     pub fn demo() -> Users {
-        Users::from_json(DEMO_USERS).expect("build.rs writes a valid users file")
+        Users::from_json(DEMO_USERS).expect("the committed demo users file is valid")
     }
 
     /// Reads a users file (see [`Users::from_json`]).
@@ -355,22 +429,21 @@ impl Users {
                 if key.len() > MAX_USERNAME_BYTES {
                     return Err(UsersError::LongUsername(key.len()));
                 }
-                let user = User::new(
-                    entry.username,
-                    entry.email,
-                    entry.full_name,
-                    entry.disabled,
-                    &entry.hashed_password,
-                )
-                .map_err(|error| UsersError::Hash {
-                    username: key.clone(),
+                let mut user =
+                    User::builder(entry.username, entry.hashed_password).scopes(entry.scopes);
+                if let Some(email) = entry.email {
+                    user = user.email(email);
+                }
+                if let Some(full_name) = entry.full_name {
+                    user = user.full_name(full_name);
+                }
+                if let Some(disabled) = entry.disabled {
+                    user = user.disabled(disabled);
+                }
+                user.build().map_err(|error| UsersError::User {
+                    username: key,
                     error,
-                })?;
-                user.with_scopes(entry.scopes)
-                    .map_err(|error| UsersError::Scope {
-                        username: key,
-                        error,
-                    })
+                })
             })
             .collect::<Result<Vec<User>, UsersError>>()?;
         Users::from_users(users)
@@ -556,6 +629,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("not a scope token"), "{err}");
+    }
+
+    #[test]
+    fn the_builder_checks_the_hash_and_scopes_and_serializes_once() {
+        let user = User::builder("carol", HASH)
+            .email("carol@example.com")
+            .disabled(true)
+            .scopes(["me", "items"])
+            .build()
+            .unwrap();
+        assert_eq!(
+            (
+                user.username(),
+                user.email(),
+                user.full_name(),
+                user.disabled()
+            ),
+            ("carol", Some("carol@example.com"), None, Some(true))
+        );
+        assert_eq!(user.scopes(), ["me", "items"]);
+        assert_eq!(
+            &user.me_body()[..],
+            br#"{"username":"carol","email":"carol@example.com","full_name":null,"disabled":true}"#
+        );
+        assert!(matches!(
+            User::builder("x", "fakehashedsecret").build(),
+            Err(UserError::Hash(_))
+        ));
+        assert_eq!(
+            User::builder("x", HASH)
+                .scopes(["ok", "not ok"])
+                .build()
+                .unwrap_err(),
+            UserError::Scope("not ok".into())
+        );
     }
 
     #[test]

@@ -308,7 +308,7 @@ fn slow_user() -> Users {
         .hash_password(b"slow secret", &salt)
         .expect("hashing succeeds")
         .to_string();
-    let user = User::new("slow", None, None, None, &hash).expect("an argon2 hash");
+    let user = User::builder("slow", hash).build().expect("an argon2 hash");
     Users::from_users([user]).expect("one user")
 }
 

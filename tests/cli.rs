@@ -26,8 +26,10 @@ const EXIT: Duration = Duration::from_secs(20);
 /// those in `env`.
 pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
-    for flag in password_bearer::config::FLAGS {
-        command.env_remove(flag.env_var());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PASSWORD_BEARER_") {
+            command.env_remove(name);
+        }
     }
     command.args(args).envs(env.iter().copied());
     command
@@ -577,4 +579,59 @@ fn bad_key_files_are_one_line_naming_the_file_and_exit_2() {
     assert_config_error(&["--port", "0", "--secret-key-file", &empty], &empty);
     let missing = path_str(&dir.0.join("no-such.key"));
     assert_config_error(&["--port", "0", "--secret-key-file", &missing], &missing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_assets_dir_serves_swagger_ui_from_disk() {
+    let dir = TempDir::new();
+    dir.file("swagger-ui-bundle.js", b"window.SwaggerUIBundle = 1;");
+    dir.file("swagger-ui.css", b"body { margin: 0 }");
+    dir.file("index.html", b"not served");
+    let path = path_str(&dir.0);
+    let mut server = Proc::spawn(&["--port", "0", "--docs-assets-dir", &path]);
+    let addr = server.wait_listening();
+    let page = get(addr, "/docs", &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains(r#"src="/docs/swagger-ui-bundle.js""#));
+    assert!(page.text().contains(r#"href="/docs/swagger-ui.css""#));
+    assert!(!page.text().contains("cdn.jsdelivr.net"), "{}", page.text());
+    let js = get(addr, "/docs/swagger-ui-bundle.js", &[]).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.text(), "window.SwaggerUIBundle = 1;");
+    let css = get(addr, "/docs/swagger-ui.css", &[]).await;
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(css.text(), "body { margin: 0 }");
+    // Only those two files: nothing else in the folder, nothing outside it.
+    for other in [
+        "/docs/index.html",
+        "/docs/../Cargo.toml",
+        "/docs/swagger-ui.css/x",
+    ] {
+        assert_eq!(get(addr, other, &[]).await.status, 404, "{other}");
+    }
+    // Read once at start: deleting the folder changes nothing.
+    drop(dir);
+    assert_eq!(
+        get(addr, "/docs/swagger-ui.css", &[]).await.text(),
+        "body { margin: 0 }"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit().0.success());
+}
+
+#[test]
+fn a_docs_assets_dir_without_the_files_is_one_line_and_exit_2() {
+    let dir = TempDir::new();
+    let path = path_str(&dir.0);
+    assert_config_error(&["--docs-assets-dir", &path], "swagger-ui-bundle.js");
+    dir.file("swagger-ui-bundle.js", b"x");
+    assert_config_error(&["--docs-assets-dir", &path], "swagger-ui.css");
+    assert_config_error(
+        &["--docs-assets-dir", "/nonexistent/swagger"],
+        "--docs-assets-dir",
+    );
 }

@@ -211,7 +211,7 @@ async fn the_chain_called_from_a_handler_of_our_own() {
     // current_active_user: alice is current but not active.
     let alice = token_of(&app, credentials_with_scope("alice", "secret2", "me")).await;
     let current = current_user(&app, &alice).await.expect("a current user");
-    assert_eq!(current.user.username, "alice");
+    assert_eq!(current.user.username(), "alice");
     let error = current_active_user(current).expect_err("disabled");
     let answer = respond(error).await;
     answer.assert_json(400, r#"{"detail":"Inactive user"}"#);
@@ -223,7 +223,7 @@ async fn the_chain_called_from_a_handler_of_our_own() {
     let token = bearer_token(Some(header.as_bytes())).expect("a bearer token");
     let current: CurrentUser = current_active_user(current_user(&app, token).await.expect("ok"))
         .expect("johndoe is active");
-    assert_eq!(current.user.username, "johndoe");
+    assert_eq!(current.user.username(), "johndoe");
     assert_eq!(current.claims.sub, "johndoe");
     assert_eq!(current.claims.scopes().collect::<Vec<_>>(), ["me"]);
     assert_eq!(require_scopes(&current, &["me"]), Ok(()));
@@ -250,7 +250,7 @@ struct Directory {
 impl Directory {
     async fn put(&self, user: User) {
         let mut users = self.users.write().await;
-        users.insert(user.username.clone(), Arc::new(user));
+        users.insert(user.username().to_owned(), Arc::new(user));
     }
 }
 
@@ -268,10 +268,11 @@ impl UserStore for Directory {
 }
 
 fn carol(hash: &str, disabled: Option<bool>) -> User {
-    User::new("carol", None, None, disabled, hash)
-        .expect("an argon2 hash")
-        .with_scopes(vec!["reports".to_owned()])
-        .expect("a scope token")
+    let mut carol = User::builder("carol", hash).scopes(["reports"]);
+    if let Some(disabled) = disabled {
+        carol = carol.disabled(disabled);
+    }
+    carol.build().expect("an argon2 hash and a scope token")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -832,7 +832,7 @@ pub(crate) async fn read_own_items<S: password_bearer::users::UserStore>(
         require_scopes(&current, &["items"])?;
         Ok::<_, ApiError>(password_bearer::error::json_response(
             hyper::StatusCode::OK,
-            items_body(&current.user.username).into(),
+            items_body(current.user.username()).into(),
         ))
     };
     chain.await.unwrap_or_else(ApiError::into_response)

@@ -1,5 +1,6 @@
 //! The binary's command line: flags, the `hash-password` subcommand, and
 //! turning flags into a [`Config`] with one-line errors for bad settings.
+//! The binary's alone: declared by `main.rs`, not part of the library.
 //!
 //! Every flag can also come from an environment variable named after it
 //! (`--secret-key-file` ↔ `PASSWORD_BEARER_SECRET_KEY_FILE`), as containers
@@ -11,9 +12,10 @@
 //! Hand-written rather than a parser crate: a handful of flags does not pay
 //! for the binary size an embedded deployment would carry.
 
-use crate::app::{Config, DEFAULT_DOCS_ASSETS_URL, MAX_LEEWAY};
-use crate::token::SecretKey;
-use crate::users::Users;
+use password_bearer::app::{Config, DEFAULT_DOCS_ASSETS_URL, MAX_LEEWAY};
+use password_bearer::openapi::SwaggerAssets;
+use password_bearer::token::SecretKey;
+use password_bearer::users::Users;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -21,22 +23,22 @@ use std::time::Duration;
 
 /// The most `--workers` accepted: more threads than any machine this is
 /// meant for has cores.
-pub const MAX_WORKERS: usize = 256;
+pub(crate) const MAX_WORKERS: usize = 256;
 
 /// The prefix of every flag's environment variable.
-pub const ENV_PREFIX: &str = "PASSWORD_BEARER_";
+pub(crate) const ENV_PREFIX: &str = "PASSWORD_BEARER_";
 
 /// One command-line flag, and through [`Flag::env_var`] its environment
 /// variable.
 #[derive(Clone, Copy)]
-pub struct Flag {
+pub(crate) struct Flag {
     /// The name without the leading `--`, e.g. `secret-key-file`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// What the flag does, for `--help`.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
     /// The default as `--help` shows it; empty for a switch (off unless
     /// given).
-    pub default: &'static str,
+    pub(crate) default: &'static str,
     /// How a value is checked and stored; private so that the table stays
     /// the only place flags are defined.
     apply: Apply,
@@ -44,7 +46,7 @@ pub struct Flag {
 
 /// Whether a flag takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `--flag VALUE` or `--flag=VALUE`; the string is the placeholder
     /// `--help` shows (`FILE`, `N`, ...).
     Value(&'static str),
@@ -63,13 +65,13 @@ enum Apply {
 
 impl Flag {
     /// `--name`.
-    pub fn flag(&self) -> String {
+    pub(crate) fn flag(&self) -> String {
         format!("--{}", self.name)
     }
 
     /// The environment variable: `PASSWORD_BEARER_` and the name in upper
     /// case with `_` for `-`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         format!(
             "{ENV_PREFIX}{}",
             self.name.to_ascii_uppercase().replace('-', "_")
@@ -77,7 +79,7 @@ impl Flag {
     }
 
     /// Whether the flag takes a value.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self.apply {
             Apply::Value(placeholder, _) => Kind::Value(placeholder),
             Apply::Switch(_) => Kind::Switch,
@@ -105,7 +107,7 @@ impl fmt::Debug for Flag {
 }
 
 /// Every flag of the server, in `--help` order.
-pub const FLAGS: &[Flag] = &[
+pub(crate) const FLAGS: &[Flag] = &[
     Flag {
         name: "host",
         help: "address to listen on",
@@ -293,6 +295,17 @@ pub const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "docs-assets-dir",
+        help: "serve swagger-ui-bundle.js and swagger-ui.css from this copy of the \
+               swagger-ui-dist npm package, read at start, so /docs needs no network; \
+               wins over --docs-assets-url",
+        default: "",
+        apply: Apply::Value("DIR", |o, v| {
+            o.docs_assets_dir = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
         name: "access-log",
         help: "one stderr line per request: method, path, status, time, peer",
         default: "",
@@ -307,11 +320,11 @@ pub const FLAGS: &[Flag] = &[
 ];
 
 /// The text of `--help`, rendered from [`FLAGS`]: `print!("{USAGE}")`.
-pub const USAGE: Usage = Usage;
+pub(crate) const USAGE: Usage = Usage;
 
 /// The `--help` text; see [`USAGE`].
 #[derive(Debug, Clone, Copy)]
-pub struct Usage;
+pub(crate) struct Usage;
 
 impl fmt::Display for Usage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -386,7 +399,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve with these options.
     Serve(Box<Options>),
     /// Read a password on stdin and print its hash.
@@ -397,51 +410,53 @@ pub enum Command {
 
 /// The serving options, as given (files not yet read).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// `--host`.
-    pub host: String,
+    pub(crate) host: String,
     /// `--port`.
-    pub port: u16,
+    pub(crate) port: u16,
     /// `--users`.
-    pub users: Option<PathBuf>,
+    pub(crate) users: Option<PathBuf>,
     /// `--secret-key-file`.
-    pub secret_key_file: Option<PathBuf>,
+    pub(crate) secret_key_file: Option<PathBuf>,
     /// `--token-ttl-minutes`.
-    pub token_ttl_minutes: u64,
+    pub(crate) token_ttl_minutes: u64,
     /// `--token-leeway-seconds`.
-    pub token_leeway_seconds: u64,
+    pub(crate) token_leeway_seconds: u64,
     /// `--header-read-timeout-seconds`.
-    pub header_read_timeout_seconds: u64,
+    pub(crate) header_read_timeout_seconds: u64,
     /// `--request-timeout-seconds`.
-    pub request_timeout_seconds: u64,
+    pub(crate) request_timeout_seconds: u64,
     /// `--max-body-bytes`.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// `--grace-period-seconds`.
-    pub grace_period_seconds: u64,
+    pub(crate) grace_period_seconds: u64,
     /// `--login-failures-per-user`.
-    pub login_failures_per_user: u32,
+    pub(crate) login_failures_per_user: u32,
     /// `--login-failures-per-ip`.
-    pub login_failures_per_ip: u32,
+    pub(crate) login_failures_per_ip: u32,
     /// `--max-connections`.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// `--max-connections-per-ip`; `None` is an eighth of `max_connections`.
-    pub max_connections_per_ip: Option<usize>,
+    pub(crate) max_connections_per_ip: Option<usize>,
     /// `--login-queue-seconds`.
-    pub login_queue_seconds: u64,
+    pub(crate) login_queue_seconds: u64,
     /// `--workers`; `None` is one per core the process may run on.
-    pub workers: Option<usize>,
+    pub(crate) workers: Option<usize>,
     /// Serve `/docs` and `/openapi.json`; `--no-docs` clears it.
-    pub docs: bool,
+    pub(crate) docs: bool,
     /// `--docs-assets-url`, checked, without a trailing `/`.
-    pub docs_assets_url: String,
+    pub(crate) docs_assets_url: String,
+    /// `--docs-assets-dir`.
+    pub(crate) docs_assets_dir: Option<PathBuf>,
     /// `--access-log`.
-    pub access_log: bool,
+    pub(crate) access_log: bool,
     /// Log logins; `--no-login-log` clears it.
-    pub login_log: bool,
+    pub(crate) login_log: bool,
     /// The [`Flag::name`]s whose value came from the environment, so that
     /// [`Options::load`] names the variable, not the flag, when a file they
     /// name is bad.
-    pub from_env: Vec<&'static str>,
+    pub(crate) from_env: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -465,6 +480,7 @@ impl Default for Options {
             workers: None,
             docs: true,
             docs_assets_url: DEFAULT_DOCS_ASSETS_URL.to_owned(),
+            docs_assets_dir: None,
             access_log: false,
             login_log: true,
             from_env: Vec::new(),
@@ -475,11 +491,11 @@ impl Default for Options {
 /// A bad command line or configuration: `what` names the flag, variable or
 /// file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The flag or environment variable, and the file when there is one.
-    pub what: String,
+    pub(crate) what: String,
     /// What is wrong, in a few words.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl ConfigError {
@@ -506,7 +522,7 @@ impl std::error::Error for ConfigError {}
 /// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
 /// a switch is on when given alone, and `--switch=VALUE` takes the spellings
 /// its variable does. `hash-password` and `--help` do not read `env`.
-pub fn parse(
+pub(crate) fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Command, ConfigError> {
@@ -568,7 +584,7 @@ pub fn parse(
 }
 
 /// [`parse`] with the process environment.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
     parse(args, |name| std::env::var_os(name))
 }
 
@@ -627,7 +643,7 @@ impl Options {
 
     /// Reads the files the options name and builds the [`Config`]. The
     /// second value is a warning to print, if any.
-    pub fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
+    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
         let users = match &self.users {
             Some(path) => Users::load(path).map_err(|e| {
                 ConfigError::new(format!("{} {}", self.origin("users"), path.display()), e)
@@ -661,6 +677,17 @@ impl Options {
         config.grace_period = Duration::from_secs(self.grace_period_seconds);
         config.docs = self.docs;
         config.docs_assets_url = self.docs_assets_url.clone();
+        // Read at start, so that a missing file stops the server at once;
+        // not at all when the docs are off.
+        if let (true, Some(dir)) = (self.docs, &self.docs_assets_dir) {
+            let assets = SwaggerAssets::load(dir).map_err(|e| {
+                ConfigError::new(
+                    format!("{} {}", self.origin("docs-assets-dir"), dir.display()),
+                    e,
+                )
+            })?;
+            config.docs_assets = Some(assets);
+        }
         config.access_log = self.access_log;
         config.login_log = self.login_log;
         config.throttle.per_user = self.login_failures_per_user;
@@ -900,6 +927,7 @@ mod tests {
             grace_period_seconds: 1,
             docs: false,
             docs_assets_url: "/assets".into(),
+            docs_assets_dir: None,
             access_log: true,
             login_log: false,
             login_failures_per_user: 0,
