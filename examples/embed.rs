@@ -110,7 +110,7 @@ pub(crate) async fn serve_embedded(
     listener: TcpListener,
     app: Arc<App<Database>>,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) {
     serve_with(
         listener,
         app,
@@ -136,6 +136,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     serve_embedded(listener, app, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await?;
+    .await;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::log;
+use crate::logging::{self, STORE_DOWN};
 use crate::token::Claims;
 use crate::users::{is_scope_token, StoreError, User, UserStore};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ const STORE_RETRY_AFTER_SECS: u64 = 2;
 /// tallied log line (a store down fails every request, and one line a
 /// minute says so as well as thousands).
 pub(crate) fn store_unavailable(error: &StoreError) -> ApiError {
-    log::tally(format_args!("password-bearer: {error}"));
+    logging::tally(STORE_DOWN, format_args!("password-bearer: {error}"));
     ApiError::Unavailable(STORE_RETRY_AFTER_SECS)
 }
 

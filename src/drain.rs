@@ -1,6 +1,7 @@
 //! Graceful shutdown of the connections one serving loop accepted: on
 //! shutdown every connection is told to finish its in-flight request and
-//! close, and the loop waits until the last one has.
+//! close, and the loop waits until the last one has; past the grace period,
+//! the rest are cut off, and the loop waits until their tasks have ended.
 //!
 //! Not hyper-util's `GracefulShutdown`: its watcher is a watch channel's
 //! `changed()`, polled on every poll of every connection, which cost about
@@ -11,15 +12,24 @@
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
-/// The connections of one serving loop, and whether it is shutting down.
+/// Serving as usual.
+const SERVING: u8 = 0;
+/// Shutting down: finish the request in flight, then close.
+const CLOSING: u8 = 1;
+/// Past the grace period: end now.
+const CUT: u8 = 2;
+
+/// The connections of one serving loop, and how far shutdown has gone.
 #[derive(Debug, Default)]
 pub(crate) struct Drain {
-    closing: AtomicBool,
+    /// [`SERVING`], [`CLOSING`] or [`CUT`]; one atomic, so that a poll
+    /// reads one word whatever the phase.
+    phase: AtomicU8,
     connections: Mutex<Connections>,
     /// Notified when the last connection ends after shutdown began.
     all_closed: Notify,
@@ -73,7 +83,17 @@ impl Drain {
     /// Tells every connection to close after its request in flight, then
     /// waits until all have ended.
     pub(crate) async fn close(&self) {
-        self.closing.store(true, Ordering::Release);
+        self.enter(CLOSING).await;
+    }
+
+    /// Ends every connection now (each task returns at its next poll,
+    /// dropping its connection), then waits until all have ended.
+    pub(crate) async fn cut(&self) {
+        self.enter(CUT).await;
+    }
+
+    async fn enter(&self, phase: u8) {
+        self.phase.fetch_max(phase, Ordering::AcqRel);
         let wakers: Vec<Waker> = self.lock().wakers.iter().flatten().cloned().collect();
         wakers.into_iter().for_each(Waker::wake);
         loop {
@@ -89,12 +109,12 @@ impl Drain {
         }
     }
 
-    /// Hands the connection's waker over; then whether shutdown has begun.
-    /// The order matters: `close` sets the flag before it takes the wakers,
-    /// so a connection either is woken or sees the flag here.
-    fn register(&self, slot: usize, waker: &Waker) -> bool {
+    /// Hands the connection's waker over; then the phase. The order
+    /// matters: `enter` sets the phase before it takes the wakers, so a
+    /// connection either is woken or sees the phase here.
+    fn register(&self, slot: usize, waker: &Waker) -> u8 {
         self.lock().wakers[slot] = Some(waker.clone());
-        self.closing.load(Ordering::Acquire)
+        self.phase.load(Ordering::Acquire)
     }
 
     fn leave(&self, slot: usize) {
@@ -104,7 +124,7 @@ impl Drain {
         connections.live -= 1;
         let last = connections.live == 0;
         drop(connections);
-        if last && self.closing.load(Ordering::Acquire) {
+        if last && self.phase.load(Ordering::Acquire) != SERVING {
             self.all_closed.notify_waiters();
         }
     }
@@ -112,7 +132,8 @@ impl Drain {
 
 pin_project! {
     /// A connection counted by a [`Drain`]: it resolves as the connection
-    /// does, and is told to close when the drain closes.
+    /// does (`Some`), is told to close when the drain closes, and resolves
+    /// `None` at once when the drain cuts it off.
     pub(crate) struct Draining<C> {
         #[pin]
         connection: C,
@@ -134,27 +155,34 @@ pin_project! {
 }
 
 impl<C: Future> Future for Draining<C> {
-    type Output = C::Output;
+    type Output = Option<C::Output>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<C::Output>> {
         let mut this = self.project();
-        if !*this.told {
-            let closing = match this.waker {
+        let phase = if !*this.told {
+            let phase = match this.waker {
                 // The usual case: the same task polls again.
                 Some(waker) if waker.will_wake(cx.waker()) => {
-                    this.drain.closing.load(Ordering::Acquire)
+                    this.drain.phase.load(Ordering::Acquire)
                 }
                 _ => {
                     *this.waker = Some(cx.waker().clone());
                     this.drain.register(*this.slot, cx.waker())
                 }
             };
-            if closing {
+            if phase != SERVING {
                 *this.told = true;
                 (this.shutdown)(this.connection.as_mut());
             }
+            phase
+        } else {
+            // Shutting down already: only a cut is news.
+            this.drain.phase.load(Ordering::Acquire)
+        };
+        if phase == CUT {
+            return Poll::Ready(None);
         }
-        this.connection.poll(cx)
+        this.connection.poll(cx).map(Some)
     }
 }
 
@@ -204,8 +232,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), drain.close())
             .await
             .expect("close returns once both connections ended");
-        assert_eq!(a.await.unwrap(), "told");
-        assert_eq!(b.await.unwrap(), "told");
+        assert_eq!(a.await.unwrap(), Some("told"));
+        assert_eq!(b.await.unwrap(), Some("told"));
     }
 
     #[tokio::test]
@@ -219,7 +247,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!closing.is_finished(), "waits for the unpolled connection");
-        assert_eq!(watched.await, "told");
+        assert_eq!(watched.await, Some("told"));
         closing.await.unwrap();
     }
 
@@ -230,7 +258,7 @@ mod tests {
             let (c, end) = conn();
             let task = tokio::spawn(drain.watch(c, tell));
             end.send(()).unwrap();
-            assert_eq!(task.await.unwrap(), "ended");
+            assert_eq!(task.await.unwrap(), Some("ended"));
         }
         {
             let connections = drain.lock();
@@ -238,5 +266,34 @@ mod tests {
             assert_eq!(connections.wakers.len(), 1, "one slot, reused");
         }
         drain.close().await; // nothing to wait for
+    }
+
+    /// A connection that ignores being told to close (a request that never
+    /// finishes).
+    struct Stuck;
+
+    impl Future for Stuck {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cut_ends_connections_that_ignore_close() {
+        let drain = Arc::new(Drain::default());
+        let stuck = tokio::spawn(drain.watch(Stuck, |_| {}));
+        tokio::task::yield_now().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), drain.close())
+                .await
+                .is_err(),
+            "close waits for the stuck connection"
+        );
+        tokio::time::timeout(Duration::from_secs(5), drain.cut())
+            .await
+            .expect("cut returns once the task has ended");
+        assert_eq!(stuck.await.unwrap(), None);
+        assert_eq!(drain.lock().live, 0);
     }
 }

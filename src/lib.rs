@@ -60,8 +60,8 @@
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
-//! - [`log`]: log lines on stderr, off the request threads, repeated events
-//!   tallied.
+//! - `logging`: what the server logs, through the `log` facade, repeated
+//!   events tallied.
 
 #![deny(missing_docs)]
 
@@ -73,7 +73,7 @@ mod deadline;
 mod drain;
 pub mod error;
 pub mod form;
-pub mod log;
+mod logging;
 pub mod openapi;
 pub mod password;
 pub mod routes;

@@ -1,11 +1,12 @@
 //! The `password-bearer` binary: parses the command line, binds, and hands
-//! the listener to the library's `serve`. Bad configuration is one line on
-//! stderr and exit code 2.
+//! the listener to the library's `serve`, with the library's log records
+//! on stderr. Bad configuration is one line on stderr and exit code 2.
 
 mod cli;
+mod stderr_log;
 
 use cli::{Command, ConfigError, Options};
-use password_bearer::{log, password, serve, App};
+use password_bearer::{password, serve, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use tokio::net::{TcpListener, TcpSocket};
 const LISTEN_BACKLOG: u32 = 4096;
 
 fn main() -> ExitCode {
+    stderr_log::install();
     let outcome = match cli::parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);
@@ -30,14 +32,13 @@ fn main() -> ExitCode {
     let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::line_now(format_args!("password-bearer: {e}"));
+            stderr_log::write_now(format_args!("password-bearer: {e}"));
             ExitCode::from(2)
         }
     };
-    // Lines are written by a thread of their own: let it finish (and write
-    // what it was still tallying) before the process goes, but never hang
-    // the exit on a stderr nobody reads.
-    log::flush(Duration::from_secs(2));
+    // Lines are written by a thread of their own: let it finish before the
+    // process goes, but never hang the exit on a stderr nobody reads.
+    stderr_log::flush(Duration::from_secs(2));
     code
 }
 
@@ -67,11 +68,8 @@ fn hash_password() -> Result<(), ConfigError> {
 /// Serves on `workers` threads. One worker is a current-thread runtime: no
 /// work-stealing scheduler, about 900 fewer instructions per
 /// `GET /users/me` (`benches/instructions.sh`) and one thread less. More
-/// are one multi-thread runtime: measured with a login flood on two cores,
-/// one current-thread runtime per core (each on its own `SO_REUSEPORT`
-/// listener) raised the readers' p99 to 6.6 ms from 3.1 to 4.7 ms, since
-/// a connection waits whenever a password hash holds its thread's core,
-/// while work stealing moves it to the other one.
+/// are one multi-thread runtime, whose work stealing moves a connection
+/// away from a core a password hash holds (README, Performance).
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
     let app = Arc::new(App::new(config));
@@ -101,15 +99,11 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             problem: format!("cannot handle signals: {e}"),
         })?;
         if let Some(warning) = warning {
-            log::line_now(format_args!("password-bearer: warning: {warning}"));
+            stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
-        log::line_now(format_args!("listening on http://{local}"));
-        serve(listener, app, shutdown)
-            .await
-            .map_err(|e| ConfigError {
-                what: "serve".into(),
-                problem: e.to_string(),
-            })
+        stderr_log::write_now(format_args!("listening on http://{local}"));
+        serve(listener, app, shutdown).await;
+        Ok(())
     })
 }
 
@@ -145,7 +139,10 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
 
 /// Registers SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes) at
 /// once, so a signal sent right after the startup line is not lost to the
-/// default action, and returns a future that resolves on either.
+/// default action, and returns a future that resolves on the first. A
+/// second signal during the grace period exits at once: an operator
+/// pressing Ctrl-C twice means it.
+#[cfg(unix)]
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -155,6 +152,33 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        log::line(format_args!("password-bearer: shutting down"));
+        log::info!(target: "password_bearer::server", "password-bearer: shutting down");
+        tokio::spawn(async move {
+            // 128 + the signal's number, as a shell reports a process the
+            // signal killed.
+            let code = tokio::select! {
+                _ = interrupt.recv() => 130,
+                _ = terminate.recv() => 143,
+            };
+            stderr_log::write_now(format_args!(
+                "password-bearer: second signal: exiting without waiting"
+            ));
+            // A moment for the line, never more: this exit must not wait.
+            stderr_log::flush(Duration::from_millis(200));
+            std::process::exit(code);
+        });
+    })
+}
+
+/// Elsewhere, Ctrl-C (twice: exit at once).
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        log::info!(target: "password_bearer::server", "password-bearer: shutting down");
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
     })
 }

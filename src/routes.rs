@@ -8,7 +8,7 @@ use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_token_body, TokenForm};
-use crate::log;
+use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -137,9 +137,12 @@ impl<S: UserStore> App<S> {
             Ok(verified) => verified,
             Err(Busy { retry_after }) => {
                 attempt.refund();
-                log::tally(format_args!(
-                    "login refused: no password hash slot within the login queue's wait"
-                ));
+                logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!(
+                        "login refused: no password hash slot within the login queue's wait"
+                    ),
+                );
                 return Err(ApiError::Unavailable(retry_after.as_secs()));
             }
         };
@@ -224,14 +227,17 @@ impl<S: UserStore> App<S> {
     ) -> ApiError {
         if self.login_log {
             match peer.filter(|_| throttled.address && !throttled.username) {
-                Some(peer) => log::tally(format_args!(
-                    "login throttled address={}",
-                    crate::addr::address_key(peer.ip())
-                )),
-                None => log::tally(format_args!(
-                    "login throttled username={}",
-                    Quoted(username)
-                )),
+                Some(peer) => logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!(
+                        "login throttled address={}",
+                        crate::addr::address_key(peer.ip())
+                    ),
+                ),
+                None => logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!("login throttled username={}", Quoted(username)),
+                ),
             }
         }
         ApiError::TooManyAttempts(throttled.retry_after.as_secs().max(1))
@@ -242,7 +248,7 @@ impl<S: UserStore> App<S> {
         match self.users.health().await {
             Ok(()) => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
             Err(e) => {
-                log::tally(format_args!("health check failed: {e}"));
+                logging::tally(STORE_DOWN, format_args!("health check failed: {e}"));
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Bytes::from_static(br#"{"status":"unavailable"}"#),
@@ -253,11 +259,14 @@ impl<S: UserStore> App<S> {
 
     fn log_login(&self, outcome: &str, username: &str, peer: Option<SocketAddr>) {
         if self.login_log {
-            log::line(format_args!(
-                "login {outcome} username={} peer={}",
-                Quoted(username),
-                Peer(peer)
-            ));
+            logging::emit(
+                LOGIN,
+                format_args!(
+                    "login {outcome} username={} peer={}",
+                    Quoted(username),
+                    Peer(peer)
+                ),
+            );
         }
     }
 }
@@ -347,18 +356,21 @@ where
                 _ => ApiError::MethodNotAllowed("GET").into_response(),
             })
         }
-        (_, _) => Outcome::Ready(match path.strip_suffix('/') {
-            // FastAPI's redirect_slashes: same path without the slash,
-            // query kept; 307 so that a POST stays a POST.
-            Some(bare) if ROUTES[..app.route_count()].contains(&bare) => {
-                let location = match request.uri().query() {
-                    Some(query) => format!("{bare}?{query}"),
-                    None => bare.to_owned(),
-                };
-                ApiError::TrailingSlash(location).into_response()
-            }
-            _ => ApiError::NotFound.into_response(),
-        }),
+        // FastAPI's redirect_slashes: the path without its trailing slashes
+        // (all of them, as Starlette's `rstrip("/")`), query kept; 307 so
+        // that a POST stays a POST.
+        (_, _) => Outcome::Ready(
+            match path.strip_suffix('/').map(|p| p.trim_end_matches('/')) {
+                Some(bare) if ROUTES[..app.route_count()].contains(&bare) => {
+                    let location = match request.uri().query() {
+                        Some(query) => format!("{bare}?{query}"),
+                        None => bare.to_owned(),
+                    };
+                    ApiError::TrailingSlash(location).into_response()
+                }
+                _ => ApiError::NotFound.into_response(),
+            },
+        ),
     };
     match outcome {
         Outcome::Ready(response) => {
@@ -533,14 +545,17 @@ impl AccessEntry {
     }
 
     fn finish(self, status: StatusCode) {
-        log::line(format_args!(
-            "access method={} path={} status={} us={} peer={}",
-            self.method,
-            Quoted(&self.path),
-            status.as_u16(),
-            self.start.elapsed().as_micros(),
-            Peer(self.peer),
-        ));
+        logging::emit(
+            ACCESS,
+            format_args!(
+                "access method={} path={} status={} us={} peer={}",
+                self.method,
+                Quoted(&self.path),
+                status.as_u16(),
+                self.start.elapsed().as_micros(),
+                Peer(self.peer),
+            ),
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::deadline::WriteStall;
 use crate::drain::Drain;
 use crate::error::TOO_MANY_CONNECTIONS;
-use crate::log;
+use crate::logging::{self, SERVER_ERROR, SERVER_WARN};
 use crate::routes::guarded;
 use crate::users::UserStore;
 use bytes::Bytes;
@@ -28,13 +28,16 @@ use tokio::net::TcpListener;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
-/// accepting, lets in-flight requests finish for up to the grace period, and
-/// returns. The caller binds (port 0 in tests) and picks the signal.
+/// accepting, lets in-flight requests finish for up to the grace period,
+/// ends what is left, and returns once every connection's task has ended.
+/// The caller binds (port 0 in tests) and picks the signal. Failures of
+/// single connections, and of `accept`, are that connection's or logged
+/// and retried: nothing ends the loop but `shutdown`.
 pub async fn serve<S: UserStore>(
     listener: TcpListener,
     app: Arc<App<S>>,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) {
     let service_app = app.clone();
     let service = move |peer: SocketAddr| {
         let app = service_app.clone();
@@ -53,8 +56,7 @@ pub async fn serve_with<S, H, F>(
     app: Arc<App<S>>,
     handler: H,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()>
-where
+) where
     S: UserStore,
     H: Fn(Arc<App<S>>, Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
@@ -75,8 +77,7 @@ async fn serve_loop<S, M, Svc>(
     app: &App<S>,
     mut service: M,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()>
-where
+) where
     S: UserStore,
     M: FnMut(SocketAddr) -> Svc,
     Svc: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
@@ -91,6 +92,7 @@ where
         .header_read_timeout(app.header_read_timeout)
         .keep_alive(true);
     let drain = Arc::new(Drain::default());
+    let ticker = tokio::spawn(tally_ticker());
     tokio::pin!(shutdown);
 
     loop {
@@ -106,7 +108,10 @@ where
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
-                    log::line(format_args!("password-bearer: accept failed: {e}; retrying"));
+                    logging::emit(
+                        SERVER_ERROR,
+                        format_args!("password-bearer: accept failed: {e}; retrying"),
+                    );
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -120,10 +125,13 @@ where
                 // waits in front of anyone else's clients. The socket is
                 // new, its send buffer empty: the write cannot block.
                 let _ = stream.try_write(TOO_MANY_CONNECTIONS);
-                log::tally(format_args!(
-                    "connection refused address={address} (at its cap of {})",
-                    app.slots.per_address()
-                ));
+                logging::tally(
+                    SERVER_WARN,
+                    format_args!(
+                        "connection refused address={address} (at its cap of {})",
+                        app.slots.per_address()
+                    ),
+                );
                 continue;
             }
         };
@@ -141,13 +149,28 @@ where
     }
 
     drop(listener);
-    tokio::select! {
-        () = drain.close() => {}
-        () = tokio::time::sleep(app.grace_period) => {
-            log::line(format_args!(
-                "password-bearer: grace period over; closing remaining connections"
-            ));
-        }
+    let closed = tokio::time::timeout(app.grace_period, drain.close()).await;
+    if closed.is_err() {
+        logging::emit(
+            SERVER_WARN,
+            format_args!("password-bearer: grace period over; closing remaining connections"),
+        );
+        drain.cut().await;
     }
-    Ok(())
+    ticker.abort();
+    logging::emit_all();
+}
+
+/// Logs the tallied events' summaries as they fall due, for as long as a
+/// serving loop runs (a tally otherwise speaks only when its event recurs).
+async fn tally_ticker() {
+    const MOST: std::time::Duration = std::time::Duration::from_secs(10);
+    loop {
+        let wait = logging::emit_due()
+            .map_or(MOST, |due| {
+                due.saturating_duration_since(std::time::Instant::now())
+            })
+            .clamp(std::time::Duration::from_millis(100), MOST);
+        tokio::time::sleep(wait).await;
+    }
 }

@@ -113,6 +113,20 @@ impl Proc {
         assert!(status.success(), "kill -{name}");
     }
 
+    /// The exit status, if the process exits within `limit`.
+    pub(crate) fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the exit; returns the status and every stderr line.
     pub(crate) fn wait_exit(&mut self) -> (ExitStatus, Vec<String>) {
         let status = wait_with_deadline(&mut self.child);
@@ -633,5 +647,31 @@ fn a_docs_assets_dir_without_the_files_is_one_line_and_exit_2() {
     assert_config_error(
         &["--docs-assets-dir", "/nonexistent/swagger"],
         "--docs-assets-dir",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let mut server = Proc::spawn(&["--port", "0", "--grace-period-seconds", "30"]);
+    let addr = server.wait_listening();
+    // A request whose body never comes holds the 30 s grace period.
+    let mut conn = Conn::open(addr).await;
+    conn.send(b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nu")
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.signal("TERM");
+    assert!(
+        server.exit_within(Duration::from_millis(500)).is_none(),
+        "the first signal waits for the request in flight"
+    );
+    server.signal("INT");
+    let status = server
+        .exit_within(Duration::from_secs(5))
+        .expect("the second signal exits at once");
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    let (_, lines) = server.wait_exit();
+    assert!(
+        lines.iter().any(|l| l.contains("second signal")),
+        "{lines:?}"
     );
 }

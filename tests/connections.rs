@@ -249,10 +249,7 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_response() {
     decode_verified(resp.json()["access_token"].as_str().unwrap(), TEST_KEY);
 
     let addr = server.addr;
-    server
-        .shutdown_within(Duration::from_secs(5))
-        .await
-        .expect("serve returns Ok after a graceful shutdown");
+    server.shutdown_within(Duration::from_secs(5)).await;
     // No longer listening.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
@@ -276,15 +273,15 @@ async fn shutdown_waits_no_longer_than_the_grace_period() {
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
-    server
-        .shutdown_within(Duration::from_secs(5))
-        .await
-        .expect("serve returns Ok after the grace period");
+    server.shutdown_within(Duration::from_secs(5)).await;
     assert!(
         t.elapsed() < Duration::from_secs(3),
         "shutdown took {:?}",
         t.elapsed()
     );
+    // `serve` returned after ending what was left: the stalled connection
+    // is closed, not left running without its server.
+    assert!(conn.closed_within(Duration::ZERO).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,10 +291,7 @@ async fn an_idle_server_shuts_down_at_once() {
     // An idle keep-alive connection must not hold shutdown for the 10 s
     // grace period.
     let t = Instant::now();
-    server
-        .shutdown_within(Duration::from_secs(5))
-        .await
-        .expect("serve returns Ok");
+    server.shutdown_within(Duration::from_secs(5)).await;
     assert!(
         t.elapsed() < Duration::from_secs(2),
         "took {:?}",

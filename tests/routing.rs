@@ -67,6 +67,9 @@ async fn a_trailing_slash_redirects_with_307() {
     let server = start().await;
     for (method, path, location) in [
         ("GET", "/users/me/", "/users/me"),
+        // Every trailing slash goes, as Starlette's `rstrip("/")`.
+        ("GET", "/users/me///", "/users/me"),
+        ("GET", "/healthz//", "/healthz"),
         // 307, not 301/302: a client repeats the POST with its body.
         ("POST", "/token/", "/token"),
     ] {
