@@ -193,7 +193,7 @@ fn validate<'a>(fields: impl IntoIterator<Item = Field<'a>>) -> Result<TokenForm
             // An empty value counts as missing, as in FastAPI's form handling.
             Some(Value::Text(value)) if !value.is_empty() => {
                 if i == 0 && value != "password" {
-                    errors.push(FieldError::GrantType(value.clone().into_owned()));
+                    errors.push(FieldError::GrantType(value.as_ref().to_owned()));
                 }
                 text[i] = Some(value);
             }
