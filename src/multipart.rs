@@ -32,7 +32,8 @@ pub enum MultipartError {
     MissingBoundary,
     /// The boundary or the body does not follow the multipart syntax: a
     /// boundary empty or over 70 characters, or given twice; a body with no
-    /// delimiter line at all (LF-only line endings, say); a part header
+    /// delimiter line at all (LF-only line endings, say); a delimiter line
+    /// whose padding runs into something other than CRLF; a part header
     /// line that is not `name: value` ended by CRLF.
     Invalid,
     /// A part without a `Content-Disposition` header, or one without `name`.
