@@ -4,8 +4,8 @@
 //! `string_type` entry for a file part, Starlette's three 400s, and the
 //! requests real clients sent, replayed byte for byte.
 
+use crate::hardening::{assert_429, throttled};
 use crate::support::*;
-use password_bearer::users::Users;
 use password_bearer::Config;
 use std::net::SocketAddr;
 
@@ -507,21 +507,6 @@ async fn a_refused_body_leaves_the_connection_usable() {
     let login = form_data(&[("username", "johndoe"), ("password", "secret")]);
     conn.send(send(&login).as_bytes()).await;
     assert_token_for(&conn.response().await, "johndoe");
-}
-
-fn throttled(per_user: u32, per_ip: u32) -> Config {
-    let mut config = Config::new(Users::demo(), test_key());
-    config.throttle.per_user = per_user;
-    config.throttle.per_ip = per_ip;
-    config.login_log = false;
-    config
-}
-
-#[track_caller]
-fn assert_429(resp: &Response) {
-    assert_eq!(resp.status, 429, "{}", resp.text());
-    assert_token_endpoint_headers(resp);
-    assert!(resp.header("retry-after").is_some(), "{:?}", resp.headers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
