@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http_body_util::Full;
 use hyper::Request;
 use password_bearer::bearer::bearer_token;
-use password_bearer::form::parse_token_form;
+use password_bearer::form::{parse_token_body, parse_token_form};
 use password_bearer::password::{hash_password, verify_password};
 use password_bearer::token::{issue, verify, SecretKey};
 use password_bearer::users::{User, Users};
@@ -79,6 +79,41 @@ fn parsing(c: &mut Criterion) {
     let header = format!("Bearer {}", issue(&key(), "johndoe", now(), 3600));
     group.bench_function("bearer_header", |b| {
         b.iter(|| bearer_token(black_box(Some(header.as_bytes()))).is_ok())
+    });
+    // The same form as `curl -F` sends it, then 16 KiB (the body limit) of
+    // lines that start like a delimiter and are not: the search's worst.
+    let boundary = "------------------------d74496d66958873e";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let multipart = format!(
+        "{}{}{}{}--{boundary}--\r\n",
+        part("grant_type", "password"),
+        part("username", "johndoe"),
+        part("password", "secret"),
+        part("scope", "me items"),
+    );
+    group.bench_function("token_form_multipart", |b| {
+        b.iter(|| {
+            parse_token_body(
+                Some(content_type.as_bytes()),
+                black_box(multipart.as_bytes()),
+            )
+        })
+    });
+    let near = format!("\r\n--{}", &boundary[..boundary.len() - 1]);
+    let mut worst = part("password", "");
+    worst.truncate(worst.len() - 2);
+    while worst.len() + near.len() <= 16 * 1024 - 200 {
+        worst.push_str(&near);
+    }
+    worst = format!("{}{worst}\r\n--{boundary}--", part("username", "johndoe"));
+    group.throughput(Throughput::Bytes(worst.len() as u64));
+    group.bench_function("token_form_multipart_16k_near_delimiters", |b| {
+        b.iter(|| parse_token_body(Some(content_type.as_bytes()), black_box(worst.as_bytes())))
     });
     group.finish();
 }

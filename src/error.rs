@@ -1,7 +1,7 @@
 //! Every error a client can see, and the one `match` that turns each into the
 //! wire contract's status, JSON body and headers.
 
-use crate::form::{FieldError, FormError};
+use crate::form::{FieldError, FormError, MultipartError};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
@@ -29,6 +29,9 @@ pub enum ApiError {
     IncorrectLogin,
     /// `/token`: the form failed validation (422).
     Validation(FormError),
+    /// `/token`: a multipart body that could not be read (400, Starlette's
+    /// `detail`).
+    Multipart(MultipartError),
     /// `/token`: too many failed logins for this username or address (429);
     /// holds the seconds until the next attempt may succeed.
     TooManyAttempts(u64),
@@ -62,6 +65,7 @@ impl fmt::Display for ApiError {
             ApiError::NotEnoughPermissions(_) => "not enough permissions",
             ApiError::IncorrectLogin => "incorrect username or password",
             ApiError::Validation(_) => "request validation failed",
+            ApiError::Multipart(_) => "multipart body could not be read",
             ApiError::TooManyAttempts(_) => "too many failed login attempts",
             ApiError::Unavailable(_) => "server busy",
             ApiError::RequestTimeout => "request timeout",
@@ -107,6 +111,7 @@ impl ApiError {
                 ),
             ),
             ApiError::Validation(form) => (StatusCode::UNPROCESSABLE_ENTITY, validation_body(form)),
+            ApiError::Multipart(e) => (StatusCode::BAD_REQUEST, invalid_request_body(e.message())),
             ApiError::TooManyAttempts(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 Bytes::from_static(
@@ -230,9 +235,18 @@ struct Entry<'a> {
     kind: &'static str,
     loc: [&'static str; 2],
     msg: &'static str,
-    input: Option<&'a str>,
+    input: Option<Input<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ctx: Option<PatternCtx>,
+}
+
+/// An entry's `input`: the value sent, or for a file part what FastAPI's
+/// dump of its `UploadFile` says that matters (never the content).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Input<'a> {
+    Text(&'a str),
+    File { filename: &'a str, size: usize },
 }
 
 #[derive(Serialize)]
@@ -264,7 +278,7 @@ fn validation_body(form: &FormError) -> Bytes {
                 kind: "string_pattern_mismatch",
                 loc: ["body", "grant_type"],
                 msg: "String should match pattern '^password$'",
-                input: Some(input),
+                input: Some(Input::Text(input)),
                 ctx: Some(PatternCtx {
                     pattern: "^password$",
                 }),
@@ -274,6 +288,20 @@ fn validation_body(form: &FormError) -> Bytes {
                 loc: ["body", field],
                 msg: "Field must not be repeated",
                 input: None,
+                ctx: None,
+            },
+            FieldError::File {
+                field,
+                filename,
+                size,
+            } => Entry {
+                kind: "string_type",
+                loc: ["body", field],
+                msg: "Input should be a valid string",
+                input: Some(Input::File {
+                    filename,
+                    size: *size,
+                }),
                 ctx: None,
             },
         })
@@ -293,6 +321,26 @@ fn validation_body(form: &FormError) -> Bytes {
         .into()
 }
 
+/// `{"detail": message, "error": "invalid_request", "error_description":
+/// message}`: FastAPI's body for a request it could not read, and RFC
+/// 6749's code for it.
+fn invalid_request_body(message: &str) -> Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        detail: &'a str,
+        error: &'static str,
+        error_description: &'a str,
+    }
+    let body = Body {
+        detail: message,
+        error: "invalid_request",
+        error_description: message,
+    };
+    serde_json::to_vec(&body)
+        .expect("strings always serialize")
+        .into()
+}
+
 /// One sentence for `error_description`: which fields are wrong and how.
 fn describe(form: &FormError) -> String {
     let parts: Vec<String> = form
@@ -302,6 +350,7 @@ fn describe(form: &FormError) -> String {
             FieldError::Missing(f) => format!("{f} is required"),
             FieldError::GrantType(_) => "grant_type must be \"password\"".to_owned(),
             FieldError::Duplicate(f) => format!("{f} must not be repeated"),
+            FieldError::File { field, .. } => format!("{field} must be text, not a file"),
         })
         .collect();
     parts.join("; ")

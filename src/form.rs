@@ -1,8 +1,12 @@
 //! The `/token` request form: FastAPI's `OAuth2PasswordRequestForm`, parsed
-//! from `application/x-www-form-urlencoded` by our code, with FastAPI's
-//! validation errors (and RFC 6749's rule that no field may be repeated).
+//! from `application/x-www-form-urlencoded` or (by `multipart`)
+//! `multipart/form-data`, and validated in one place for both, with
+//! FastAPI's validation errors (and RFC 6749's rule that no field may be
+//! repeated).
 
+pub use crate::multipart::MultipartError;
 use std::borrow::Cow;
+use std::fmt;
 
 /// The fields of the form, in the order FastAPI validates (and reports) them.
 const FIELDS: [&str; 6] = [
@@ -43,6 +47,18 @@ pub enum FieldError {
     GrantType(String),
     /// The field appears more than once (`"type": "duplicate"`).
     Duplicate(&'static str),
+    /// The field came as a multipart file part, one with a filename, where
+    /// FastAPI wants a `str` (`"type": "string_type"`). FastAPI echoes its
+    /// `UploadFile` as `input`; we echo the filename and the size, never
+    /// the content.
+    File {
+        /// The field.
+        field: &'static str,
+        /// The part's `filename` (possibly empty).
+        filename: String,
+        /// The part's content length in bytes.
+        size: usize,
+    },
 }
 
 /// Why a form was refused: FastAPI's list of entries, in its order.
@@ -62,26 +78,79 @@ impl FormError {
     }
 }
 
-/// Whether `content_type` is `application/x-www-form-urlencoded`, with or
-/// without parameters such as `; charset=UTF-8`. Anything else (JSON,
-/// multipart, none) reads as an empty form, as FastAPI does.
-pub fn is_form_content_type(content_type: Option<&[u8]>) -> bool {
-    const FORM: &[u8] = b"application/x-www-form-urlencoded";
-    let Some(value) = content_type else {
-        return false;
-    };
-    let essence = value.split(|&b| b == b';').next().unwrap_or_default();
-    essence.trim_ascii().eq_ignore_ascii_case(FORM)
+/// Why a `/token` body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Read, but its fields failed validation (FastAPI's 422).
+    Invalid(FormError),
+    /// A multipart body that could not be read (Starlette's 400).
+    Multipart(MultipartError),
 }
 
-/// Parses and validates a `/token` body by its `Content-Type`: a form is
-/// read as its encoding says; anything else (JSON, none) reads as an empty
-/// form, as FastAPI does.
-pub fn parse_token_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<TokenForm, FormError> {
-    if is_form_content_type(content_type) {
-        parse_token_form(body)
-    } else {
-        parse_token_form(b"")
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Invalid(_) => f.write_str("the form failed validation"),
+            BodyError::Multipart(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// One field of a body, whichever its encoding: its name and its value.
+pub(crate) type Field<'a> = (Cow<'a, str>, Value<'a>);
+
+/// A field's value as the body carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// Text: decoded from urlencoding, or a multipart part's bytes.
+    Text(Cow<'a, str>),
+    /// A multipart part with a filename: FastAPI's `UploadFile`, never a
+    /// `str`, however short.
+    File {
+        /// The part's `filename`.
+        filename: Cow<'a, str>,
+        /// The part's content length in bytes.
+        size: usize,
+    },
+}
+
+const URLENCODED: &[u8] = b"application/x-www-form-urlencoded";
+const MULTIPART: &[u8] = b"multipart/form-data";
+
+/// The media type of a `Content-Type` value, without its parameters (such
+/// as `; charset=UTF-8`) and surrounding white space.
+fn media_type(content_type: &[u8]) -> &[u8] {
+    let essence = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    essence.trim_ascii()
+}
+
+/// Whether `content_type` is `application/x-www-form-urlencoded`, with or
+/// without parameters such as `; charset=UTF-8`.
+pub fn is_form_content_type(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|value| media_type(value).eq_ignore_ascii_case(URLENCODED))
+}
+
+/// Parses and validates a `/token` body by its `Content-Type`:
+/// `application/x-www-form-urlencoded` or `multipart/form-data` (media
+/// types matched case-insensitively), each read as its encoding says and
+/// validated alike; anything else (JSON, none) reads as an empty form, as
+/// FastAPI does.
+pub fn parse_token_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<TokenForm, BodyError> {
+    match content_type {
+        Some(value) if media_type(value).eq_ignore_ascii_case(MULTIPART) => {
+            let fields = crate::multipart::fields(value, body).map_err(BodyError::Multipart)?;
+            validate(fields).map_err(BodyError::Invalid)
+        }
+        Some(value) if media_type(value).eq_ignore_ascii_case(URLENCODED) => {
+            parse_token_form(body).map_err(BodyError::Invalid)
+        }
+        _ => parse_token_form(b"").map_err(BodyError::Invalid),
     }
 }
 
@@ -89,10 +158,16 @@ pub fn parse_token_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<Toke
 /// body. `+` decodes to a space and percent
 /// escapes as UTF-8 (lossily: an invalid sequence simply never matches).
 pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
-    // Each field's first value and how often it came; unknown fields are ignored.
-    let mut values: [Option<Cow<'_, str>>; 6] = Default::default();
+    validate(form_urlencoded::parse(body).map(|(name, value)| (name, Value::Text(value))))
+}
+
+/// Validates the fields of a body, whichever its encoding, into the form
+/// or FastAPI's list of errors. Unknown fields are ignored.
+fn validate<'a>(fields: impl IntoIterator<Item = Field<'a>>) -> Result<TokenForm, FormError> {
+    // Each field's first value and how often it came.
+    let mut values: [Option<Value<'a>>; 6] = Default::default();
     let mut counts = [0u32; 6];
-    for (name, value) in form_urlencoded::parse(body) {
+    for (name, value) in fields {
         if let Some(i) = FIELDS.iter().position(|f| *f == name) {
             counts[i] += 1;
             if values[i].is_none() {
@@ -100,31 +175,36 @@ pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
             }
         }
     }
-    // An empty value counts as missing, as in FastAPI's form handling.
-    let mut take = |i: usize| values[i].take().filter(|v| !v.is_empty());
-    let [grant_type, username, password, scope, client_id, client_secret] =
-        [0, 1, 2, 3, 4, 5].map(&mut take);
 
+    let mut text: [Option<Cow<'a, str>>; 6] = Default::default();
     let mut errors = Vec::new();
     for (i, field) in FIELDS.iter().enumerate() {
+        // A repeat is the field's one error, whatever its values.
         if counts[i] > 1 {
             errors.push(FieldError::Duplicate(field));
             continue;
         }
-        match i {
-            0 => {
-                if let Some(g) = grant_type.as_deref().filter(|g| *g != "password") {
-                    errors.push(FieldError::GrantType(g.to_owned()));
+        match values[i].take() {
+            Some(Value::File { filename, size }) => errors.push(FieldError::File {
+                field,
+                filename: filename.into_owned(),
+                size,
+            }),
+            // An empty value counts as missing, as in FastAPI's form handling.
+            Some(Value::Text(value)) if !value.is_empty() => {
+                if i == 0 && value != "password" {
+                    errors.push(FieldError::GrantType(value.as_ref().to_owned()));
                 }
+                text[i] = Some(value);
             }
-            1 if username.is_none() => errors.push(FieldError::Missing("username")),
-            2 if password.is_none() => errors.push(FieldError::Missing("password")),
+            _ if i == 1 || i == 2 => errors.push(FieldError::Missing(field)),
             _ => {}
         }
     }
     if !errors.is_empty() {
         return Err(FormError { errors });
     }
+    let [grant_type, username, password, scope, client_id, client_secret] = text;
     Ok(TokenForm {
         username: username.map(Cow::into_owned).unwrap_or_default(),
         password: password.map(Cow::into_owned).unwrap_or_default(),
@@ -224,5 +304,134 @@ mod tests {
             b"application/x-www-form-urlencodedx"
         )));
         assert!(!is_form_content_type(None));
+    }
+
+    const MULTIPART: &[u8] = b"multipart/form-data; boundary=X";
+
+    /// A multipart body of `parts`: (name, extra Content-Disposition
+    /// parameters, value).
+    fn multipart(parts: &[(&str, &str, &str)]) -> Vec<u8> {
+        let mut body = String::new();
+        for (name, params, value) in parts {
+            body.push_str(&format!(
+                "--X\r\nContent-Disposition: form-data; name=\"{name}\"{params}\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str("--X--\r\n");
+        body.into_bytes()
+    }
+
+    fn multipart_errors(parts: &[(&str, &str, &str)]) -> Vec<FieldError> {
+        match parse_token_body(Some(MULTIPART), &multipart(parts)) {
+            Err(BodyError::Invalid(e)) => e.errors,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn both_encodings_give_the_same_form() {
+        let urlencoded = parse_token_body(
+            Some(b"application/x-www-form-urlencoded"),
+            b"grant_type=password&username=johndoe&password=secret&scope=me+items&client_id=c&x=1",
+        );
+        let body = multipart(&[
+            ("grant_type", "", "password"),
+            ("username", "", "johndoe"),
+            ("password", "", "secret"),
+            ("scope", "", "me items"),
+            ("client_id", "", "c"),
+            ("x", "; filename=\"x\"", "1"),
+        ]);
+        let multipart = parse_token_body(Some(b"Multipart/Form-Data; boundary=\"X\""), &body);
+        assert!(urlencoded.is_ok(), "{urlencoded:?}");
+        assert_eq!(multipart, urlencoded);
+    }
+
+    #[test]
+    fn multipart_values_are_not_url_decoded() {
+        let body = multipart(&[("username", "", "john%64oe"), ("password", "", "a+b")]);
+        let form = parse_token_body(Some(MULTIPART), &body).unwrap();
+        assert_eq!(
+            (form.username.as_str(), form.password.as_str()),
+            ("john%64oe", "a+b")
+        );
+    }
+
+    #[test]
+    fn a_file_part_is_a_string_type_error_in_field_order() {
+        let file = |field, filename: &str, size| FieldError::File {
+            field,
+            filename: filename.into(),
+            size,
+        };
+        assert_eq!(
+            multipart_errors(&[
+                ("client_secret", "; filename=\"s\"", "xy"),
+                ("password", "; filename=\"\"", ""),
+                ("username", "; filename=\"a.txt\"", "johndoe"),
+                ("other", "; filename=\"o\"", "ignored"),
+                ("grant_type", "; filename=g", "password"),
+            ]),
+            [
+                file("grant_type", "g", 8),
+                file("username", "a.txt", 7),
+                file("password", "", 0),
+                file("client_secret", "s", 2),
+            ]
+        );
+        // A file in grant_type is no grant type at all.
+        let e = FormError {
+            errors: multipart_errors(&[("grant_type", "; filename=g", "foo")]),
+        };
+        assert!(!e.is_unsupported_grant_type());
+    }
+
+    #[test]
+    fn in_multipart_a_repeat_wins_and_empty_is_missing() {
+        assert_eq!(
+            multipart_errors(&[
+                ("username", "", "a"),
+                ("username", "; filename=\"f\"", "b"),
+                ("password", "", ""),
+                ("grant_type", "", "foo"),
+            ]),
+            [
+                FieldError::GrantType("foo".into()),
+                FieldError::Duplicate("username"),
+                FieldError::Missing("password"),
+            ]
+        );
+        assert_eq!(
+            multipart_errors(&[]),
+            [
+                FieldError::Missing("username"),
+                FieldError::Missing("password")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_content_type_picks_the_reader() {
+        let login = b"username=johndoe&password=secret";
+        let empty = Err(BodyError::Invalid(FormError {
+            errors: vec![
+                FieldError::Missing("username"),
+                FieldError::Missing("password"),
+            ],
+        }));
+        assert_eq!(parse_token_body(None, login), empty);
+        assert_eq!(parse_token_body(Some(b"text/plain"), login), empty);
+        assert_eq!(
+            parse_token_body(Some(b"multipart/mixed; boundary=X"), login),
+            empty
+        );
+        assert_eq!(
+            parse_token_body(Some(b"multipart/form-data"), login),
+            Err(BodyError::Multipart(MultipartError::MissingBoundary))
+        );
+        assert_eq!(
+            parse_token_body(Some(MULTIPART), login),
+            Err(BodyError::Multipart(MultipartError::Invalid))
+        );
     }
 }

@@ -51,7 +51,8 @@
 //! - [`auth`]: the seed's chain, `current_user` then `current_active_user`,
 //!   and `require_scopes`.
 //! - [`bearer`]: the `Authorization` header.
-//! - [`form`]: the `/token` form and its validation errors.
+//! - [`form`]: the `/token` form, urlencoded or multipart, and its
+//!   validation errors; `multipart` reads `multipart/form-data` bodies.
 //! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
 //!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
@@ -74,6 +75,7 @@ mod drain;
 pub mod error;
 pub mod form;
 mod logging;
+mod multipart;
 pub mod openapi;
 pub mod password;
 pub mod routes;

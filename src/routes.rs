@@ -7,7 +7,7 @@ use crate::auth::{current_active_user, store_unavailable, unix_now, user_named_b
 use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
-use crate::form::{parse_token_body, TokenForm};
+use crate::form::{parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::openapi::Docs;
 use crate::password::Busy;
@@ -214,7 +214,10 @@ impl<S: UserStore> App<S> {
             })?
             .to_bytes();
         let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-        parse_token_body(content_type, &body).map_err(ApiError::Validation)
+        parse_token_body(content_type, &body).map_err(|e| match e {
+            BodyError::Invalid(form) => ApiError::Validation(form),
+            BodyError::Multipart(e) => ApiError::Multipart(e),
+        })
     }
 
     /// The 429 of a throttled attempt, tallied in the log: one line per

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 const TOO_MANY: &str = r#"{"detail":"Too many failed login attempts, try again later","error":"temporarily_unavailable","error_description":"Too many failed login attempts for this username or from this address; retry after the number of seconds in Retry-After"}"#;
 
-fn throttled(per_user: u32, per_ip: u32) -> Config {
+pub(crate) fn throttled(per_user: u32, per_ip: u32) -> Config {
     let mut config = Config::new(Users::demo(), test_key());
     config.throttle.per_user = per_user;
     config.throttle.per_ip = per_ip;
@@ -31,7 +31,7 @@ async fn fail_logins(addr: std::net::SocketAddr, username: &str, n: usize) {
 }
 
 #[track_caller]
-fn assert_429(resp: &crate::support::Response) {
+pub(crate) fn assert_429(resp: &crate::support::Response) {
     assert_json_exact(resp, 429, TOO_MANY);
     assert_token_endpoint_headers(resp);
     let retry: u64 = resp

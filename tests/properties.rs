@@ -1,6 +1,7 @@
-//! Property tests of the three parsers that read what clients send: the
-//! `/token` form, the `Authorization` header and the JWT. Arbitrary input
-//! never panics, valid input round-trips, and every kind of tampering is
+//! Property tests of the parsers that read what clients send: the `/token`
+//! form (urlencoded and multipart), the `Authorization` header and the JWT.
+//! Arbitrary input never panics, valid input round-trips (a multipart form
+//! to what its urlencoded twin gives), and every kind of tampering is
 //! refused.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use password_bearer::bearer::bearer_token;
 use password_bearer::error::ApiError;
-use password_bearer::form::parse_token_form;
+use password_bearer::form::{parse_token_body, parse_token_form};
 use password_bearer::token::{self, SecretKey, TokenError, MAX_TOKEN_LEN};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -99,6 +100,144 @@ fn formish() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
 }
 
+/// The `/token` fields, and one that is ignored.
+const FIELD_NAMES: [&str; 7] = [
+    "grant_type",
+    "username",
+    "password",
+    "scope",
+    "client_id",
+    "client_secret",
+    "other",
+];
+
+/// Multipart-looking bodies for boundary `B`: delimiters, line ends of
+/// every kind, header lines, parameters, quotes and escapes.
+fn multipartish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(&b"--B"[..]),
+        Just(&b"--B--"[..]),
+        Just(&b"--"[..]),
+        Just(&b"\r\n"[..]),
+        Just(&b"\r"[..]),
+        Just(&b"\n"[..]),
+        Just(&b" "[..]),
+        Just(&b"\t"[..]),
+        Just(&b"Content-Disposition: form-data"[..]),
+        Just(&b"content-disposition:"[..]),
+        Just(&b"Content-Type: text/plain"[..]),
+        Just(&b"; name="[..]),
+        Just(&b"; filename="[..]),
+        Just(&b"\"username\""[..]),
+        Just(&b"password"[..]),
+        Just(&b"\""[..]),
+        Just(&b"\\"[..]),
+        Just(&b";"[..]),
+        Just(&b":"[..]),
+        Just(&b"="[..]),
+        Just(&b"C:\\x"[..]),
+        Just(&b"secret"[..]),
+        Just(&b"\xff"[..]),
+    ];
+    prop::collection::vec(piece, 0..48).prop_map(|pieces| pieces.concat())
+}
+
+/// `Content-Type` values a multipart body may come with: good, odd, bad.
+fn multipart_content_type() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"multipart/form-data; boundary=B".to_vec()),
+        Just(b"Multipart/Form-Data; boundary=\"B\"".to_vec()),
+        Just(b"multipart/form-data".to_vec()),
+        Just(b"multipart/form-data; boundary=".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..80).prop_map(|params| {
+            let mut value = b"multipart/form-data;".to_vec();
+            value.extend(params);
+            value
+        }),
+    ]
+}
+
+/// One multipart part's way of writing its `Content-Disposition` name.
+#[derive(Debug, Clone, Copy)]
+enum NameStyle {
+    Quoted,
+    Bare,
+    Spaced,
+}
+
+/// A multipart encoding of `fields` with `boundary`, in one of the ways
+/// clients write it; `extras` adds a preamble, transport padding, part
+/// headers we ignore, a file for a field we ignore and an epilogue.
+fn multipart_body(
+    boundary: &str,
+    fields: &[(usize, String)],
+    styles: &[NameStyle],
+    extras: bool,
+) -> Vec<u8> {
+    let padding = if extras { " \t" } else { "" };
+    let mut body = String::new();
+    if extras {
+        body.push_str("preamble\r\n");
+    }
+    for (i, (field, value)) in fields.iter().enumerate() {
+        let name = FIELD_NAMES[*field];
+        let name = match styles[i % styles.len()] {
+            NameStyle::Quoted => format!("name=\"{name}\""),
+            NameStyle::Bare => format!("name={name}"),
+            NameStyle::Spaced => format!("NAME = \"{name}\" "),
+        };
+        body.push_str(&format!("--{boundary}{padding}\r\n"));
+        body.push_str(&format!("Content-Disposition: form-data; {name}\r\n"));
+        if extras {
+            body.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+        }
+        body.push_str(&format!("\r\n{value}\r\n"));
+    }
+    if extras {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"a.png\"\r\n\r\n\r\n--{boundary}x\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--"));
+    if extras {
+        body.push_str("\r\nepilogue\r\n");
+    }
+    body.into_bytes()
+}
+
+/// The urlencoded twin of a field list.
+fn urlencoded_body(fields: &[(usize, String)]) -> Vec<u8> {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (field, value) in fields {
+        serializer.append_pair(FIELD_NAMES[*field], value);
+    }
+    serializer.finish().into_bytes()
+}
+
+/// Boundaries as clients make them, from RFC 2046's characters.
+fn boundary() -> impl Strategy<Value = String> {
+    "[0-9A-Za-z'()+_,./:=?-]{0,69}[0-9A-Za-z]"
+}
+
+/// Field values: any Unicode (CR, LF and dashes included), often empty.
+fn field_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just(String::new()),
+        4 => prop::collection::vec(any::<char>(), 1..16).prop_map(String::from_iter),
+        2 => prop::collection::vec(prop::sample::select(&['\r', '\n', '-', ' ', '"', 'a'][..]), 1..12)
+            .prop_map(String::from_iter),
+    ]
+}
+
+/// Whether no value holds the delimiter: a sender picks its boundary so.
+fn delimiter_free(boundary: &str, fields: &[(usize, String)]) -> bool {
+    let delimiter = format!("\r\n--{boundary}");
+    fields.iter().all(|(_, value)| !value.contains(&delimiter))
+}
+
+const MULTIPART: &str = "multipart/form-data; boundary=";
+const URLENCODED: &[u8] = b"application/x-www-form-urlencoded";
+
 /// JSON that is not an object: null, booleans, numbers, strings, arrays
 /// (nested, and of the `[sub, iat, exp]` shape that a derived struct would
 /// read by position), with JSON white space around.
@@ -160,6 +299,74 @@ proptest! {
         let body = serializer.finish();
         let form = parse_token_form(body.as_bytes());
         prop_assert!(form.is_ok(), "{body:?} refused: {form:?}");
+        let form = form.expect("checked above");
+        prop_assert_eq!(form.username, username);
+        prop_assert_eq!(form.password, password);
+        prop_assert_eq!(form.scopes, scopes);
+        prop_assert_eq!(form.client_id, client_id);
+        prop_assert_eq!(form.grant_type.is_some(), grant_type);
+    }
+
+    #[test]
+    fn multipart_never_panics_on_any_bytes(
+        content_type in multipart_content_type(),
+        body in prop_oneof![prop::collection::vec(any::<u8>(), 0..512), multipartish()],
+    ) {
+        // Every body gets an answer: a form, a 422 or a 400.
+        if let Ok(form) = parse_token_body(Some(&content_type), &body) {
+            prop_assert!(!form.username.is_empty() && !form.password.is_empty());
+            prop_assert!(form.scopes.iter().all(|s| !s.is_empty() && !s.contains(' ')));
+        }
+    }
+
+    #[test]
+    fn multipart_answers_as_its_urlencoded_twin(
+        boundary in boundary(),
+        fields in prop::collection::vec((0usize..FIELD_NAMES.len(), field_value()), 0..8),
+        styles in prop::collection::vec(
+            prop_oneof![Just(NameStyle::Quoted), Just(NameStyle::Bare), Just(NameStyle::Spaced)],
+            1..4,
+        ),
+        extras in any::<bool>(),
+    ) {
+        // Missing, empty, repeated and unknown fields, bad grant types: the
+        // same form or the same errors, whichever the encoding.
+        prop_assume!(delimiter_free(&boundary, &fields));
+        let multipart = multipart_body(&boundary, &fields, &styles, extras);
+        let content_type = format!("{MULTIPART}\"{boundary}\"");
+        prop_assert_eq!(
+            parse_token_body(Some(content_type.as_bytes()), &multipart),
+            parse_token_body(Some(URLENCODED), &urlencoded_body(&fields)),
+            "{}", String::from_utf8_lossy(&multipart)
+        );
+    }
+
+    #[test]
+    fn multipart_round_trips_any_unicode(
+        boundary in boundary(),
+        username in non_empty_text(),
+        password in prop::collection::vec(prop_oneof![any::<char>(), Just('\r'), Just('\n'), Just('-')], 1..24)
+            .prop_map(String::from_iter),
+        scopes in prop::collection::vec("[^ ]{1,8}", 0..4),
+        client_id in prop::option::of(non_empty_text()),
+        grant_type in any::<bool>(),
+        extras in any::<bool>(),
+    ) {
+        let mut fields = vec![(1, username.clone()), (2, password.clone())];
+        if grant_type {
+            fields.insert(0, (0, "password".to_owned()));
+        }
+        if !scopes.is_empty() {
+            fields.push((3, scopes.join(" ")));
+        }
+        if let Some(client_id) = &client_id {
+            fields.push((4, client_id.clone()));
+        }
+        prop_assume!(delimiter_free(&boundary, &fields));
+        let multipart = multipart_body(&boundary, &fields, &[NameStyle::Quoted], extras);
+        let content_type = format!("{MULTIPART}{boundary}");
+        let form = parse_token_body(Some(content_type.as_bytes()), &multipart);
+        prop_assert_eq!(&form, &parse_token_body(Some(URLENCODED), &urlencoded_body(&fields)));
         let form = form.expect("checked above");
         prop_assert_eq!(form.username, username);
         prop_assert_eq!(form.password, password);

@@ -15,6 +15,7 @@ mod instances; // servers sharing a key accept each other's tokens; another key 
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
 mod logs; // login and access log lines on stderr, and no secret in them
+mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Real clients log in with multipart/form-data against the release binary:
+# curl -F, and Python's requests and httpx, over TCP on 127.0.0.1. For CI
+# (cargo test replays what these clients sent, from tests/clients/fixtures,
+# without needing them). Needs curl, python3, and the requests and httpx
+# packages. Exits non-zero on the first failure.
+#
+#   tests/clients/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing" >&2; exit 2; }
+done
+python3 -c 'import requests, httpx' || { echo "run.sh: python3 needs requests and httpx" >&2; exit 2; }
+
+cargo build --release --quiet
+
+work=$(mktemp -d)
+cleanup() {
+    [ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+: >"$work/err"
+target/release/password-bearer --port 0 >/dev/null 2>"$work/err" &
+echo $! >"$work/pid"
+addr=
+for _ in $(seq 200); do
+    # Only a whole line: half a port is another port.
+    addr=$(sed -n 's/^listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/err")
+    [ -n "$addr" ] && [ -z "$(tail -c1 "$work/err")" ] && break
+    addr=
+    sleep 0.05
+done
+[ -n "$addr" ] || { echo "run.sh: the server did not start: $(cat "$work/err")" >&2; exit 1; }
+url="http://$addr"
+
+passed=0
+failed=0
+# check NAME COMMAND...: runs COMMAND, counts it, says how it went.
+check() {
+    local name=$1; shift
+    if out=$("$@" 2>&1); then
+        passed=$((passed + 1)); echo "ok      $name"
+    else
+        failed=$((failed + 1)); echo "FAILED  $name: $out"
+    fi
+}
+
+# curl_token ARGS...: curl ARGS against /token; prints the status, a
+# space and the body.
+curl_token() {
+    curl -sS -o "$work/body" -w '%{http_code}' "$@" "$url/token"
+    echo " $(cat "$work/body")"
+}
+
+# The token of a 200 answer works on /users/me; anything else fails.
+me_with() {
+    python3 - "$url" "$1" <<'PY'
+import json, sys, urllib.request
+url, answer = sys.argv[1], sys.argv[2]
+status, _, body = answer.partition(" ")
+assert status == "200", answer
+token = json.loads(body)
+assert token["token_type"] == "bearer", token
+request = urllib.request.Request(url + "/users/me", headers={"Authorization": "Bearer " + token["access_token"]})
+me = json.load(urllib.request.urlopen(request, timeout=10))
+assert me["username"] == "johndoe", me
+PY
+}
+
+curl_login() { me_with "$(curl_token -F username=johndoe -F password=secret)"; }
+curl_wrong_password() {
+    local answer
+    answer=$(curl_token -F username=johndoe -F password=nope)
+    [[ $answer == '400 {"detail":"Incorrect username or password","error":"invalid_grant",'* ]] || { echo "$answer"; return 1; }
+}
+curl_file() {
+    local answer
+    printf johndoe >"$work/johndoe.txt"
+    answer=$(curl_token -F "username=@$work/johndoe.txt" -F password=secret)
+    [[ $answer == '422 {"detail":[{"type":"string_type","loc":["body","username"],"msg":"Input should be a valid string","input":{"filename":"johndoe.txt","size":7}}],'* ]] || { echo "$answer"; return 1; }
+}
+
+# python_login MODULE: logs in with MODULE (requests or httpx), as fields
+# sent as files without a filename and as data= beside a file, and uses
+# each token.
+python_login() {
+    python3 - "$url" "$1" <<'PY'
+import base64, importlib, json, sys
+url, name = sys.argv[1], sys.argv[2]
+client = importlib.import_module(name)
+fields = {"username": (None, "johndoe"), "password": (None, "secret")}
+form = {"grant_type": "password", "username": "johndoe", "password": "secret", "scope": "me"}
+avatar = {"avatar": ("avatar.png", b"\x89PNG\r\n--x\r\n", "image/png")}
+for kwargs, scope in [({"files": fields}, None), ({"data": form, "files": avatar}, "me")]:
+    response = client.post(url + "/token", timeout=10, **kwargs)
+    assert response.status_code == 200, (kwargs, response.status_code, response.text)
+    assert response.headers["cache-control"] == "no-store", response.headers
+    token = response.json()["access_token"]
+    me = client.get(url + "/users/me", headers={"Authorization": "Bearer " + token}, timeout=10)
+    assert me.status_code == 200 and me.json()["username"] == "johndoe", me.text
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims.get("scope") == scope, claims
+response = client.post(url + "/token", files={"username": (None, "johndoe"), "password": (None, "nope")}, timeout=10)
+assert response.status_code == 400 and response.json()["error"] == "invalid_grant", response.text
+PY
+}
+
+check "curl -F logs in" curl_login
+check "curl -F with a wrong password is 400" curl_wrong_password
+check "curl -F username=@file is 422 string_type" curl_file
+check "requests logs in (files=, data= and files=)" python_login requests
+check "httpx logs in (files=, data= and files=)" python_login httpx
+
+echo "clients: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
