@@ -83,6 +83,9 @@ step "start the server"
 # Only the flags below count: no PASSWORD_BEARER_* setting from the caller's
 # environment (a PASSWORD_BEARER_NO_DOCS, say) may change what is tested.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^PASSWORD_BEARER_' || true)
+# Created first: the background job opens it only when it gets to run, and
+# the loop below must not find it missing.
+: >"$tmp/server.log"
 "$binary" --port 0 --docs-assets-dir "$assets" --grace-period-seconds 5 \
     2>"$tmp/server.log" &
 server_pid=$!
