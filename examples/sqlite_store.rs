@@ -403,7 +403,7 @@ pub(crate) async fn serve_sqlite(
     listener: TcpListener,
     app: Arc<App<SqliteUsers>>,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) {
     serve_with(
         listener,
         app,
@@ -450,7 +450,7 @@ pub(crate) async fn run(
             serve_sqlite(listener, app, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
-            .await?;
+            .await;
             Ok(())
         }
         _ => Err(USAGE.into()),

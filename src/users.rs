@@ -240,8 +240,10 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send;
 
     /// Whether the store can answer now, for `GET /healthz` (503 while it
-    /// cannot). The default says yes; a store over a network connection
-    /// should ask its server (a `SELECT 1`).
+    /// cannot). The default says yes; a database-backed store should run a
+    /// cheap query that reads its users table (`SELECT 1 FROM users LIMIT
+    /// 1`): a bare `SELECT 1` can succeed on a connection whose table is
+    /// gone (SQLite answers it without reading the file).
     fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         std::future::ready(Ok(()))
     }

@@ -21,9 +21,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-/// The 503 of a login that could not be served now.
-const BUSY: &str = r#"{"detail":"Server busy, try again later","error":"temporarily_unavailable","error_description":"The server cannot take this request now; retry after the number of seconds in Retry-After"}"#;
-
 /// A `POST /token` promising 100 bytes of body and sending one.
 const STALLED_BODY: &[u8] = b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nu";
 
@@ -36,20 +33,6 @@ fn users_me_request() -> Vec<u8> {
     let token = sign(&format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600));
     format!("GET /users/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n")
         .into_bytes()
-}
-
-#[track_caller]
-fn assert_busy(resp: &Response) {
-    assert_json_exact(resp, 503, BUSY);
-    assert!(resp
-        .header("retry-after")
-        .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
-    assert_eq!(
-        resp.header_all("cache-control"),
-        ["no-store"],
-        "{:?}",
-        resp.headers
-    );
 }
 
 #[tokio::test(start_paused = true)]

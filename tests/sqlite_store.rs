@@ -18,8 +18,6 @@ mod example;
 use example::{add_user, Profile, SqliteUsers};
 
 /// The 503 of a request the store could not serve.
-const BUSY: &str = r#"{"detail":"Server busy, try again later","error":"temporarily_unavailable","error_description":"The server cannot take this request now; retry after the number of seconds in Retry-After"}"#;
-
 /// A database file in a directory removed when dropped; the file does not
 /// exist until the store or `add-user` creates it.
 struct Db {
@@ -64,17 +62,6 @@ async fn serve(db: &Path, configure: impl FnOnce(&mut Config<SqliteUsers>)) -> T
         |listener, shutdown| async move { example::serve_sqlite(listener, app, shutdown).await },
     )
     .await
-}
-
-#[track_caller]
-fn assert_busy(resp: &Response) {
-    assert_json_exact(resp, 503, BUSY);
-    assert!(
-        resp.header("retry-after")
-            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)),
-        "{:?}",
-        resp.headers
-    );
 }
 
 #[track_caller]

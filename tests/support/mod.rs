@@ -311,6 +311,29 @@ pub(crate) fn assert_422(resp: &Response, entries: &[&str], error: &str) {
     );
 }
 
+/// The 503 of a request the server cannot take now (no hash slot within
+/// the login queue's wait, or a user store that cannot answer).
+pub(crate) const BUSY: &str = r#"{"detail":"Server busy, try again later","error":"temporarily_unavailable","error_description":"The server cannot take this request now; retry after the number of seconds in Retry-After"}"#;
+
+/// [`BUSY`], with its `Retry-After` (whole seconds, at least 1) and
+/// `Cache-Control: no-store`.
+#[track_caller]
+pub(crate) fn assert_busy(resp: &Response) {
+    assert_json_exact(resp, 503, BUSY);
+    assert!(
+        resp.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "{:?}",
+        resp.headers
+    );
+    assert_eq!(
+        resp.header_all("cache-control"),
+        ["no-store"],
+        "{:?}",
+        resp.headers
+    );
+}
+
 /// The exact 400 of a failed login.
 #[track_caller]
 pub(crate) fn assert_invalid_grant(resp: &Response) {
