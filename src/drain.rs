@@ -82,14 +82,14 @@ impl Drain {
 
     /// Tells every connection to close after its request in flight, then
     /// waits until all have ended.
-    pub(crate) async fn close(&self) {
-        self.enter(CLOSING).await;
+    pub(crate) fn close(&self) -> impl Future<Output = ()> + '_ {
+        self.enter(CLOSING)
     }
 
     /// Ends every connection now (each task returns at its next poll,
     /// dropping its connection), then waits until all have ended.
-    pub(crate) async fn cut(&self) {
-        self.enter(CUT).await;
+    pub(crate) fn cut(&self) -> impl Future<Output = ()> + '_ {
+        self.enter(CUT)
     }
 
     async fn enter(&self, phase: u8) {

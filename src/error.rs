@@ -111,7 +111,7 @@ impl ApiError {
                 ),
             ),
             ApiError::Validation(form) => (StatusCode::UNPROCESSABLE_ENTITY, validation_body(form)),
-            ApiError::Multipart(e) => (StatusCode::BAD_REQUEST, invalid_request_body(e.message())),
+            ApiError::Multipart(e) => (StatusCode::BAD_REQUEST, multipart_body(*e)),
             ApiError::TooManyAttempts(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 Bytes::from_static(
@@ -322,23 +322,16 @@ fn validation_body(form: &FormError) -> Bytes {
 }
 
 /// `{"detail": message, "error": "invalid_request", "error_description":
-/// message}`: FastAPI's body for a request it could not read, and RFC
-/// 6749's code for it.
-fn invalid_request_body(message: &str) -> Bytes {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        detail: &'a str,
-        error: &'static str,
-        error_description: &'a str,
-    }
-    let body = Body {
-        detail: message,
-        error: "invalid_request",
-        error_description: message,
-    };
-    serde_json::to_vec(&body)
-        .expect("strings always serialize")
-        .into()
+/// message}`: FastAPI's body for a multipart body it could not read, and
+/// RFC 6749's code for it. Written out rather than serialized: three
+/// constants cost less binary than a serializer (a test checks they are the
+/// messages, escaped).
+fn multipart_body(error: MultipartError) -> Bytes {
+    Bytes::from_static(match error {
+        MultipartError::MissingBoundary => br#"{"detail":"Missing boundary in multipart.","error":"invalid_request","error_description":"Missing boundary in multipart."}"#,
+        MultipartError::Invalid => br#"{"detail":"Invalid multipart data.","error":"invalid_request","error_description":"Invalid multipart data."}"#,
+        MultipartError::MissingName => br#"{"detail":"The Content-Disposition header field \"name\" must be provided.","error":"invalid_request","error_description":"The Content-Disposition header field \"name\" must be provided."}"#,
+    })
 }
 
 /// One sentence for `error_description`: which fields are wrong and how.
@@ -359,6 +352,24 @@ fn describe(form: &FormError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_multipart_bodies_are_their_messages() {
+        for error in [
+            MultipartError::MissingBoundary,
+            MultipartError::Invalid,
+            MultipartError::MissingName,
+        ] {
+            let expected = serde_json::json!({
+                "detail": error.message(),
+                "error": "invalid_request",
+                "error_description": error.message(),
+            });
+            let body: serde_json::Value = serde_json::from_slice(&multipart_body(error)).unwrap();
+            assert_eq!(body, expected);
+            assert!(multipart_body(error).starts_with(br#"{"detail":"#));
+        }
+    }
 
     #[test]
     fn the_canned_503_is_well_framed_json() {

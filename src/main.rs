@@ -94,7 +94,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             what: "--port".into(),
             problem: e.to_string(),
         })?;
-        let shutdown = shutdown_signal().map_err(|e| ConfigError {
+        let signals = signals().map_err(|e| ConfigError {
             what: "startup".into(),
             problem: format!("cannot handle signals: {e}"),
         })?;
@@ -102,8 +102,28 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
         stderr_log::write_now(format_args!("listening on http://{local}"));
-        serve(listener, app, shutdown).await;
-        Ok(())
+        // The first signal shuts the server down gracefully; a second one,
+        // during the grace period, exits at once: an operator pressing
+        // Ctrl-C twice means it.
+        let (shut_down, shutdown) = tokio::sync::oneshot::channel();
+        let watch = async move {
+            let mut signals = signals;
+            signals.next().await;
+            log::info!(target: "password_bearer::server", "password-bearer: shutting down");
+            let _ = shut_down.send(());
+            signals.next().await
+        };
+        tokio::select! {
+            () = serve(listener, app, async { let _ = shutdown.await; }) => Ok(()),
+            code = watch => {
+                stderr_log::write_now(format_args!(
+                    "password-bearer: second signal: exiting without waiting"
+                ));
+                // A moment for the line, never more: this exit must not wait.
+                stderr_log::flush(Duration::from_millis(200));
+                std::process::exit(code);
+            }
+        }
     })
 }
 
@@ -137,48 +157,49 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
     socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)
 }
 
-/// Registers SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes) at
-/// once, so a signal sent right after the startup line is not lost to the
-/// default action, and returns a future that resolves on the first. A
-/// second signal during the grace period exits at once: an operator
-/// pressing Ctrl-C twice means it.
+/// SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes), registered at
+/// once, so that a signal sent right after the startup line is not lost to
+/// the default action.
 #[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+fn signals() -> std::io::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        log::info!(target: "password_bearer::server", "password-bearer: shutting down");
-        tokio::spawn(async move {
-            // 128 + the signal's number, as a shell reports a process the
-            // signal killed.
-            let code = tokio::select! {
-                _ = interrupt.recv() => 130,
-                _ = terminate.recv() => 143,
-            };
-            stderr_log::write_now(format_args!(
-                "password-bearer: second signal: exiting without waiting"
-            ));
-            // A moment for the line, never more: this exit must not wait.
-            stderr_log::flush(Duration::from_millis(200));
-            std::process::exit(code);
-        });
+    Ok(Signals {
+        interrupt: signal(SignalKind::interrupt())?,
+        terminate: signal(SignalKind::terminate())?,
     })
 }
 
-/// Elsewhere, Ctrl-C (twice: exit at once).
+#[cfg(unix)]
+impl Signals {
+    /// The next signal, as the exit code a shell reports for a process it
+    /// killed: 128 + its number.
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.interrupt.recv() => 130,
+            _ = self.terminate.recv() => 143,
+        }
+    }
+}
+
+/// Elsewhere, Ctrl-C.
 #[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    Ok(async {
+struct Signals;
+
+#[cfg(not(unix))]
+fn signals() -> std::io::Result<Signals> {
+    Ok(Signals)
+}
+
+#[cfg(not(unix))]
+impl Signals {
+    async fn next(&mut self) -> i32 {
         let _ = tokio::signal::ctrl_c().await;
-        log::info!(target: "password_bearer::server", "password-bearer: shutting down");
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-    })
+        130
+    }
 }

@@ -281,7 +281,9 @@ impl<'a> Disposition<'a> {
 /// that is one quoted string unquoted, a name without `=` given an empty
 /// value. Names are compared case-insensitively by the callers.
 fn params(value: &[u8]) -> impl Iterator<Item = (&[u8], Cow<'_, [u8]>)> {
-    split_outside_quotes(value).skip(1).filter_map(|segment| {
+    let mut segments = split_outside_quotes(value);
+    segments.next(); // the type itself (`form-data`)
+    segments.filter_map(|segment| {
         let (name, value) = match segment.iter().position(|&b| b == b'=') {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),

@@ -92,8 +92,11 @@ async fn serve_loop<S, M, Svc>(
         .header_read_timeout(app.header_read_timeout)
         .keep_alive(true);
     let drain = Arc::new(Drain::default());
-    let ticker = tokio::spawn(tally_ticker());
-    tokio::pin!(shutdown);
+    // The tallied log events' summaries, logged as they fall due (a tally
+    // otherwise speaks only when its event recurs). Polled by this loop
+    // rather than a task of its own: a spawned future type costs binary.
+    let tally_due = tokio::time::sleep(TALLY_TICK);
+    tokio::pin!(shutdown, tally_due);
 
     loop {
         // A slot under the total cap is taken before `accept` and moved
@@ -103,6 +106,10 @@ async fn serve_loop<S, M, Svc>(
         let permit = tokio::select! {
             permit = app.slots.free() => permit,
             () = &mut shutdown => break,
+            () = &mut tally_due => {
+                log_tallies(tally_due.as_mut());
+                continue;
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -117,6 +124,10 @@ async fn serve_loop<S, M, Svc>(
                 }
             },
             () = &mut shutdown => break,
+            () = &mut tally_due => {
+                log_tallies(tally_due.as_mut());
+                continue;
+            }
         };
         let slot = match app.slots.admit(permit, peer.ip()) {
             Ok(slot) => slot,
@@ -157,20 +168,20 @@ async fn serve_loop<S, M, Svc>(
         );
         drain.cut().await;
     }
-    ticker.abort();
     logging::emit_all();
 }
 
-/// Logs the tallied events' summaries as they fall due, for as long as a
-/// serving loop runs (a tally otherwise speaks only when its event recurs).
-async fn tally_ticker() {
-    const MOST: std::time::Duration = std::time::Duration::from_secs(10);
-    loop {
-        let wait = logging::emit_due()
-            .map_or(MOST, |due| {
-                due.saturating_duration_since(std::time::Instant::now())
-            })
-            .clamp(std::time::Duration::from_millis(100), MOST);
-        tokio::time::sleep(wait).await;
-    }
+/// How often, at most, the serving loop looks for tallies due: a summary
+/// may come this much after its minute.
+const TALLY_TICK: Duration = Duration::from_secs(10);
+
+/// Logs the tallies due, and sets `timer` for the next (within
+/// [`TALLY_TICK`]).
+fn log_tallies(timer: std::pin::Pin<&mut tokio::time::Sleep>) {
+    let wait = logging::emit_due()
+        .map_or(TALLY_TICK, |due| {
+            due.saturating_duration_since(std::time::Instant::now())
+        })
+        .clamp(Duration::from_millis(100), TALLY_TICK);
+    timer.reset(tokio::time::Instant::now() + wait);
 }
