@@ -101,6 +101,7 @@ fn parsing(c: &mut Criterion) {
             parse_token_body(
                 Some(content_type.as_bytes()),
                 black_box(multipart.as_bytes()),
+                false,
             )
         })
     });
@@ -113,7 +114,13 @@ fn parsing(c: &mut Criterion) {
     worst = format!("{}{worst}\r\n--{boundary}--", part("username", "johndoe"));
     group.throughput(Throughput::Bytes(worst.len() as u64));
     group.bench_function("token_form_multipart_16k_near_delimiters", |b| {
-        b.iter(|| parse_token_body(Some(content_type.as_bytes()), black_box(worst.as_bytes())))
+        b.iter(|| {
+            parse_token_body(
+                Some(content_type.as_bytes()),
+                black_box(worst.as_bytes()),
+                false,
+            )
+        })
     });
     group.finish();
 }

@@ -1,8 +1,10 @@
-//! The server's state and settings: the user store, signing key, password
-//! verifier, and the limits and switches the routes apply.
+//! The server's state and settings: the user store, keys, sessions,
+//! password verifier, and the limits and switches the routes apply.
 
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::sessions::memory::MemorySessions;
+use crate::sessions::{Revocations, SessionStore};
 use crate::slots::Slots;
 use crate::throttle::{Limits, Throttle};
 use crate::token::SecretKey;
@@ -21,6 +23,19 @@ pub struct Config<S = Users> {
     pub users: S,
     /// The HS256 key tokens are signed and checked with.
     pub key: SecretKey,
+    /// Keys that still verify tokens but no longer sign them (a rotation:
+    /// tokens signed with the previous key keep working until they expire).
+    pub old_keys: Vec<SecretKey>,
+    /// How long a login's session, and so its refresh tokens, lasts
+    /// (default 14 days). Zero turns sessions off: no refresh tokens, no
+    /// `POST /revoke`, and tokens without `kid`, `jti` or `sid`.
+    pub refresh_token_ttl: Duration,
+    /// Where sessions are kept (default: [`MemorySessions`], bounded, lost
+    /// on restart).
+    pub sessions: Option<Arc<dyn SessionStore>>,
+    /// Most revocations held in the deny-list (default 100,000); past it
+    /// the one expiring first is dropped.
+    pub max_revocations: usize,
     /// How long an issued token lives (default 30 minutes, as in FastAPI's
     /// JWT chapter).
     pub token_ttl: Duration,
@@ -93,6 +108,10 @@ impl<S: UserStore> Config<S> {
         Config {
             users,
             key,
+            old_keys: Vec::new(),
+            refresh_token_ttl: Duration::from_secs(14 * 24 * 60 * 60),
+            sessions: None,
+            max_revocations: 100_000,
             token_ttl: Duration::from_secs(30 * 60),
             leeway: Duration::ZERO,
             body_limit: 16 * 1024,
@@ -119,7 +138,10 @@ impl<S: UserStore> Config<S> {
 #[derive(Debug)]
 pub struct App<S = Users> {
     pub(crate) users: S,
-    pub(crate) key: SecretKey,
+    /// The signing key first, then the keys that only verify.
+    pub(crate) keys: Vec<SecretKey>,
+    /// `None` when sessions are off.
+    pub(crate) sessions: Option<SessionState>,
     pub(crate) tokens: TokenCache,
     pub(crate) verifier: Verifier,
     pub(crate) token_ttl_secs: i64,
@@ -137,8 +159,25 @@ pub struct App<S = Users> {
     pub(crate) slots: Arc<Slots>,
 }
 
+/// Sessions, when on: where they are kept, what was revoked, how long.
+pub(crate) struct SessionState {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) revocations: Revocations,
+    pub(crate) ttl_secs: i64,
+}
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("revocations", &self.revocations)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: UserStore> App<S> {
-    /// Builds the state. Cheap: nothing is hashed until the first login.
+    /// Builds the state. Cheap: nothing is hashed until the first login;
+    /// what the session store had revoked is loaded into the deny-list.
     pub fn new(config: Config<S>) -> App<S> {
         let params = config.users.hash_params().unwrap_or_else(|| {
             Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
@@ -151,13 +190,31 @@ impl<S: UserStore> App<S> {
                 config.docs_assets,
             )
         });
+        let sessions = (!config.refresh_token_ttl.is_zero()).then(|| {
+            let store = config
+                .sessions
+                .unwrap_or_else(|| Arc::new(MemorySessions::default()));
+            let revocations = Revocations::new(config.max_revocations);
+            let now = crate::auth::unix_now();
+            for revocation in store.revocations(now) {
+                revocations.add(revocation, now);
+            }
+            SessionState {
+                store,
+                revocations,
+                ttl_secs: i64::try_from(config.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX),
+            }
+        });
+        let mut keys = vec![config.key];
+        keys.extend(config.old_keys);
         App {
+            keys,
+            sessions,
             tokens: TokenCache::new(),
             verifier: Verifier::with_limits(params, config.hash_slots, config.login_queue_wait),
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
             users: config.users,
-            key: config.key,
             body_limit: config.body_limit,
             header_read_timeout: config.header_read_timeout,
             request_timeout: config.request_timeout,
@@ -182,6 +239,16 @@ impl<S: UserStore> App<S> {
 
     /// The key tokens are signed with, for embedders that mint their own.
     pub fn key(&self) -> &SecretKey {
-        &self.key
+        &self.keys[0]
+    }
+
+    /// Every key tokens are verified with: the signing key first.
+    pub fn keys(&self) -> &[SecretKey] {
+        &self.keys
+    }
+
+    /// The deny-list, when sessions are on.
+    pub(crate) fn revocations(&self) -> Option<&Revocations> {
+        self.sessions.as_ref().map(|s| &s.revocations)
     }
 }

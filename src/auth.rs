@@ -25,7 +25,8 @@ pub struct CurrentUser {
 }
 
 /// The user a bearer token names: the token must verify (signature,
-/// algorithm, expiry) and its `sub` must be an existing user. Every failure
+/// algorithm, expiry, under one of the app's keys), must not be revoked
+/// (nor its session), and its `sub` must be an existing user. Every failure
 /// is the same [`ApiError::InvalidCredentials`], so a client learns nothing
 /// about why; a user store that cannot answer is
 /// [`ApiError::Unavailable`] (503): the token may well be good.
@@ -45,7 +46,13 @@ pub(crate) fn verify_token<S: UserStore>(
     token: &[u8],
 ) -> Result<Arc<Claims>, ApiError> {
     app.tokens
-        .verify(&app.key, token, unix_now(), app.leeway_secs)
+        .verify(
+            &app.keys,
+            token,
+            unix_now(),
+            app.leeway_secs,
+            app.revocations(),
+        )
         .map_err(|_| ApiError::InvalidCredentials)
 }
 

@@ -27,6 +27,13 @@ pub enum ApiError {
     NotEnoughPermissions(String),
     /// `/token`: unknown user or wrong password, indistinguishable (400).
     IncorrectLogin,
+    /// `/token`'s refresh grant: a refresh token unknown, expired, revoked
+    /// or used up, or a session whose user is disabled or gone (400
+    /// `invalid_grant`).
+    InvalidRefreshToken,
+    /// `/token`'s refresh grant: a scope the session was not granted (400
+    /// `invalid_scope`).
+    InvalidScope,
     /// `/token`: the form failed validation (422).
     Validation(FormError),
     /// `/token`: a multipart body that could not be read (400, Starlette's
@@ -64,6 +71,8 @@ impl fmt::Display for ApiError {
             ApiError::InactiveUser => "inactive user",
             ApiError::NotEnoughPermissions(_) => "not enough permissions",
             ApiError::IncorrectLogin => "incorrect username or password",
+            ApiError::InvalidRefreshToken => "invalid refresh token",
+            ApiError::InvalidScope => "scope beyond the session's grant",
             ApiError::Validation(_) => "request validation failed",
             ApiError::Multipart(_) => "multipart body could not be read",
             ApiError::TooManyAttempts(_) => "too many failed login attempts",
@@ -108,6 +117,18 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(
                     br#"{"detail":"Incorrect username or password","error":"invalid_grant","error_description":"Incorrect username or password"}"#,
+                ),
+            ),
+            ApiError::InvalidRefreshToken => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Invalid refresh token","error":"invalid_grant","error_description":"The refresh token is unknown, expired, revoked or used up, or its user can no longer log in"}"#,
+                ),
+            ),
+            ApiError::InvalidScope => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Invalid scope","error":"invalid_scope","error_description":"The requested scope is beyond the scope granted at login"}"#,
                 ),
             ),
             ApiError::Validation(form) => (StatusCode::UNPROCESSABLE_ENTITY, validation_body(form)),
@@ -341,7 +362,7 @@ fn describe(form: &FormError) -> String {
         .iter()
         .map(|e| match e {
             FieldError::Missing(f) => format!("{f} is required"),
-            FieldError::GrantType(_) => "grant_type must be \"password\"".to_owned(),
+            FieldError::GrantType(_) => "grant_type is not a grant this server supports".to_owned(),
             FieldError::Duplicate(f) => format!("{f} must not be repeated"),
             FieldError::File { field, .. } => format!("{field} must be text, not a file"),
         })

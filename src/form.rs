@@ -1,24 +1,29 @@
-//! The `/token` request form: FastAPI's `OAuth2PasswordRequestForm`, parsed
-//! from `application/x-www-form-urlencoded` or (by `multipart`)
+//! The `/token` request form: FastAPI's `OAuth2PasswordRequestForm`, and
+//! with sessions on RFC 6749's refresh grant too, parsed from
+//! `application/x-www-form-urlencoded` or (by `multipart`)
 //! `multipart/form-data`, and validated in one place for both, with
 //! FastAPI's validation errors (and RFC 6749's rule that no field may be
-//! repeated).
+//! repeated); and the `POST /revoke` form (RFC 7009), read the same way.
 
 pub use crate::multipart::MultipartError;
 use std::borrow::Cow;
 use std::fmt;
 
-/// The fields of the form, in the order FastAPI validates (and reports) them.
-const FIELDS: [&str; 6] = [
+/// The fields of the form, in the order FastAPI validates (and reports) them;
+/// `refresh_token` last, as the refresh grant's.
+const FIELDS: [&str; 7] = [
     "grant_type",
     "username",
     "password",
     "scope",
     "client_id",
     "client_secret",
+    "refresh_token",
 ];
 
-/// A valid password-grant request.
+/// A valid `/token` request: the password grant (`username` and `password`
+/// set), or, when the refresh grant is allowed and asked for, the refresh
+/// grant (`refresh_token` set, `username` and `password` empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenForm {
@@ -34,6 +39,25 @@ pub struct TokenForm {
     pub client_id: Option<String>,
     /// Accepted and unused, as in the seed.
     pub client_secret: Option<String>,
+    /// The refresh grant's token (RFC 6749 §6).
+    pub refresh_token: Option<String>,
+}
+
+impl TokenForm {
+    /// Whether this is the refresh grant.
+    pub fn is_refresh(&self) -> bool {
+        self.refresh_token.is_some()
+    }
+}
+
+/// A valid `POST /revoke` request (RFC 7009 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevokeForm {
+    /// The token to revoke: a refresh token or an access token.
+    pub token: String,
+    /// `refresh_token` or `access_token`, a hint the server may ignore.
+    pub token_type_hint: Option<String>,
 }
 
 /// What is wrong with one field: one entry of FastAPI's `detail` list.
@@ -140,35 +164,65 @@ pub fn is_form_content_type(content_type: Option<&[u8]>) -> bool {
 /// `application/x-www-form-urlencoded` or `multipart/form-data` (media
 /// types matched case-insensitively), each read as its encoding says and
 /// validated alike; anything else (JSON, none) reads as an empty form, as
-/// FastAPI does.
-pub fn parse_token_body(content_type: Option<&[u8]>, body: &[u8]) -> Result<TokenForm, BodyError> {
+/// FastAPI does. `refresh_grant` allows `grant_type=refresh_token`.
+pub fn parse_token_body(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    refresh_grant: bool,
+) -> Result<TokenForm, BodyError> {
+    read_fields(content_type, body, &mut |fields| {
+        validate(fields, refresh_grant)
+    })
+}
+
+/// Parses and validates a `POST /revoke` body, read as a `/token` body is.
+pub fn parse_revoke_body(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+) -> Result<RevokeForm, BodyError> {
+    read_fields(content_type, body, &mut validate_revoke)
+}
+
+/// The fields of a body by its `Content-Type`, handed to `validate`.
+fn read_fields<T>(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    validate: &mut dyn FnMut(&mut dyn Iterator<Item = Field<'_>>) -> Result<T, FormError>,
+) -> Result<T, BodyError> {
     match content_type {
         Some(value) if media_type(value).eq_ignore_ascii_case(MULTIPART) => {
             let fields = crate::multipart::fields(value, body).map_err(BodyError::Multipart)?;
             validate(&mut fields.into_iter()).map_err(BodyError::Invalid)
         }
         Some(value) if media_type(value).eq_ignore_ascii_case(URLENCODED) => {
-            parse_token_form(body).map_err(BodyError::Invalid)
+            validate(&mut urlencoded(body)).map_err(BodyError::Invalid)
         }
-        _ => parse_token_form(b"").map_err(BodyError::Invalid),
+        _ => validate(&mut urlencoded(b"")).map_err(BodyError::Invalid),
     }
 }
 
+fn urlencoded(body: &[u8]) -> impl Iterator<Item = Field<'_>> {
+    form_urlencoded::parse(body).map(|(name, value)| (name, Value::Text(value)))
+}
+
 /// Parses and validates an `application/x-www-form-urlencoded` `/token`
-/// body. `+` decodes to a space and percent
+/// body (the password grant only). `+` decodes to a space and percent
 /// escapes as UTF-8 (lossily: an invalid sequence simply never matches).
 pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
-    validate(&mut form_urlencoded::parse(body).map(|(name, value)| (name, Value::Text(value))))
+    validate(&mut urlencoded(body), false)
 }
 
 /// Validates the fields of a body, whichever its encoding, into the form
 /// or FastAPI's list of errors. Unknown fields are ignored. A `dyn`
 /// iterator: one copy of this code for both encodings, where a generic one
 /// cost 5 KB of binary per encoding.
-fn validate<'a>(fields: &mut dyn Iterator<Item = Field<'a>>) -> Result<TokenForm, FormError> {
+fn validate<'a>(
+    fields: &mut dyn Iterator<Item = Field<'a>>,
+    refresh_grant: bool,
+) -> Result<TokenForm, FormError> {
     // Each field's first value and how often it came.
-    let mut values: [Option<Value<'a>>; 6] = Default::default();
-    let mut counts = [0u32; 6];
+    let mut values: [Option<Value<'a>>; 7] = Default::default();
+    let mut counts = [0u32; 7];
     for (name, value) in fields {
         if let Some(i) = FIELDS.iter().position(|f| *f == name) {
             counts[i] += 1;
@@ -178,7 +232,15 @@ fn validate<'a>(fields: &mut dyn Iterator<Item = Field<'a>>) -> Result<TokenForm
         }
     }
 
-    let mut text: [Option<Cow<'a, str>>; 6] = Default::default();
+    // The refresh grant asks for a refresh token instead of credentials.
+    let refresh = refresh_grant
+        && counts[0] == 1
+        && matches!(&values[0], Some(Value::Text(grant)) if grant == "refresh_token");
+    let required = |i: usize| match refresh {
+        true => i == 6,
+        false => i == 1 || i == 2,
+    };
+    let mut text: [Option<Cow<'a, str>>; 7] = Default::default();
     let mut errors = Vec::new();
     for (i, field) in FIELDS.iter().enumerate() {
         // A repeat is the field's one error, whatever its values.
@@ -194,19 +256,25 @@ fn validate<'a>(fields: &mut dyn Iterator<Item = Field<'a>>) -> Result<TokenForm
             }),
             // An empty value counts as missing, as in FastAPI's form handling.
             Some(Value::Text(value)) if !value.is_empty() => {
-                if i == 0 && value != "password" {
+                if i == 0 && value != "password" && !refresh {
                     errors.push(FieldError::GrantType(value.as_ref().to_owned()));
                 }
                 text[i] = Some(value);
             }
-            _ if i == 1 || i == 2 => errors.push(FieldError::Missing(field)),
+            _ if required(i) => errors.push(FieldError::Missing(field)),
             _ => {}
         }
     }
     if !errors.is_empty() {
         return Err(FormError { errors });
     }
-    let [grant_type, username, password, scope, client_id, client_secret] = text;
+    let [grant_type, username, password, scope, client_id, client_secret, refresh_token] = text;
+    let refresh_token = refresh_token.filter(|_| refresh);
+    let (username, password) = match refresh {
+        // The refresh grant names its user through the session.
+        true => (None, None),
+        false => (username, password),
+    };
     Ok(TokenForm {
         username: username.map(Cow::into_owned).unwrap_or_default(),
         password: password.map(Cow::into_owned).unwrap_or_default(),
@@ -220,7 +288,48 @@ fn validate<'a>(fields: &mut dyn Iterator<Item = Field<'a>>) -> Result<TokenForm
         grant_type: grant_type.map(Cow::into_owned),
         client_id: client_id.map(Cow::into_owned),
         client_secret: client_secret.map(Cow::into_owned),
+        refresh_token: refresh_token.map(Cow::into_owned),
     })
+}
+
+/// Validates a `POST /revoke` body: `token` required, `token_type_hint`
+/// optional, neither repeated; other fields (`client_id`) ignored.
+fn validate_revoke(fields: &mut dyn Iterator<Item = Field<'_>>) -> Result<RevokeForm, FormError> {
+    const REVOKE_FIELDS: [&str; 2] = ["token", "token_type_hint"];
+    let mut values: [Option<Value<'_>>; 2] = Default::default();
+    let mut counts = [0u32; 2];
+    for (name, value) in fields {
+        if let Some(i) = REVOKE_FIELDS.iter().position(|f| *f == name) {
+            counts[i] += 1;
+            values[i].get_or_insert(value);
+        }
+    }
+    let mut text: [Option<String>; 2] = Default::default();
+    let mut errors = Vec::new();
+    for (i, field) in REVOKE_FIELDS.iter().enumerate() {
+        if counts[i] > 1 {
+            errors.push(FieldError::Duplicate(field));
+            continue;
+        }
+        match values[i].take() {
+            Some(Value::File { filename, size }) => errors.push(FieldError::File {
+                field,
+                filename: filename.into_owned(),
+                size,
+            }),
+            Some(Value::Text(value)) if !value.is_empty() => text[i] = Some(value.into_owned()),
+            _ if i == 0 => errors.push(FieldError::Missing(field)),
+            _ => {}
+        }
+    }
+    let [token, token_type_hint] = text;
+    match token {
+        Some(token) if errors.is_empty() => Ok(RevokeForm {
+            token,
+            token_type_hint,
+        }),
+        _ => Err(FormError { errors }),
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +433,7 @@ mod tests {
     }
 
     fn multipart_errors(parts: &[(&str, &str, &str)]) -> Vec<FieldError> {
-        match parse_token_body(Some(MULTIPART), &multipart(parts)) {
+        match parse_token_body(Some(MULTIPART), &multipart(parts), false) {
             Err(BodyError::Invalid(e)) => e.errors,
             other => panic!("{other:?}"),
         }
@@ -335,6 +444,7 @@ mod tests {
         let urlencoded = parse_token_body(
             Some(b"application/x-www-form-urlencoded"),
             b"grant_type=password&username=johndoe&password=secret&scope=me+items&client_id=c&x=1",
+            false,
         );
         let body = multipart(&[
             ("grant_type", "", "password"),
@@ -344,7 +454,8 @@ mod tests {
             ("client_id", "", "c"),
             ("x", "; filename=\"x\"", "1"),
         ]);
-        let multipart = parse_token_body(Some(b"Multipart/Form-Data; boundary=\"X\""), &body);
+        let multipart =
+            parse_token_body(Some(b"Multipart/Form-Data; boundary=\"X\""), &body, false);
         assert!(urlencoded.is_ok(), "{urlencoded:?}");
         assert_eq!(multipart, urlencoded);
     }
@@ -352,7 +463,7 @@ mod tests {
     #[test]
     fn multipart_values_are_not_url_decoded() {
         let body = multipart(&[("username", "", "john%64oe"), ("password", "", "a+b")]);
-        let form = parse_token_body(Some(MULTIPART), &body).unwrap();
+        let form = parse_token_body(Some(MULTIPART), &body, false).unwrap();
         assert_eq!(
             (form.username.as_str(), form.password.as_str()),
             ("john%64oe", "a+b")
@@ -421,18 +532,18 @@ mod tests {
                 FieldError::Missing("password"),
             ],
         }));
-        assert_eq!(parse_token_body(None, login), empty);
-        assert_eq!(parse_token_body(Some(b"text/plain"), login), empty);
+        assert_eq!(parse_token_body(None, login, false), empty);
+        assert_eq!(parse_token_body(Some(b"text/plain"), login, false), empty);
         assert_eq!(
-            parse_token_body(Some(b"multipart/mixed; boundary=X"), login),
+            parse_token_body(Some(b"multipart/mixed; boundary=X"), login, false),
             empty
         );
         assert_eq!(
-            parse_token_body(Some(b"multipart/form-data"), login),
+            parse_token_body(Some(b"multipart/form-data"), login, false),
             Err(BodyError::Multipart(MultipartError::MissingBoundary))
         );
         assert_eq!(
-            parse_token_body(Some(MULTIPART), login),
+            parse_token_body(Some(MULTIPART), login, false),
             Err(BodyError::Multipart(MultipartError::Invalid))
         );
     }

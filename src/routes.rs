@@ -3,16 +3,15 @@
 //! `GET /healthz`.
 
 use crate::app::{App, MAX_PASSWORD_BYTES};
-use crate::auth::{current_active_user, store_unavailable, unix_now, user_named_by, verify_token};
+use crate::auth::{current_active_user, store_unavailable, user_named_by, verify_token};
 use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
-use crate::form::{parse_token_body, BodyError, TokenForm};
+use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
-use crate::token;
 use crate::token::Claims;
 use crate::users::UserStore;
 use bytes::Bytes;
@@ -20,7 +19,6 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use serde::Serialize;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -32,20 +30,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-/// The paths we serve, for the trailing-slash redirect; the docs pages are
-/// last, as they may be off.
-const ROUTES: [&str; 5] = ["/token", "/users/me", "/healthz", "/openapi.json", "/docs"];
-
-/// RFC 6749 §5.1's successful token response.
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: i64,
-    /// Present when the granted scopes differ from the requested ones.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
-}
+/// The paths we always serve, for the trailing-slash redirect; `/revoke`
+/// and the docs pages are served when on.
+const ROUTES: [&str; 3] = ["/token", "/users/me", "/healthz"];
 
 impl<S: UserStore> App<S> {
     /// Answers one request from `client`, the peer's address: failed logins
@@ -87,13 +74,11 @@ impl<S: UserStore> App<S> {
         guarded(timeout, move || route(self, request, Some(peer)))
     }
 
-    /// How many of [`ROUTES`] are served.
-    fn route_count(&self) -> usize {
-        if self.docs.is_some() {
-            ROUTES.len()
-        } else {
-            ROUTES.len() - 2
-        }
+    /// Whether `path` is one of the routes this app serves.
+    fn serves(&self, path: &str) -> bool {
+        ROUTES.contains(&path)
+            || (path == "/revoke" && self.sessions.is_some())
+            || ((path == "/openapi.json" || path == "/docs") && self.docs.is_some())
     }
 
     /// `POST /token`: the password grant.
@@ -107,6 +92,9 @@ impl<S: UserStore> App<S> {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let form = self.read_form(request).await?;
+        if form.is_refresh() {
+            return self.refresh(form, peer).await;
+        }
         let ip = peer.map(|p| p.ip());
         if form.password.len() > MAX_PASSWORD_BYTES {
             // Never hashed, and never counted: a failure that costs nothing
@@ -151,9 +139,6 @@ impl<S: UserStore> App<S> {
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         };
-        attempt.succeeded();
-        self.log_login("ok", &form.username, peer);
-
         // Grant what was asked and is allowed, each scope once; tell the
         // client when that differs from its request (RFC 6749 §5.1).
         let mut requested: Vec<&str> = Vec::new();
@@ -167,31 +152,61 @@ impl<S: UserStore> App<S> {
             .copied()
             .filter(|s| user.allows(s))
             .collect();
-        let scope = granted.join(" ");
-        let access_token = token::issue_scoped(
-            &self.key,
+        // With sessions on, the login starts one: a store that cannot keep
+        // it answers 503, and the attempt counts as nobody's failure.
+        let session = match self.start_session(user.username(), &granted).await {
+            Ok(session) => session,
+            Err(e) => {
+                attempt.refund();
+                return Err(e);
+            }
+        };
+        attempt.succeeded();
+        self.log_login("ok", &form.username, peer);
+        self.token_response(
             user.username(),
-            (!scope.is_empty()).then_some(scope.as_str()),
-            unix_now(),
-            self.token_ttl_secs,
-        );
-        let body = serde_json::to_vec(&TokenResponse {
-            access_token: &access_token,
-            token_type: "bearer",
-            expires_in: self.token_ttl_secs,
-            scope: (granted.len() != requested.len()).then_some(scope.as_str()),
-        })
-        .expect("strings and integers always serialize");
-        Ok(json_response(StatusCode::OK, body.into()))
+            &requested,
+            &granted,
+            session.as_ref().map(|s| (s, 0)),
+        )
     }
 
-    /// Reads the body (bounded) and validates the form.
+    /// `POST /revoke`: the body read as a form, then [`App::revoke`].
+    async fn revoke_request<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<Full<Bytes>>, ApiError>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (content_type, body) = self.read_body(request).await?;
+        let form = parse_revoke_body(content_type.as_ref().map(HeaderValue::as_bytes), &body)
+            .map_err(body_error)?;
+        self.revoke(&form.token).await
+    }
+
+    /// Reads the body (bounded) and validates the `/token` form.
     async fn read_form<B>(&self, request: Request<B>) -> Result<TokenForm, ApiError>
     where
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = request.into_parts();
+        let (content_type, body) = self.read_body(request).await?;
+        let content_type = content_type.as_ref().map(HeaderValue::as_bytes);
+        parse_token_body(content_type, &body, self.sessions.is_some()).map_err(body_error)
+    }
+
+    /// Reads a form's body, bounded, and its `Content-Type`.
+    async fn read_body<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<(Option<HeaderValue>, Bytes), ApiError>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut parts, body) = request.into_parts();
         // A declared length over the limit is refused before reading a byte;
         // `Limited` catches bodies that lie or are chunked.
         let declared = parts
@@ -213,16 +228,12 @@ impl<S: UserStore> App<S> {
                 }
             })?
             .to_bytes();
-        let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
-        parse_token_body(content_type, &body).map_err(|e| match e {
-            BodyError::Invalid(form) => ApiError::Validation(form),
-            BodyError::Multipart(e) => ApiError::Multipart(e),
-        })
+        Ok((parts.headers.remove(CONTENT_TYPE), body))
     }
 
     /// The 429 of a throttled attempt, tallied in the log: one line per
     /// username (or address) a minute, however many attempts.
-    fn throttled(
+    pub(crate) fn throttled(
         &self,
         throttled: Throttled,
         username: &str,
@@ -274,6 +285,14 @@ impl<S: UserStore> App<S> {
     }
 }
 
+/// A form that could not be read or failed validation, as its answer.
+fn body_error(error: BodyError) -> ApiError {
+    match error {
+        BodyError::Invalid(form) => ApiError::Validation(form),
+        BodyError::Multipart(e) => ApiError::Multipart(e),
+    }
+}
+
 /// Every answer.
 type Reply = Response<Full<Bytes>>;
 
@@ -283,10 +302,19 @@ enum Outcome {
     Ready(Response<Full<Bytes>>),
     /// `/users/me` with a verified token: the store lookup is left.
     UsersMe(Arc<Claims>),
-    /// `/token`: the body, the form and the hash are left.
-    Login,
+    /// A form to read and answer: `/token` or `/revoke`.
+    Form(FormRoute),
     /// `/healthz`: the store's answer is left.
     Health,
+}
+
+/// The routes that read a form.
+#[derive(Clone, Copy)]
+enum FormRoute {
+    /// `POST /token`: the body, the form and the hash (or the session).
+    Token,
+    /// `POST /revoke`: the body, the form and the session store.
+    Revoke,
 }
 
 /// Routes a request: everything that needs no waiting is done here, before
@@ -321,7 +349,7 @@ where
     let path = request.uri().path();
     let docs = app.docs.as_ref();
     let outcome = match (request.method(), path) {
-        (&Method::POST, "/token") => Outcome::Login,
+        (&Method::POST, "/token") => Outcome::Form(FormRoute::Token),
         (_, "/token") => {
             let mut response = ApiError::MethodNotAllowed("POST").into_response();
             no_store(&mut response);
@@ -344,6 +372,12 @@ where
             }
         }
         (_, "/users/me") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
+        (&Method::POST, "/revoke") if app.sessions.is_some() => Outcome::Form(FormRoute::Revoke),
+        (_, "/revoke") if app.sessions.is_some() => {
+            let mut response = ApiError::MethodNotAllowed("POST").into_response();
+            no_store(&mut response);
+            Outcome::Ready(response)
+        }
         (&Method::GET, "/healthz") => Outcome::Health,
         (_, "/healthz") => Outcome::Ready(ApiError::MethodNotAllowed("GET").into_response()),
         (&Method::GET, "/docs/swagger-ui-bundle.js" | "/docs/swagger-ui.css")
@@ -364,7 +398,7 @@ where
         // that a POST stays a POST.
         (_, _) => Outcome::Ready(
             match path.strip_suffix('/').map(|p| p.trim_end_matches('/')) {
-                Some(bare) if ROUTES[..app.route_count()].contains(&bare) => {
+                Some(bare) if app.serves(bare) => {
                     let location = match request.uri().query() {
                         Some(query) => format!("{bare}?{query}"),
                         None => bare.to_owned(),
@@ -398,12 +432,13 @@ where
         // Boxed: the login's state (body, form, hash) would otherwise size
         // every connection's future; one allocation per login costs nothing
         // beside an argon2 hash.
-        Outcome::Login => RouteFuture::Login {
+        Outcome::Form(form) => RouteFuture::Login {
             login: Box::pin(async move {
-                let mut response = app
-                    .login(request, peer)
-                    .await
-                    .unwrap_or_else(ApiError::into_response);
+                let answer = match form {
+                    FormRoute::Token => app.login(request, peer).await,
+                    FormRoute::Revoke => app.revoke_request(request).await,
+                };
+                let mut response = answer.unwrap_or_else(ApiError::into_response);
                 no_store(&mut response);
                 finish(access, &response);
                 response
@@ -564,7 +599,7 @@ impl AccessEntry {
 
 /// A client-supplied string in a log line: quoted and escaped (no forged
 /// lines through newlines), and cut at 64 characters.
-struct Quoted<'a>(&'a str);
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -577,7 +612,7 @@ impl fmt::Display for Quoted<'_> {
 }
 
 /// The peer address, or `-` when unknown.
-struct Peer(Option<SocketAddr>);
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -132,7 +132,8 @@ pub struct Throttle {
 #[must_use = "settle the attempt: failed, succeeded or refund"]
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
-    user: u64,
+    /// The username's key; `None` for an attempt that names no user.
+    user: Option<u64>,
     user_reserved: bool,
     /// The address's key, when a failure was reserved against it.
     ip: Option<IpAddr>,
@@ -147,7 +148,9 @@ impl Attempt<'_> {
     /// The password was right: the username's failures are forgotten, and
     /// the address's reservation is returned.
     pub fn succeeded(self) {
-        lock(&self.throttle.users).remove(self.user);
+        if let Some(user) = self.user {
+            lock(&self.throttle.users).remove(user);
+        }
         if let Some(ip) = self.ip {
             lock(&self.throttle.ips).unrecord(ip, self.at);
         }
@@ -156,8 +159,8 @@ impl Attempt<'_> {
     /// The attempt was never judged (the server was too busy to hash, or
     /// the user store could not answer): both reservations are returned.
     pub fn refund(self) {
-        if self.user_reserved {
-            lock(&self.throttle.users).unrecord(self.user, self.at);
+        if let (Some(user), true) = (self.user, self.user_reserved) {
+            lock(&self.throttle.users).unrecord(user, self.at);
         }
         if let Some(ip) = self.ip {
             lock(&self.throttle.ips).unrecord(ip, self.at);
@@ -207,8 +210,25 @@ impl Throttle {
         let ip = ip.filter(|&ip| ips.record(ip, now));
         Ok(Attempt {
             throttle: self,
-            user,
+            user: Some(user),
             user_reserved,
+            ip,
+            at: now,
+        })
+    }
+
+    /// [`Throttle::admit`] for an attempt that names no username (a refresh
+    /// token): only the address's limit applies and is reserved against.
+    pub fn admit_address(&self, ip: Option<IpAddr>) -> Result<Attempt<'_>, Throttled> {
+        let now = self.now_ms();
+        let ip = ip.map(address_key);
+        let mut ips = lock(&self.ips);
+        throttled(None, ip.and_then(|ip| ips.retry_after(ip, now)))?;
+        let ip = ip.filter(|&ip| ips.record(ip, now));
+        Ok(Attempt {
+            throttle: self,
+            user: None,
+            user_reserved: false,
             ip,
             at: now,
         })
@@ -873,6 +893,21 @@ mod tests {
         assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         t.admit("johndoe", IP).unwrap().failed();
         assert!(wait(&t, "johndoe", IP).is_err());
+    }
+
+    #[test]
+    fn an_address_only_attempt_leaves_usernames_alone() {
+        let (t, _) = throttle(limits(1, 2));
+        t.admit("johndoe", OTHER_IP).unwrap().failed();
+        t.admit_address(IP).unwrap().failed();
+        // A success refunds the address and resets no username.
+        t.admit_address(IP).unwrap().refund();
+        assert!(wait(&t, "johndoe", None).is_err());
+        assert_eq!(wait(&t, "x", IP), Ok(()));
+        t.admit_address(IP).unwrap().failed();
+        let refused = t.admit_address(IP).unwrap_err();
+        assert!(refused.address && !refused.username);
+        assert!(t.admit_address(None).is_ok());
     }
 
     #[test]

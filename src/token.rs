@@ -8,6 +8,12 @@
 //! are refused, and the claims are typed strictly (`exp` an integer,
 //! duplicate keys refused). Tokens are byte-compatible with PyJWT, so a
 //! FastAPI service sharing the key can read ours and we can read its.
+//!
+//! Keys rotate: several keys may verify ([`verify_any`]), and tokens of a
+//! session carry the `kid` of the key that signed them ([`issue_in_session`]).
+//! The signature is still checked before any JSON is read: each key is
+//! tried in turn (the signing key first), and only then is the header's
+//! `kid`, if any, required to name the key that matched.
 
 use std::fmt;
 
@@ -15,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -32,11 +38,17 @@ const SIGNATURE_LEN: usize = 32;
 /// call would be wasted work (a test checks it against the JSON).
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// The HS256 signing key: the HMAC state keyed once, cloned per use (saves
-/// re-deriving ipad/opad per request).
+/// An HS256 key: the HMAC state keyed once, cloned per use (saves
+/// re-deriving ipad/opad per request), and its key id.
 #[derive(Clone)]
 pub struct SecretKey {
     mac: HmacSha256,
+    /// `kid`: 64 bits of a SHA-256 of the key, base64url. The same key
+    /// gets the same id in every process, and the id tells nothing of the key.
+    kid: String,
+    /// `base64url({"alg":"HS256","kid":KID,"typ":"JWT"})`, PyJWT's header
+    /// with this `kid` (sorted keys), encoded once.
+    header_b64: String,
 }
 
 impl SecretKey {
@@ -51,7 +63,22 @@ impl SecretKey {
         }
         let mac = HmacSha256::new_from_slice(bytes)
             .expect("HMAC accepts keys of any length; longer ones are hashed");
-        Ok(SecretKey { mac })
+        let digest = Sha256::new()
+            .chain_update(b"password-bearer key id\0")
+            .chain_update(bytes)
+            .finalize();
+        let kid = URL_SAFE_NO_PAD.encode(&digest[..8]);
+        let header = format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"JWT"}}"#);
+        Ok(SecretKey {
+            mac,
+            header_b64: URL_SAFE_NO_PAD.encode(header),
+            kid,
+        })
+    }
+
+    /// The key's id, as tokens carry it in their `kid` header.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 
     /// A fresh key of [`Self::MIN_LEN`] bytes from the operating system's
@@ -64,9 +91,10 @@ impl SecretKey {
 }
 
 impl fmt::Debug for SecretKey {
-    // The HMAC state is derived from the key, so none of it may be shown.
+    // The HMAC state is derived from the key, so none of it may be shown;
+    // the id is a one-way digest.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(..)")
+        write!(f, "SecretKey(kid={})", self.kid)
     }
 }
 
@@ -113,6 +141,12 @@ pub struct Claims {
     /// The granted scopes, space-separated (RFC 8693's `scope` claim), if
     /// any were granted.
     pub scope: Option<String>,
+    /// The token's id (`jti`), when it was issued in a session: what
+    /// revoking this one token names.
+    pub jti: Option<String>,
+    /// The session it was issued in (`sid`): revoking the session revokes
+    /// every token that names it.
+    pub sid: Option<String>,
 }
 
 impl Claims {
@@ -149,6 +183,10 @@ pub enum TokenError {
     Expired,
     /// `nbf` has not been reached (allowing for the leeway).
     NotYetValid,
+    /// The header's `kid` names a key other than the one that signed it.
+    UnknownKey,
+    /// The token, or its session, was revoked.
+    Revoked,
 }
 
 impl fmt::Display for TokenError {
@@ -162,6 +200,8 @@ impl fmt::Display for TokenError {
             TokenError::InvalidClaims => "token claims are invalid",
             TokenError::Expired => "token has expired",
             TokenError::NotYetValid => "token is not yet valid",
+            TokenError::UnknownKey => "token names an unknown key",
+            TokenError::Revoked => "token has been revoked",
         };
         f.write_str(msg)
     }
@@ -178,6 +218,10 @@ struct IssuedClaims<'a> {
     exp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
 }
 
 /// Mint a token: header exactly `{"alg":"HS256","typ":"JWT"}`, claims
@@ -201,11 +245,39 @@ pub fn issue_scoped(
         iat: now,
         exp: now.saturating_add(ttl_secs),
         scope,
+        jti: None,
+        sid: None,
     };
+    sign_claims(key, HEADER_B64, &claims)
+}
+
+/// A token issued in a session: [`issue_scoped`]'s claims, then `jti` (this
+/// token's id) and `sid` (the session's), and the signing key's `kid` in the
+/// header, so that the key can be rotated without logging anyone out.
+pub fn issue_in_session(
+    key: &SecretKey,
+    sub: &str,
+    scope: Option<&str>,
+    (jti, sid): (&str, &str),
+    now: i64,
+    ttl_secs: i64,
+) -> String {
+    let claims = IssuedClaims {
+        sub,
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+        scope,
+        jti: Some(jti),
+        sid: Some(sid),
+    };
+    sign_claims(key, &key.header_b64, &claims)
+}
+
+fn sign_claims(key: &SecretKey, header_b64: &str, claims: &IssuedClaims<'_>) -> String {
     let json =
-        serde_json::to_vec(&claims).expect("a struct of a string and integers always serializes");
-    let mut token = String::with_capacity(HEADER_B64.len() + json.len() * 4 / 3 + 48);
-    token.push_str(HEADER_B64);
+        serde_json::to_vec(claims).expect("a struct of strings and integers always serializes");
+    let mut token = String::with_capacity(header_b64.len() + json.len() * 4 / 3 + 48);
+    token.push_str(header_b64);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&json, &mut token);
     let mut mac = key.mac.clone();
@@ -221,6 +293,19 @@ pub fn issue_scoped(
 /// The signature is verified before any JSON is read, so nothing an
 /// attacker writes without the key reaches the JSON parser.
 pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
+    verify_any(std::slice::from_ref(key), token, now, leeway)
+}
+
+/// [`verify`] against several keys (a rotation: the new key first). The
+/// signature is tried against each key in turn, before any JSON is read; a
+/// header `kid` must then name the key that matched, so a token signed by
+/// one key cannot pass under another's id.
+pub fn verify_any(
+    keys: &[SecretKey],
+    token: &str,
+    now: i64,
+    leeway: i64,
+) -> Result<Claims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -246,12 +331,16 @@ pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Cla
         return Err(TokenError::BadSignature);
     }
 
-    let mut mac = key.mac.clone();
-    mac.update(header_b64.as_bytes());
-    mac.update(b".");
-    mac.update(payload_b64.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    let key = keys
+        .iter()
+        .find(|key| {
+            let mut mac = key.mac.clone();
+            mac.update(header_b64.as_bytes());
+            mac.update(b".");
+            mac.update(payload_b64.as_bytes());
+            mac.verify_slice(&signature).is_ok()
+        })
+        .ok_or(TokenError::BadSignature)?;
 
     let parsed: Header = serde_json::from_slice(&header).map_err(|_| TokenError::Malformed)?;
     if !is_object(&header) {
@@ -263,6 +352,9 @@ pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Cla
     }
     if header.jku || header.jwk || header.x5u || header.x5c || header.crit {
         return Err(TokenError::ForbiddenHeader);
+    }
+    if header.kid.is_some_and(|kid| kid != key.kid) {
+        return Err(TokenError::UnknownKey);
     }
 
     let claims: WireClaims = serde_json::from_slice(&payload).map_err(|e| {
@@ -286,6 +378,8 @@ pub fn verify(key: &SecretKey, token: &str, now: i64, leeway: i64) -> Result<Cla
         exp: claims.exp,
         nbf: claims.nbf,
         scope: claims.scope,
+        jti: claims.jti,
+        sid: claims.sid,
     })
 }
 
@@ -297,13 +391,16 @@ fn is_object(json: &[u8]) -> bool {
     json.trim_ascii_start().first() == Some(&b'{')
 }
 
-/// The header fields we act on. Any other field (`typ`, `kid`, ...) is
-/// ignored; a repeated known field fails deserialization, so
+/// The header fields we act on. Any other field (`typ`, ...) is ignored; a
+/// repeated known field fails deserialization, so
 /// `{"alg":"none","alg":"HS256"}` cannot be read two ways.
 #[derive(Deserialize)]
 struct Header {
     #[serde(rename = "alg", default, deserialize_with = "is_hs256")]
     alg_is_hs256: bool,
+    /// Must be a string when present.
+    #[serde(default, deserialize_with = "some_string")]
+    kid: Option<String>,
     // Presence, not value, is what is forbidden: `"jku": null` counts too,
     // hence `present` rather than `Option`, which would read null as absent.
     #[serde(default, deserialize_with = "present")]
@@ -343,9 +440,14 @@ struct WireClaims {
     nbf: Option<i64>,
     #[serde(default, deserialize_with = "some_string")]
     scope: Option<String>,
+    #[serde(default, deserialize_with = "some_string")]
+    jti: Option<String>,
+    #[serde(default, deserialize_with = "some_string")]
+    sid: Option<String>,
 }
 
-/// `scope`, when present, must be a string (not null, not a list).
+/// `scope`, `jti`, `sid` and a header's `kid`, when present, must be
+/// strings (not null, not a list).
 fn some_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     String::deserialize(d).map(Some)
 }
@@ -443,6 +545,8 @@ mod tests {
                 exp: NOW + 1800,
                 nbf: None,
                 scope: None,
+                jti: None,
+                sid: None,
             }
         );
         let scoped = issue_scoped(&key(), "johndoe", Some("me items"), NOW, 60);
@@ -474,6 +578,8 @@ mod tests {
                 exp: 4_102_444_800,
                 nbf: None,
                 scope: None,
+                jti: None,
+                sid: None,
             }
         );
         let c = verify(&key(), PYJWT_EXTRA, NOW, 0).expect("token with extra claims verifies");
@@ -485,7 +591,75 @@ mod tests {
                 exp: 4_102_444_800,
                 nbf: Some(1_699_999_000),
                 scope: Some("me items".into()),
+                jti: Some("abc123".into()),
+                sid: None,
             }
+        );
+    }
+
+    fn other_key() -> SecretKey {
+        SecretKey::new(b"another key for rotation tests, 32+ bytes").unwrap()
+    }
+
+    #[test]
+    fn session_tokens_carry_kid_jti_sid_and_pyjwt_header_order() {
+        let token = issue_in_session(&key(), "johndoe", Some("me"), ("j1", "s1"), NOW, 60);
+        let header = URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(header).unwrap(),
+            format!(r#"{{"alg":"HS256","kid":"{}","typ":"JWT"}}"#, key().kid())
+        );
+        let claims = verify(&key(), &token, NOW, 0).unwrap();
+        assert_eq!(
+            (claims.jti.as_deref(), claims.sid.as_deref()),
+            (Some("j1"), Some("s1"))
+        );
+        assert_eq!(key().kid().len(), 11);
+        assert_ne!(key().kid(), other_key().kid());
+        assert!(!format!("{:?}", key()).contains("test-key"));
+    }
+
+    #[test]
+    fn every_key_verifies_and_a_kid_must_name_the_signer() {
+        let keys = [other_key(), key()];
+        // Signed by the old key, with or without a kid: still accepted.
+        let plain = issue(&key(), "johndoe", NOW, 60);
+        let with_kid = issue_in_session(&key(), "johndoe", None, ("j", "s"), NOW, 60);
+        assert!(verify_any(&keys, &plain, NOW, 0).is_ok());
+        assert!(verify_any(&keys, &with_kid, NOW, 0).is_ok());
+        assert!(verify_any(&keys, PYJWT_FULL, NOW, 0).is_ok());
+        // A key no longer listed: refused.
+        assert_eq!(
+            verify_any(&[other_key()], &with_kid, NOW, 0),
+            Err(TokenError::BadSignature)
+        );
+        // A kid naming a key other than the one that signed, or no key.
+        let lying = format!(
+            r#"{{"alg":"HS256","kid":"{}","typ":"JWT"}}"#,
+            other_key().kid()
+        );
+        let token = sign(&lying, r#"{"sub":"a","exp":4102444800}"#);
+        assert_eq!(
+            verify_any(&keys, &token, NOW, 0),
+            Err(TokenError::UnknownKey)
+        );
+        let unknown = sign(
+            r#"{"alg":"HS256","kid":"nobody","typ":"JWT"}"#,
+            r#"{"sub":"a","exp":4102444800}"#,
+        );
+        assert_eq!(
+            verify_any(&keys, &unknown, NOW, 0),
+            Err(TokenError::UnknownKey)
+        );
+        let not_text = sign(
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"sub":"a","exp":4102444800}"#,
+        );
+        assert_eq!(
+            verify_any(&keys, &not_text, NOW, 0),
+            Err(TokenError::Malformed)
         );
     }
 
@@ -571,12 +745,16 @@ mod tests {
     }
 
     #[test]
-    fn header_may_omit_typ_and_carry_kid() {
+    fn header_may_omit_typ_and_carry_its_keys_kid() {
+        let own = format!(r#"{{"kid":"{}","alg":"HS256"}}"#, key().kid());
+        let token = sign(&own, r#"{"sub":"a","exp":4102444800}"#);
+        assert!(verify(&key(), &token, NOW, 0).is_ok());
+        // Any other kid is a key we do not know.
         let token = sign(
             r#"{"kid":"1","alg":"HS256"}"#,
             r#"{"sub":"a","exp":4102444800}"#,
         );
-        assert!(verify(&key(), &token, NOW, 0).is_ok());
+        assert_eq!(verify(&key(), &token, NOW, 0), Err(TokenError::UnknownKey));
     }
 
     #[test]
@@ -882,7 +1060,8 @@ mod tests {
     #[test]
     fn debug_hides_key() {
         let shown = format!("{:?} {:#?}", key(), key());
-        assert_eq!(shown, "SecretKey(..) SecretKey(..)");
+        let kid = key().kid().to_owned();
+        assert_eq!(shown, format!("SecretKey(kid={kid}) SecretKey(kid={kid})"));
         assert!(!shown.contains("0123456789abcdef"));
         assert!(!shown.contains("48, 49, 50"));
     }

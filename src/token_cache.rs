@@ -8,7 +8,13 @@
 //! every hit, so an entry never outlives its token. The cache is
 //! direct-mapped: a fixed number of slots, each holding one token, so its
 //! memory is bounded whatever clients send, and a collision only evicts.
+//!
+//! Revocation is checked here too, cheaply: each entry remembers the
+//! deny-list's generation it was last checked against, and a hit looks the
+//! token up again only when something was revoked since, so the usual hit
+//! costs one atomic load more.
 
+use crate::sessions::Revocations;
 use crate::token::{self, check_times, Claims, SecretKey, TokenError};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,6 +26,9 @@ const SLOTS: usize = 1024;
 struct Entry {
     token: Box<[u8]>,
     claims: Arc<Claims>,
+    /// The deny-list's generation when this token was last found not
+    /// revoked.
+    checked: u64,
 }
 
 /// A fixed-size cache of verified tokens.
@@ -44,22 +53,35 @@ impl TokenCache {
         }
     }
 
-    /// [`token::verify`] of the token's bytes, answered from the cache when
-    /// this exact token was verified before.
+    /// [`token::verify_any`] of the token's bytes under `keys`, answered
+    /// from the cache when this exact token was verified before; then, when
+    /// there is a deny-list, refused if it or its session was revoked.
     pub(crate) fn verify(
         &self,
-        key: &SecretKey,
+        keys: &[SecretKey],
         token: &[u8],
         now: i64,
         leeway: i64,
+        revocations: Option<&Revocations>,
     ) -> Result<Arc<Claims>, TokenError> {
         let slot = &self.slots[slot_of(token)];
         let hit = {
-            let entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
-            entry
-                .as_ref()
-                .filter(|e| constant_time_eq(&e.token, token))
-                .map(|e| e.claims.clone())
+            let mut entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match entry.as_mut() {
+                Some(e) if constant_time_eq(&e.token, token) => {
+                    if let Some(revocations) = revocations {
+                        let generation = revocations.generation();
+                        if e.checked != generation {
+                            if denied(revocations, &e.claims, now) {
+                                return Err(TokenError::Revoked);
+                            }
+                            e.checked = generation;
+                        }
+                    }
+                    Some(e.claims.clone())
+                }
+                _ => None,
+            }
         };
         if let Some(claims) = hit {
             check_times(claims.exp, claims.nbf, now, leeway)?;
@@ -68,13 +90,26 @@ impl TokenCache {
         // Only a miss needs the token as text: a hit equals a token that
         // was UTF-8 when it was verified.
         let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
-        let claims = Arc::new(token::verify(key, text, now, leeway)?);
+        let claims = Arc::new(token::verify_any(keys, text, now, leeway)?);
+        // The generation before the lookup: an addition racing with it
+        // moves the generation, and the next hit looks again.
+        let checked = revocations.map_or(0, Revocations::generation);
+        if revocations.is_some_and(|r| denied(r, &claims, now)) {
+            return Err(TokenError::Revoked);
+        }
         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
             token: token.into(),
             claims: claims.clone(),
+            checked,
         });
         Ok(claims)
     }
+}
+
+/// Whether the deny-list names the token or its session.
+fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
+    (claims.sid.is_some() || claims.jti.is_some())
+        && revocations.denies(claims.sid.as_deref(), claims.jti.as_deref(), now)
 }
 
 /// The slot of a token: from its last eight bytes, the end of the HMAC
@@ -126,7 +161,7 @@ mod tests {
         let bytes = b"\xff\xfe.e30.c2ln";
         for _ in 0..2 {
             assert_eq!(
-                cache.verify(&key(), bytes, NOW, 0),
+                cache.verify(&[key()], bytes, NOW, 0, None),
                 Err(TokenError::Malformed)
             );
         }
@@ -136,8 +171,12 @@ mod tests {
     fn a_hit_returns_the_same_claims() {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
-        let first = cache.verify(&key(), token.as_bytes(), NOW, 0).unwrap();
-        let second = cache.verify(&key(), token.as_bytes(), NOW, 0).unwrap();
+        let first = cache
+            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .unwrap();
+        let second = cache
+            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &second), "the second call is a hit");
         assert_eq!(second.sub, "johndoe");
     }
@@ -146,13 +185,17 @@ mod tests {
     fn expiry_is_checked_on_every_hit() {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
-        assert!(cache.verify(&key(), token.as_bytes(), NOW, 0).is_ok());
+        assert!(cache
+            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .is_ok());
         assert_eq!(
-            cache.verify(&key(), token.as_bytes(), NOW + 60, 0),
+            cache.verify(&[key()], token.as_bytes(), NOW + 60, 0, None),
             Err(TokenError::Expired)
         );
         assert!(
-            cache.verify(&key(), token.as_bytes(), NOW + 60, 5).is_ok(),
+            cache
+                .verify(&[key()], token.as_bytes(), NOW + 60, 5, None)
+                .is_ok(),
             "leeway applies"
         );
     }
@@ -161,16 +204,22 @@ mod tests {
     fn a_token_differing_in_one_byte_is_verified_in_full() {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
-        assert!(cache.verify(&key(), token.as_bytes(), NOW, 0).is_ok());
+        assert!(cache
+            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .is_ok());
         // Same slot (same tail), different payload byte: must not hit.
         let mut forged = token.clone().into_bytes();
         let dot = forged.iter().position(|&b| b == b'.').unwrap();
         forged[dot + 3] ^= 1;
         let forged = String::from_utf8(forged).unwrap();
         assert_eq!(slot_of(forged.as_bytes()), slot_of(token.as_bytes()));
-        assert!(cache.verify(&key(), forged.as_bytes(), NOW, 0).is_err());
+        assert!(cache
+            .verify(&[key()], forged.as_bytes(), NOW, 0, None)
+            .is_err());
         assert!(
-            cache.verify(&key(), token.as_bytes(), NOW, 0).is_ok(),
+            cache
+                .verify(&[key()], token.as_bytes(), NOW, 0, None)
+                .is_ok(),
             "the real one still verifies"
         );
     }
@@ -184,11 +233,11 @@ mod tests {
         let other = SecretKey::new(b"another-key-0123456789abcdef-0123456").unwrap();
         let token = issue(&other, "johndoe", NOW, 60);
         assert_eq!(
-            cache.verify(&key(), token.as_bytes(), NOW, 0),
+            cache.verify(&[key()], token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            cache.verify(&key(), token.as_bytes(), NOW, 0),
+            cache.verify(&[key()], token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
     }

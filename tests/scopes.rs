@@ -19,8 +19,15 @@ fn keys(resp: &Response) -> Vec<String> {
     keys
 }
 
-const WITHOUT_SCOPE: [&str; 3] = ["access_token", "expires_in", "token_type"];
-const WITH_SCOPE: [&str; 4] = ["access_token", "expires_in", "scope", "token_type"];
+// Sessions are on by default, so every login answer has a refresh token.
+const WITHOUT_SCOPE: [&str; 4] = ["access_token", "expires_in", "refresh_token", "token_type"];
+const WITH_SCOPE: [&str; 5] = [
+    "access_token",
+    "expires_in",
+    "refresh_token",
+    "scope",
+    "token_type",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_requested_scopes_granted_are_not_repeated_in_the_response() {

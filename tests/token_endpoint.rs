@@ -21,14 +21,25 @@ async fn good_credentials_return_a_bearer_jwt_signed_with_the_key() {
     let object = body.as_object().expect("an object");
     let mut keys: Vec<_> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+    assert_eq!(
+        keys,
+        ["access_token", "expires_in", "refresh_token", "token_type"]
+    );
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 1800);
 
     let token = body["access_token"].as_str().expect("a string token");
     let (header, claims) = decode_verified(token, TEST_KEY);
-    assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+    assert_eq!(
+        header,
+        serde_json::json!({"alg": "HS256", "kid": test_key().kid(), "typ": "JWT"})
+    );
     assert_eq!(claims["sub"], "johndoe");
+    // A session's token: its own id and its session's, 128 bits each.
+    for id in ["jti", "sid"] {
+        let text = claims[id].as_str().expect("a string id");
+        assert_eq!(unb64(text).len(), 16, "{id}: {text}");
+    }
     let iat = claims["iat"].as_i64().expect("iat is an integer");
     let exp = claims["exp"].as_i64().expect("exp is an integer");
     assert!((before..=after).contains(&iat), "iat {iat} is now");
@@ -399,4 +410,43 @@ async fn a_smaller_configured_body_limit_applies() {
     assert_json_exact(&resp, 413, r#"{"detail":"Request body too large"}"#);
     let resp = post_token(server.addr, "username=johndoe&password=secret").await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sessions_off_a_login_answers_as_before_sessions() {
+    let mut config = Config::new(Users::demo(), test_key());
+    config.refresh_token_ttl = Duration::ZERO;
+    let server = start_with(config).await;
+    let resp = post_token(server.addr, "username=johndoe&password=secret").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let body = resp.json();
+    let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+    let (header, claims) = decode_verified(body["access_token"].as_str().unwrap(), TEST_KEY);
+    assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+    assert!(
+        claims.get("jti").is_none() && claims.get("sid").is_none(),
+        "{claims}"
+    );
+    // No refresh grant, no /revoke.
+    let resp = post_token(server.addr, "grant_type=refresh_token&refresh_token=x").await;
+    assert_422(
+        &resp,
+        &[
+            &grant_type_mismatch("refresh_token"),
+            MISSING_USERNAME,
+            MISSING_PASSWORD,
+        ],
+        "unsupported_grant_type",
+    );
+    let resp = request(
+        server.addr,
+        "POST",
+        "/revoke",
+        &[("Content-Type", FORM)],
+        b"token=x",
+    )
+    .await;
+    assert_eq!(resp.status, 404);
 }

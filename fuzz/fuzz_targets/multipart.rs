@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
             None => (rest, &[][..]),
         },
     };
-    if let Ok(form) = parse_token_body(Some(content_type), body) {
+    if let Ok(form) = parse_token_body(Some(content_type), body, false) {
         assert!(!form.username.is_empty() && !form.password.is_empty());
         for value in [&form.username, &form.password] {
             // Valid UTF-8 is taken as it is: the value stands in the body.

@@ -1,0 +1,297 @@
+//! Sessions on the wire: the tokens a grant answers with, the refresh grant
+//! (`POST /token` with `grant_type=refresh_token`, RFC 6749 §6) and
+//! `POST /revoke` (RFC 7009).
+//!
+//! A refresh costs no password hash: the refresh token is checked against
+//! its session's secret (an HMAC), the user is looked up to see that it
+//! still exists and is active, and the session's counter moves on, so the
+//! presented token is used up and the answer carries the next one. A used
+//! token presented again means it was stolen: the session is revoked, and
+//! with it every access token issued in it.
+
+use crate::app::App;
+use crate::auth::{store_unavailable, unix_now};
+use crate::error::{json_response, ApiError};
+use crate::form::TokenForm;
+use crate::logging::{self, LOGIN, LOGIN_REFUSED};
+use crate::routes::{Peer, Quoted};
+use crate::sessions::{Advance, RefreshToken, Revocation, Session, TokenId};
+use crate::token;
+use crate::users::UserStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CACHE_CONTROL};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// RFC 6749 §5.1's successful token response.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    /// With sessions on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    /// Present when the granted scopes differ from the requested ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+impl<S: UserStore> App<S> {
+    /// The answer to a grant for `username`: an access token for `granted`,
+    /// and with a session, its `jti` and `sid` and the refresh token of
+    /// number `counter`. `scope` is shown when `granted` is not `requested`
+    /// (RFC 6749 §5.1).
+    pub(crate) fn token_response(
+        &self,
+        username: &str,
+        requested: &[&str],
+        granted: &[&str],
+        session: Option<(&Session, u32)>,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let scope = granted.join(" ");
+        let claimed = (!scope.is_empty()).then_some(scope.as_str());
+        let now = unix_now();
+        let (access_token, refresh_token) = match session {
+            Some((session, counter)) => {
+                let jti = TokenId::random().map_err(|e| store_unavailable(&e))?;
+                let access = token::issue_in_session(
+                    self.key(),
+                    username,
+                    claimed,
+                    (&jti.encode(), &session.id.encode()),
+                    now,
+                    self.token_ttl_secs,
+                );
+                (access, Some(session.refresh_token(counter)))
+            }
+            None => {
+                let access =
+                    token::issue_scoped(self.key(), username, claimed, now, self.token_ttl_secs);
+                (access, None)
+            }
+        };
+        let body = serde_json::to_vec(&TokenResponse {
+            access_token: &access_token,
+            token_type: "bearer",
+            expires_in: self.token_ttl_secs,
+            refresh_token: refresh_token.as_deref(),
+            scope: (granted != requested).then_some(scope.as_str()),
+        })
+        .expect("strings and integers always serialize");
+        Ok(json_response(StatusCode::OK, body.into()))
+    }
+
+    /// A new session for a password login, when sessions are on.
+    pub(crate) async fn start_session(
+        &self,
+        username: &str,
+        granted: &[&str],
+    ) -> Result<Option<Session>, ApiError> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(None);
+        };
+        let now = unix_now();
+        let session = Session::start(
+            username,
+            &granted.join(" "),
+            now,
+            now.saturating_add(sessions.ttl_secs),
+        )
+        .map_err(|e| store_unavailable(&e))?;
+        sessions
+            .store
+            .create(session.clone())
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        Ok(Some(session))
+    }
+
+    /// `POST /token` with `grant_type=refresh_token`. Every failure counts
+    /// against the client's address, as a failed login does.
+    pub(crate) async fn refresh(
+        &self,
+        form: TokenForm,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let Some(sessions) = &self.sessions else {
+            // The form refuses the grant when sessions are off.
+            return Err(ApiError::Internal);
+        };
+        let attempt = match self.throttle.admit_address(peer.map(|p| p.ip())) {
+            Ok(attempt) => attempt,
+            Err(throttled) => return Err(self.throttled(throttled, "", peer)),
+        };
+        let now = unix_now();
+        let presented = form.refresh_token.as_deref().and_then(RefreshToken::parse);
+        let session = match presented {
+            Some(token) => match sessions.store.get(token.session, now).await {
+                Ok(session) => session.filter(|s| s.issued(&token)),
+                Err(e) => {
+                    attempt.refund();
+                    return Err(store_unavailable(&e));
+                }
+            },
+            None => None,
+        };
+        let (Some(token), Some(session)) = (presented, session) else {
+            attempt.failed();
+            return Err(ApiError::InvalidRefreshToken);
+        };
+        if token.counter < session.counter {
+            // Used before: whoever presents it now, or presented it then,
+            // is not the session's rightful holder.
+            attempt.failed();
+            return self.reused(&session, peer, now).await;
+        }
+        // The user must still exist and be allowed in.
+        let user = match self.users.find(&session.username).await {
+            Ok(user) => user.filter(|u| !u.is_disabled()),
+            Err(e) => {
+                attempt.refund();
+                return Err(store_unavailable(&e));
+            }
+        };
+        let Some(user) = user else {
+            attempt.failed();
+            return Err(ApiError::InvalidRefreshToken);
+        };
+        // A scope may only narrow the session's grant; none asks for all of
+        // it. What the user may no longer have is dropped.
+        let session_scopes: Vec<&str> =
+            session.scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let mut requested: Vec<&str> = Vec::new();
+        for scope in &form.scopes {
+            if !requested.contains(&scope.as_str()) {
+                requested.push(scope);
+            }
+        }
+        if requested.iter().any(|s| !session_scopes.contains(s)) {
+            attempt.failed();
+            return Err(ApiError::InvalidScope);
+        }
+        if form.scopes.is_empty() {
+            requested = session_scopes;
+        }
+        let granted: Vec<&str> = requested
+            .iter()
+            .copied()
+            .filter(|s| user.allows(s))
+            .collect();
+
+        match sessions.store.advance(session.id, token.counter, now).await {
+            Ok(Advance::Advanced) => {}
+            Ok(Advance::Reused) => {
+                // Another refresh with the same token got there first.
+                attempt.failed();
+                return self.reused(&session, peer, now).await;
+            }
+            Ok(_) => {
+                attempt.failed();
+                return Err(ApiError::InvalidRefreshToken);
+            }
+            Err(e) => {
+                attempt.refund();
+                return Err(store_unavailable(&e));
+            }
+        }
+        attempt.refund();
+        if self.login_log {
+            logging::emit(
+                LOGIN,
+                format_args!(
+                    "refresh ok username={} peer={}",
+                    Quoted(user.username()),
+                    Peer(peer)
+                ),
+            );
+        }
+        self.token_response(
+            user.username(),
+            &requested,
+            &granted,
+            Some((&session, token.counter + 1)),
+        )
+    }
+
+    /// A used-up refresh token presented again: the session is revoked, and
+    /// the answer is `invalid_grant` like any other bad refresh token.
+    async fn reused(
+        &self,
+        session: &Session,
+        peer: Option<SocketAddr>,
+        now: i64,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        self.revoke_session(session, now).await?;
+        logging::emit(
+            LOGIN_REFUSED,
+            format_args!(
+                "refresh token reused: session revoked username={} peer={}",
+                Quoted(&session.username),
+                Peer(peer)
+            ),
+        );
+        Err(ApiError::InvalidRefreshToken)
+    }
+
+    /// Revokes `session` and every access token issued in it: in the store
+    /// and in the deny-list, until the last of them has expired.
+    async fn revoke_session(&self, session: &Session, now: i64) -> Result<(), ApiError> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(());
+        };
+        let until = now
+            .saturating_add(self.token_ttl_secs)
+            .saturating_add(self.leeway_secs);
+        sessions
+            .store
+            .revoke_session(session.id, until)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        sessions
+            .revocations
+            .add(Revocation::Session(session.id, until), now);
+        Ok(())
+    }
+
+    /// `POST /revoke` (RFC 7009): a refresh token ends its session, an
+    /// access token ends itself; 200 with an empty body whatever the token
+    /// was, unknown or already revoked included. The hint is not needed:
+    /// the two kinds of token cannot be mistaken for each other.
+    pub(crate) async fn revoke(&self, token: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+        let Some(sessions) = &self.sessions else {
+            return Err(ApiError::NotFound);
+        };
+        let now = unix_now();
+        if let Some(refresh) = RefreshToken::parse(token) {
+            let session = sessions
+                .store
+                .get(refresh.session, now)
+                .await
+                .map_err(|e| store_unavailable(&e))?;
+            // Any token the session issued, used up or current, ends it.
+            if let Some(session) = session.filter(|s| s.issued(&refresh)) {
+                self.revoke_session(&session, now).await?;
+            }
+        } else if let Ok(claims) = token::verify_any(&self.keys, token, now, self.leeway_secs) {
+            // A token without `jti` (minted elsewhere) names nothing to
+            // revoke; it lives until it expires.
+            if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {
+                let until = claims.exp.saturating_add(self.leeway_secs);
+                sessions
+                    .store
+                    .revoke_token(jti, until)
+                    .await
+                    .map_err(|e| store_unavailable(&e))?;
+                sessions.revocations.add(Revocation::Token(jti, until), now);
+            }
+        }
+        let mut response = Response::new(Full::new(Bytes::new()));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(response)
+    }
+}

@@ -1,0 +1,482 @@
+//! Sessions: what a refresh token stands for, and what was revoked.
+//!
+//! A password login starts a session ([`Session`]): the user, the scopes
+//! granted, an absolute expiry (`--refresh-token-ttl-days`), and a counter.
+//! Its refresh token is opaque to clients, but the server can read it:
+//! the session's id, the counter's value when the token was issued, and a
+//! tag, an HMAC of both under the session's own secret. So rotation needs
+//! no list of the tokens used up: a refresh presents the token of the
+//! current counter and advances it (RFC 6749 §6); a token whose tag is
+//! right but whose counter is behind was used before, so it was stolen,
+//! and the whole session is revoked (RFC 9700 §4.14.2). A tag cannot be
+//! forged without the session's secret, so knowing a session's id (every
+//! access token names it) is not enough to revoke it.
+//!
+//! Revocation is a list of what was revoked ([`Revocations`]), not of what
+//! is allowed: sessions and single access tokens, each kept until the
+//! access tokens it covers have expired. `GET /users/me` checks it on every
+//! request at the cost of one atomic load while nothing new was revoked
+//! (see `token_cache`).
+//!
+//! Where sessions live is a [`SessionStore`]: in memory
+//! ([`memory::MemorySessions`], the default), or anything that implements
+//! the trait (a persistent or shared store).
+//!
+//! # Layout
+//!
+//! - this module: the ids, the [`Session`] record, the [`SessionStore`]
+//!   trait, refresh tokens, and the [`Revocations`] deny-list;
+//! - [`memory`]: the in-memory store, bounded.
+
+pub mod memory;
+
+use crate::users::StoreError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// The future a [`SessionStore`] answers with: boxed, so that the trait is
+/// object safe (stores are held as `Arc<dyn SessionStore>`); sessions are
+/// touched by logins, refreshes and revocations, never by `/users/me`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; 16]);
+
+        impl $name {
+            /// A fresh id: 128 bits from the OS random source.
+            pub fn random() -> Result<$name, StoreError> {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes).map_err(|e| StoreError::new(e.to_string()))?;
+                Ok($name(bytes))
+            }
+
+            /// The id as its 22-character base64url text, as tokens carry it.
+            pub fn encode(&self) -> String {
+                URL_SAFE_NO_PAD.encode(self.0)
+            }
+
+            /// The id from its text, if that is one.
+            pub fn decode(text: &str) -> Option<$name> {
+                let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+                bytes.try_into().ok().map($name)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.encode())
+            }
+        }
+    };
+}
+
+id_type! {
+    /// A session's id: the `sid` claim of its access tokens, and the first
+    /// part of its refresh tokens.
+    SessionId
+}
+
+id_type! {
+    /// An access token's id: its `jti` claim.
+    TokenId
+}
+
+/// One login's session: what its refresh tokens may still obtain.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// The user who logged in.
+    pub username: String,
+    /// The scopes granted at login, space-separated (possibly empty): a
+    /// refresh may narrow them, never widen them.
+    pub scope: String,
+    /// When the login happened, Unix seconds.
+    pub created: i64,
+    /// When its refresh tokens stop working, Unix seconds.
+    pub expires: i64,
+    /// The number of the refresh token now valid; a token of a lower
+    /// number has been used up.
+    pub counter: u32,
+    /// Tags its refresh tokens. A secret: never logged, never sent.
+    pub secret: [u8; 32],
+}
+
+impl fmt::Debug for Session {
+    // Without the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("scope", &self.scope)
+            .field("created", &self.created)
+            .field("expires", &self.expires)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A new session for `username` granted `scope`, from `now` to
+    /// `expires`, with a fresh id and secret.
+    pub fn start(
+        username: &str,
+        scope: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<Session, StoreError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| StoreError::new(e.to_string()))?;
+        Ok(Session {
+            id: SessionId::random()?,
+            username: username.to_owned(),
+            scope: scope.to_owned(),
+            created: now,
+            expires,
+            counter: 0,
+            secret,
+        })
+    }
+
+    /// The refresh token of number `counter`: base64url of the session's
+    /// id, the counter (4 bytes, big-endian) and the tag (16 bytes), 48
+    /// characters in all.
+    pub fn refresh_token(&self, counter: u32) -> String {
+        let mut bytes = [0u8; REFRESH_BYTES];
+        bytes[..16].copy_from_slice(&self.id.0);
+        bytes[16..20].copy_from_slice(&counter.to_be_bytes());
+        bytes[20..].copy_from_slice(&self.tag(counter));
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Whether `token` (read by [`RefreshToken::parse`]) was issued by this
+    /// session: its tag is right for its counter (compared in constant time).
+    pub fn issued(&self, token: &RefreshToken) -> bool {
+        token.session == self.id && {
+            let expected = self.tag(token.counter);
+            // The tag is secret until matched: no early exit on a mismatch.
+            let diff = expected
+                .iter()
+                .zip(&token.tag)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            std::hint::black_box(diff) == 0
+        }
+    }
+
+    fn tag(&self, counter: u32) -> [u8; 16] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
+        mac.update(b"password-bearer refresh\0");
+        mac.update(&self.id.0);
+        mac.update(&counter.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
+    }
+}
+
+const REFRESH_BYTES: usize = 16 + 4 + 16;
+
+/// A refresh token as read, before its session has vouched for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// The session it claims to be from.
+    pub session: SessionId,
+    /// The counter it claims.
+    pub counter: u32,
+    tag: [u8; 16],
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("session", &self.session)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefreshToken {
+    /// Reads a presented refresh token; `None` if it cannot be one.
+    pub fn parse(text: &str) -> Option<RefreshToken> {
+        if text.len() != 48 {
+            return None;
+        }
+        let bytes: [u8; REFRESH_BYTES] = URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()?;
+        let mut session = [0u8; 16];
+        session.copy_from_slice(&bytes[..16]);
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&bytes[20..]);
+        Some(RefreshToken {
+            session: SessionId(session),
+            counter: u32::from_be_bytes(bytes[16..20].try_into().ok()?),
+            tag,
+        })
+    }
+}
+
+/// What [`SessionStore::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Advance {
+    /// The counter was at the token's number and now is one past it.
+    Advanced,
+    /// The counter was already past the token's number: the token was used
+    /// before. The store has removed the session.
+    Reused,
+    /// No such session (never, expired, revoked or evicted).
+    Unknown,
+}
+
+/// Something revoked, kept until `until` (Unix seconds), when every access
+/// token it covers has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// A whole session: every access token naming it.
+    Session(SessionId, i64),
+    /// One access token.
+    Token(TokenId, i64),
+}
+
+/// Where sessions and revocations are kept: in memory by default
+/// ([`memory::MemorySessions`]); implement it to keep them in a database.
+///
+/// A store that cannot answer returns [`StoreError`]: the routes then
+/// answer 503 (logins and refreshes) and count nothing against anyone.
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// Keeps a new session.
+    fn create(&self, session: Session) -> StoreFuture<'_, ()>;
+
+    /// The session `id`, unless it has expired by `now`, been revoked or
+    /// been forgotten.
+    fn get(&self, id: SessionId, now: i64) -> StoreFuture<'_, Option<Session>>;
+
+    /// Moves session `id`'s counter from `from` to `from + 1`, atomically
+    /// with the check that it is at `from`: of two refreshes with one
+    /// token, one advances and the other finds it [`Advance::Reused`], and
+    /// a reused token removes the session in the same step.
+    fn advance(&self, id: SessionId, from: u32, now: i64) -> StoreFuture<'_, Advance>;
+
+    /// Removes session `id`, and records it as revoked until `until`.
+    fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()>;
+
+    /// Records access token `id` as revoked until `until`.
+    fn revoke_token(&self, id: TokenId, until: i64) -> StoreFuture<'_, ()>;
+
+    /// What was revoked and is still in force at `now`, as the store held it
+    /// when it was opened: loaded into the deny-list once, when the app is
+    /// built. An in-memory store starts empty.
+    fn revocations(&self, now: i64) -> Vec<Revocation>;
+}
+
+/// The deny-list `GET /users/me` checks: the sessions and access tokens
+/// revoked, each until its `until`. A generation counter moves on every
+/// addition, so that a verified token cached with the generation it was
+/// checked at needs no lookup while nothing new was revoked.
+#[derive(Debug)]
+pub(crate) struct Revocations {
+    generation: AtomicU64,
+    denied: Mutex<Denied>,
+    /// Most entries held; past it the one expiring first is dropped (its
+    /// tokens would be accepted again until they expire), and it is logged.
+    cap: usize,
+}
+
+#[derive(Debug, Default)]
+struct Denied {
+    sessions: HashMap<SessionId, i64>,
+    tokens: HashMap<TokenId, i64>,
+}
+
+impl Revocations {
+    pub(crate) fn new(cap: usize) -> Revocations {
+        Revocations {
+            generation: AtomicU64::new(0),
+            denied: Mutex::new(Denied::default()),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The generation now: it moves whenever something is revoked.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether a token naming session `sid` and token id `jti` (their
+    /// claims, as text) is revoked at `now`.
+    pub(crate) fn denies(&self, sid: Option<&str>, jti: Option<&str>, now: i64) -> bool {
+        let denied = self.lock();
+        let in_force = |until: Option<&i64>| until.is_some_and(|&until| now < until);
+        sid.and_then(SessionId::decode)
+            .is_some_and(|sid| in_force(denied.sessions.get(&sid)))
+            || jti
+                .and_then(TokenId::decode)
+                .is_some_and(|jti| in_force(denied.tokens.get(&jti)))
+    }
+
+    /// Adds `revocation`; the generation moves after, so that a reader who
+    /// sees the new generation sees the entry too.
+    pub(crate) fn add(&self, revocation: Revocation, now: i64) {
+        let mut denied = self.lock();
+        if denied.sessions.len() + denied.tokens.len() >= self.cap {
+            denied.purge(now);
+        }
+        if denied.sessions.len() + denied.tokens.len() >= self.cap {
+            denied.drop_soonest();
+            crate::logging::tally(
+                crate::logging::SERVER_WARN,
+                format_args!(
+                    "password-bearer: revocation list full ({} entries): the one expiring \
+                     first was dropped",
+                    self.cap
+                ),
+            );
+        }
+        match revocation {
+            Revocation::Session(id, until) => denied.sessions.insert(id, until),
+            Revocation::Token(id, until) => denied.tokens.insert(id, until),
+        };
+        drop(denied);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Entries held now, `(sessions, tokens)`.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> (usize, usize) {
+        let denied = self.lock();
+        (denied.sessions.len(), denied.tokens.len())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Denied> {
+        // Nothing panics under the lock; a poisoned list still denies.
+        self.denied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Denied {
+    /// Drops what no longer covers any unexpired token.
+    fn purge(&mut self, now: i64) {
+        self.sessions.retain(|_, until| now < *until);
+        self.tokens.retain(|_, until| now < *until);
+    }
+
+    fn drop_soonest(&mut self) {
+        let session = self.sessions.iter().min_by_key(|(_, until)| **until);
+        let token = self.tokens.iter().min_by_key(|(_, until)| **until);
+        match (session.map(|(k, v)| (*k, *v)), token.map(|(k, v)| (*k, *v))) {
+            (Some((s, su)), Some((_, tu))) if su <= tu => {
+                self.sessions.remove(&s);
+            }
+            (_, Some((t, _))) => {
+                self.tokens.remove(&t);
+            }
+            (Some((s, _)), None) => {
+                self.sessions.remove(&s);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn refresh_tokens_round_trip_and_only_their_session_vouches_for_them() {
+        let session = Session::start("johndoe", "me", NOW, NOW + 60).unwrap();
+        let text = session.refresh_token(3);
+        assert_eq!(text.len(), 48);
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let token = RefreshToken::parse(&text).unwrap();
+        assert_eq!((token.session, token.counter), (session.id, 3));
+        assert!(session.issued(&token));
+        // Another session's secret, a changed counter, a changed tag: no.
+        let other = Session::start("johndoe", "me", NOW, NOW + 60).unwrap();
+        let mut forged = token;
+        forged.session = other.id;
+        assert!(!other.issued(&forged));
+        let mut bumped = token;
+        bumped.counter = 4;
+        assert!(!session.issued(&bumped));
+        let mut bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
+        bytes[35] ^= 1;
+        let flipped = RefreshToken::parse(&URL_SAFE_NO_PAD.encode(bytes)).unwrap();
+        assert!(!session.issued(&flipped));
+        for bad in [
+            "",
+            "short",
+            &"A".repeat(47),
+            &"!".repeat(48),
+            &format!("{text}="),
+        ] {
+            assert!(RefreshToken::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(!format!("{session:?} {token:?}").contains("secret: ["));
+    }
+
+    #[test]
+    fn ids_are_128_random_bits_in_22_characters() {
+        let a = SessionId::random().unwrap();
+        assert_ne!(a, SessionId::random().unwrap());
+        assert_eq!(a.encode().len(), 22);
+        assert_eq!(SessionId::decode(&a.encode()), Some(a));
+        assert_eq!(SessionId::decode("nope"), None);
+        assert_eq!(TokenId::decode(&"A".repeat(24)), None);
+    }
+
+    #[test]
+    fn the_deny_list_denies_until_the_tokens_have_expired() {
+        let list = Revocations::new(100);
+        let (sid, jti) = (SessionId::random().unwrap(), TokenId::random().unwrap());
+        let (sid_text, jti_text) = (sid.encode(), jti.encode());
+        assert!(!list.denies(Some(&sid_text), Some(&jti_text), NOW));
+        let before = list.generation();
+        list.add(Revocation::Session(sid, NOW + 60), NOW);
+        assert_ne!(list.generation(), before);
+        assert!(list.denies(Some(&sid_text), None, NOW));
+        assert!(list.denies(Some(&sid_text), Some("other"), NOW + 59));
+        assert!(!list.denies(Some(&sid_text), None, NOW + 60));
+        list.add(Revocation::Token(jti, NOW + 10), NOW);
+        assert!(list.denies(None, Some(&jti_text), NOW));
+        assert!(!list.denies(None, None, NOW));
+        assert!(!list.denies(Some("not an id"), Some("nor this"), NOW));
+    }
+
+    #[test]
+    fn the_deny_list_is_bounded_and_drops_what_expires_first() {
+        let list = Revocations::new(3);
+        let ids: Vec<TokenId> = (0..3).map(|_| TokenId::random().unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            list.add(Revocation::Token(*id, NOW + 10 + i as i64), NOW);
+        }
+        let late = TokenId::random().unwrap();
+        list.add(Revocation::Token(late, NOW + 100), NOW);
+        assert_eq!(list.len(), (0, 3));
+        assert!(!list.denies(None, Some(&ids[0].encode()), NOW));
+        assert!(list.denies(None, Some(&late.encode()), NOW));
+        // Expired entries make room before anything in force is dropped.
+        let later = TokenId::random().unwrap();
+        list.add(Revocation::Token(later, NOW + 200), NOW + 50);
+        assert_eq!(list.len(), (0, 2));
+        assert!(list.denies(None, Some(&late.encode()), NOW + 50));
+    }
+}
