@@ -137,10 +137,34 @@ pub(crate) const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "secret-key-file",
-        help: "HS256 key: the file's content, trimmed, >= 32 bytes",
+        help: "HS256 key: the file's content, trimmed, >= 32 bytes; give it again to \
+               rotate: the first key signs, every key verifies",
         default: "a random key; tokens die with the process",
         apply: Apply::Value("FILE", |o, v| {
-            o.secret_key_file = Some(v.into());
+            o.secret_key_files.push(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "refresh-token-ttl-days",
+        help: "how long a login's session and its refresh tokens last, 0..=3650; \
+               0 turns sessions off (no refresh tokens, no /revoke)",
+        default: "14",
+        apply: Apply::Value("N", |o, v| {
+            o.refresh_token_ttl_days = number(v)?;
+            if o.refresh_token_ttl_days > 3650 {
+                return Err("must be from 0 to 3650".into());
+            }
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "state-dir",
+        help: "keep sessions and revocations in this directory, so that they survive \
+               a restart (builds with the `persist` feature)",
+        default: "in memory; lost on restart",
+        apply: Apply::Value("DIR", |o, v| {
+            o.state_dir = Some(v.into());
             Ok(())
         }),
     },
@@ -417,8 +441,12 @@ pub(crate) struct Options {
     pub(crate) port: u16,
     /// `--users`.
     pub(crate) users: Option<PathBuf>,
-    /// `--secret-key-file`.
-    pub(crate) secret_key_file: Option<PathBuf>,
+    /// `--secret-key-file`, each time it was given: the first signs.
+    pub(crate) secret_key_files: Vec<PathBuf>,
+    /// `--refresh-token-ttl-days`.
+    pub(crate) refresh_token_ttl_days: u64,
+    /// `--state-dir`.
+    pub(crate) state_dir: Option<PathBuf>,
     /// `--token-ttl-minutes`.
     pub(crate) token_ttl_minutes: u64,
     /// `--token-leeway-seconds`.
@@ -465,7 +493,9 @@ impl Default for Options {
             host: "127.0.0.1".to_owned(),
             port: 8000,
             users: None,
-            secret_key_file: None,
+            secret_key_files: Vec::new(),
+            refresh_token_ttl_days: 14,
+            state_dir: None,
             token_ttl_minutes: 30,
             token_leeway_seconds: 0,
             header_read_timeout_seconds: 10,
@@ -604,6 +634,24 @@ fn switch_state(text: &str) -> Result<bool, String> {
     }
 }
 
+/// The session store kept in `dir`.
+#[cfg(not(feature = "persist"))]
+fn open_state_dir(
+    _dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn password_bearer::sessions::SessionStore>, String> {
+    Err("this binary was built without the `persist` feature \
+         (cargo build --release --features persist)"
+        .into())
+}
+
+/// The session store kept in `dir`.
+#[cfg(feature = "persist")]
+fn open_state_dir(
+    _dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn password_bearer::sessions::SessionStore>, String> {
+    Err("not yet".into())
+}
+
 /// Checks `--docs-assets-url` and drops trailing `/`s, so the page can
 /// append `/swagger-ui.css` to it.
 fn assets_url(text: &str) -> Result<String, String> {
@@ -650,25 +698,36 @@ impl Options {
             })?,
             None => Users::demo(),
         };
-        let (key, warning) = match &self.secret_key_file {
-            Some(path) => {
-                let what = format!("{} {}", self.origin("secret-key-file"), path.display());
-                let bytes = std::fs::read(path)
-                    .map_err(|e| ConfigError::new(&what, format!("cannot read: {e}")))?;
-                // Trimmed, as PyJWT users write keys with `echo` and editors
-                // add a final newline.
-                let key =
-                    SecretKey::new(bytes.trim_ascii()).map_err(|e| ConfigError::new(&what, e))?;
-                (key, None)
-            }
-            None => (
-                SecretKey::random().map_err(|e| ConfigError::new("--secret-key-file", e))?,
-                Some(
-                    "no --secret-key-file: signing with a random key; tokens die with the process",
-                ),
-            ),
+        let mut keys = Vec::with_capacity(self.secret_key_files.len());
+        for path in &self.secret_key_files {
+            let what = format!("{} {}", self.origin("secret-key-file"), path.display());
+            let bytes = std::fs::read(path)
+                .map_err(|e| ConfigError::new(&what, format!("cannot read: {e}")))?;
+            // Trimmed, as PyJWT users write keys with `echo` and editors
+            // add a final newline.
+            keys.push(SecretKey::new(bytes.trim_ascii()).map_err(|e| ConfigError::new(&what, e))?);
+        }
+        let warning = keys.is_empty().then_some(
+            "no --secret-key-file: signing with a random key; tokens die with the process",
+        );
+        let mut keys = keys.into_iter();
+        let key = match keys.next() {
+            Some(key) => key,
+            None => SecretKey::random().map_err(|e| ConfigError::new("--secret-key-file", e))?,
         };
         let mut config = Config::new(users, key);
+        config.old_keys = keys.collect();
+        config.refresh_token_ttl = Duration::from_secs(self.refresh_token_ttl_days * 24 * 60 * 60);
+        if let Some(dir) = &self.state_dir {
+            let what = format!("{} {}", self.origin("state-dir"), dir.display());
+            if self.refresh_token_ttl_days == 0 {
+                return Err(ConfigError::new(
+                    what,
+                    "sessions are off (--refresh-token-ttl-days 0): there is no state to keep",
+                ));
+            }
+            config.sessions = Some(open_state_dir(dir).map_err(|e| ConfigError::new(what, e))?);
+        }
         config.token_ttl = Duration::from_secs(self.token_ttl_minutes * 60);
         config.leeway = Duration::from_secs(self.token_leeway_seconds);
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout_seconds);
@@ -759,6 +818,7 @@ mod tests {
                     "secret-key-file",
                     "workers",
                     "max-connections-per-ip",
+                    "state-dir",
                 ]
                 .contains(&flag.name)
             {
@@ -767,6 +827,34 @@ mod tests {
             let arg = format!("{}={}", flag.flag(), flag.default);
             assert_eq!(options(&[&arg]), Options::default(), "{arg}");
         }
+    }
+
+    #[test]
+    fn the_key_file_flag_repeats_for_a_rotation_and_sessions_can_be_off() {
+        let o = options(&["--secret-key-file", "new", "--secret-key-file=old"]);
+        assert_eq!(
+            o.secret_key_files,
+            [PathBuf::from("new"), PathBuf::from("old")]
+        );
+        assert_eq!(
+            options(&["--refresh-token-ttl-days=0"]).refresh_token_ttl_days,
+            0
+        );
+        let err = args_only(&["--refresh-token-ttl-days", "3651"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--refresh-token-ttl-days: must be from 0 to 3650"
+        );
+        let (config, _) = options(&["--refresh-token-ttl-days=2"]).load().unwrap();
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(2 * 86400));
+        let err = options(&["--refresh-token-ttl-days=0", "--state-dir=/tmp/x"])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--state-dir /tmp/x: sessions are off"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -918,7 +1006,9 @@ mod tests {
             host: "0.0.0.0".into(),
             port: 0,
             users: Some("/etc/pb/users.json".into()),
-            secret_key_file: Some("/etc/pb/key".into()),
+            secret_key_files: vec!["/etc/pb/key".into()],
+            refresh_token_ttl_days: 14,
+            state_dir: None,
             token_ttl_minutes: 5,
             token_leeway_seconds: 7,
             header_read_timeout_seconds: 3,
@@ -1101,7 +1191,7 @@ mod tests {
         let path = dir.join("key");
         std::fs::write(&path, "too short\n").unwrap();
         let opts = Options {
-            secret_key_file: Some(path.clone()),
+            secret_key_files: vec![path.clone()],
             ..Options::default()
         };
         let err = opts.load().unwrap_err().to_string();
