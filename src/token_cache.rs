@@ -256,4 +256,40 @@ mod tests {
             assert!(!constant_time_eq(long, &other), "byte {i}");
         }
     }
+
+    #[test]
+    fn a_cached_token_is_refused_once_its_session_or_itself_is_revoked() {
+        use crate::sessions::{Revocation, Revocations, SessionId, TokenId};
+        use crate::token::issue_in_session;
+        let cache = TokenCache::new();
+        let list = Revocations::new(10);
+        let (sid, jti, other) = (
+            SessionId::random().unwrap(),
+            TokenId::random().unwrap(),
+            TokenId::random().unwrap(),
+        );
+        let mint = |jti: &TokenId| {
+            issue_in_session(
+                &key(),
+                "johndoe",
+                None,
+                (&jti.encode(), &sid.encode()),
+                NOW,
+                60,
+            )
+        };
+        let (token, sibling) = (mint(&jti), mint(&other));
+        let check = |t: &str| cache.verify(&[key()], t.as_bytes(), NOW, 0, Some(&list));
+        assert!(check(&token).is_ok());
+        assert!(check(&token).is_ok(), "a hit, nothing revoked");
+        list.add(Revocation::Token(jti, NOW + 60), NOW);
+        assert_eq!(check(&token).unwrap_err(), TokenError::Revoked);
+        assert!(check(&sibling).is_ok(), "only that token");
+        list.add(Revocation::Session(sid, NOW + 60), NOW);
+        assert_eq!(check(&sibling).unwrap_err(), TokenError::Revoked);
+        // Without a deny-list (sessions off), nothing is revoked.
+        assert!(cache
+            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .is_ok());
+    }
 }
