@@ -186,6 +186,7 @@ impl<S: UserStore> App<S> {
         let docs = config.docs.then(|| {
             Docs::new(
                 &config.users.scopes(),
+                !config.refresh_token_ttl.is_zero(),
                 &config.docs_assets_url,
                 config.docs_assets,
             )

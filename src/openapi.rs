@@ -91,11 +91,17 @@ impl SwaggerAssets {
 }
 
 impl Docs {
-    /// Renders the document listing `scopes`, and a Swagger UI page that
-    /// loads its assets from `assets`, or from `assets_url` (no trailing
-    /// slash) when there are none.
-    pub fn new(scopes: &[String], assets_url: &str, assets: Option<SwaggerAssets>) -> Docs {
-        let openapi = document(scopes).into_bytes();
+    /// Renders the document listing `scopes` (and, with `sessions`, the
+    /// refresh grant and `POST /revoke`), and a Swagger UI page that loads
+    /// its assets from `assets`, or from `assets_url` (no trailing slash)
+    /// when there are none.
+    pub fn new(
+        scopes: &[String],
+        sessions: bool,
+        assets_url: &str,
+        assets: Option<SwaggerAssets>,
+    ) -> Docs {
+        let openapi = document(scopes, sessions).into_bytes();
         let base = match assets {
             Some(_) => LOCAL_ASSETS_PATH,
             None => assets_url.trim_end_matches('/'),
@@ -156,14 +162,39 @@ const DOCUMENT: &str = include_str!("openapi.json");
 /// Where the password flow's scopes go in [`DOCUMENT`].
 const NO_SCOPES: &str = "\"scopes\": {}";
 
-/// The document, listing `scopes` in the password flow.
-fn document(scopes: &[String]) -> String {
+/// What sessions add to [`DOCUMENT`], merged into it: the refresh grant's
+/// field, its `refresh_token` in the answer, `POST /revoke`, and the
+/// password flow's `refreshUrl`.
+const SESSIONS: &str = include_str!("openapi_sessions.json");
+
+/// The document, listing `scopes` in the password flow, with the sessions'
+/// parts when they are on.
+fn document(scopes: &[String], sessions: bool) -> String {
     let scopes: Map<String, Value> = scopes
         .iter()
         .map(|s| (s.clone(), Value::String(String::new())))
         .collect();
     let scopes = serde_json::to_string(&scopes).expect("a map of strings serializes");
-    DOCUMENT.replacen(NO_SCOPES, &format!("\"scopes\": {scopes}"), 1)
+    let document = DOCUMENT.replacen(NO_SCOPES, &format!("\"scopes\": {scopes}"), 1);
+    if !sessions {
+        return document;
+    }
+    let mut document: Value = serde_json::from_str(&document).expect("the document is JSON");
+    let patch: Value = serde_json::from_str(SESSIONS).expect("the sessions' parts are JSON");
+    merge(&mut document, patch);
+    serde_json::to_string_pretty(&document).expect("a JSON value serializes")
+}
+
+/// Merges `patch` into `into`: objects key by key, anything else replaced.
+fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(into), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(into.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (into, patch) => *into = patch,
+    }
 }
 
 /// FastAPI's `get_swagger_ui_html`, pointed at our document. The password
@@ -210,7 +241,7 @@ mod tests {
     use serde_json::json;
 
     fn parsed(scopes: &[String]) -> Value {
-        serde_json::from_str(&document(scopes)).expect("the document is JSON")
+        serde_json::from_str(&document(scopes, false)).expect("the document is JSON")
     }
 
     #[test]
@@ -228,7 +259,47 @@ mod tests {
     }
 
     #[test]
+    fn with_sessions_the_document_has_the_refresh_grant_and_revoke() {
+        let doc: Value = serde_json::from_str(&document(&["me".into()], true)).unwrap();
+        let flow =
+            &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+        assert_eq!(flow["refreshUrl"], "token");
+        assert_eq!(flow["tokenUrl"], "token");
+        assert_eq!(flow["scopes"], json!({"me": ""}));
+        let form = &doc["components"]["schemas"]["Body_login_token_post"];
+        assert!(form["properties"]["refresh_token"].is_object());
+        assert!(
+            form["properties"]["username"].is_object(),
+            "merged, not replaced"
+        );
+        assert_eq!(
+            form["properties"]["grant_type"]["anyOf"][0]["pattern"],
+            "^(password|refresh_token)$"
+        );
+        let token = &doc["components"]["schemas"]["Token"]["properties"];
+        assert!(token["refresh_token"].is_object() && token["access_token"].is_object());
+        assert!(doc["paths"]["/revoke"]["post"]["requestBody"].is_object());
+        assert!(doc["paths"]["/users/me"]["get"].is_object());
+        // Off, the tutorial's document.
+        let off = parsed(&[]);
+        assert!(off["paths"]["/revoke"].is_null());
+        assert!(
+            off["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
+                ["refreshUrl"]
+                .is_null()
+        );
+    }
+
+    #[test]
     fn every_reference_resolves() {
+        for sessions in [false, true] {
+            let doc: Value = serde_json::from_str(&document(&[], sessions)).unwrap();
+            let text = doc.to_string();
+            for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+                let name = &piece[..piece.find('"').unwrap()];
+                assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+            }
+        }
         let doc = parsed(&[]);
         let text = doc.to_string();
         for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
@@ -241,6 +312,7 @@ mod tests {
     fn local_assets_are_served_with_their_types_and_the_page_points_at_them() {
         let docs = Docs::new(
             &[],
+            false,
             "https://cdn.example.com/x",
             Some(SwaggerAssets::from_bytes("js();", "body{}")),
         );
@@ -262,7 +334,7 @@ mod tests {
         ] {
             assert!(docs.asset_response(other).is_none(), "{other}");
         }
-        let remote = Docs::new(&[], "https://cdn.example.com/x", None);
+        let remote = Docs::new(&[], false, "https://cdn.example.com/x", None);
         assert!(remote.asset_response("/docs/swagger-ui.css").is_none());
     }
 

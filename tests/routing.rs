@@ -100,7 +100,11 @@ async fn a_query_string_does_not_change_the_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_json_describes_the_two_routes() {
-    let server = start().await;
+    // With sessions off: the tutorial's own document.
+    let mut config =
+        password_bearer::Config::new(password_bearer::users::Users::demo(), test_key());
+    config.refresh_token_ttl = std::time::Duration::ZERO;
+    let server = start_with(config).await;
     let resp = get(server.addr, "/openapi.json", &[]).await;
     assert_eq!(resp.status, 200);
     assert_json_headers(&resp);
@@ -161,4 +165,22 @@ async fn docs_is_swagger_ui_for_openapi_json() {
     let html = resp.text();
     assert!(html.contains("swagger-ui"), "{html}");
     assert!(html.contains("/openapi.json"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sessions_openapi_json_adds_the_refresh_grant_and_revoke() {
+    let server = start().await;
+    let doc = get(server.addr, "/openapi.json", &[]).await.json();
+    let mut names: Vec<_> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["/revoke", "/token", "/users/me"]);
+    assert_eq!(
+        doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
+            ["refreshUrl"],
+        "token"
+    );
+    let form = &doc["components"]["schemas"]["Body_login_token_post"];
+    assert!(form["properties"]["refresh_token"].is_object(), "{form}");
+    let revoke = &doc["components"]["schemas"]["Body_revoke_revoke_post"];
+    assert_eq!(revoke["required"], json!(["token"]));
 }
