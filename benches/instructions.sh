@@ -28,7 +28,13 @@ trap 'rm -rf "$work"' EXIT
 head -c 48 /dev/urandom | base64 >"$work/key"
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 now=$(date +%s)
-input="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d}' "$now" $((now + 3600)) | b64url)"
+# A token shaped as the server issues them with sessions on (the default):
+# the key's kid in the header, a jti and a sid in the claims, so that the
+# revocation check runs on every request as it does for real clients.
+kid=$({ printf 'password-bearer key id\0'; tr -d '[:space:]' <"$work/key"; } | openssl dgst -sha256 -binary | head -c 8 | b64url)
+jti=$(head -c 16 /dev/urandom | b64url)
+sid=$(head -c 16 /dev/urandom | b64url)
+input="$(printf '{"alg":"HS256","kid":"%s","typ":"JWT"}' "$kid" | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d,"jti":"%s","sid":"%s"}' "$now" $((now + 3600)) "$jti" "$sid" | b64url)"
 token="$input.$(printf '%s' "$input" | openssl dgst -sha256 -mac HMAC -macopt "key:$(tr -d '[:space:]' <"$work/key")" -binary | b64url)"
 
 cat >"$work/client.py" <<'PY'

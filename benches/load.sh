@@ -68,7 +68,12 @@ ours_pid=$(cat "$work/ours.pid")
 # compared with the baseline's.
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 now=$(date +%s)
-signing_input="$(printf '{"alg":"HS256","typ":"JWT"}' | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d}' "$now" $((now + 3600)) | b64url)"
+# Shaped as the server issues tokens with sessions on (the default): the
+# key's kid, a jti and a sid, so the revocation check runs on every request.
+kid=$({ printf 'password-bearer key id\0'; tr -d '[:space:]' <"$work/key"; } | openssl dgst -sha256 -binary | head -c 8 | b64url)
+jti=$(head -c 16 /dev/urandom | b64url)
+sid=$(head -c 16 /dev/urandom | b64url)
+signing_input="$(printf '{"alg":"HS256","kid":"%s","typ":"JWT"}' "$kid" | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d,"jti":"%s","sid":"%s"}' "$now" $((now + 3600)) "$jti" "$sid" | b64url)"
 signature=$(printf '%s' "$signing_input" | openssl dgst -sha256 -mac HMAC -macopt "key:$(tr -d '[:space:]' <"$work/key")" -binary | b64url)
 token="$signing_input.$signature"
 curl -sf -H "Authorization: Bearer $token" "http://$ours/users/me" >/dev/null ||
