@@ -2,8 +2,11 @@
 # Real clients log in with multipart/form-data against the release binary:
 # curl -F, and Python's requests and httpx, over TCP on 127.0.0.1. For CI
 # (cargo test replays what these clients sent, from tests/clients/fixtures,
-# without needing them). Needs curl, python3, and the requests and httpx
-# packages. Exits non-zero on the first failure.
+# without needing them). Then the OAuth2 client libraries users would
+# reach for, requests-oauthlib and authlib, log in, refresh, auto-refresh
+# and revoke (oauth_clients.py; each of its checks counts here). Needs
+# curl, python3, and the requests, httpx, requests-oauthlib and authlib
+# packages. Exits non-zero if any check failed.
 #
 #   tests/clients/run.sh
 set -euo pipefail
@@ -11,7 +14,8 @@ cd "$(dirname "$0")/../.."
 for tool in curl python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing" >&2; exit 2; }
 done
-python3 -c 'import requests, httpx' || { echo "run.sh: python3 needs requests and httpx" >&2; exit 2; }
+python3 -c 'import requests, httpx, requests_oauthlib, authlib' ||
+    { echo "run.sh: python3 needs requests, httpx, requests-oauthlib and authlib" >&2; exit 2; }
 
 cargo build --release --quiet
 
@@ -112,6 +116,20 @@ check "curl -F with a wrong password is 400" curl_wrong_password
 check "curl -F username=@file is 422 string_type" curl_file
 check "requests logs in (files=, data= and files=)" python_login requests
 check "httpx logs in (files=, data= and files=)" python_login httpx
+
+# The OAuth2 libraries, against the same server: their versions and one
+# line per check, counted with the checks above. A crash before or between
+# its checks counts as one failure.
+oauth_status=0
+oauth_out=$(python3 tests/clients/oauth_clients.py "$url" 2>&1) || oauth_status=$?
+printf '%s\n' "$oauth_out"
+oauth_passed=$(grep -c '^ok ' <<<"$oauth_out" || true)
+oauth_failed=$(grep -c '^FAILED ' <<<"$oauth_out" || true)
+passed=$((passed + oauth_passed))
+failed=$((failed + oauth_failed))
+if [ "$oauth_status" -ne 0 ] && [ "$oauth_failed" -eq 0 ]; then
+    failed=$((failed + 1)); echo "FAILED  oauth_clients.py exited with $oauth_status"
+fi
 
 echo "clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
