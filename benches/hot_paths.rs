@@ -572,11 +572,12 @@ fn revocation(c: &mut Criterion) {
     let rt = Runtime::new().expect("a runtime");
     let mut group = c.benchmark_group("revocation");
     // An access token of a session of its own, as a login would issue it.
-    let mint = |key: &SecretKey| {
+    let mint_for = |key: &SecretKey, sub: &str| {
         let jti = TokenId::random().expect("random").encode();
         let sid = SessionId::random().expect("random").encode();
-        issue_in_session(key, "johndoe", None, (&jti, &sid), now(), 1800)
+        issue_in_session(key, sub, None, (&jti, &sid), now(), 1800)
     };
+    let mint = |key: &SecretKey| mint_for(key, "johndoe");
 
     // Nothing revoked: the cache hit's one extra atomic load. Before each
     // check, off the clock, a `POST /revoke` of a token that revokes
@@ -643,15 +644,15 @@ fn revocation(c: &mut Criterion) {
         })
     });
     // A new access token revoked with the deny-list at its cap (100,000
-    // entries, all in force): each addition first purges the expired (none
-    // here) and drops the entry expiring first, two scans of the list under
-    // its mutex. (Revoking a token already listed does not grow the list,
-    // so only the first of those would scan.) The tokens are minted off the
-    // clock. (Filling the list takes about a second, also when this group
-    // is filtered out: criterion runs every group's setup.)
+    // entries, all in force, of 100 users, each under the per-user cap):
+    // each addition drops the entry expiring first, found in an ordered
+    // set. The tokens are minted off the clock. (Filling the list takes
+    // about a second, also when this group is filtered out: criterion runs
+    // every group's setup.)
     let app = cheap_app();
-    for _ in 0..100_000 {
-        let revoked = rt.block_on(app.handle(revoke_request(&mint(app.key())), None));
+    for i in 0..100_000 {
+        let token = mint_for(app.key(), &format!("user{}", i % 100));
+        let revoked = rt.block_on(app.handle(revoke_request(&token), None));
         assert_eq!(revoked.status(), StatusCode::OK);
     }
     group.bench_function("revoke_access_token_list_full", |b| {

@@ -198,7 +198,7 @@ impl<S: UserStore> App<S> {
             let revocations = Revocations::new(config.max_revocations);
             let now = crate::auth::unix_now();
             for revocation in store.revocations(now) {
-                revocations.add(revocation, now);
+                revocations.add(revocation, None, now);
             }
             SessionState {
                 store,

@@ -250,9 +250,11 @@ impl<S: UserStore> App<S> {
             .revoke_session(session.id, until)
             .await
             .map_err(|e| store_unavailable(&e))?;
-        sessions
-            .revocations
-            .add(Revocation::Session(session.id, until), now);
+        sessions.revocations.add(
+            Revocation::Session(session.id, until),
+            Some(&session.username),
+            now,
+        );
         Ok(())
     }
 
@@ -285,7 +287,9 @@ impl<S: UserStore> App<S> {
                     .revoke_token(jti, until)
                     .await
                     .map_err(|e| store_unavailable(&e))?;
-                sessions.revocations.add(Revocation::Token(jti, until), now);
+                sessions
+                    .revocations
+                    .add(Revocation::Token(jti, until), Some(&claims.sub), now);
             }
         }
         let mut response = Response::new(Full::new(Bytes::new()));

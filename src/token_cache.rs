@@ -282,10 +282,10 @@ mod tests {
         let check = |t: &str| cache.verify(&[key()], t.as_bytes(), NOW, 0, Some(&list));
         assert!(check(&token).is_ok());
         assert!(check(&token).is_ok(), "a hit, nothing revoked");
-        list.add(Revocation::Token(jti, NOW + 60), NOW);
+        list.add(Revocation::Token(jti, NOW + 60), None, NOW);
         assert_eq!(check(&token).unwrap_err(), TokenError::Revoked);
         assert!(check(&sibling).is_ok(), "only that token");
-        list.add(Revocation::Session(sid, NOW + 60), NOW);
+        list.add(Revocation::Session(sid, NOW + 60), None, NOW);
         assert_eq!(check(&sibling).unwrap_err(), TokenError::Revoked);
         // Without a deny-list (sessions off), nothing is revoked.
         assert!(cache

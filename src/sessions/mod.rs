@@ -35,12 +35,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The future a [`SessionStore`] answers with: boxed, so that the trait is
 /// object safe (stores are held as `Arc<dyn SessionStore>`); sessions are
@@ -287,19 +287,39 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 /// revoked, each until its `until`. A generation counter moves on every
 /// addition, so that a verified token cached with the generation it was
 /// checked at needs no lookup while nothing new was revoked.
+///
+/// Bounded twice, both in `O(log n)` per addition: at most
+/// [`MAX_REVOCATIONS_PER_USER`] entries for one user, so that one account,
+/// refreshing and revoking in a loop, can only push out its own entries;
+/// and at most `cap` in all (`Config::max_revocations`), past which the
+/// entry expiring first is dropped, and logged. Expired entries go first.
 #[derive(Debug)]
 pub(crate) struct Revocations {
     generation: AtomicU64,
     denied: Mutex<Denied>,
-    /// Most entries held; past it the one expiring first is dropped (its
-    /// tokens would be accepted again until they expire), and it is logged.
     cap: usize,
+}
+
+/// Most deny-list entries one user's revocations may hold: a thousand
+/// logouts within an access token's lifetime is more than any person makes.
+pub const MAX_REVOCATIONS_PER_USER: usize = 1024;
+
+/// What an entry names.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+enum Denial {
+    Session(SessionId),
+    Token(TokenId),
 }
 
 #[derive(Debug, Default)]
 struct Denied {
-    sessions: HashMap<SessionId, i64>,
-    tokens: HashMap<TokenId, i64>,
+    /// Each entry's end, and whose it is (unknown for entries loaded from a
+    /// store at start).
+    until: HashMap<Denial, (i64, Option<Arc<str>>)>,
+    /// Every entry by its end, soonest first.
+    by_end: BTreeSet<(i64, Denial)>,
+    /// Each user's entries by their end.
+    by_owner: HashMap<Arc<str>, BTreeSet<(i64, Denial)>>,
 }
 
 impl Revocations {
@@ -320,23 +340,54 @@ impl Revocations {
     /// claims, as text) is revoked at `now`.
     pub(crate) fn denies(&self, sid: Option<&str>, jti: Option<&str>, now: i64) -> bool {
         let denied = self.lock();
-        let in_force = |until: Option<&i64>| until.is_some_and(|&until| now < until);
+        let in_force = |denial: Denial| {
+            denied
+                .until
+                .get(&denial)
+                .is_some_and(|(until, _)| now < *until)
+        };
         sid.and_then(SessionId::decode)
-            .is_some_and(|sid| in_force(denied.sessions.get(&sid)))
+            .is_some_and(|sid| in_force(Denial::Session(sid)))
             || jti
                 .and_then(TokenId::decode)
-                .is_some_and(|jti| in_force(denied.tokens.get(&jti)))
+                .is_some_and(|jti| in_force(Denial::Token(jti)))
     }
 
-    /// Adds `revocation`; the generation moves after, so that a reader who
-    /// sees the new generation sees the entry too.
-    pub(crate) fn add(&self, revocation: Revocation, now: i64) {
+    /// Adds `revocation`, made by (or on behalf of) the user `owner`; the
+    /// generation moves after, so that a reader who sees the new generation
+    /// sees the entry too.
+    pub(crate) fn add(&self, revocation: Revocation, owner: Option<&str>, now: i64) {
+        let (denial, until) = match revocation {
+            Revocation::Session(id, until) => (Denial::Session(id), until),
+            Revocation::Token(id, until) => (Denial::Token(id), until),
+        };
         let mut denied = self.lock();
-        if denied.sessions.len() + denied.tokens.len() >= self.cap {
-            denied.purge(now);
+        denied.purge(now);
+        // Revoked again: kept until the later of the two ends.
+        let until = match denied.remove(denial) {
+            Some(before) => before.max(until),
+            None => until,
+        };
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
+        if let Some(owner) = &owner {
+            let full = denied
+                .by_owner
+                .get(owner)
+                .is_some_and(|own| own.len() >= MAX_REVOCATIONS_PER_USER);
+            if full {
+                let soonest = denied
+                    .by_owner
+                    .get(owner)
+                    .and_then(|own| own.first().copied());
+                if let Some((_, soonest)) = soonest {
+                    denied.remove(soonest);
+                }
+            }
         }
-        if denied.sessions.len() + denied.tokens.len() >= self.cap {
-            denied.drop_soonest();
+        if denied.until.len() >= self.cap {
+            if let Some(&(_, soonest)) = denied.by_end.first() {
+                denied.remove(soonest);
+            }
             crate::logging::tally(
                 crate::logging::SERVER_WARN,
                 format_args!(
@@ -346,19 +397,23 @@ impl Revocations {
                 ),
             );
         }
-        match revocation {
-            Revocation::Session(id, until) => denied.sessions.insert(id, until),
-            Revocation::Token(id, until) => denied.tokens.insert(id, until),
-        };
+        denied.by_end.insert((until, denial));
+        if let Some(owner) = &owner {
+            denied
+                .by_owner
+                .entry(owner.clone())
+                .or_default()
+                .insert((until, denial));
+        }
+        denied.until.insert(denial, (until, owner));
         drop(denied);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Entries held now, `(sessions, tokens)`.
+    /// Entries held now.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> (usize, usize) {
-        let denied = self.lock();
-        (denied.sessions.len(), denied.tokens.len())
+    pub(crate) fn len(&self) -> usize {
+        self.lock().until.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Denied> {
@@ -368,26 +423,29 @@ impl Revocations {
 }
 
 impl Denied {
-    /// Drops what no longer covers any unexpired token.
-    fn purge(&mut self, now: i64) {
-        self.sessions.retain(|_, until| now < *until);
-        self.tokens.retain(|_, until| now < *until);
+    /// Removes an entry; its end, if it was held.
+    fn remove(&mut self, denial: Denial) -> Option<i64> {
+        let (until, owner) = self.until.remove(&denial)?;
+        self.by_end.remove(&(until, denial));
+        if let Some(owner) = owner {
+            if let Some(own) = self.by_owner.get_mut(&owner) {
+                own.remove(&(until, denial));
+                if own.is_empty() {
+                    self.by_owner.remove(&owner);
+                }
+            }
+        }
+        Some(until)
     }
 
-    fn drop_soonest(&mut self) {
-        let session = self.sessions.iter().min_by_key(|(_, until)| **until);
-        let token = self.tokens.iter().min_by_key(|(_, until)| **until);
-        match (session.map(|(k, v)| (*k, *v)), token.map(|(k, v)| (*k, *v))) {
-            (Some((s, su)), Some((_, tu))) if su <= tu => {
-                self.sessions.remove(&s);
+    /// Drops what no longer covers any unexpired token: from the soonest
+    /// end, so each entry is looked at once.
+    fn purge(&mut self, now: i64) {
+        while let Some(&(until, denial)) = self.by_end.first() {
+            if now < until {
+                return;
             }
-            (_, Some((t, _))) => {
-                self.tokens.remove(&t);
-            }
-            (Some((s, _)), None) => {
-                self.sessions.remove(&s);
-            }
-            (None, None) => {}
+            self.remove(denial);
         }
     }
 }
@@ -450,12 +508,12 @@ mod tests {
         let (sid_text, jti_text) = (sid.encode(), jti.encode());
         assert!(!list.denies(Some(&sid_text), Some(&jti_text), NOW));
         let before = list.generation();
-        list.add(Revocation::Session(sid, NOW + 60), NOW);
+        list.add(Revocation::Session(sid, NOW + 60), Some("johndoe"), NOW);
         assert_ne!(list.generation(), before);
         assert!(list.denies(Some(&sid_text), None, NOW));
         assert!(list.denies(Some(&sid_text), Some("other"), NOW + 59));
         assert!(!list.denies(Some(&sid_text), None, NOW + 60));
-        list.add(Revocation::Token(jti, NOW + 10), NOW);
+        list.add(Revocation::Token(jti, NOW + 10), None, NOW);
         assert!(list.denies(None, Some(&jti_text), NOW));
         assert!(!list.denies(None, None, NOW));
         assert!(!list.denies(Some("not an id"), Some("nor this"), NOW));
@@ -466,17 +524,40 @@ mod tests {
         let list = Revocations::new(3);
         let ids: Vec<TokenId> = (0..3).map(|_| TokenId::random().unwrap()).collect();
         for (i, id) in ids.iter().enumerate() {
-            list.add(Revocation::Token(*id, NOW + 10 + i as i64), NOW);
+            list.add(Revocation::Token(*id, NOW + 10 + i as i64), None, NOW);
         }
         let late = TokenId::random().unwrap();
-        list.add(Revocation::Token(late, NOW + 100), NOW);
-        assert_eq!(list.len(), (0, 3));
+        list.add(Revocation::Token(late, NOW + 100), None, NOW);
+        assert_eq!(list.len(), 3);
         assert!(!list.denies(None, Some(&ids[0].encode()), NOW));
         assert!(list.denies(None, Some(&late.encode()), NOW));
         // Expired entries make room before anything in force is dropped.
         let later = TokenId::random().unwrap();
-        list.add(Revocation::Token(later, NOW + 200), NOW + 50);
-        assert_eq!(list.len(), (0, 2));
+        list.add(Revocation::Token(later, NOW + 200), None, NOW + 50);
+        assert_eq!(list.len(), 2);
         assert!(list.denies(None, Some(&late.encode()), NOW + 50));
+        // Revoked again: the later end is kept.
+        list.add(Revocation::Token(late, NOW + 60), None, NOW + 50);
+        assert!(list.denies(None, Some(&late.encode()), NOW + 99));
+    }
+
+    #[test]
+    fn one_user_can_push_out_only_their_own_revocations() {
+        let list = Revocations::new(100_000);
+        let victim = TokenId::random().unwrap();
+        list.add(Revocation::Token(victim, NOW + 1800), Some("alice"), NOW);
+        // An account refreshing and revoking in a loop.
+        let first = TokenId::random().unwrap();
+        list.add(Revocation::Token(first, NOW + 1800), Some("mallory"), NOW);
+        for _ in 0..3 * MAX_REVOCATIONS_PER_USER {
+            let id = TokenId::random().unwrap();
+            list.add(Revocation::Token(id, NOW + 1800), Some("mallory"), NOW);
+        }
+        assert_eq!(list.len(), MAX_REVOCATIONS_PER_USER + 1);
+        assert!(list.denies(None, Some(&victim.encode()), NOW));
+        assert!(
+            !list.denies(None, Some(&first.encode()), NOW),
+            "mallory's own oldest"
+        );
     }
 }
