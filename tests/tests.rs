@@ -20,5 +20,6 @@ mod properties; // proptest: the form, bearer and JWT parsers never panic, round
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
 mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
+mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, one server per directory, bad directories exit 2
 mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
 mod users_me; // GET /users/me: the Authorization header, current_user then current_active_user
