@@ -29,12 +29,12 @@
 //! when the store is opened, and a few at a time by every login and refresh.
 //! redb reuses freed pages, and at open a file more than half free (and over
 //! 2 MiB) is compacted, so it stays near the size of its live entries at
-//! their peak. Measured (9-byte
-//! usernames): an empty store is under 1 MB, 100,000 sessions take 47 MB (a
-//! longer username adds twice its length to its session: the session and
-//! the per-user index), 100,000 revocations 6 MB. Opening a file at the
-//! caps takes about 0.1 s (release build), 0.6 s after a `kill -9` (redb
-//! then checks every page's checksum).
+//! their peak. Measured (9-byte usernames): an empty store is under 1 MB,
+//! 100,000 sessions take 34 MB (a longer username adds twice its length to
+//! its session: the row and the per-user index), 100,000 revocations 9 MB.
+//! Opening a file at the caps takes about 30 ms (release build), 70 ms
+//! after a `kill -9` (redb then checks every page's checksum and rebuilds
+//! its allocator).
 //!
 //! [`MemorySessions`]: super::memory::MemorySessions
 
@@ -76,26 +76,116 @@ const COMPACT_ABOVE: u64 = 2 << 20;
 /// (redb's default allows 1 GiB).
 const CACHE_BYTES: usize = 4 << 20;
 
-/// `"format"`: the layout's version ([`FORMAT`]).
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Every table maps bytes to bytes: redb's B-tree code is generic over the
+/// key and value types, and each pair of types compiled in costs about 67 KB
+/// of binary (measured), so one pair serves all five tables. Times are
+/// big-endian with the sign bit flipped ([`time`]), so that keys sort by
+/// them.
+type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
-/// A session by id: username, scope, created, expires, counter, secret.
-const SESSIONS: TableDefinition<[u8; 16], SessionRow> = TableDefinition::new("sessions");
-type SessionRow = (&'static str, &'static str, i64, i64, u32, [u8; 32]);
+/// `format`: the layout's version ([`FORMAT`]), 8 bytes big-endian.
+const META: Bytes = TableDefinition::new("meta");
 
-/// Sessions by expiry: whom to purge, and whom to evict over the total cap.
-const BY_EXPIRY: TableDefinition<(i64, [u8; 16]), ()> = TableDefinition::new("sessions_by_expiry");
+/// A session by id (16 bytes): created, expires (8 bytes each), counter
+/// (4), secret (32), the username's length (4), the username, the scope.
+const SESSIONS: Bytes = TableDefinition::new("sessions");
 
-/// Sessions by user and login time: whom to evict over a user's cap.
-const BY_USER: TableDefinition<(&str, i64, [u8; 16]), ()> =
-    TableDefinition::new("sessions_by_user");
+/// Sessions by expiry (8 bytes) and id (16), valued nothing: whom to purge,
+/// and whom to evict over the total cap.
+const BY_EXPIRY: Bytes = TableDefinition::new("sessions_by_expiry");
 
-/// What was revoked, by `until`, kind ([`SESSION`] or [`TOKEN`]) and id:
-/// nothing is ever looked up by id (the app's deny-list is), so ordering by
-/// expiry is all it needs, to purge and to load.
-const REVOKED: TableDefinition<(i64, u8, [u8; 16]), ()> = TableDefinition::new("revoked");
+/// Sessions by user (its length, 4 bytes, then itself), login time (8) and
+/// id (16), valued nothing: whom to evict over a user's cap.
+const BY_USER: Bytes = TableDefinition::new("sessions_by_user");
+
+/// What was revoked, by `until` (8 bytes), kind ([`SESSION`] or [`TOKEN`],
+/// 1 byte) and id (16), valued nothing. Nothing is looked up by id (the
+/// app's deny-list is), so ordering by expiry is all it needs, to purge and
+/// to load.
+const REVOKED: Bytes = TableDefinition::new("revoked");
 const SESSION: u8 = 0;
 const TOKEN: u8 = 1;
+
+/// A time as a key part: big-endian, sign bit flipped, so that byte order
+/// is numeric order.
+fn time(t: i64) -> [u8; 8] {
+    (t as u64 ^ (1 << 63)).to_be_bytes()
+}
+
+fn untime(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// What the file holds does not read: only a file written by something else
+/// with a valid checksum gets here.
+fn damaged(what: &str) -> Engine {
+    Engine(Box::new(redb::Error::Corrupted(format!(
+        "{what} does not read"
+    ))))
+}
+
+/// The last 16 bytes of an index key: the id.
+fn id_at_end(key: &[u8]) -> Result<[u8; 16], Engine> {
+    key.last_chunk()
+        .copied()
+        .ok_or_else(|| damaged("an index key"))
+}
+
+/// A [`REVOKED`] key: `until`, kind and id.
+fn unrevoked(key: &[u8]) -> Result<(i64, u8, [u8; 16]), Engine> {
+    let bad = || damaged("a revocation");
+    let (until, rest) = key.split_first_chunk().ok_or_else(bad)?;
+    let (kind, id) = rest.split_first().ok_or_else(bad)?;
+    let id: [u8; 16] = id.try_into().map_err(|_| bad())?;
+    Ok((untime(*until), *kind, id))
+}
+
+/// A [`SESSIONS`] row.
+fn row(session: &Session) -> Vec<u8> {
+    let username = session.username.as_bytes();
+    let length = u32::try_from(username.len()).unwrap_or(u32::MAX);
+    key(&[
+        &time(session.created),
+        &time(session.expires),
+        &session.counter.to_be_bytes(),
+        &session.secret,
+        &length.to_be_bytes(),
+        username,
+        session.scope.as_bytes(),
+    ])
+}
+
+/// The session of [`SESSIONS`] row `bytes`.
+fn unrow(id: SessionId, bytes: &[u8]) -> Result<Session, Engine> {
+    let bad = || damaged("a session row");
+    let (created, rest) = bytes.split_first_chunk().ok_or_else(bad)?;
+    let (expires, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let (counter, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let (secret, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let (length, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let length = usize::try_from(u32::from_be_bytes(*length)).map_err(|_| bad())?;
+    let (username, scope) = rest.split_at_checked(length).ok_or_else(bad)?;
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| bad());
+    Ok(Session {
+        id,
+        username: text(username)?,
+        scope: text(scope)?,
+        created: untime(*created),
+        expires: untime(*expires),
+        counter: u32::from_be_bytes(*counter),
+        secret: *secret,
+    })
+}
+
+/// The start of a user's [`BY_USER`] keys.
+fn user_prefix(username: &str) -> Vec<u8> {
+    let length = u32::try_from(username.len()).unwrap_or(u32::MAX);
+    key(&[&length.to_be_bytes(), username.as_bytes()])
+}
 
 /// redb's error, boxed: its 160 bytes would ride along every `Result` here.
 #[derive(Debug)]
@@ -262,10 +352,15 @@ impl PersistentSessions {
         }
         let now = unix_now();
         let found = write(&db, |t| {
-            let found = t.meta.get("format")?.map(|v| v.value());
+            // Not 8 bytes: not a format this build knows (0).
+            let found = t
+                .meta
+                .get(b"format".as_slice())?
+                .map(|v| v.value().try_into().map_or(0, u64::from_be_bytes));
             if found.is_none() {
                 // A new file: its tables are created by this commit.
-                t.meta.insert("format", FORMAT)?;
+                t.meta
+                    .insert(b"format".as_slice(), FORMAT.to_be_bytes().as_slice())?;
                 t.dirty = true;
             }
             if found.is_none_or(|f| f == FORMAT) {
@@ -376,8 +471,9 @@ fn load_revocations(db: &Database, now: i64) -> Result<Vec<Revocation>, Engine> 
     let txn = db.begin_read()?;
     let table = txn.open_table(REVOKED)?;
     let mut loaded = Vec::new();
-    for entry in table.range((now.saturating_add(1), 0, [0; 16])..)? {
-        let (until, kind, id) = entry?.0.value();
+    let from = time(now.saturating_add(1));
+    for entry in table.range(from.as_slice()..)? {
+        let (until, kind, id) = unrevoked(entry?.0.value())?;
         loaded.push(match kind {
             SESSION => Revocation::Session(SessionId(id), until),
             _ => Revocation::Token(TokenId(id), until),
@@ -388,11 +484,11 @@ fn load_revocations(db: &Database, now: i64) -> Result<Vec<Revocation>, Engine> 
 
 /// The tables of one write transaction, and whether anything changed.
 struct Tables<'txn> {
-    meta: Table<'txn, &'static str, u64>,
-    sessions: Table<'txn, [u8; 16], SessionRow>,
-    by_expiry: Table<'txn, (i64, [u8; 16]), ()>,
-    by_user: Table<'txn, (&'static str, i64, [u8; 16]), ()>,
-    revoked: Table<'txn, (i64, u8, [u8; 16]), ()>,
+    meta: Table<'txn, &'static [u8], &'static [u8]>,
+    sessions: Table<'txn, &'static [u8], &'static [u8]>,
+    by_expiry: Table<'txn, &'static [u8], &'static [u8]>,
+    by_user: Table<'txn, &'static [u8], &'static [u8]>,
+    revoked: Table<'txn, &'static [u8], &'static [u8]>,
     dirty: bool,
 }
 
@@ -417,6 +513,21 @@ fn write<T>(
     Ok(value)
 }
 
+/// The keys from `from` to `to` (both included) in `table`, at most
+/// `limit`.
+fn keys(
+    table: &Table<'_, &'static [u8], &'static [u8]>,
+    from: &[u8],
+    to: &[u8],
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, Engine> {
+    let mut found = Vec::new();
+    for entry in table.range::<&[u8]>(from..=to)?.take(limit) {
+        found.push(entry?.0.value().to_vec());
+    }
+    Ok(found)
+}
+
 impl<'txn> Tables<'txn> {
     fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, Engine> {
         Ok(Tables {
@@ -430,21 +541,15 @@ impl<'txn> Tables<'txn> {
     }
 
     fn get(&self, id: SessionId) -> Result<Option<Session>, Engine> {
-        Ok(self.sessions.get(id.0)?.map(|row| session(id, row.value())))
+        match self.sessions.get(id.0.as_slice())? {
+            Some(bytes) => unrow(id, bytes.value()).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn put(&mut self, session: &Session) -> Result<(), Engine> {
-        self.sessions.insert(
-            session.id.0,
-            (
-                session.username.as_str(),
-                session.scope.as_str(),
-                session.created,
-                session.expires,
-                session.counter,
-                session.secret,
-            ),
-        )?;
+        self.sessions
+            .insert(session.id.0.as_slice(), row(session).as_slice())?;
         self.dirty = true;
         Ok(())
     }
@@ -455,38 +560,51 @@ impl<'txn> Tables<'txn> {
     ///
     /// [`MemorySessions`]: super::memory::MemorySessions
     fn insert(&mut self, session: &Session, caps: Caps) -> Result<(), Engine> {
-        let user = session.username.as_str();
-        let own: Vec<(i64, [u8; 16])> = self
-            .by_user
-            .range((user, i64::MIN, [0; 16])..=(user, i64::MAX, [0xff; 16]))?
-            .map(|entry| entry.map(|(key, _)| (key.value().1, key.value().2)))
-            .collect::<Result<_, _>>()?;
+        let user = user_prefix(&session.username);
+        let own = keys(
+            &self.by_user,
+            &key(&[&user, &[0; 24]]),
+            &key(&[&user, &[0xff; 24]]),
+            usize::MAX,
+        )?;
         let over = (own.len() + 1).saturating_sub(caps.per_user);
-        for &(_, id) in own.iter().take(over) {
-            self.remove(SessionId(id))?;
+        for oldest in own.iter().take(over) {
+            self.remove(SessionId(id_at_end(oldest)?))?;
         }
         while self.sessions.len()? >= caps.sessions {
-            let Some(first) = self.by_expiry.first()?.map(|(key, _)| key.value().1) else {
+            let Some(first) = self.by_expiry.first()?.map(|(k, _)| k.value().to_vec()) else {
                 break;
             };
-            self.remove(SessionId(first))?;
+            if !self.remove(SessionId(id_at_end(&first)?))? {
+                // An entry without its session would stop this loop
+                // forever.
+                self.by_expiry.remove(first.as_slice())?;
+            }
         }
         self.put(session)?;
-        self.by_expiry.insert((session.expires, session.id.0), ())?;
-        self.by_user
-            .insert((user, session.created, session.id.0), ())?;
+        let id = session.id.0;
+        self.by_expiry.insert(
+            key(&[&time(session.expires), &id]).as_slice(),
+            [].as_slice(),
+        )?;
+        self.by_user.insert(
+            key(&[&user, &time(session.created), &id]).as_slice(),
+            [].as_slice(),
+        )?;
         Ok(())
     }
 
     fn remove(&mut self, id: SessionId) -> Result<bool, Engine> {
-        let Some(row) = self.sessions.remove(id.0)? else {
+        let Some(bytes) = self.sessions.remove(id.0.as_slice())? else {
             return Ok(false);
         };
-        let (username, _, created, expires, _, _) = row.value();
-        let username = username.to_owned();
-        drop(row);
-        self.by_expiry.remove((expires, id.0))?;
-        self.by_user.remove((username.as_str(), created, id.0))?;
+        let session = unrow(id, bytes.value())?;
+        drop(bytes);
+        self.by_expiry
+            .remove(key(&[&time(session.expires), &id.0]).as_slice())?;
+        let user = user_prefix(&session.username);
+        self.by_user
+            .remove(key(&[&user, &time(session.created), &id.0]).as_slice())?;
         self.dirty = true;
         Ok(true)
     }
@@ -499,7 +617,8 @@ impl<'txn> Tables<'txn> {
                 break;
             }
         }
-        self.revoked.insert((until, kind, id), ())?;
+        self.revoked
+            .insert(key(&[&time(until), &[kind], &id]).as_slice(), [].as_slice())?;
         self.dirty = true;
         Ok(())
     }
@@ -507,39 +626,17 @@ impl<'txn> Tables<'txn> {
     /// Removes at most `limit` expired sessions and as many expired
     /// revocations.
     fn purge(&mut self, now: i64, limit: usize) -> Result<(), Engine> {
-        let expired: Vec<[u8; 16]> = self
-            .by_expiry
-            .range(..=(now, [0xff; 16]))?
-            .take(limit)
-            .map(|entry| entry.map(|(key, _)| key.value().1))
-            .collect::<Result<_, _>>()?;
-        for id in expired {
-            self.remove(SessionId(id))?;
+        // The empty key is the first of all.
+        let to = key(&[&time(now), &[0xff; 16]]);
+        for expired in keys(&self.by_expiry, &[], &to, limit)? {
+            self.remove(SessionId(id_at_end(&expired)?))?;
         }
-        let expired: Vec<(i64, u8, [u8; 16])> = self
-            .revoked
-            .range(..=(now, u8::MAX, [0xff; 16]))?
-            .take(limit)
-            .map(|entry| entry.map(|(key, _)| key.value()))
-            .collect::<Result<_, _>>()?;
-        for key in expired {
-            self.revoked.remove(key)?;
+        let to = key(&[&time(now), &[0xff; 17]]);
+        for expired in keys(&self.revoked, &[], &to, limit)? {
+            self.revoked.remove(expired.as_slice())?;
             self.dirty = true;
         }
         Ok(())
-    }
-}
-
-fn session(id: SessionId, row: (&str, &str, i64, i64, u32, [u8; 32])) -> Session {
-    let (username, scope, created, expires, counter, secret) = row;
-    Session {
-        id,
-        username: username.to_owned(),
-        scope: scope.to_owned(),
-        created,
-        expires,
-        counter,
-        secret,
     }
 }
 
@@ -557,7 +654,10 @@ impl SessionStore for PersistentSessions {
         self.run(move |inner| {
             let txn = inner.db.begin_read()?;
             let table = txn.open_table(SESSIONS)?;
-            let found = table.get(id.0)?.map(|row| session(id, row.value()));
+            let found = match table.get(id.0.as_slice())? {
+                Some(bytes) => Some(unrow(id, bytes.value())?),
+                None => None,
+            };
             Ok(found.filter(|s| now < s.expires))
         })
     }
@@ -875,7 +975,8 @@ mod tests {
         let dir = TempDir::new();
         let store = PersistentSessions::open(&dir.0).unwrap();
         write(&store.inner.db, |t| {
-            t.meta.insert("format", FORMAT + 1)?;
+            t.meta
+                .insert(b"format".as_slice(), (FORMAT + 1).to_be_bytes().as_slice())?;
             t.dirty = true;
             Ok(())
         })
@@ -886,26 +987,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn engine_errors_are_store_errors_without_secrets() {
+    async fn engine_errors_are_store_errors_naming_the_file_not_the_session() {
         let dir = TempDir::new();
         let store = PersistentSessions::open(&dir.0).unwrap();
         let s = session("johndoe", now(), 1000);
         store.create(s.clone()).await.unwrap();
-        // A transaction that fails inside the engine: a table of the wrong
-        // type.
-        let wrong: TableDefinition<&str, &str> = TableDefinition::new("sessions");
-        let err = store
-            .run(move |inner| {
-                let txn = inner.db.begin_read()?;
-                txn.open_table(wrong)?;
-                Ok(())
-            })
-            .await
-            .unwrap_err()
-            .to_string();
+        // A row cut short, as no build of ours writes it.
+        write(&store.inner.db, |t| {
+            let mut short = row(&s);
+            short.truncate(40);
+            t.sessions.insert(s.id.0.as_slice(), short.as_slice())?;
+            t.dirty = true;
+            Ok(())
+        })
+        .unwrap();
+        let err = store.get(s.id, now()).await.unwrap_err().to_string();
         assert!(err.contains("session store"), "{err}");
         assert!(err.contains(FILE_NAME), "{err}");
+        assert!(err.contains("a session row does not read"), "{err}");
+        assert!(!err.contains("johndoe"), "{err}");
+        assert!(store.advance(s.id, 0, now()).await.is_err());
         let debug = format!("{store:?}");
         assert!(!debug.contains("johndoe"), "{debug}");
+    }
+
+    #[test]
+    fn keys_sort_by_time_and_rows_read_back() {
+        let times = [i64::MIN, -5, -1, 0, 1, 1_700_000_000, i64::MAX];
+        for pair in times.windows(2) {
+            assert!(time(pair[0]) < time(pair[1]), "{pair:?}");
+        }
+        for t in times {
+            assert_eq!(untime(time(t)), t);
+        }
+        let mut s = Session::start("名前 with\0 \u{0}", "", -3, i64::MAX).unwrap();
+        s.counter = u32::MAX;
+        assert_eq!(unrow(s.id, &row(&s)).unwrap(), s);
+        s.scope = "me items".into();
+        assert_eq!(unrow(s.id, &row(&s)).unwrap(), s);
+        let whole = row(&s);
+        for cut in [0, 55, 56, whole.len() - s.scope.len() - 1] {
+            assert!(unrow(s.id, &whole[..cut]).is_err(), "{cut}");
+        }
+        // A user's keys are contiguous: no username is a prefix of another's.
+        assert!(!user_prefix("ab").starts_with(&user_prefix("a")));
+        assert!(unrevoked(&[0; 24]).is_err());
+        assert_eq!(
+            unrevoked(&key(&[&time(-7), &[TOKEN], &[9; 16]])).unwrap(),
+            (-7, TOKEN, [9; 16])
+        );
     }
 }
