@@ -644,12 +644,17 @@ fn open_state_dir(
         .into())
 }
 
-/// The session store kept in `dir`.
+/// The session store kept in `dir`: created if missing, refused if another
+/// process has it open.
 #[cfg(feature = "persist")]
 fn open_state_dir(
-    _dir: &std::path::Path,
+    dir: &std::path::Path,
 ) -> Result<std::sync::Arc<dyn password_bearer::sessions::SessionStore>, String> {
-    Err("not yet".into())
+    use password_bearer::sessions::persistent::PersistentSessions;
+    match PersistentSessions::open(dir) {
+        Ok(store) => Ok(std::sync::Arc::new(store)),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Checks `--docs-assets-url` and drops trailing `/`s, so the page can

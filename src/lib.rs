@@ -56,9 +56,10 @@
 //! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
 //!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
-//! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait and
-//!   its in-memory store, and what was revoked; `refresh` answers the
-//!   refresh grant and `POST /revoke`.
+//! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait,
+//!   its in-memory store and (the `persist` feature) its store on disk, and
+//!   what was revoked; `refresh` answers the refresh grant and
+//!   `POST /revoke`.
 //! - [`throttle`]: counting failed logins per username and per address;
 //!   `addr` says how the per-address limits count an address.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.

@@ -12,23 +12,28 @@
 //! forged without the session's secret, so knowing a session's id (every
 //! access token names it) is not enough to revoke it.
 //!
-//! Revocation is a list of what was revoked ([`Revocations`]), not of what
+//! Revocation is a list of what was revoked (`Revocations`), not of what
 //! is allowed: sessions and single access tokens, each kept until the
 //! access tokens it covers have expired. `GET /users/me` checks it on every
 //! request at the cost of one atomic load while nothing new was revoked
 //! (see `token_cache`).
 //!
 //! Where sessions live is a [`SessionStore`]: in memory
-//! ([`memory::MemorySessions`], the default), or anything that implements
-//! the trait (a persistent or shared store).
+//! ([`memory::MemorySessions`], the default), in a file that survives
+//! restarts (`persistent::PersistentSessions`, with the `persist` feature),
+//! or anything that implements the trait (a shared store).
 //!
 //! # Layout
 //!
 //! - this module: the ids, the [`Session`] record, the [`SessionStore`]
-//!   trait, refresh tokens, and the [`Revocations`] deny-list;
+//!   trait, refresh tokens, and the `Revocations` deny-list;
 //! - [`memory`]: the in-memory store, bounded.
+//! - `persistent` (the `persist` feature): the store of `--state-dir`, a
+//!   file kept by an embedded storage engine, bounded too.
 
 pub mod memory;
+#[cfg(feature = "persist")]
+pub mod persistent;
 
 use crate::users::StoreError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
