@@ -515,7 +515,7 @@ fn refresh_parts(c: &mut Criterion) {
     let mut counter = 0;
     group.bench_function("7_store_advance", |b| {
         b.iter(|| {
-            let advanced = ready(store.advance(session.id, counter, now));
+            let advanced = ready(store.advance(session.id, counter, now, now + 60));
             counter += 1;
             advanced
         })

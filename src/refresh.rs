@@ -181,12 +181,23 @@ impl<S: UserStore> App<S> {
             .filter(|s| user.allows(s))
             .collect();
 
-        match sessions.store.advance(session.id, token.counter, now).await {
+        let revoke_until = self.revoked_until(now);
+        match sessions
+            .store
+            .advance(session.id, token.counter, now, revoke_until)
+            .await
+        {
             Ok(Advance::Advanced) => {}
             Ok(Advance::Reused) => {
-                // Another refresh with the same token got there first.
+                // Another refresh with the same token got there first; the
+                // store has revoked the session in the same step.
                 attempt.failed();
-                return self.reused(&session, peer, now).await;
+                sessions.revocations.add(
+                    Revocation::Session(session.id, revoke_until),
+                    Some(&session.username),
+                    now,
+                );
+                return self.reused_answer(&session, peer);
             }
             Ok(_) => {
                 attempt.failed();
@@ -225,6 +236,15 @@ impl<S: UserStore> App<S> {
         now: i64,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         self.revoke_session(session, now).await?;
+        self.reused_answer(session, peer)
+    }
+
+    /// The log line and answer of a reuse, the session revoked.
+    fn reused_answer(
+        &self,
+        session: &Session,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
         logging::emit(
             LOGIN_REFUSED,
             format_args!(
@@ -236,15 +256,20 @@ impl<S: UserStore> App<S> {
         Err(ApiError::InvalidRefreshToken)
     }
 
+    /// How long a session revoked at `now` stays on the deny-list: until the
+    /// last access token it may have issued has expired.
+    fn revoked_until(&self, now: i64) -> i64 {
+        now.saturating_add(self.token_ttl_secs)
+            .saturating_add(self.leeway_secs)
+    }
+
     /// Revokes `session` and every access token issued in it: in the store
     /// and in the deny-list, until the last of them has expired.
     async fn revoke_session(&self, session: &Session, now: i64) -> Result<(), ApiError> {
         let Some(sessions) = &self.sessions else {
             return Ok(());
         };
-        let until = now
-            .saturating_add(self.token_ttl_secs)
-            .saturating_add(self.leeway_secs);
+        let until = self.revoked_until(now);
         sessions
             .store
             .revoke_session(session.id, until)

@@ -276,7 +276,7 @@ impl StoreError {
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "user store unavailable: {}", self.0)
+        write!(f, "store unavailable: {}", self.0)
     }
 }
 

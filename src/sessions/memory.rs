@@ -140,7 +140,13 @@ impl SessionStore for MemorySessions {
         ready(session)
     }
 
-    fn advance(&self, id: SessionId, from: u32, now: i64) -> StoreFuture<'_, Advance> {
+    fn advance(
+        &self,
+        id: SessionId,
+        from: u32,
+        now: i64,
+        _revoke_until: i64,
+    ) -> StoreFuture<'_, Advance> {
         let mut state = self.lock();
         let outcome = match state.sessions.get_mut(&id) {
             Some(session) if now >= session.expires => Advance::Unknown,
@@ -193,14 +199,20 @@ mod tests {
         let s = session("johndoe", NOW);
         store.create(s.clone()).await.unwrap();
         assert_eq!(
-            store.advance(s.id, 0, NOW).await.unwrap(),
+            store.advance(s.id, 0, NOW, NOW + 60).await.unwrap(),
             Advance::Advanced
         );
         assert_eq!(get(&store, s.id, NOW).await.unwrap().counter, 1);
         // The same token again: it was used, the session goes.
-        assert_eq!(store.advance(s.id, 0, NOW).await.unwrap(), Advance::Reused);
+        assert_eq!(
+            store.advance(s.id, 0, NOW, NOW + 60).await.unwrap(),
+            Advance::Reused
+        );
         assert_eq!(get(&store, s.id, NOW).await, None);
-        assert_eq!(store.advance(s.id, 1, NOW).await.unwrap(), Advance::Unknown);
+        assert_eq!(
+            store.advance(s.id, 1, NOW, NOW + 60).await.unwrap(),
+            Advance::Unknown
+        );
         assert!(store.is_empty());
     }
 
@@ -211,7 +223,7 @@ mod tests {
         store.create(s.clone()).await.unwrap();
         assert_eq!(get(&store, s.id, NOW + 1000).await, None);
         assert_eq!(
-            store.advance(s.id, 0, NOW + 1000).await.unwrap(),
+            store.advance(s.id, 0, NOW + 1000, NOW + 60).await.unwrap(),
             Advance::Unknown
         );
         store.create(session("alice", NOW + 2000)).await.unwrap();

@@ -272,9 +272,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Moves session `id`'s counter from `from` to `from + 1`, atomically
     /// with the check that it is at `from`: of two refreshes with one
-    /// token, one advances and the other finds it [`Advance::Reused`], and
-    /// a reused token removes the session in the same step.
-    fn advance(&self, id: SessionId, from: u32, now: i64) -> StoreFuture<'_, Advance>;
+    /// token, one advances and the other finds it [`Advance::Reused`]. A
+    /// reused token removes the session and records it as revoked until
+    /// `revoke_until`, in the same step (as [`SessionStore::revoke_session`]).
+    fn advance(
+        &self,
+        id: SessionId,
+        from: u32,
+        now: i64,
+        revoke_until: i64,
+    ) -> StoreFuture<'_, Advance>;
 
     /// Removes session `id`, and records it as revoked until `until`.
     fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()>;
@@ -552,17 +559,18 @@ mod tests {
         let victim = TokenId::random().unwrap();
         list.add(Revocation::Token(victim, NOW + 1800), Some("alice"), NOW);
         // An account refreshing and revoking in a loop.
+        // (Tokens issued one after the other: each ends a moment later.)
         let first = TokenId::random().unwrap();
         list.add(Revocation::Token(first, NOW + 1800), Some("mallory"), NOW);
-        for _ in 0..3 * MAX_REVOCATIONS_PER_USER {
+        for i in 1..=3 * MAX_REVOCATIONS_PER_USER as i64 {
             let id = TokenId::random().unwrap();
-            list.add(Revocation::Token(id, NOW + 1800), Some("mallory"), NOW);
+            list.add(Revocation::Token(id, NOW + 1800 + i), Some("mallory"), NOW);
         }
         assert_eq!(list.len(), MAX_REVOCATIONS_PER_USER + 1);
         assert!(list.denies(None, Some(&victim.encode()), NOW));
         assert!(
             !list.denies(None, Some(&first.encode()), NOW),
-            "mallory's own oldest"
+            "mallory's own, ending first"
         );
     }
 }

@@ -662,7 +662,13 @@ impl SessionStore for PersistentSessions {
         })
     }
 
-    fn advance(&self, id: SessionId, from: u32, now: i64) -> StoreFuture<'_, Advance> {
+    fn advance(
+        &self,
+        id: SessionId,
+        from: u32,
+        now: i64,
+        revoke_until: i64,
+    ) -> StoreFuture<'_, Advance> {
         self.run(move |inner| {
             write(&inner.db, |t| {
                 t.purge(now, PURGE_BATCH)?;
@@ -677,7 +683,10 @@ impl SessionStore for PersistentSessions {
                         Advance::Advanced
                     }
                     Some(session) if session.counter > from => {
+                        // Removed and recorded as revoked in one commit: a
+                        // crash cannot leave the reuse half answered.
                         t.remove(session.id)?;
+                        t.revoke(SESSION, id.0, revoke_until, inner.caps)?;
                         Advance::Reused
                     }
                     _ => Advance::Unknown,
@@ -754,16 +763,29 @@ mod tests {
         let (t, s) = (now(), session("johndoe", now(), 1000));
         store.create(s.clone()).await.unwrap();
         assert_eq!(get(&store, s.id, t).await.as_ref(), Some(&s));
-        assert_eq!(store.advance(s.id, 0, t).await.unwrap(), Advance::Advanced);
+        assert_eq!(
+            store.advance(s.id, 0, t, t + 60).await.unwrap(),
+            Advance::Advanced
+        );
         assert_eq!(get(&store, s.id, t).await.unwrap().counter, 1);
         // A token ahead of the counter was never issued: nothing happens.
-        assert_eq!(store.advance(s.id, 5, t).await.unwrap(), Advance::Unknown);
+        assert_eq!(
+            store.advance(s.id, 5, t, t + 60).await.unwrap(),
+            Advance::Unknown
+        );
         assert_eq!(get(&store, s.id, t).await.unwrap().counter, 1);
         // The used token again: the session goes.
-        assert_eq!(store.advance(s.id, 0, t).await.unwrap(), Advance::Reused);
+        assert_eq!(
+            store.advance(s.id, 0, t, t + 60).await.unwrap(),
+            Advance::Reused
+        );
         assert_eq!(get(&store, s.id, t).await, None);
-        assert_eq!(store.advance(s.id, 1, t).await.unwrap(), Advance::Unknown);
-        assert_eq!(store.counts(), (0, 0));
+        assert_eq!(
+            store.advance(s.id, 1, t, t + 60).await.unwrap(),
+            Advance::Unknown
+        );
+        // The reuse was recorded as the session's revocation, in its commit.
+        assert_eq!(store.counts(), (0, 1));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -782,7 +804,7 @@ mod tests {
         let tries: Vec<_> = (0..4)
             .map(|_| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.advance(s.id, 0, t).await.unwrap() })
+                tokio::spawn(async move { store.advance(s.id, 0, t, t + 60).await.unwrap() })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -811,7 +833,7 @@ mod tests {
         assert!(get(&store, s.id, t + 9).await.is_some());
         assert_eq!(get(&store, s.id, t + 10).await, None);
         assert_eq!(
-            store.advance(s.id, 0, t + 10).await.unwrap(),
+            store.advance(s.id, 0, t + 10, t + 10 + 60).await.unwrap(),
             Advance::Unknown
         );
         assert_eq!(store.counts().0, 0, "the refresh purged it");
@@ -834,8 +856,8 @@ mod tests {
             assert_eq!(store.revocations(t), []);
             store.create(kept.clone()).await.unwrap();
             store.create(revoked.clone()).await.unwrap();
-            store.advance(kept.id, 0, t).await.unwrap();
-            store.advance(kept.id, 1, t).await.unwrap();
+            store.advance(kept.id, 0, t, t + 60).await.unwrap();
+            store.advance(kept.id, 1, t, t + 60).await.unwrap();
             store.revoke_session(revoked.id, t + 600).await.unwrap();
             store.revoke_token(token, t + 300).await.unwrap();
             // Already expired when the store is opened again.
@@ -860,7 +882,10 @@ mod tests {
             [Revocation::Session(revoked.id, t + 600)]
         );
         // The reused counter is still detected after the reopen.
-        assert_eq!(store.advance(kept.id, 1, t).await.unwrap(), Advance::Reused);
+        assert_eq!(
+            store.advance(kept.id, 1, t, t + 60).await.unwrap(),
+            Advance::Reused
+        );
     }
 
     #[test]
@@ -1006,7 +1031,7 @@ mod tests {
         assert!(err.contains(FILE_NAME), "{err}");
         assert!(err.contains("a session row does not read"), "{err}");
         assert!(!err.contains("johndoe"), "{err}");
-        assert!(store.advance(s.id, 0, now()).await.is_err());
+        assert!(store.advance(s.id, 0, now(), now() + 60).await.is_err());
         let debug = format!("{store:?}");
         assert!(!debug.contains("johndoe"), "{debug}");
     }
