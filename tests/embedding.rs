@@ -1,8 +1,8 @@
 //! The crate as an embedder uses it: `App::handle` called without sockets,
 //! a user store of our own with async lookups, the auth chain called from a
-//! handler of our own (each error's response is the contract's), the client
-//! address that `handle` throttles by, a store that fails, and
-//! `examples/embed.rs` itself served over TCP.
+//! handler of our own (each error's response is the contract's; revoked
+//! tokens refused), the client address that `handle` throttles by, a store
+//! that fails, and `examples/embed.rs` itself served over TCP.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -237,6 +237,51 @@ async fn the_chain_called_from_a_handler_of_our_own() {
         answer.assert_json(401, NOT_ENOUGH_PERMISSIONS);
         assert_eq!(answer.header_all(WWW_AUTHENTICATE), [challenge]);
     }
+}
+
+/// The chain refuses revoked tokens at once for an embedder's routes too:
+/// `current_user` checks the same deny-list as `/users/me`.
+#[tokio::test]
+async fn the_chain_refuses_revoked_tokens_for_routes_of_our_own() {
+    let app = demo_app();
+    async fn login(app: &App<Users>) -> (String, String) {
+        let form = credentials_with_scope("johndoe", "secret", "me");
+        let answer = Answer::of(app.handle(form_request(form), None).await).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+        let field = |name: &str| body[name].as_str().expect("a string").to_owned();
+        (field("access_token"), field("refresh_token"))
+    }
+    async fn revoke(app: &App<Users>, token: &str) {
+        let request = Request::post("/revoke")
+            .header(CONTENT_TYPE, FORM)
+            .body(Full::new(Bytes::from(format!("token={token}"))))
+            .expect("a valid request");
+        let answer = Answer::of(app.handle(request, None).await).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    async fn guarded_route(app: &App<Users>, token: &str) -> Result<(), ApiError> {
+        let current = current_active_user(current_user(app, token).await?)?;
+        require_scopes(&current, &["me"])
+    }
+
+    // One access token revoked: it is refused, another of the user's is not.
+    let (first, _) = login(&app).await;
+    let (second, second_refresh) = login(&app).await;
+    assert_eq!(guarded_route(&app, &first).await, Ok(()));
+    revoke(&app, &first).await;
+    assert_eq!(
+        guarded_route(&app, &first).await,
+        Err(ApiError::InvalidCredentials)
+    );
+    assert_eq!(guarded_route(&app, &second).await, Ok(()));
+
+    // A refresh token revoked: every access token of its session is refused.
+    revoke(&app, &second_refresh).await;
+    assert_eq!(
+        guarded_route(&app, &second).await,
+        Err(ApiError::InvalidCredentials)
+    );
 }
 
 /// A store of our own, standing in for a database: async lookups (counted)
