@@ -127,6 +127,25 @@ pub(crate) const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "tls-cert",
+        help: "serve HTTPS with this PEM certificate chain, leaf first, sent whole; \
+               with --tls-key (builds with the `tls` feature)",
+        default: "",
+        apply: Apply::Value("FILE", |o, v| {
+            o.tls_cert = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "tls-key",
+        help: "the PEM private key of --tls-cert's certificate",
+        default: "",
+        apply: Apply::Value("FILE", |o, v| {
+            o.tls_key = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
         name: "users",
         help: "users JSON, the seed's fake_users_db shape with argon2 PHC hashes",
         default: "the demo users johndoe, alice",
@@ -439,6 +458,10 @@ pub(crate) struct Options {
     pub(crate) host: String,
     /// `--port`.
     pub(crate) port: u16,
+    /// `--tls-cert`.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub(crate) tls_key: Option<PathBuf>,
     /// `--users`.
     pub(crate) users: Option<PathBuf>,
     /// `--secret-key-file`, each time it was given: the first signs.
@@ -492,6 +515,8 @@ impl Default for Options {
         Options {
             host: "127.0.0.1".to_owned(),
             port: 8000,
+            tls_cert: None,
+            tls_key: None,
             users: None,
             secret_key_files: Vec::new(),
             refresh_token_ttl_days: 14,
@@ -657,6 +682,46 @@ fn open_state_dir(
     }
 }
 
+/// What the server serves TLS with: the library's [`Tls`](password_bearer::tls::Tls),
+/// shared with whoever reloads it.
+#[cfg(feature = "tls")]
+pub(crate) type Tls = std::sync::Arc<password_bearer::tls::Tls>;
+
+/// Without the `tls` feature there is no TLS to serve: `Option<Tls>` is
+/// always `None`.
+#[cfg(not(feature = "tls"))]
+pub(crate) type Tls = std::convert::Infallible;
+
+/// Loads the certificate and key; the error names the file at fault as
+/// (its flag's name, the problem).
+#[cfg(feature = "tls")]
+fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, (&'static str, String)> {
+    use password_bearer::tls::TlsFile;
+    match password_bearer::tls::Tls::load(cert, key) {
+        Ok(tls) => Ok(std::sync::Arc::new(tls)),
+        Err(e) => {
+            let name = match e.file {
+                TlsFile::Cert => "tls-cert",
+                TlsFile::Key => "tls-key",
+            };
+            Err((name, e.problem.to_string()))
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn load_tls(
+    _cert: &std::path::Path,
+    _key: &std::path::Path,
+) -> Result<Tls, (&'static str, String)> {
+    Err((
+        "tls-cert",
+        "this binary was built without the `tls` feature \
+         (cargo build --release --features tls)"
+            .into(),
+    ))
+}
+
 /// Checks `--docs-assets-url` and drops trailing `/`s, so the page can
 /// append `/swagger-ui.css` to it.
 fn assets_url(text: &str) -> Result<String, String> {
@@ -691,6 +756,29 @@ impl Options {
         match FLAGS.iter().find(|flag| flag.name == name) {
             Some(flag) if self.from_env.contains(&flag.name) => flag.env_var(),
             _ => format!("--{name}"),
+        }
+    }
+
+    /// `--tls-cert` and `--tls-key`, read and checked: `None` when neither
+    /// is given (plain HTTP).
+    pub(crate) fn tls(&self) -> Result<Option<Tls>, ConfigError> {
+        let named = |name: &str, path: &std::path::Path| {
+            format!("{} {}", self.origin(name), path.display())
+        };
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => load_tls(cert, key).map(Some).map_err(|(name, problem)| {
+                let path = if name == "tls-cert" { cert } else { key };
+                ConfigError::new(named(name, path), problem)
+            }),
+            (Some(cert), None) => Err(ConfigError::new(
+                named("tls-cert", cert),
+                "needs --tls-key, the certificate's private key",
+            )),
+            (None, Some(key)) => Err(ConfigError::new(
+                named("tls-key", key),
+                "needs --tls-cert, the key's certificate",
+            )),
         }
     }
 
@@ -988,6 +1076,8 @@ mod tests {
         let o = env_options(&[
             ("PASSWORD_BEARER_HOST", "0.0.0.0"),
             ("PASSWORD_BEARER_PORT", "0"),
+            ("PASSWORD_BEARER_TLS_CERT", "/etc/pb/cert.pem"),
+            ("PASSWORD_BEARER_TLS_KEY", "/etc/pb/key.pem"),
             ("PASSWORD_BEARER_USERS", "/etc/pb/users.json"),
             ("PASSWORD_BEARER_SECRET_KEY_FILE", "/etc/pb/key"),
             ("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "5"),
@@ -1010,6 +1100,8 @@ mod tests {
         let expected = Options {
             host: "0.0.0.0".into(),
             port: 0,
+            tls_cert: Some("/etc/pb/cert.pem".into()),
+            tls_key: Some("/etc/pb/key.pem".into()),
             users: Some("/etc/pb/users.json".into()),
             secret_key_files: vec!["/etc/pb/key".into()],
             refresh_token_ttl_days: 14,

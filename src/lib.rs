@@ -62,6 +62,8 @@
 //!   `POST /revoke`.
 //! - [`throttle`]: counting failed logins per username and per address;
 //!   `addr` says how the per-address limits count an address.
+//! - `tls` (the `tls` feature): the certificate and key, reloadable, and
+//!   the handshake before HTTP/1; served by `serve_tls`.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
@@ -88,9 +90,13 @@ pub mod server;
 pub mod sessions;
 mod slots;
 pub mod throttle;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 mod token_cache;
 pub mod users;
 
 pub use app::{App, Config};
 pub use server::serve;
+#[cfg(feature = "tls")]
+pub use server::{serve_tls, serve_tls_with};

@@ -1,5 +1,5 @@
 //! The `password-bearer` binary: parses the command line, binds, and hands
-//! the listener to the library's `serve`, with the library's log records
+//! the listener to the library's `serve` (`serve_tls` with `--tls-cert`), with the library's log records
 //! on stderr. Bad configuration is one line on stderr and exit code 2.
 
 mod cli;
@@ -72,6 +72,7 @@ fn hash_password() -> Result<(), ConfigError> {
 /// away from a core a password hash holds (README, Performance).
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
+    let tls = options.tls()?;
     let app = Arc::new(App::new(config));
     let workers = options.workers.unwrap_or_else(|| {
         // The cores this process may run on: `taskset -c 0` means one.
@@ -101,7 +102,8 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         if let Some(warning) = warning {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
-        stderr_log::write_now(format_args!("listening on http://{local}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        stderr_log::write_now(format_args!("listening on {scheme}://{local}"));
         // The first signal shuts the server down gracefully; a second one,
         // during the grace period, exits at once: an operator pressing
         // Ctrl-C twice means it.
@@ -113,8 +115,18 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             let _ = shut_down.send(());
             signals.next().await
         };
+        let shutdown = async {
+            let _ = shutdown.await;
+        };
+        let served = async {
+            match tls {
+                None => serve(listener, app, shutdown).await,
+                #[cfg(feature = "tls")]
+                Some(tls) => password_bearer::serve_tls(listener, app, tls, shutdown).await,
+            }
+        };
         tokio::select! {
-            () = serve(listener, app, async { let _ = shutdown.await; }) => Ok(()),
+            () = served => Ok(()),
             code = watch => {
                 stderr_log::write_now(format_args!(
                     "password-bearer: second signal: exiting without waiting"

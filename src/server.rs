@@ -1,13 +1,17 @@
 //! The serving loop: accept under the connection caps, one task per
 //! connection running hyper's HTTP/1 with a header-read timeout and the
-//! request deadlines, and graceful shutdown.
+//! request deadlines, and graceful shutdown. The transports, plain TCP and
+//! (the `tls` feature) TLS, differ in one `match` in the loop.
 
 use crate::app::App;
 use crate::deadline::WriteStall;
-use crate::drain::Drain;
+use crate::drain::{Drain, Draining};
 use crate::error::TOO_MANY_CONNECTIONS;
 use crate::logging::{self, SERVER_ERROR, SERVER_WARN};
 use crate::routes::guarded;
+use crate::slots::Slot;
+#[cfg(feature = "tls")]
+use crate::tls::{Tls, TlsConnection};
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -38,12 +42,36 @@ pub async fn serve<S: UserStore>(
     app: Arc<App<S>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_app(listener, app, Transport::Plain, shutdown).await
+}
+
+/// [`serve`] over TLS (the `tls` feature): each connection's handshake,
+/// within the header-read timeout, in the connection's own task under the
+/// same caps; then the same HTTP/1. `tls` stays the caller's, to
+/// [`Tls::reload`](crate::tls::Tls::reload) when the files are renewed.
+#[cfg(feature = "tls")]
+pub async fn serve_tls<S: UserStore>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    tls: Arc<Tls>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_app(listener, app, Transport::Tls(tls), shutdown).await
+}
+
+/// The app's own routes, on `transport`.
+async fn serve_app<S: UserStore>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    transport: Transport,
+    shutdown: impl Future<Output = ()>,
+) {
     let service_app = app.clone();
     let service = move |peer: SocketAddr| {
         let app = service_app.clone();
         service_fn(move |request| app.clone().serve_request(request, peer))
     };
-    serve_loop(listener, &app, service, shutdown).await
+    serve_loop(listener, &app, service, transport, shutdown).await
 }
 
 /// [`serve`] for an embedder's own routes: the same loop and limits (the
@@ -61,21 +89,61 @@ pub async fn serve_with<S, H, F>(
     H: Fn(Arc<App<S>>, Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    serve_handler(listener, app, handler, Transport::Plain, shutdown).await
+}
+
+/// [`serve_with`] over TLS, as [`serve_tls`] is [`serve`] over TLS.
+#[cfg(feature = "tls")]
+pub async fn serve_tls_with<S, H, F>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    tls: Arc<Tls>,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: UserStore,
+    H: Fn(Arc<App<S>>, Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve_handler(listener, app, handler, Transport::Tls(tls), shutdown).await
+}
+
+/// An embedder's `handler`, on `transport`.
+async fn serve_handler<S, H, F>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    handler: H,
+    transport: Transport,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: UserStore,
+    H: Fn(Arc<App<S>>, Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let service_app = app.clone();
     let timeout = app.request_timeout;
     let service = move |peer: SocketAddr| {
         let (app, handler) = (service_app.clone(), handler.clone());
         service_fn(move |request| guarded(timeout, || handler(app.clone(), request, peer)))
     };
-    serve_loop(listener, &app, service, shutdown).await
+    serve_loop(listener, &app, service, transport, shutdown).await
 }
 
-/// The loop both serve: `service` makes each connection's hyper service
-/// from the client's address.
+/// How an accepted connection reaches hyper: the TCP stream as it is, or
+/// through TLS. The one difference between the transports in the loop.
+enum Transport {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(Arc<Tls>),
+}
+
+/// The loop they all serve: `service` makes each connection's hyper
+/// service from the client's address, `transport` carries its bytes.
 async fn serve_loop<S, M, Svc>(
     listener: TcpListener,
     app: &App<S>,
     mut service: M,
+    transport: Transport,
     shutdown: impl Future<Output = ()>,
 ) where
     S: UserStore,
@@ -148,15 +216,32 @@ async fn serve_loop<S, M, Svc>(
         };
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(WriteStall::new(stream, app.request_timeout));
-        let connection = http.serve_connection(io, service(peer));
-        let connection = drain.watch(connection, |c| c.graceful_shutdown());
-        tokio::spawn(async move {
-            // A connection error (reset, timeout, malformed request) concerns
-            // that client only; hyper has already answered or closed.
-            let _ = connection.await;
-            drop(slot);
-        });
+        // Under TLS too: a client that stops reading stalls the encrypted
+        // writes as it would the plain ones.
+        let io = WriteStall::new(stream, app.request_timeout);
+        match &transport {
+            Transport::Plain => {
+                let connection = http.serve_connection(TokioIo::new(io), service(peer));
+                spawn(drain.watch(connection, |c| c.graceful_shutdown()), slot);
+            }
+            // The handshake is the connection's task's first step, never
+            // the loop's: a client slow to shake hands holds its own slot
+            // and nobody else's time.
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => {
+                let connection = TlsConnection::new(
+                    tls,
+                    io,
+                    http.clone(),
+                    service(peer),
+                    app.header_read_timeout,
+                );
+                spawn(
+                    drain.watch(connection, TlsConnection::graceful_shutdown),
+                    slot,
+                );
+            }
+        }
     }
 
     drop(listener);
@@ -169,6 +254,22 @@ async fn serve_loop<S, M, Svc>(
         drain.cut().await;
     }
     logging::emit_all();
+}
+
+/// Runs one connection in a task of its own, which holds the connection's
+/// slot until it ends.
+fn spawn<C>(connection: Draining<C>, slot: Slot)
+where
+    C: Future + Send + 'static,
+    C::Output: Send,
+{
+    tokio::spawn(async move {
+        // A connection error (reset, timeout, malformed request, failed
+        // handshake) concerns that client only; hyper has already answered
+        // or closed.
+        let _ = connection.await;
+        drop(slot);
+    });
 }
 
 /// How often, at most, the serving loop looks for tallies due: a summary
