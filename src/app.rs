@@ -287,8 +287,12 @@ impl<S: UserStore> App<S> {
     /// refused at once, cached or not. Sessions, throttling and revocations
     /// carry on. `key` signs from now on; `old_keys` only verify.
     pub fn reload(&self, users: S, key: SecretKey, old_keys: Vec<SecretKey>) {
-        // Unknown usernames must keep costing what a real hash costs.
+        // Unknown usernames must keep costing what a real hash costs, and
+        // the docs list the scopes the users now have.
         self.verifier.set_dummy_params(usual_params(&users));
+        if let Some(docs) = &self.docs {
+            docs.list_scopes(&users.scopes());
+        }
         let mut keys = vec![key];
         keys.extend(old_keys);
         let mut loaded = self.loaded.write().unwrap_or_else(PoisonError::into_inner);

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use password_bearer::token::{issue, SecretKey};
+use password_bearer::users::Users;
 use password_bearer::{App, Config};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,4 +214,35 @@ async fn a_reload_swaps_users_and_keys_as_one_set() {
     let reloads = reloader.join().unwrap();
     assert!(reloads > 10, "the reloads raced the requests: {reloads}");
     assert!(accepted_honest > 0, "honest tokens were accepted");
+}
+
+/// `/openapi.json` lists the scopes of the users a reload brought.
+#[tokio::test]
+async fn a_reload_lists_the_new_users_scopes_in_the_docs() {
+    async fn scopes(app: &App) -> Vec<String> {
+        let request = Request::get("/openapi.json")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let body = app.handle(request, None).await.into_body();
+        let body = body.collect().await.unwrap().to_bytes();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let flow = &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"];
+        let mut names: Vec<String> = flow["password"]["scopes"]
+            .as_object()
+            .expect("a scopes object")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+    let app = App::new(Config::new(Users::demo(), test_key()));
+    assert_eq!(scopes(&app).await, ["items", "me"]);
+    let hash = password_bearer::password::hash_password("x").unwrap();
+    let users = Users::from_json(&format!(
+        r#"{{"ops": {{"username": "ops", "hashed_password": "{hash}", "scopes": ["admin"]}}}}"#
+    ))
+    .unwrap();
+    app.reload(users, test_key(), Vec::new());
+    assert_eq!(scopes(&app).await, ["admin"]);
 }
