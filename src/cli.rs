@@ -692,34 +692,23 @@ pub(crate) type Tls = std::sync::Arc<password_bearer::tls::Tls>;
 #[cfg(not(feature = "tls"))]
 pub(crate) type Tls = std::convert::Infallible;
 
-/// Loads the certificate and key; the error names the file at fault as
-/// (its flag's name, the problem).
+/// The certificate and key read again on SIGHUP, for [`renew_tls`].
 #[cfg(feature = "tls")]
-fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls, (&'static str, String)> {
-    use password_bearer::tls::TlsFile;
-    match password_bearer::tls::Tls::load(cert, key) {
-        Ok(tls) => Ok(std::sync::Arc::new(tls)),
-        Err(e) => {
-            let name = match e.file {
-                TlsFile::Cert => "tls-cert",
-                TlsFile::Key => "tls-key",
-            };
-            Err((name, e.problem.to_string()))
-        }
-    }
+pub(crate) type TlsRenewal = password_bearer::tls::Renewal;
+
+/// Without the `tls` feature there is nothing to renew.
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsRenewal = std::convert::Infallible;
+
+/// Serves `renewal` to every handshake from now on.
+#[cfg(feature = "tls")]
+pub(crate) fn renew_tls(tls: &Tls, renewal: TlsRenewal) {
+    tls.renew(renewal);
 }
 
 #[cfg(not(feature = "tls"))]
-fn load_tls(
-    _cert: &std::path::Path,
-    _key: &std::path::Path,
-) -> Result<Tls, (&'static str, String)> {
-    Err((
-        "tls-cert",
-        "this binary was built without the `tls` feature \
-         (cargo build --release --features tls)"
-            .into(),
-    ))
+pub(crate) fn renew_tls(tls: &Tls, _renewal: TlsRenewal) {
+    match *tls {}
 }
 
 /// Checks `--docs-assets-url` and drops trailing `/`s, so the page can
@@ -767,10 +756,16 @@ impl Options {
         };
         match (&self.tls_cert, &self.tls_key) {
             (None, None) => Ok(None),
-            (Some(cert), Some(key)) => load_tls(cert, key).map(Some).map_err(|(name, problem)| {
-                let path = if name == "tls-cert" { cert } else { key };
-                ConfigError::new(named(name, path), problem)
-            }),
+            #[cfg(feature = "tls")]
+            (Some(cert), Some(key)) => password_bearer::tls::Tls::load(cert, key)
+                .map(|tls| Some(Tls::new(tls)))
+                .map_err(|e| self.tls_error(e)),
+            #[cfg(not(feature = "tls"))]
+            (Some(cert), Some(_)) => Err(ConfigError::new(
+                named("tls-cert", cert),
+                "this binary was built without the `tls` feature \
+                 (cargo build --release --features tls)",
+            )),
             (Some(cert), None) => Err(ConfigError::new(
                 named("tls-cert", cert),
                 "needs --tls-key, the certificate's private key",
@@ -782,9 +777,37 @@ impl Options {
         }
     }
 
-    /// Reads the files the options name and builds the [`Config`]. The
-    /// second value is a warning to print, if any.
-    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
+    /// On SIGHUP: `tls`'s certificate and key read again and checked, not
+    /// yet served.
+    #[cfg(feature = "tls")]
+    pub(crate) fn read_tls(&self, tls: &Tls) -> Result<TlsRenewal, ConfigError> {
+        tls.read().map_err(|e| self.tls_error(e))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn read_tls(&self, tls: &Tls) -> Result<TlsRenewal, ConfigError> {
+        match *tls {}
+    }
+
+    /// A certificate or key file's error, named by the flag (or variable)
+    /// that gave the file.
+    #[cfg(feature = "tls")]
+    fn tls_error(&self, e: password_bearer::tls::TlsError) -> ConfigError {
+        let name = match e.file {
+            password_bearer::tls::TlsFile::Cert => "tls-cert",
+            password_bearer::tls::TlsFile::Key => "tls-key",
+        };
+        ConfigError::new(
+            format!("{} {}", self.origin(name), e.path.display()),
+            e.problem.to_string(),
+        )
+    }
+
+    /// Reads the users file and the key files, as at start and on each
+    /// SIGHUP: the users (the demo users without `--users`), and the keys,
+    /// the signing key first (none without `--secret-key-file`). An error
+    /// names the first file that failed and what is wrong with it.
+    pub(crate) fn read_files(&self) -> Result<(Users, Vec<SecretKey>), ConfigError> {
         let users = match &self.users {
             Some(path) => Users::load(path).map_err(|e| {
                 ConfigError::new(format!("{} {}", self.origin("users"), path.display()), e)
@@ -800,6 +823,13 @@ impl Options {
             // add a final newline.
             keys.push(SecretKey::new(bytes.trim_ascii()).map_err(|e| ConfigError::new(&what, e))?);
         }
+        Ok((users, keys))
+    }
+
+    /// Reads the files the options name and builds the [`Config`]. The
+    /// second value is a warning to print, if any.
+    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
+        let (users, keys) = self.read_files()?;
         let warning = keys.is_empty().then_some(
             "no --secret-key-file: signing with a random key; tokens die with the process",
         );

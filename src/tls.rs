@@ -94,11 +94,7 @@ impl Tls {
         )?))));
         let mut config = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError {
-                file: TlsFile::Key,
-                path: key.clone(),
-                problem: TlsProblem::Unusable(e),
-            })?
+            .expect("ring serves both TLS versions")
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -114,15 +110,26 @@ impl Tls {
     /// Reads the same two files again and, if they are good, has every
     /// handshake from now on present the new certificate; connections
     /// already open are untouched. On an error nothing changes: the old
-    /// certificate is still served.
+    /// certificate is still served. [`Tls::read`] then [`Tls::renew`], for
+    /// a caller that reloads other files with it, all or nothing.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let renewed = Arc::new(certified_key(&self.cert, &self.key, &self.provider)?);
+        self.renew(self.read()?);
+        Ok(())
+    }
+
+    /// Reads the two files again and checks them, serving nothing yet.
+    pub fn read(&self) -> Result<Renewal, TlsError> {
+        certified_key(&self.cert, &self.key, &self.provider).map(|key| Renewal(Arc::new(key)))
+    }
+
+    /// Has every handshake from now on present `renewal`, in one pointer
+    /// store; connections already open keep the session they negotiated.
+    pub fn renew(&self, renewal: Renewal) {
         *self
             .current
             .0
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = renewed;
-        Ok(())
+            .unwrap_or_else(PoisonError::into_inner) = renewal.0;
     }
 
     /// The certificate file.
@@ -145,6 +152,17 @@ impl Tls {
     /// The handshake on `io`.
     pub(crate) fn accept<IO: AsyncRead + AsyncWrite + Unpin>(&self, io: IO) -> Accept<IO> {
         self.acceptor.accept(io)
+    }
+}
+
+/// A certificate chain and its key, read by [`Tls::read`] and checked
+/// against each other, for [`Tls::renew`] to serve.
+pub struct Renewal(Arc<CertifiedKey>);
+
+impl fmt::Debug for Renewal {
+    // Never the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Renewal").finish_non_exhaustive()
     }
 }
 

@@ -78,7 +78,8 @@ impl Proc {
         }
     }
 
-    /// Waits for `listening on http://HOST:PORT` and returns the address.
+    /// Waits for `listening on http://HOST:PORT` (or `https://`) and returns
+    /// the address.
     pub(crate) fn wait_listening(&mut self) -> SocketAddr {
         let deadline = Instant::now() + STARTUP;
         loop {
@@ -86,8 +87,9 @@ impl Proc {
             match self.stderr.recv_timeout(left) {
                 Ok(line) => {
                     let found = line
-                        .split("listening on http://")
+                        .split("listening on ")
                         .nth(1)
+                        .and_then(|url| url.split("://").nth(1))
                         .map(|rest| rest.trim().to_owned());
                     self.seen.push(line);
                     if let Some(addr) = found {
@@ -100,6 +102,26 @@ impl Proc {
                     "no `listening on` line ({e}); stderr so far: {:?}; exit: {:?}",
                     self.seen,
                     self.child.try_wait()
+                ),
+            }
+        }
+    }
+
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub(crate) fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no line with {needle:?} ({e}); stderr so far: {:?}",
+                    self.seen
                 ),
             }
         }
