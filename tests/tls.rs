@@ -366,6 +366,97 @@ mod with_tls {
         assert_eq!(open.me(&token).await.0, 200);
     }
 
+    /// `POST /token` for `username` on an open connection: the status.
+    async fn login_status(client: &mut Client, username: &str, password: &str) -> u16 {
+        let request = hyper::Request::post("/token")
+            .header("host", "localhost")
+            .header("content-type", FORM)
+            .body(Full::new(Bytes::from(credentials(username, password))))
+            .expect("a request");
+        client.send(request).await.0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sighup_renews_the_certificate_of_the_binary_and_a_broken_one_changes_nothing() {
+        let (old, new) = (make_pki(), make_pki());
+        let dir = TempDir::new();
+        let (cert, key) = old.write(&dir);
+        let users = dir.file(
+            "users.json",
+            users_json(&[("johndoe", "secret", false)]).as_bytes(),
+        );
+        let mut proc = Proc::spawn(&[
+            "--port",
+            "0",
+            "--users",
+            &users,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ]);
+        let addr = proc.wait_listening();
+        assert!(
+            proc.seen
+                .iter()
+                .any(|line| line.contains(&format!("listening on https://{addr}"))),
+            "{:?}",
+            proc.seen
+        );
+        let both = [&old.ca, &new.ca];
+        let version = [&rustls::version::TLS13];
+        let before = connect(addr, &both, &version).await.expect("a handshake");
+        assert_eq!(presented(&before)[0], old.leaf);
+        let mut open = Client::over(before).await;
+        let token = open.login().await;
+
+        // Renewed in place, then SIGHUP (`systemctl reload`).
+        new.write(&dir);
+        proc.signal("HUP");
+        let line = proc.wait_line("reloaded:");
+        assert!(line.contains("the certificate"), "{line}");
+        let after = connect(addr, &both, &version).await.expect("a handshake");
+        assert_eq!(presented(&after)[0], new.leaf);
+        assert_eq!(Client::over(after).await.me(&token).await.0, 200);
+        // The keep-alive connection from before the renewal still answers.
+        assert_eq!(open.me(&token).await.0, 200);
+
+        // A broken certificate, with a users file that would lock johndoe
+        // out: the reload is all or nothing, so neither changes.
+        dir.file(
+            "users.json",
+            users_json(&[("erin", "erin's", false)]).as_bytes(),
+        );
+        dir.file("cert.pem", b"-----BEGIN CERTIFICATE-----\nnot base64\n");
+        proc.signal("HUP");
+        let line = proc.wait_line("reload failed");
+        assert!(
+            line.contains("still serving the previous users, keys and certificate")
+                && line.contains(&format!("--tls-cert {cert}: not valid PEM")),
+            "{line}"
+        );
+        let still = connect(addr, &both, &version).await.expect("a handshake");
+        assert_eq!(presented(&still)[0], new.leaf);
+        let mut client = Client::over(still).await;
+        assert_eq!(login_status(&mut client, "johndoe", "secret").await, 200);
+        assert_eq!(login_status(&mut client, "erin", "erin's").await, 400);
+        assert_eq!(open.me(&token).await.0, 200);
+
+        // A key that is not the certificate's, named as such.
+        new.write(&dir);
+        dir.file("key.pem", old.key_pem.as_bytes());
+        proc.signal("HUP");
+        let line = proc.wait_line("reload failed");
+        assert!(
+            line.contains(&format!(
+                "--tls-key {key}: is not the key of the certificate in {cert}"
+            )) && !line.contains("PRIVATE"),
+            "{line}"
+        );
+        let still = connect(addr, &both, &version).await.expect("a handshake");
+        assert_eq!(presented(&still)[0], new.leaf);
+    }
+
     #[test]
     fn bad_files_are_one_line_naming_the_file_and_exit_2() {
         let (pki, other) = (make_pki(), make_pki());
