@@ -9,6 +9,14 @@
 #                                        builds), and the logins/s ratio
 #   benches/load.sh conns [N]            RSS of each server holding N (10000)
 #                                        keep-alive connections
+#   benches/load.sh tls [ROUNDS] [SECONDS]
+#                                        over TLS (the tls feature; the
+#                                        baseline in the same rustls
+#                                        configuration, an openssl P-256
+#                                        certificate): GET /users/me on
+#                                        keep-alive connections, then full
+#                                        handshakes (Connection: close, one
+#                                        request each); idle RSS
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -20,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=users_me
-case "${1:-}" in flood | conns) mode=$1; shift ;; esac
+case "${1:-}" in flood | conns | tls) mode=$1; shift ;; esac
 rounds=${1:-5}
 seconds=${2:-5}
 [ "$mode" = flood ] && seconds=${1:-10}
@@ -30,7 +38,9 @@ ulimit -n $((held * 2 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 connections=${CONNECTIONS:-32}
 
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --quiet --bin password-bearer --example baseline
+features=()
+[ "$mode" = tls ] && features=(--features tls)
+cargo build --release --quiet "${features[@]}" --bin password-bearer --example baseline
 
 source benches/servers.sh
 
@@ -60,6 +70,19 @@ head -c 48 /dev/urandom | base64 >"$work/key"
 # the flood runs with that limit off to measure the hashing itself.
 extra=()
 [ "$mode" = flood ] && extra=(--login-failures-per-user 0)
+# TLS: both servers serve one certificate; curl trusts it, wrk checks none.
+scheme=http
+curl_tls=()
+base_tls=()
+if [ "$mode" = tls ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" 2>/dev/null
+    scheme=https
+    extra=(--tls-cert "$work/tls-cert.pem" --tls-key "$work/tls-key.pem")
+    curl_tls=(--cacert "$work/tls-cert.pem")
+    base_tls=("$work/tls-cert.pem" "$work/tls-key.pem")
+fi
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \
     --max-connections $((held + 100)) --max-connections-per-ip 0 "${extra[@]}")
 ours_pid=$(cat "$work/ours.pid")
@@ -76,7 +99,7 @@ sid=$(head -c 16 /dev/urandom | b64url)
 signing_input="$(printf '{"alg":"HS256","kid":"%s","typ":"JWT"}' "$kid" | b64url).$(printf '{"sub":"johndoe","iat":%d,"exp":%d,"jti":"%s","sid":"%s"}' "$now" $((now + 3600)) "$jti" "$sid" | b64url)"
 signature=$(printf '%s' "$signing_input" | openssl dgst -sha256 -mac HMAC -macopt "key:$(tr -d '[:space:]' <"$work/key")" -binary | b64url)
 token="$signing_input.$signature"
-curl -sf -H "Authorization: Bearer $token" "http://$ours/users/me" >/dev/null ||
+curl -sf "${curl_tls[@]}" -H "Authorization: Bearer $token" "$scheme://$ours/users/me" >/dev/null ||
     { echo "load.sh: the minted token is refused" >&2; exit 1; }
 auth="Authorization: Bearer $token"
 hz=$(getconf CLK_TCK)
@@ -129,7 +152,7 @@ LUA
     exit 0
 fi
 
-base=$(start baseline target/release/examples/baseline 0)
+base=$(start baseline target/release/examples/baseline 0 "${base_tls[@]}")
 base_pid=$(cat "$work/baseline.pid")
 
 if [ "$mode" = conns ]; then
@@ -175,31 +198,45 @@ PY
     awk -v a="$(cat "$work/ours.held")" -v b="$(cat "$work/base.held")" 'BEGIN {printf "ratio ours / baseline: %.3f\n", a / b}'
     exit 0
 fi
-echo "GET /users/me, wrk -t1 -c$connections -d${seconds}s, servers on core 0, wrk on core 1"
-printf '%-6s %12s %12s %7s %14s %14s %7s\n' round 'ours req/s' 'base req/s' ratio 'ours us/req' 'base us/req' 'cpu eff'
-: >"$work/rows"
-for round in $(seq "$rounds"); do
-    row=()
-    for side in ours base; do
-        if [ $side = ours ]; then addr=$ours pid=$ours_pid; else addr=$base pid=$base_pid; fi
-        before=$(cpu_ticks "$pid")
-        out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -H "$auth" "http://$addr/users/me")
-        after=$(cpu_ticks "$pid")
-        requests=$(echo "$out" | awk '/requests in/ {print $1}')
-        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-        if echo "$out" | grep -q Non-2xx; then echo "load.sh: $side answered non-2xx: $out" >&2; exit 1; fi
-        us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.3f", t / hz / n * 1e6}')
-        row+=("$rps" "$us")
+# side_by_side WHAT [WRK ARGS]: ROUNDS rounds of GET /users/me, ours then
+# the baseline in each, and the medians.
+side_by_side() {
+    local what=$1; shift
+    echo "$what, wrk -t1 -c$connections -d${seconds}s $*, servers on core 0, wrk on core 1"
+    printf '%-6s %12s %12s %7s %14s %14s %7s\n' round 'ours req/s' 'base req/s' ratio 'ours us/req' 'base us/req' 'cpu eff'
+    : >"$work/rows"
+    for round in $(seq "$rounds"); do
+        row=()
+        for side in ours base; do
+            if [ $side = ours ]; then addr=$ours pid=$ours_pid; else addr=$base pid=$base_pid; fi
+            before=$(cpu_ticks "$pid")
+            out=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" "$@" -H "$auth" "$scheme://$addr/users/me")
+            after=$(cpu_ticks "$pid")
+            requests=$(echo "$out" | awk '/requests in/ {print $1}')
+            rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+            if echo "$out" | grep -q Non-2xx; then echo "load.sh: $side answered non-2xx: $out" >&2; exit 1; fi
+            us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.3f", t / hz / n * 1e6}')
+            row+=("$rps" "$us")
+        done
+        ratio=$(awk -v a="${row[0]}" -v b="${row[2]}" 'BEGIN {printf "%.3f", a / b}')
+        eff=$(awk -v a="${row[1]}" -v b="${row[3]}" 'BEGIN {printf "%.3f", b / a}')
+        printf '%-6s %12s %12s %7s %14s %14s %7s\n' "$round" "${row[0]}" "${row[2]}" "$ratio" "${row[1]}" "${row[3]}" "$eff"
+        echo "${row[0]} ${row[2]} $ratio ${row[1]} ${row[3]} $eff" >>"$work/rows"
     done
-    ratio=$(awk -v a="${row[0]}" -v b="${row[2]}" 'BEGIN {printf "%.3f", a / b}')
-    eff=$(awk -v a="${row[1]}" -v b="${row[3]}" 'BEGIN {printf "%.3f", b / a}')
-    printf '%-6s %12s %12s %7s %14s %14s %7s\n' "$round" "${row[0]}" "${row[2]}" "$ratio" "${row[1]}" "${row[3]}" "$eff"
-    echo "${row[0]} ${row[2]} $ratio ${row[1]} ${row[3]} $eff" >>"$work/rows"
-done
-printf '%-6s %12s %12s %7s %14s %14s %7s\n' median \
-    "$(cut -d' ' -f1 "$work/rows" | median)" "$(cut -d' ' -f2 "$work/rows" | median)" \
-    "$(cut -d' ' -f3 "$work/rows" | median)" "$(cut -d' ' -f4 "$work/rows" | median)" \
-    "$(cut -d' ' -f5 "$work/rows" | median)" "$(cut -d' ' -f6 "$work/rows" | median)"
+    printf '%-6s %12s %12s %7s %14s %14s %7s\n' median \
+        "$(cut -d' ' -f1 "$work/rows" | median)" "$(cut -d' ' -f2 "$work/rows" | median)" \
+        "$(cut -d' ' -f3 "$work/rows" | median)" "$(cut -d' ' -f4 "$work/rows" | median)" \
+        "$(cut -d' ' -f5 "$work/rows" | median)" "$(cut -d' ' -f6 "$work/rows" | median)"
+}
+if [ "$mode" = tls ]; then
+    echo "idle RSS over TLS: ours $(awk '/VmRSS/ {print $2}' "/proc/$ours_pid/status") KiB, baseline $(awk '/VmRSS/ {print $2}' "/proc/$base_pid/status") KiB"
+    side_by_side "TLS, GET /users/me on keep-alive connections"
+    # Each request on a new connection: a full handshake (wrk resumes no
+    # session), the request, the close.
+    side_by_side "TLS, full handshakes (one GET /users/me each)" -H 'Connection: close'
+else
+    side_by_side "GET /users/me"
+fi
 echo "ratio: ours / baseline throughput; cpu eff: baseline CPU per request / ours (1.0 = as cheap as bare hyper)"
 echo "RSS peak: ours $(hwm_kib "$ours_pid") KiB, baseline $(hwm_kib "$base_pid") KiB"
-echo "release binary: $(stat -c %s target/release/password-bearer) bytes (1 MiB = 1048576)"
+echo "release binary: $(stat -c %s target/release/password-bearer) bytes (1 MiB = 1048576)${features[*]:+, built with ${features[*]}}"

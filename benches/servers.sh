@@ -26,7 +26,7 @@ start() {
     for _ in $(seq 100); do
         # Only a whole line: stderr is unbuffered, so the line may arrive
         # in pieces, and half a port is another port.
-        addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/$name.err")
+        addr=$(sed -n 's/.*listening on https\?:\/\/\([0-9.:]*\)$/\1/p' "$work/$name.err")
         [ -n "$addr" ] && [ -z "$(tail -c1 "$work/$name.err")" ] && { echo "$addr"; return; }
         sleep 0.05
     done

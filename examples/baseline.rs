@@ -4,8 +4,15 @@
 //! with the exact bytes of johndoe's `GET /users/me`, and checks nothing.
 //! Whatever `password-bearer` costs beyond this is the price of auth.
 //!
+//! Built with the `tls` feature and given a certificate and key, it serves
+//! the same answer over TLS with the rustls configuration `password-bearer
+//! --tls-cert` serves (`Tls::server_config`: the provider, versions, ALPN
+//! and certificate), the handshake in each connection's task: the baseline
+//! `benches/load.sh tls` compares TLS against.
+//!
 //! ```sh
 //! cargo run --release --example baseline -- 8002
+//! cargo run --release --features tls --example baseline -- 8443 cert.pem key.pem
 //! ```
 
 use bytes::Bytes;
@@ -17,7 +24,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// johndoe's `/users/me` body, byte for byte.
 pub(crate) const BODY: &[u8] =
@@ -26,30 +33,66 @@ pub(crate) const BODY: &[u8] =
 /// The same backlog as the `password-bearer` binary.
 pub(crate) const LISTEN_BACKLOG: u32 = 4096;
 
-/// Serves the fixed answer on `listener` until the task is dropped.
-pub(crate) async fn serve_baseline(listener: TcpListener) {
+/// The hyper settings of `password-bearer`'s loop.
+fn http() -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .keep_alive(true);
+    http
+}
+
+/// The fixed answer, whatever the request.
+async fn answer(
+    _request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut response = Response::new(Full::new(Bytes::from_static(BODY)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// The next connection, with Nagle off.
+async fn accept(listener: &TcpListener) -> TcpStream {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            service_fn(|_request: Request<hyper::body::Incoming>| async {
-                let mut response = Response::new(Full::new(Bytes::from_static(BODY)));
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Ok::<_, Infallible>(response)
-            }),
-        );
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Serves the fixed answer on `listener` until the task is dropped.
+pub(crate) async fn serve_baseline(listener: TcpListener) {
+    let http = http();
+    loop {
+        let stream = accept(&listener).await;
+        let connection = http.serve_connection(TokioIo::new(stream), service_fn(answer));
         tokio::spawn(async move {
             let _ = connection.await;
+        });
+    }
+}
+
+/// [`serve_baseline`] over TLS with `config`.
+#[cfg(feature = "tls")]
+async fn serve_baseline_tls(listener: TcpListener, config: std::sync::Arc<rustls::ServerConfig>) {
+    let http = http();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    loop {
+        let stream = accept(&listener).await;
+        let (acceptor, http) = (acceptor.clone(), http.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let _ = http
+                .serve_connection(TokioIo::new(stream), service_fn(answer))
+                .await;
         });
     }
 }
@@ -57,22 +100,42 @@ pub(crate) async fn serve_baseline(listener: TcpListener) {
 #[allow(dead_code)] // benches include this file for `serve_baseline` only
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = match std::env::args().nth(1) {
-        Some(arg) => arg.parse().map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the port must be a number",
-            )
-        })?,
+    let invalid = |message: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let port: u16 = match args.first() {
+        Some(arg) => arg
+            .parse()
+            .map_err(|_| invalid("the port must be a number"))?,
         None => 8002,
     };
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(([127, 0, 0, 1], port).into())?;
     let listener = socket.listen(LISTEN_BACKLOG)?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    let served = match &args[1.min(args.len())..] {
+        [] => {
+            eprintln!("listening on http://{local}");
+            Box::pin(serve_baseline(listener))
+                as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>
+        }
+        #[cfg(feature = "tls")]
+        [cert, key] => {
+            let tls =
+                password_bearer::tls::Tls::load(cert, key).map_err(|e| invalid(&e.to_string()))?;
+            eprintln!("listening on https://{local}");
+            Box::pin(serve_baseline_tls(listener, tls.server_config()))
+        }
+        _ => {
+            return Err(invalid(if cfg!(feature = "tls") {
+                "usage: baseline [PORT [CERT KEY]]"
+            } else {
+                "usage: baseline [PORT] (CERT KEY need --features tls)"
+            }))
+        }
+    };
     tokio::select! {
-        () = serve_baseline(listener) => {}
+        () = served => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())

@@ -6,9 +6,10 @@
 //! password hashes, HS256 JWTs with expiry, scopes, and RFC 6749/6750 error
 //! fields.
 //!
-//! Use it as a server ([`serve`], or the `password-bearer` binary), or mount
-//! its routes in your own hyper service with [`App::handle`] and protect your
-//! own routes with the chain in [`auth`]:
+//! Use it as a server ([`serve`], or the `password-bearer` binary; with the
+//! `tls` feature, `serve_tls` serves HTTPS with rustls from a reloadable
+//! `tls::Tls`), or mount its routes in your own hyper service with
+//! [`App::handle`] and protect your own routes with the chain in [`auth`]:
 //!
 //! ```
 //! use bytes::Bytes;
