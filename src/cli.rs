@@ -684,13 +684,15 @@ fn open_state_dir(
 
 /// What the server serves TLS with: the library's [`Tls`](password_bearer::tls::Tls),
 /// shared with whoever reloads it.
+pub(crate) type Tls = std::sync::Arc<ServedTls>;
+
 #[cfg(feature = "tls")]
-pub(crate) type Tls = std::sync::Arc<password_bearer::tls::Tls>;
+use password_bearer::tls::Tls as ServedTls;
 
 /// Without the `tls` feature there is no TLS to serve: `Option<Tls>` is
 /// always `None`.
 #[cfg(not(feature = "tls"))]
-pub(crate) type Tls = std::convert::Infallible;
+type ServedTls = std::convert::Infallible;
 
 /// The certificate and key read again on SIGHUP, for [`renew_tls`].
 #[cfg(feature = "tls")]
@@ -708,7 +710,7 @@ pub(crate) fn renew_tls(tls: &Tls, renewal: TlsRenewal) {
 
 #[cfg(not(feature = "tls"))]
 pub(crate) fn renew_tls(tls: &Tls, _renewal: TlsRenewal) {
-    match *tls {}
+    match **tls {}
 }
 
 /// Checks `--docs-assets-url` and drops trailing `/`s, so the page can
@@ -786,7 +788,7 @@ impl Options {
 
     #[cfg(not(feature = "tls"))]
     pub(crate) fn read_tls(&self, tls: &Tls) -> Result<TlsRenewal, ConfigError> {
-        match *tls {}
+        match **tls {}
     }
 
     /// A certificate or key file's error, named by the flag (or variable)

@@ -134,6 +134,8 @@ fn run(options: &Options) -> Result<(), ConfigError> {
                 None => serve(listener, app, shutdown).await,
                 #[cfg(feature = "tls")]
                 Some(tls) => password_bearer::serve_tls(listener, app, tls, shutdown).await,
+                #[cfg(not(feature = "tls"))]
+                Some(tls) => match *tls {},
             }
         };
         tokio::select! {
