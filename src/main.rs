@@ -1,9 +1,11 @@
-//! The `password-bearer` binary: parses the command line, binds, and hands
-//! the listener to the library's `serve`, with the library's log records
-//! on stderr. Bad configuration is one line on stderr and exit code 2.
+//! The `password-bearer` binary: parses the command line, binds (or takes
+//! the socket systemd passed: `systemd`), and hands the listener to the
+//! library's `serve`, with the library's log records on stderr. Bad
+//! configuration is one line on stderr and exit code 2.
 
 mod cli;
 mod stderr_log;
+mod systemd;
 
 use cli::{Command, ConfigError, Options};
 use password_bearer::{password, serve, App};
@@ -72,6 +74,8 @@ fn hash_password() -> Result<(), ConfigError> {
 /// away from a core a password hash holds (README, Performance).
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
+    // Before the runtime's threads start: this edits the environment.
+    let inherited = systemd::take()?;
     let app = Arc::new(App::new(config));
     let workers = options.workers.unwrap_or_else(|| {
         // The cores this process may run on: `taskset -c 0` means one.
@@ -89,7 +93,10 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         problem: format!("cannot start the runtime: {e}"),
     })?;
     runtime.block_on(async {
-        let listener = bind(&options.host, options.port).await?;
+        let listener = match inherited {
+            Some(listener) => systemd::into_tokio(listener)?,
+            None => bind(&options.host, options.port).await?,
+        };
         let local = listener.local_addr().map_err(|e| ConfigError {
             what: "--port".into(),
             problem: e.to_string(),
@@ -102,6 +109,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
         stderr_log::write_now(format_args!("listening on http://{local}"));
+        systemd::notify::ready();
         // The first signal shuts the server down gracefully; a second one,
         // during the grace period, exits at once: an operator pressing
         // Ctrl-C twice means it.
@@ -109,6 +117,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         let watch = async move {
             let mut signals = signals;
             signals.next().await;
+            systemd::notify::stopping();
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
             signals.next().await
