@@ -1,11 +1,13 @@
-//! The `password-bearer` binary: parses the command line, binds, and hands
-//! the listener to the library's `serve` (`serve_tls` with `--tls-cert`),
-//! with the library's log records on stderr. Bad configuration is one line
-//! on stderr and exit code 2. SIGHUP reads the users and key files (and
-//! the certificate) again.
+//! The `password-bearer` binary: parses the command line, binds (or takes
+//! the socket systemd passed: `systemd`), and hands the listener to the
+//! library's `serve` (`serve_tls` with `--tls-cert`), with the library's
+//! log records on stderr. Bad configuration is one line on stderr and exit
+//! code 2. SIGHUP reads the users and key files (and the certificate)
+//! again.
 
 mod cli;
 mod stderr_log;
+mod systemd;
 
 use cli::{Command, ConfigError, Options};
 use password_bearer::{password, serve, App};
@@ -75,6 +77,8 @@ fn hash_password() -> Result<(), ConfigError> {
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
     let tls = options.tls()?;
+    // Before the runtime's threads start: this edits the environment.
+    let inherited = systemd::take()?;
     let app = Arc::new(App::new(config));
     let workers = options.workers.unwrap_or_else(|| {
         // The cores this process may run on: `taskset -c 0` means one.
@@ -92,7 +96,10 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         problem: format!("cannot start the runtime: {e}"),
     })?;
     runtime.block_on(async {
-        let listener = bind(&options.host, options.port).await?;
+        let listener = match inherited {
+            Some(listener) => systemd::into_tokio(listener)?,
+            None => bind(&options.host, options.port).await?,
+        };
         let local = listener.local_addr().map_err(|e| ConfigError {
             what: "--port".into(),
             problem: e.to_string(),
@@ -106,6 +113,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         stderr_log::write_now(format_args!("listening on {scheme}://{local}"));
+        systemd::notify::ready();
         // The first signal shuts the server down gracefully; a second one,
         // during the grace period, exits at once: an operator pressing
         // Ctrl-C twice means it.
@@ -117,6 +125,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             while signals.next().await == Signal::Reload {
                 reload(options, &reload_app, reload_tls.as_ref());
             }
+            systemd::notify::stopping();
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
             loop {
@@ -159,6 +168,16 @@ fn run(options: &Options) -> Result<(), ConfigError> {
 /// stays, and one line names the file and the problem. Without
 /// `--secret-key-file`, the random key stays.
 fn reload(options: &Options, app: &App, tls: Option<&cli::Tls>) {
+    // systemd's `Type=notify-reload` (and `systemctl reload` on a
+    // `Type=notify` unit) waits for READY=1 again, sent whatever the outcome:
+    // a failed reload still serves.
+    systemd::notify::reloading();
+    reload_files(options, app, tls);
+    systemd::notify::ready();
+}
+
+/// [`reload`]'s work: read every file, then swap, or log why not.
+fn reload_files(options: &Options, app: &App, tls: Option<&cli::Tls>) {
     let read = options.read_files().and_then(|(users, keys)| {
         let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
         Ok((users, keys, renewal))
