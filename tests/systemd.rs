@@ -36,7 +36,7 @@ fn activated(listen_pid: &str, listen_fds: &str, args: &[&str]) -> Command {
 }
 
 /// [`activated`], spawned with `socket` as its stdin.
-fn spawn_activated(
+pub(crate) fn spawn_activated(
     listen_pid: &str,
     listen_fds: &str,
     args: &[&str],
@@ -47,7 +47,7 @@ fn spawn_activated(
 
 /// A listening socket on a free loopback port, as a `.socket` unit opens
 /// one, and its address.
-fn socket_unit() -> (OwnedFd, SocketAddr) {
+pub(crate) fn socket_unit() -> (OwnedFd, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("bound address");
     (listener.into(), addr)

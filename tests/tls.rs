@@ -1,10 +1,12 @@
 //! TLS (the `tls` feature: `cargo test --features tls`): a login and
 //! `/users/me` over TLS 1.3 and 1.2 with a chain made here by rcgen; plain
 //! HTTP to the TLS port closed at once; a stalled handshake dropped at the
-//! header-read timeout while holding only its own slot; a certificate
-//! renewed by `Tls::reload` seen by the next handshake while an open
-//! connection keeps working; bad files one line and exit 2 through the
-//! binary. Without the feature, the flags are refused.
+//! header-read timeout while holding only its own slot; a renewed
+//! certificate seen by the next handshake while an open connection keeps
+//! working, by `Tls::reload` and by SIGHUP to the binary
+//! (all or nothing with the users and keys); TLS on a socket systemd
+//! passed; bad files one line and exit 2 through the binary. Without the
+//! feature, the flags are refused.
 
 use crate::cli::*;
 
@@ -455,6 +457,33 @@ mod with_tls {
         );
         let still = connect(addr, &both, &version).await.expect("a handshake");
         assert_eq!(presented(&still)[0], new.leaf);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_socket_activated_start_serves_tls_on_the_inherited_socket() {
+        let pki = make_pki();
+        let dir = TempDir::new();
+        let (cert, key) = pki.write(&dir);
+        let (socket, addr) = crate::systemd::socket_unit();
+        let mut proc = crate::systemd::spawn_activated(
+            "$$",
+            "1",
+            &["--tls-cert", &cert, "--tls-key", &key],
+            socket,
+        );
+        assert_eq!(proc.wait_listening(), addr);
+        let line = format!("listening on https://{addr}");
+        assert!(
+            proc.seen.iter().any(|l| l.contains(&line)),
+            "{:?}",
+            proc.seen
+        );
+        let stream = connect(addr, &[&pki.ca], &[&rustls::version::TLS13])
+            .await
+            .expect("a handshake on the inherited socket");
+        let mut client = Client::over(stream).await;
+        let token = client.login().await;
+        assert_eq!(client.me(&token).await, (200, JOHNDOE_ME.to_owned()));
     }
 
     #[test]
