@@ -19,7 +19,7 @@ mod with_tls {
     use hyper_util::rt::TokioIo;
     use password_bearer::tls::{Tls, TlsFile, TlsProblem};
     use password_bearer::users::Users;
-    use password_bearer::{serve_tls, App, Config};
+    use password_bearer::{serve_tls, serve_tls_with, App, Config};
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     use rustls::pki_types::{CertificateDer, ServerName};
     use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
@@ -199,6 +199,47 @@ mod with_tls {
             connect(server.addr, &[&stranger.ca], &[&rustls::version::TLS13])
                 .await
                 .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn serve_tls_with_serves_an_embedders_routes_beside_the_apps() {
+        let pki = make_pki();
+        let dir = TempDir::new();
+        let (cert, key) = pki.write(&dir);
+        let tls = Arc::new(Tls::load(&cert, &key).expect("the files load"));
+        let app = Arc::new(App::new(config()));
+        let server = start_loop(|listener, shutdown| {
+            serve_tls_with(
+                listener,
+                app,
+                tls,
+                |app: Arc<App>,
+                 request: hyper::Request<hyper::body::Incoming>,
+                 peer: SocketAddr| async move {
+                    if request.uri().path() == "/hello" {
+                        hyper::Response::new(Full::new(Bytes::from(format!("hello {}", peer.ip()))))
+                    } else {
+                        app.handle(request, Some(peer)).await
+                    }
+                },
+                shutdown,
+            )
+        })
+        .await;
+        let stream = connect(server.addr, &[&pki.ca], &[&rustls::version::TLS13])
+            .await
+            .expect("a handshake");
+        let mut client = Client::over(stream).await;
+        let token = client.login().await;
+        assert_eq!(client.me(&token).await, (200, JOHNDOE_ME.to_owned()));
+        let hello = hyper::Request::get("/hello")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        assert_eq!(
+            client.send(hello).await,
+            (200, "hello 127.0.0.1".to_owned())
         );
     }
 
