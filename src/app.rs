@@ -1,6 +1,7 @@
 //! The server's state and settings: the user store, keys, sessions,
 //! password verifier, and the limits and switches the routes apply.
 
+use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;
@@ -157,6 +158,9 @@ pub struct App<S = Users> {
     pub(crate) throttle: Throttle,
     /// The connection caps, shared by every serving loop of this app.
     pub(crate) slots: Arc<Slots>,
+    /// Requests, logins and refreshes counted ([`App::metrics`]); an
+    /// `Arc`, as each request's future holds it until it has answered.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Sessions, when on: where they are kept, what was revoked, how long.
@@ -230,6 +234,7 @@ impl<S: UserStore> App<S> {
                     .max_connections_per_ip
                     .unwrap_or((config.max_connections / 8).max(1)),
             )),
+            counters: Arc::default(),
         }
     }
 

@@ -6,7 +6,7 @@ mod cli;
 mod stderr_log;
 
 use cli::{Command, ConfigError, Options};
-use password_bearer::{password, serve, App};
+use password_bearer::{password, serve, serve_metrics, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -98,6 +98,9 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             what: "startup".into(),
             problem: format!("cannot handle signals: {e}"),
         })?;
+        if let Some(addr) = &options.metrics_addr {
+            start_metrics(addr, &app).await?;
+        }
         if let Some(warning) = warning {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
@@ -125,6 +128,21 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             }
         }
     })
+}
+
+/// Listens on `--metrics-addr` and serves `/metrics` there until the
+/// process ends: through the grace period too, so that the drain can be
+/// watched.
+async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
+    let cannot_listen = |e: std::io::Error| ConfigError {
+        what: format!("--metrics-addr {addr}"),
+        problem: format!("cannot listen: {e}"),
+    };
+    let listener = TcpListener::bind(addr).await.map_err(cannot_listen)?;
+    let local = listener.local_addr().map_err(cannot_listen)?;
+    stderr_log::write_now(format_args!("metrics on http://{local}/metrics"));
+    tokio::spawn(serve_metrics(listener, app.clone(), std::future::pending()));
+    Ok(())
 }
 
 /// Resolves `host` and listens on the first address it names.

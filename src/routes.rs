@@ -9,6 +9,7 @@ use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
+use crate::metrics::{Counted, Counters, Endpoint, Login};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -54,7 +55,9 @@ impl<S: UserStore> App<S> {
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        catch_panic(move || route(self, request, client))
+        let endpoint = Endpoint::of(request.uri().path());
+        let answer = catch_panic(move || route(self, request, client));
+        Counted::new(&*self.counters, endpoint, answer)
     }
 
     /// [`App::handle`] as [`crate::serve`]'s hyper service calls it: the
@@ -65,13 +68,22 @@ impl<S: UserStore> App<S> {
         self: Arc<Self>,
         request: Request<B>,
         peer: SocketAddr,
-    ) -> Infallibly<Answered<impl Future<Output = Response<Full<Bytes>>>>>
+    ) -> Infallibly<Counted<Arc<Counters>, Answered<impl Future<Output = Response<Full<Bytes>>>>>>
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        // Counted outside the timeout and the panic guard: their 408 and
+        // 500 are the answers the client gets.
+        let (endpoint, counters) = (Endpoint::of(request.uri().path()), self.counters.clone());
         let timeout = self.request_timeout;
-        guarded(timeout, move || route(self, request, Some(peer)))
+        let answer = Answered::new(
+            catch_panic(move || route(self, request, Some(peer))),
+            timeout,
+        );
+        Infallibly {
+            inner: Counted::new(counters, endpoint, answer),
+        }
     }
 
     /// Whether `path` is one of the routes this app serves.
@@ -93,7 +105,9 @@ impl<S: UserStore> App<S> {
     {
         let form = self.read_form(request).await?;
         if form.is_refresh() {
-            return self.refresh(form, peer).await;
+            let answer = self.refresh(form, peer).await;
+            self.counters.refresh(&answer);
+            return answer;
         }
         let ip = peer.map(|p| p.ip());
         if form.password.len() > MAX_PASSWORD_BYTES {
@@ -101,8 +115,10 @@ impl<S: UserStore> App<S> {
             // would be a free way to fill the throttle's tables. A throttled
             // client still gets its 429, which tells it nothing new.
             if let Err(throttled) = self.throttle.check(&form.username, ip) {
+                self.counters.login(Login::Throttled);
                 return Err(self.throttled(throttled, &form.username, peer));
             }
+            self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         }
@@ -111,7 +127,10 @@ impl<S: UserStore> App<S> {
         // password or not, so a guesser gains nothing and costs us nothing.
         let attempt = match self.throttle.admit(&form.username, ip) {
             Ok(attempt) => attempt,
-            Err(throttled) => return Err(self.throttled(throttled, &form.username, peer)),
+            Err(throttled) => {
+                self.counters.login(Login::Throttled);
+                return Err(self.throttled(throttled, &form.username, peer));
+            }
         };
         let user = match self.users.find(&form.username).await {
             Ok(user) => user,
@@ -125,6 +144,7 @@ impl<S: UserStore> App<S> {
             Ok(verified) => verified,
             Err(Busy { retry_after }) => {
                 attempt.refund();
+                self.counters.login(Login::Busy);
                 logging::tally(
                     LOGIN_REFUSED,
                     format_args!(
@@ -136,6 +156,7 @@ impl<S: UserStore> App<S> {
         };
         let Some(user) = user.filter(|_| verified) else {
             attempt.failed();
+            self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         };
@@ -162,6 +183,7 @@ impl<S: UserStore> App<S> {
             }
         };
         attempt.succeeded();
+        self.counters.login(Login::Ok);
         self.log_login("ok", &form.username, peer);
         self.token_response(
             user.username(),

@@ -1,0 +1,578 @@
+//! Prometheus metrics: what an operator watches (requests by route and
+//! status, logins and refreshes by outcome, the password-hash queue, open
+//! connections, sessions and revocations), in the text exposition format
+//! 0.0.4, and [`serve_metrics`], the `GET /metrics` listener of
+//! `--metrics-addr`.
+//!
+//! Counters are plain atomics, bumped with one relaxed `fetch_add` where
+//! the event happens; gauges are read, when scraped, from where the state
+//! already lives (the hash queue, the connection slots, the session store).
+//! Written by hand: a dozen series do not pay for a metrics crate's build
+//! time and binary size. Requests are counted in one place, [`Counted`],
+//! the outermost layer of a request's future, where both its route and its
+//! final status (a 408 past the request timeout, a 500 after a panic,
+//! included) are known. Requests hyper answers itself (a malformed or
+//! oversized head) never reach a route and are not counted.
+//!
+//! The listener is its own, never the API's, so the numbers are never
+//! public by accident, and it is bounded on its own: a few connections at
+//! once (more wait in the kernel's backlog), a header-read timeout, an
+//! 8 KiB read buffer, and writes that must drain. A client hammering it
+//! holds none of the API's connection slots or memory.
+
+use crate::app::App;
+use crate::deadline::WriteStall;
+use crate::drain::Drain;
+use crate::error::ApiError;
+use crate::users::UserStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// The media type of the text exposition format, as `GET /metrics`
+/// answers with it.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The routes requests are counted by: a fixed set, so that no client can
+/// grow the number of series (an unknown path is `other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Token,
+    UsersMe,
+    Revoke,
+    Openapi,
+    Docs,
+    Healthz,
+    Other,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 7] = [
+        Endpoint::Token,
+        Endpoint::UsersMe,
+        Endpoint::Revoke,
+        Endpoint::Openapi,
+        Endpoint::Docs,
+        Endpoint::Healthz,
+        Endpoint::Other,
+    ];
+
+    /// The route of `path`, whatever the method (a 405 counts under its
+    /// route).
+    pub(crate) fn of(path: &str) -> Endpoint {
+        match path {
+            "/users/me" => Endpoint::UsersMe,
+            "/token" => Endpoint::Token,
+            "/revoke" => Endpoint::Revoke,
+            "/openapi.json" => Endpoint::Openapi,
+            "/docs" | "/docs/swagger-ui-bundle.js" | "/docs/swagger-ui.css" => Endpoint::Docs,
+            "/healthz" => Endpoint::Healthz,
+            _ => Endpoint::Other,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::UsersMe => "users_me",
+            Endpoint::Revoke => "revoke",
+            Endpoint::Openapi => "openapi",
+            Endpoint::Docs => "docs",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// How a password login ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Login {
+    /// A token was issued.
+    Ok,
+    /// Wrong password, unknown or disabled user: 400 `invalid_grant`.
+    Failed,
+    /// Refused unhashed by the failed-login limits: 429.
+    Throttled,
+    /// No hash slot within the login queue's wait: 503.
+    Busy,
+}
+
+const LOGINS: [(Login, &str); 4] = [
+    (Login::Ok, "ok"),
+    (Login::Failed, "failed"),
+    (Login::Throttled, "throttled"),
+    (Login::Busy, "busy"),
+];
+
+/// Refresh grants by outcome, in [`Counters::refreshes`]' order.
+const REFRESHES: [&str; 4] = ["ok", "failed", "throttled", "unavailable"];
+
+/// Status codes counted per route: 100 to 599, one cell each, so a count
+/// is one index and one `fetch_add`, and every code our routes answer has
+/// its own cell (16 KiB in all).
+const CODES: usize = 500;
+
+/// The app's counters, shared by every serving loop (and by
+/// [`App::handle`]).
+pub(crate) struct Counters {
+    /// `[route][status - 100]`.
+    requests: Box<[AtomicU64]>,
+    logins: [AtomicU64; 4],
+    /// Indexed as [`REFRESHES`].
+    refreshes: [AtomicU64; 4],
+    refresh_reuses: AtomicU64,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters").finish_non_exhaustive()
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            requests: (0..Endpoint::ALL.len() * CODES)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            logins: Default::default(),
+            refreshes: Default::default(),
+            refresh_reuses: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Counters {
+    /// Counts a request to `route` answered `status`.
+    #[inline]
+    pub(crate) fn request(&self, route: Endpoint, status: StatusCode) {
+        let code = usize::from(status.as_u16());
+        if let Some(cell) = code
+            .checked_sub(100)
+            .filter(|&code| code < CODES)
+            .and_then(|code| self.requests.get(route as usize * CODES + code))
+        {
+            cell.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a password login's outcome.
+    pub(crate) fn login(&self, outcome: Login) {
+        self.logins[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a refresh grant by its answer.
+    pub(crate) fn refresh<T>(&self, answer: &Result<T, ApiError>) {
+        let outcome = match answer {
+            Ok(_) => 0,
+            Err(ApiError::TooManyAttempts(_)) => 2,
+            Err(ApiError::Unavailable(_)) => 3,
+            Err(_) => 1,
+        };
+        self.refreshes[outcome].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a refresh token presented again (its session revoked).
+    pub(crate) fn refresh_reused(&self) {
+        self.refresh_reuses.fetch_add(1, Relaxed);
+    }
+}
+
+/// Upper bounds of the histograms' buckets, in seconds (Prometheus' default
+/// buckets: a hash takes tens of milliseconds, the queue's wait up to its
+/// limit, 2 s by default).
+const BOUNDS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of durations: a count per bucket (not cumulative: one
+/// `fetch_add` per observation; summed when rendered) and the sum.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    /// One per bound, then `+Inf`.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = BOUNDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BOUNDS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        family(out, name, "histogram", help);
+        let mut count = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            count += bucket.load(Relaxed);
+            match BOUNDS.get(i) {
+                Some(bound) => writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}"),
+                None => writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}"),
+            }
+            .expect("writing to a String cannot fail");
+        }
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        writeln!(out, "{name}_sum {sum}\n{name}_count {count}")
+            .expect("writing to a String cannot fail");
+    }
+}
+
+/// Writes a family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
+        .expect("writing to a String cannot fail");
+}
+
+/// Writes one sample: `name{labels} value` (no braces without labels).
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    let braces = if labels.is_empty() { "" } else { "{" };
+    let close = if labels.is_empty() { "" } else { "}" };
+    writeln!(out, "{name}{braces}{labels}{close} {value}")
+        .expect("writing to a String cannot fail");
+}
+
+/// A gauge family of one sample.
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, "gauge", help);
+    sample(out, name, "", value);
+}
+
+/// An app's metrics, read when rendered: get it with [`App::metrics`] and
+/// answer your own `/metrics` with [`Metrics::response`] (or
+/// [`Metrics::render`] into a buffer of yours).
+#[derive(Debug)]
+pub struct Metrics<'a> {
+    counters: &'a Counters,
+    verifier: &'a crate::password::Verifier,
+    slots: &'a crate::slots::Slots,
+    sessions: Option<&'a crate::app::SessionState>,
+}
+
+impl<S: UserStore> App<S> {
+    /// This app's metrics, for a `/metrics` route of your own (the binary
+    /// serves them with [`serve_metrics`]).
+    pub fn metrics(&self) -> Metrics<'_> {
+        Metrics {
+            counters: &self.counters,
+            verifier: &self.verifier,
+            slots: &self.slots,
+            sessions: self.sessions.as_ref(),
+        }
+    }
+}
+
+impl Metrics<'_> {
+    /// Appends every series to `out`, in the text exposition format 0.0.4.
+    pub fn render(&self, out: &mut String) {
+        let c = self.counters;
+        let name = "password_bearer_requests_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Requests answered by the API, by route and status code.",
+        );
+        for route in Endpoint::ALL {
+            for code in 0..CODES {
+                let count = c.requests[route as usize * CODES + code].load(Relaxed);
+                if count > 0 {
+                    let labels = format!("route=\"{}\",status=\"{}\"", route.label(), code + 100);
+                    sample(out, name, &labels, count);
+                }
+            }
+        }
+        let name = "password_bearer_logins_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Password logins by outcome: ok, failed (wrong password or user), throttled (429), \
+             busy (503, no hash slot in time).",
+        );
+        for (outcome, label) in LOGINS {
+            let count = c.logins[outcome as usize].load(Relaxed);
+            sample(out, name, &format!("outcome=\"{label}\""), count);
+        }
+        if self.sessions.is_some() {
+            let name = "password_bearer_refreshes_total";
+            family(
+                out,
+                name,
+                "counter",
+                "Refresh grants by outcome: ok, failed (400), throttled (429), unavailable \
+                 (503, session store down).",
+            );
+            for (i, label) in REFRESHES.iter().enumerate() {
+                let count = c.refreshes[i].load(Relaxed);
+                sample(out, name, &format!("outcome=\"{label}\""), count);
+            }
+            let name = "password_bearer_refresh_reuses_total";
+            family(
+                out,
+                name,
+                "counter",
+                "Used-up refresh tokens presented again (a sign of theft); each revoked its session.",
+            );
+            sample(out, name, "", c.refresh_reuses.load(Relaxed));
+        }
+        let verifier = self.verifier;
+        gauge(
+            out,
+            "password_bearer_hash_queue_depth",
+            "Logins waiting for a password hash slot.",
+            verifier.queue_depth(),
+        );
+        gauge(
+            out,
+            "password_bearer_hashes_in_progress",
+            "Password hashes running now.",
+            verifier.in_progress(),
+        );
+        let timings = verifier.timings();
+        timings.wait.render(
+            out,
+            "password_bearer_hash_queue_wait_seconds",
+            "Time logins waited for a hash slot (those refused busy excluded).",
+        );
+        timings.hash.render(
+            out,
+            "password_bearer_hash_duration_seconds",
+            "Time one password hash took.",
+        );
+        gauge(
+            out,
+            "password_bearer_open_connections",
+            "API connections open, over every listener.",
+            self.slots.open(),
+        );
+        let name = "password_bearer_connections_refused_total";
+        family(
+            out,
+            name,
+            "counter",
+            "API connections refused at once, their address at its cap.",
+        );
+        sample(out, name, "", self.slots.refused());
+        if let Some(sessions) = self.sessions {
+            if let Some(held) = sessions.store.session_count() {
+                gauge(
+                    out,
+                    "password_bearer_sessions",
+                    "Sessions held by the session store (expired ones until purged).",
+                    held,
+                );
+            }
+            gauge(
+                out,
+                "password_bearer_revocations",
+                "Revocations held in the deny-list.",
+                sessions.revocations.len(),
+            );
+        }
+    }
+
+    /// Every series as a string; see [`Metrics::render`].
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.render(&mut out);
+        out
+    }
+
+    /// The `200` answer to a scrape: the series, as [`CONTENT_TYPE`].
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(Bytes::from(self.encode())));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
+        response
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future, counted by route and status when it answers.
+    pub(crate) struct Counted<C, F> {
+        #[pin]
+        inner: F,
+        counters: C,
+        route: Endpoint,
+    }
+}
+
+impl<C, F> Counted<C, F> {
+    pub(crate) fn new(counters: C, route: Endpoint, inner: F) -> Counted<C, F> {
+        Counted {
+            inner,
+            counters,
+            route,
+        }
+    }
+}
+
+impl<C, F> Future for Counted<C, F>
+where
+    C: Deref<Target = Counters>,
+    F: Future<Output = Response<Full<Bytes>>>,
+{
+    type Output = Response<Full<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx));
+        this.counters.request(*this.route, response.status());
+        Poll::Ready(response)
+    }
+}
+
+/// Scrapes served at once; more wait in the listen backlog. A scraper
+/// needs one; a few leave room for a person with curl.
+const CONNECTIONS: usize = 4;
+
+/// Time a scraper has to send its request head, and the idle limit of its
+/// keep-alive connection.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Time an answer has to drain into a client that is not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// On shutdown, time for the scrapes in flight.
+const GRACE_PERIOD: Duration = Duration::from_secs(1);
+
+/// After a failed `accept`, wait this long before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `GET /metrics` for `app` on `listener` until `shutdown`
+/// resolves: the series as [`CONTENT_TYPE`]; 404 for other paths, 405 for
+/// other methods. Bounded on its own, apart from the API's limits (see the
+/// module's header). Bind it to an address only your monitoring reaches.
+pub async fn serve_metrics<S: UserStore>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(CONNECTIONS));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // hyper's least: a request head larger than this is refused
+        // (431), so one connection holds at most this much.
+        .max_buf_size(8192)
+        .keep_alive(true);
+    let drain = Arc::new(Drain::default());
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => unreachable!("the metrics semaphore is never closed"),
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of descriptors, say: the API's loop logs it.
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(WriteStall::new(stream, WRITE_TIMEOUT));
+        let app = app.clone();
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+            std::future::ready(Ok::<_, Infallible>(scrape(&app, &request)))
+        });
+        let connection = drain.watch(http.serve_connection(io, service), |c| {
+            c.graceful_shutdown()
+        });
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(GRACE_PERIOD, drain.close())
+        .await
+        .is_err()
+    {
+        drain.cut().await;
+    }
+}
+
+/// The metrics listener's one route.
+fn scrape<S: UserStore, B>(app: &App<S>, request: &Request<B>) -> Response<Full<Bytes>> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => app.metrics().response(),
+        (_, "/metrics") => ApiError::MethodNotAllowed("GET").into_response(),
+        _ => ApiError::NotFound.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_and_code_has_its_own_cell() {
+        let counters = Counters::default();
+        counters.request(Endpoint::UsersMe, StatusCode::OK);
+        counters.request(Endpoint::UsersMe, StatusCode::OK);
+        counters.request(Endpoint::Other, StatusCode::NOT_FOUND);
+        // Outside 100..=599: not counted, and no other cell touched.
+        counters.request(Endpoint::Token, StatusCode::from_u16(999).unwrap());
+        let cell = |route: Endpoint, code: usize| {
+            counters.requests[route as usize * CODES + code - 100].load(Relaxed)
+        };
+        assert_eq!(cell(Endpoint::UsersMe, 200), 2);
+        assert_eq!(cell(Endpoint::Other, 404), 1);
+        let total: u64 = counters.requests.iter().map(|c| c.load(Relaxed)).sum();
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn paths_map_to_a_fixed_set_of_routes() {
+        assert_eq!(Endpoint::of("/users/me"), Endpoint::UsersMe);
+        assert_eq!(Endpoint::of("/docs/swagger-ui.css"), Endpoint::Docs);
+        assert_eq!(Endpoint::of("/users/me/"), Endpoint::Other);
+        assert_eq!(Endpoint::of("/anything/else"), Endpoint::Other);
+    }
+
+    #[test]
+    fn a_histogram_renders_cumulative_buckets_in_seconds() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_millis(3));
+        histogram.observe(Duration::from_millis(40));
+        histogram.observe(Duration::from_secs(11));
+        let mut out = String::new();
+        histogram.render(&mut out, "x_seconds", "help");
+        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.05\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_seconds_sum 11.043\n"), "{out}");
+        assert!(out.contains("x_seconds_count 3\n"), "{out}");
+    }
+}
