@@ -1,5 +1,6 @@
 //! The server's state and settings: the user store, keys, sessions,
-//! password verifier, and the limits and switches the routes apply.
+//! password verifier, and the limits and switches the routes apply; and
+//! [`App::reload`], which swaps the users and keys while the server runs.
 
 use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
@@ -12,7 +13,7 @@ use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
 use argon2::Params;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 /// Everything a server needs to start. Build it with [`Config::new`] and
@@ -138,9 +139,10 @@ impl<S: UserStore> Config<S> {
 /// [`crate::serve`].
 #[derive(Debug)]
 pub struct App<S = Users> {
-    pub(crate) users: S,
-    /// The signing key first, then the keys that only verify.
-    pub(crate) keys: Vec<SecretKey>,
+    /// The users and keys, replaced whole by [`App::reload`]. A std lock,
+    /// held only to clone the `Arc`: a request takes the current set once
+    /// and keeps it to its end.
+    loaded: RwLock<Arc<Loaded<S>>>,
     /// `None` when sessions are off.
     pub(crate) sessions: Option<SessionState>,
     pub(crate) tokens: TokenCache,
@@ -163,6 +165,38 @@ pub struct App<S = Users> {
     pub(crate) counters: Arc<Counters>,
 }
 
+/// What [`App::reload`] replaces, as one set: who may log in and the keys.
+/// A request takes the set once ([`App::loaded`]) and uses it throughout,
+/// so it sees the old set or the new one, never a user of one with the
+/// keys of the other.
+#[derive(Debug)]
+pub struct Loaded<S = Users> {
+    users: S,
+    /// The signing key first, then the keys that only verify.
+    keys: Vec<SecretKey>,
+    /// Which set this is, counting from 0 at start: a token verified under
+    /// one set's keys is trusted from the cache only while that set is
+    /// current, so a key a reload removed stops working at once.
+    pub(crate) generation: u64,
+}
+
+impl<S> Loaded<S> {
+    /// The user store.
+    pub fn users(&self) -> &S {
+        &self.users
+    }
+
+    /// The key tokens are signed with, for embedders that mint their own.
+    pub fn key(&self) -> &SecretKey {
+        &self.keys[0]
+    }
+
+    /// Every key tokens are verified with: the signing key first.
+    pub fn keys(&self) -> &[SecretKey] {
+        &self.keys
+    }
+}
+
 /// Sessions, when on: where they are kept, what was revoked, how long.
 pub(crate) struct SessionState {
     pub(crate) store: Arc<dyn SessionStore>,
@@ -183,10 +217,7 @@ impl<S: UserStore> App<S> {
     /// Builds the state. Cheap: nothing is hashed until the first login;
     /// what the session store had revoked is loaded into the deny-list.
     pub fn new(config: Config<S>) -> App<S> {
-        let params = config.users.hash_params().unwrap_or_else(|| {
-            Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
-                .expect("constant argon2 parameters are valid")
-        });
+        let params = usual_params(&config.users);
         let docs = config.docs.then(|| {
             Docs::new(
                 &config.users.scopes(),
@@ -212,14 +243,18 @@ impl<S: UserStore> App<S> {
         });
         let mut keys = vec![config.key];
         keys.extend(config.old_keys);
-        App {
+        let loaded = Loaded {
+            users: config.users,
             keys,
+            generation: 0,
+        };
+        App {
+            loaded: RwLock::new(Arc::new(loaded)),
             sessions,
             tokens: TokenCache::new(),
             verifier: Verifier::with_limits(params, config.hash_slots, config.login_queue_wait),
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
-            users: config.users,
             body_limit: config.body_limit,
             header_read_timeout: config.header_read_timeout,
             request_timeout: config.request_timeout,
@@ -238,23 +273,53 @@ impl<S: UserStore> App<S> {
         }
     }
 
-    /// The user store.
-    pub fn users(&self) -> &S {
-        &self.users
+    /// The current users and keys: take them once per request, and use
+    /// that set throughout.
+    pub fn loaded(&self) -> Arc<Loaded<S>> {
+        // A panic elsewhere while the lock was held (it never is across
+        // anything that can panic) leaves the set whole: use it.
+        self.loaded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// The key tokens are signed with, for embedders that mint their own.
-    pub fn key(&self) -> &SecretKey {
-        &self.keys[0]
-    }
-
-    /// Every key tokens are verified with: the signing key first.
-    pub fn keys(&self) -> &[SecretKey] {
-        &self.keys
+    /// Replaces the users and keys at once (the binary does on SIGHUP):
+    /// requests already running finish with the set they took, later ones
+    /// get the new set. A user the new store no longer has, or now has
+    /// disabled, is refused at their next request, since every request
+    /// looks its user up; a token signed with a key no longer listed is
+    /// refused at once, cached or not. Sessions, throttling and revocations
+    /// carry on. `key` signs from now on; `old_keys` only verify.
+    pub fn reload(&self, users: S, key: SecretKey, old_keys: Vec<SecretKey>) {
+        // Unknown usernames must keep costing what a real hash costs, and
+        // the docs list the scopes the users now have.
+        self.verifier.set_dummy_params(usual_params(&users));
+        if let Some(docs) = &self.docs {
+            docs.list_scopes(&users.scopes());
+        }
+        let mut keys = vec![key];
+        keys.extend(old_keys);
+        let mut loaded = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = loaded.generation.wrapping_add(1);
+        *loaded = Arc::new(Loaded {
+            users,
+            keys,
+            generation,
+        });
     }
 
     /// The deny-list, when sessions are on.
     pub(crate) fn revocations(&self) -> Option<&Revocations> {
         self.sessions.as_ref().map(|s| &s.revocations)
     }
+}
+
+/// The argon2 parameters most of `users`' hashes use, for the dummy hash of
+/// unknown usernames; the defaults when the store does not say.
+fn usual_params<S: UserStore>(users: &S) -> Params {
+    users.hash_params().unwrap_or_else(|| {
+        Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
+            .expect("constant argon2 parameters are valid")
+    })
 }

@@ -5,7 +5,7 @@
 //! Each returns an [`ApiError`] whose `into_response` is the contract's
 //! answer, so an embedder's handler is three `?`s.
 
-use crate::app::App;
+use crate::app::{App, Loaded};
 use crate::error::ApiError;
 use crate::logging::{self, STORE_DOWN};
 use crate::token::Claims;
@@ -29,25 +29,30 @@ pub struct CurrentUser {
 /// (nor its session), and its `sub` must be an existing user. Every failure
 /// is the same [`ApiError::InvalidCredentials`], so a client learns nothing
 /// about why; a user store that cannot answer is
-/// [`ApiError::Unavailable`] (503): the token may well be good.
+/// [`ApiError::Unavailable`] (503): the token may well be good. Both halves
+/// use one set of keys and users (see [`App::reload`]).
 pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
-    let claims = verify_token(app, token.as_bytes())?;
-    user_named_by(app, claims).await
+    let loaded = app.loaded();
+    let claims = verify_token(app, &loaded, token.as_bytes())?;
+    user_named_by(&loaded, claims).await
 }
 
-/// The first half of [`current_user`], synchronous: the token's claims.
-/// The routes call the halves apart so that the future hyper keeps per
-/// connection holds the claims across the store's `await`, not the request.
+/// The first half of [`current_user`], synchronous: the token's claims
+/// under `loaded`'s keys. The routes call the halves apart so that the
+/// future hyper keeps per connection holds the claims across the store's
+/// `await`, not the request.
 pub(crate) fn verify_token<S: UserStore>(
     app: &App<S>,
+    loaded: &Loaded<S>,
     token: &[u8],
 ) -> Result<Arc<Claims>, ApiError> {
     app.tokens
         .verify(
-            &app.keys,
+            loaded.keys(),
+            loaded.generation,
             token,
             unix_now(),
             app.leeway_secs,
@@ -56,13 +61,14 @@ pub(crate) fn verify_token<S: UserStore>(
         .map_err(|_| ApiError::InvalidCredentials)
 }
 
-/// The second half of [`current_user`]: the user verified claims name.
+/// The second half of [`current_user`]: the user verified claims name, in
+/// `loaded`'s store.
 pub(crate) async fn user_named_by<S: UserStore>(
-    app: &App<S>,
+    loaded: &Loaded<S>,
     claims: Arc<Claims>,
 ) -> Result<CurrentUser, ApiError> {
-    let user = app
-        .users
+    let user = loaded
+        .users()
         .find(&claims.sub)
         .await
         .map_err(|e| store_unavailable(&e))?

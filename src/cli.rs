@@ -719,9 +719,11 @@ impl Options {
         }
     }
 
-    /// Reads the files the options name and builds the [`Config`]. The
-    /// second value is a warning to print, if any.
-    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
+    /// Reads the users file and the key files, as at start and on each
+    /// SIGHUP: the users (the demo users without `--users`), and the keys,
+    /// the signing key first (none without `--secret-key-file`). An error
+    /// names the first file that failed and what is wrong with it.
+    pub(crate) fn read_files(&self) -> Result<(Users, Vec<SecretKey>), ConfigError> {
         let users = match &self.users {
             Some(path) => Users::load(path).map_err(|e| {
                 ConfigError::new(format!("{} {}", self.origin("users"), path.display()), e)
@@ -737,6 +739,13 @@ impl Options {
             // add a final newline.
             keys.push(SecretKey::new(bytes.trim_ascii()).map_err(|e| ConfigError::new(&what, e))?);
         }
+        Ok((users, keys))
+    }
+
+    /// Reads the files the options name and builds the [`Config`]. The
+    /// second value is a warning to print, if any.
+    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
+        let (users, keys) = self.read_files()?;
         let warning = keys.is_empty().then_some(
             "no --secret-key-file: signing with a random key; tokens die with the process",
         );

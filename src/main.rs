@@ -1,6 +1,7 @@
 //! The `password-bearer` binary: parses the command line, binds, and hands
 //! the listener to the library's `serve`, with the library's log records
 //! on stderr. Bad configuration is one line on stderr and exit code 2.
+//! SIGHUP reads the users and key files again.
 
 mod cli;
 mod stderr_log;
@@ -109,12 +110,20 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         // during the grace period, exits at once: an operator pressing
         // Ctrl-C twice means it.
         let (shut_down, shutdown) = tokio::sync::oneshot::channel();
+        let reload_app = app.clone();
         let watch = async move {
             let mut signals = signals;
-            signals.next().await;
+            while signals.next().await == Signal::Reload {
+                reload(options, &reload_app);
+            }
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
-            signals.next().await
+            loop {
+                match signals.next().await {
+                    Signal::Reload => reload(options, &reload_app),
+                    Signal::Stop(code) => return code,
+                }
+            }
         };
         tokio::select! {
             () = serve(listener, app, async { let _ = shutdown.await; }) => Ok(()),
@@ -143,6 +152,36 @@ async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
     stderr_log::write_now(format_args!("metrics on http://{local}/metrics"));
     tokio::spawn(serve_metrics(listener, app.clone(), std::future::pending()));
     Ok(())
+}
+
+/// SIGHUP: the users and key files read again and swapped in at once
+/// ([`App::reload`]); connections stay open. A file that fails to load
+/// changes nothing: the running set stays, and one line names the file and
+/// the problem. Without `--secret-key-file`, the random key stays.
+fn reload(options: &Options, app: &App) {
+    match options.read_files() {
+        Ok((users, keys)) => {
+            let count = users.len();
+            let mut keys = keys.into_iter();
+            let (key, old_keys) = match keys.next() {
+                Some(key) => (key, keys.collect()),
+                None => {
+                    let running = app.loaded();
+                    (running.key().clone(), running.keys()[1..].to_vec())
+                }
+            };
+            let verifying = old_keys.len() + 1;
+            app.reload(users, key, old_keys);
+            log::info!(
+                target: "password_bearer::server",
+                "password-bearer: reloaded: {count} users, {verifying} keys"
+            );
+        }
+        Err(e) => log::error!(
+            target: "password_bearer::server",
+            "password-bearer: reload failed, still serving the previous users and keys: {e}"
+        ),
+    }
 }
 
 /// Resolves `host` and listens on the first address it names.
@@ -175,13 +214,25 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, ConfigError> {
     socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM (`kill`, container runtimes), registered at
-/// once, so that a signal sent right after the startup line is not lost to
-/// the default action.
+/// What a signal asks of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGHUP: read the users and key files again.
+    Reload,
+    /// SIGINT or SIGTERM: stop; the exit code a shell reports for a
+    /// process the signal killed (128 + its number), for a second one.
+    Stop(i32),
+}
+
+/// SIGINT (Ctrl-C), SIGTERM (`kill`, container runtimes) and SIGHUP
+/// (`systemctl reload`), registered at once, so that a signal sent right
+/// after the startup line is not lost to the default action (which, for
+/// SIGHUP too, ends the process).
 #[cfg(unix)]
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
@@ -190,17 +241,18 @@ fn signals() -> std::io::Result<Signals> {
     Ok(Signals {
         interrupt: signal(SignalKind::interrupt())?,
         terminate: signal(SignalKind::terminate())?,
+        hangup: signal(SignalKind::hangup())?,
     })
 }
 
 #[cfg(unix)]
 impl Signals {
-    /// The next signal, as the exit code a shell reports for a process it
-    /// killed: 128 + its number.
-    async fn next(&mut self) -> i32 {
+    /// The next signal.
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.interrupt.recv() => 130,
-            _ = self.terminate.recv() => 143,
+            _ = self.interrupt.recv() => Signal::Stop(130),
+            _ = self.terminate.recv() => Signal::Stop(143),
+            _ = self.hangup.recv() => Signal::Reload,
         }
     }
 }
@@ -216,8 +268,8 @@ fn signals() -> std::io::Result<Signals> {
 
 #[cfg(not(unix))]
 impl Signals {
-    async fn next(&mut self) -> i32 {
+    async fn next(&mut self) -> Signal {
         let _ = tokio::signal::ctrl_c().await;
-        130
+        Signal::Stop(130)
     }
 }

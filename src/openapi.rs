@@ -12,15 +12,19 @@ use hyper::{Response, StatusCode};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Where the page finds Swagger UI's files when the app serves them.
 pub const LOCAL_ASSETS_PATH: &str = "/docs";
 
 /// Both pages, rendered once when the app starts, and Swagger UI's files
-/// when they are served locally.
+/// when they are served locally. The document lists the users' scopes, so a
+/// reload of the users renders it again ([`Docs::list_scopes`]).
 #[derive(Debug, Clone)]
 pub struct Docs {
-    openapi: Bytes,
+    /// Shared by the clones: a reload's new document is everyone's.
+    openapi: Arc<RwLock<Bytes>>,
+    sessions: bool,
     swagger_ui: Bytes,
     assets: Option<SwaggerAssets>,
 }
@@ -107,7 +111,8 @@ impl Docs {
             None => assets_url.trim_end_matches('/'),
         };
         Docs {
-            openapi: openapi.into(),
+            openapi: Arc::new(RwLock::new(openapi.into())),
+            sessions,
             swagger_ui: swagger_ui(base).into(),
             assets,
         }
@@ -140,7 +145,18 @@ impl Docs {
 
     /// The `/openapi.json` response.
     pub fn openapi_response(&self) -> Response<Full<Bytes>> {
-        json_response(StatusCode::OK, self.openapi.clone())
+        let document = self
+            .openapi
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        json_response(StatusCode::OK, document)
+    }
+
+    /// Renders the document again, listing `scopes` (the users changed).
+    pub fn list_scopes(&self, scopes: &[String]) {
+        let document = Bytes::from(document(scopes, self.sessions));
+        *self.openapi.write().unwrap_or_else(PoisonError::into_inner) = document;
     }
 
     /// The `/docs` response.

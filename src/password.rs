@@ -162,8 +162,10 @@ pub struct Verifier {
     /// held for a push or a pop, never across an await or a hash.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// The cost of the dummy hash computed for unknown usernames, so that
-    /// an unknown user costs the same time as a wrong password.
-    dummy_params: Params,
+    /// an unknown user costs the same time as a wrong password. Behind a
+    /// lock because a reload of the users may change it; read once per
+    /// login, beside a hash.
+    dummy_params: Mutex<Params>,
     /// The queue's waits and the hashes' times, for the metrics.
     timings: Arc<HashTimings>,
 }
@@ -211,7 +213,7 @@ impl Verifier {
             first_estimate: Arc::new(Notify::new()),
             hash_micros: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new(Vec::with_capacity(slots))),
-            dummy_params: params,
+            dummy_params: Mutex::new(params),
             timings: Arc::default(),
         }
     }
@@ -241,7 +243,11 @@ impl Verifier {
         let timings = self.timings.clone();
         let password = password.to_vec();
         let memory = self.memory.clone();
-        let dummy_params = self.dummy_params.clone();
+        let dummy_params = self
+            .dummy_params
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let hash_micros = self.hash_micros.clone();
         let first_estimate = self.first_estimate.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -273,6 +279,14 @@ impl Verifier {
         .await;
         // A runtime shutting down means "not verified".
         Ok(checked.unwrap_or(false))
+    }
+
+    /// From now on, the dummy hash of unknown usernames costs `params`.
+    pub fn set_dummy_params(&self, params: Params) {
+        *self
+            .dummy_params
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = params;
     }
 
     /// A hash slot, or [`Busy`] when none is to be had within `max_wait`.

@@ -16,7 +16,7 @@ use crate::form::TokenForm;
 use crate::logging::{self, LOGIN, LOGIN_REFUSED};
 use crate::routes::{Peer, Quoted};
 use crate::sessions::{Advance, RefreshToken, Revocation, Session, TokenId};
-use crate::token;
+use crate::token::{self, SecretKey};
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -40,12 +40,13 @@ struct TokenResponse<'a> {
 }
 
 impl<S: UserStore> App<S> {
-    /// The answer to a grant for `username`: an access token for `granted`,
-    /// and with a session, its `jti` and `sid` and the refresh token of
-    /// number `counter`. `scope` is shown when `granted` is not `requested`
-    /// (RFC 6749 §5.1).
+    /// The answer to a grant for `username`: an access token for `granted`
+    /// signed with `key`, and with a session, its `jti` and `sid` and the
+    /// refresh token of number `counter`. `scope` is shown when `granted`
+    /// is not `requested` (RFC 6749 §5.1).
     pub(crate) fn token_response(
         &self,
+        key: &SecretKey,
         username: &str,
         requested: &[&str],
         granted: &[&str],
@@ -58,7 +59,7 @@ impl<S: UserStore> App<S> {
             Some((session, counter)) => {
                 let jti = TokenId::random().map_err(|e| store_unavailable(&e))?;
                 let access = token::issue_in_session(
-                    self.key(),
+                    key,
                     username,
                     claimed,
                     (&jti.encode(), &session.id.encode()),
@@ -68,8 +69,7 @@ impl<S: UserStore> App<S> {
                 (access, Some(session.refresh_token(counter)))
             }
             None => {
-                let access =
-                    token::issue_scoped(self.key(), username, claimed, now, self.token_ttl_secs);
+                let access = token::issue_scoped(key, username, claimed, now, self.token_ttl_secs);
                 (access, None)
             }
         };
@@ -146,8 +146,10 @@ impl<S: UserStore> App<S> {
             attempt.failed();
             return self.reused(&session, peer, now).await;
         }
-        // The user must still exist and be allowed in.
-        let user = match self.users.find(&session.username).await {
+        // The user must still exist and be allowed in. One set of users and
+        // keys for the rest of the grant (see `App::reload`).
+        let loaded = self.loaded();
+        let user = match loaded.users().find(&session.username).await {
             Ok(user) => user.filter(|u| !u.is_disabled()),
             Err(e) => {
                 attempt.refund();
@@ -220,6 +222,7 @@ impl<S: UserStore> App<S> {
             );
         }
         self.token_response(
+            loaded.key(),
             user.username(),
             &requested,
             &granted,
@@ -303,7 +306,9 @@ impl<S: UserStore> App<S> {
             if let Some(session) = session.filter(|s| s.issued(&refresh)) {
                 self.revoke_session(&session, now).await?;
             }
-        } else if let Ok(claims) = token::verify_any(&self.keys, token, now, self.leeway_secs) {
+        } else if let Ok(claims) =
+            token::verify_any(self.loaded().keys(), token, now, self.leeway_secs)
+        {
             // A token without `jti` (minted elsewhere) names nothing to
             // revoke; it lives until it expires.
             if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {

@@ -2,7 +2,7 @@
 //! endpoints of the seed, `POST /token` and `GET /users/me`, and
 //! `GET /healthz`.
 
-use crate::app::{App, MAX_PASSWORD_BYTES};
+use crate::app::{App, Loaded, MAX_PASSWORD_BYTES};
 use crate::auth::{current_active_user, store_unavailable, user_named_by, verify_token};
 use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
@@ -132,7 +132,9 @@ impl<S: UserStore> App<S> {
                 return Err(self.throttled(throttled, &form.username, peer));
             }
         };
-        let user = match self.users.find(&form.username).await {
+        // One set of users and keys for the whole login (see `App::reload`).
+        let loaded = self.loaded();
+        let user = match loaded.users().find(&form.username).await {
             Ok(user) => user,
             Err(e) => {
                 attempt.refund();
@@ -186,6 +188,7 @@ impl<S: UserStore> App<S> {
         self.counters.login(Login::Ok);
         self.log_login("ok", &form.username, peer);
         self.token_response(
+            loaded.key(),
             user.username(),
             &requested,
             &granted,
@@ -281,7 +284,7 @@ impl<S: UserStore> App<S> {
 
     /// `GET /healthz`: whether the user store can answer.
     async fn health(&self) -> Response<Full<Bytes>> {
-        match self.users.health().await {
+        match self.loaded().users().health().await {
             Ok(()) => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
             Err(e) => {
                 logging::tally(STORE_DOWN, format_args!("health check failed: {e}"));
@@ -319,11 +322,12 @@ fn body_error(error: BodyError) -> ApiError {
 type Reply = Response<Full<Bytes>>;
 
 /// What a request comes to once its synchronous part is done.
-enum Outcome {
+enum Outcome<S> {
     /// Answered without waiting.
     Ready(Response<Full<Bytes>>),
-    /// `/users/me` with a verified token: the store lookup is left.
-    UsersMe(Arc<Claims>),
+    /// `/users/me` with a verified token: the store lookup is left, in the
+    /// users of the set whose keys verified it.
+    UsersMe(Arc<Claims>, Arc<Loaded<S>>),
     /// A form to read and answer: `/token` or `/revoke`.
     Form(FormRoute),
     /// `/healthz`: the store's answer is left.
@@ -388,8 +392,9 @@ where
                 .iter()
                 .find(|(name, _)| *name == AUTHORIZATION)
                 .map(|(_, value)| value.as_bytes());
-            match bearer_bytes(authorization).and_then(|token| verify_token(&app, token)) {
-                Ok(claims) => Outcome::UsersMe(claims),
+            let loaded = app.loaded();
+            match bearer_bytes(authorization).and_then(|token| verify_token(&app, &loaded, token)) {
+                Ok(claims) => Outcome::UsersMe(claims, loaded),
                 Err(e) => Outcome::Ready(e.into_response()),
             }
         }
@@ -438,9 +443,9 @@ where
                 response: Some(response),
             }
         }
-        Outcome::UsersMe(claims) => RouteFuture::UsersMe {
+        Outcome::UsersMe(claims, loaded) => RouteFuture::UsersMe {
             lookup: async move {
-                let response = match user_named_by(&app, claims)
+                let response = match user_named_by(&loaded, claims)
                     .await
                     .and_then(current_active_user)
                 {

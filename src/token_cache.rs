@@ -9,6 +9,10 @@
 //! direct-mapped: a fixed number of slots, each holding one token, so its
 //! memory is bounded whatever clients send, and a collision only evicts.
 //!
+//! A hit also requires the keys to be the ones the token was verified
+//! under (their generation, which [`crate::App::reload`] moves on): a key
+//! a reload removed stops working at once, cached or not.
+//!
 //! Revocation is checked here too, cheaply: each entry remembers the
 //! deny-list's generation it was last checked against, and a hit looks the
 //! token up again only when something was revoked since, so the usual hit
@@ -26,6 +30,8 @@ const SLOTS: usize = 1024;
 struct Entry {
     token: Box<[u8]>,
     claims: Arc<Claims>,
+    /// The generation of the keys that verified it.
+    keys: u64,
     /// The deny-list's generation when this token was last found not
     /// revoked.
     checked: u64,
@@ -53,12 +59,14 @@ impl TokenCache {
         }
     }
 
-    /// [`token::verify_any`] of the token's bytes under `keys`, answered
-    /// from the cache when this exact token was verified before; then, when
+    /// [`token::verify_any`] of the token's bytes under `keys` (of
+    /// generation `keys_generation`), answered from the cache when this
+    /// exact token was verified before under the same keys; then, when
     /// there is a deny-list, refused if it or its session was revoked.
     pub(crate) fn verify(
         &self,
         keys: &[SecretKey],
+        keys_generation: u64,
         token: &[u8],
         now: i64,
         leeway: i64,
@@ -68,7 +76,7 @@ impl TokenCache {
         let hit = {
             let mut entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
             match entry.as_mut() {
-                Some(e) if constant_time_eq(&e.token, token) => {
+                Some(e) if e.keys == keys_generation && constant_time_eq(&e.token, token) => {
                     if let Some(revocations) = revocations {
                         let generation = revocations.generation();
                         if e.checked != generation {
@@ -100,6 +108,7 @@ impl TokenCache {
         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
             token: token.into(),
             claims: claims.clone(),
+            keys: keys_generation,
             checked,
         });
         Ok(claims)
@@ -161,7 +170,7 @@ mod tests {
         let bytes = b"\xff\xfe.e30.c2ln";
         for _ in 0..2 {
             assert_eq!(
-                cache.verify(&[key()], bytes, NOW, 0, None),
+                cache.verify(&[key()], 0, bytes, NOW, 0, None),
                 Err(TokenError::Malformed)
             );
         }
@@ -172,10 +181,10 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         let first = cache
-            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .unwrap();
         let second = cache
-            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .unwrap();
         assert!(Arc::ptr_eq(&first, &second), "the second call is a hit");
         assert_eq!(second.sub, "johndoe");
@@ -186,15 +195,15 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         assert!(cache
-            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
         assert_eq!(
-            cache.verify(&[key()], token.as_bytes(), NOW + 60, 0, None),
+            cache.verify(&[key()], 0, token.as_bytes(), NOW + 60, 0, None),
             Err(TokenError::Expired)
         );
         assert!(
             cache
-                .verify(&[key()], token.as_bytes(), NOW + 60, 5, None)
+                .verify(&[key()], 0, token.as_bytes(), NOW + 60, 5, None)
                 .is_ok(),
             "leeway applies"
         );
@@ -205,7 +214,7 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         assert!(cache
-            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
         // Same slot (same tail), different payload byte: must not hit.
         let mut forged = token.clone().into_bytes();
@@ -214,11 +223,11 @@ mod tests {
         let forged = String::from_utf8(forged).unwrap();
         assert_eq!(slot_of(forged.as_bytes()), slot_of(token.as_bytes()));
         assert!(cache
-            .verify(&[key()], forged.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, forged.as_bytes(), NOW, 0, None)
             .is_err());
         assert!(
             cache
-                .verify(&[key()], token.as_bytes(), NOW, 0, None)
+                .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
                 .is_ok(),
             "the real one still verifies"
         );
@@ -233,13 +242,47 @@ mod tests {
         let other = SecretKey::new(b"another-key-0123456789abcdef-0123456").unwrap();
         let token = issue(&other, "johndoe", NOW, 60);
         assert_eq!(
-            cache.verify(&[key()], token.as_bytes(), NOW, 0, None),
+            cache.verify(&[key()], 0, token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            cache.verify(&[key()], token.as_bytes(), NOW, 0, None),
+            cache.verify(&[key()], 0, token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_token_cached_under_keys_a_reload_replaced_is_verified_again() {
+        let cache = TokenCache::new();
+        let old = key();
+        let new = SecretKey::new(b"the-key-after-a-reload-0123456789abcdef").unwrap();
+        let token = issue(&old, "johndoe", NOW, 60);
+        assert!(cache
+            .verify(
+                std::slice::from_ref(&old),
+                0,
+                token.as_bytes(),
+                NOW,
+                0,
+                None
+            )
+            .is_ok());
+        // The old key removed (generation 1): refused although cached.
+        assert_eq!(
+            cache.verify(
+                std::slice::from_ref(&new),
+                1,
+                token.as_bytes(),
+                NOW,
+                0,
+                None
+            ),
+            Err(TokenError::BadSignature)
+        );
+        // Still listed as an old key (generation 2): accepted again.
+        assert!(cache
+            .verify(&[new, old], 2, token.as_bytes(), NOW, 0, None)
+            .is_ok());
     }
 
     #[test]
@@ -279,7 +322,7 @@ mod tests {
             )
         };
         let (token, sibling) = (mint(&jti), mint(&other));
-        let check = |t: &str| cache.verify(&[key()], t.as_bytes(), NOW, 0, Some(&list));
+        let check = |t: &str| cache.verify(&[key()], 0, t.as_bytes(), NOW, 0, Some(&list));
         assert!(check(&token).is_ok());
         assert!(check(&token).is_ok(), "a hit, nothing revoked");
         list.add(Revocation::Token(jti, NOW + 60), None, NOW);
@@ -289,7 +332,7 @@ mod tests {
         assert_eq!(check(&sibling).unwrap_err(), TokenError::Revoked);
         // Without a deny-list (sessions off), nothing is revoked.
         assert!(cache
-            .verify(&[key()], token.as_bytes(), NOW, 0, None)
+            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
     }
 }

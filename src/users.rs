@@ -382,7 +382,8 @@ impl std::hash::Hasher for Fnv {
 
 type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
 
-/// All users, by username.
+/// All users, by username. Cloning shares the users.
+#[derive(Clone)]
 pub struct Users {
     by_name: HashMap<String, Arc<User>, FnvBuild>,
     /// The argon2 parameters most of the hashes use: the dummy hash checked

@@ -105,6 +105,26 @@ impl Proc {
         }
     }
 
+    /// Waits for a stderr line containing `needle` and returns it.
+    pub(crate) fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no line with {needle:?} ({e}); stderr so far: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])

@@ -17,6 +17,7 @@ mod library; // the public API used by embedders: keys, tokens, hashes, users fi
 mod logs; // login and access log lines on stderr, and no secret in them
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
+mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
 mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
