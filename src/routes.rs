@@ -68,7 +68,7 @@ impl<S: UserStore> App<S> {
         self: Arc<Self>,
         request: Request<B>,
         peer: SocketAddr,
-    ) -> Infallibly<Counted<Arc<Counters>, Answered<impl Future<Output = Response<Full<Bytes>>>>>>
+    ) -> Served<impl Future<Output = Response<Full<Bytes>>>>
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -573,6 +573,11 @@ pub(crate) fn guarded<F>(
         inner: Answered::new(catch_panic(start), timeout),
     }
 }
+
+/// A request's future as [`App::serve_request`] hands it to hyper: counted
+/// by route and status, answered 408 past the request timeout, never an
+/// `Err`.
+pub(crate) type Served<F> = Infallibly<Counted<Arc<Counters>, Answered<F>>>;
 
 pin_project_lite::pin_project! {
     /// A response future as hyper's service wants it: never an `Err`.
