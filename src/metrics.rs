@@ -266,6 +266,28 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
 /// An app's metrics, read when rendered: get it with [`App::metrics`] and
 /// answer your own `/metrics` with [`Metrics::response`] (or
 /// [`Metrics::render`] into a buffer of yours).
+///
+/// An embedder with a router of its own mounts them there, behind whatever
+/// keeps them from the public:
+///
+/// ```
+/// use password_bearer::{metrics::CONTENT_TYPE, token::SecretKey, users::Users, App, Config};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = App::new(Config::new(Users::demo(), SecretKey::random()?));
+/// // In your handler of GET /metrics:
+/// let response = app.metrics().response();
+/// assert_eq!(response.headers()["content-type"], CONTENT_TYPE);
+/// // Or the text alone, into a buffer of yours:
+/// let mut text = String::new();
+/// app.metrics().render(&mut text);
+/// assert!(text.contains("password_bearer_logins_total{outcome=\"ok\"} 0\n"));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Or it serves them on a listener of their own, as the binary does, with
+/// [`serve_metrics`].
 #[derive(Debug)]
 pub struct Metrics<'a> {
     counters: &'a Counters,
@@ -470,6 +492,26 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// resolves: the series as [`CONTENT_TYPE`]; 404 for other paths, 405 for
 /// other methods. Bounded on its own, apart from the API's limits (see the
 /// module's header). Bind it to an address only your monitoring reaches.
+///
+/// ```
+/// use password_bearer::{serve, serve_metrics, token::SecretKey, users::Users, App, Config};
+/// use std::sync::Arc;
+/// use tokio::net::TcpListener;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = Arc::new(App::new(Config::new(Users::demo(), SecretKey::random()?)));
+/// let api = TcpListener::bind("127.0.0.1:0").await?;
+/// let metrics = TcpListener::bind("127.0.0.1:0").await?;
+/// // Your shutdown signal for each; here, both stop at once.
+/// let stop = async {};
+/// tokio::join!(
+///     serve(api, app.clone(), stop),
+///     serve_metrics(metrics, app, async {}),
+/// );
+/// # Ok(())
+/// # }
+/// ```
 pub async fn serve_metrics<S: UserStore>(
     listener: TcpListener,
     app: Arc<App<S>>,
