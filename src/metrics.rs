@@ -198,11 +198,23 @@ impl Counters {
     }
 }
 
-/// Upper bounds of the histograms' buckets, in seconds (Prometheus' default
-/// buckets: a hash takes tens of milliseconds, the queue's wait up to its
-/// limit, 2 s by default).
-const BOUNDS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Upper bounds of the histograms' buckets, in microseconds and as
+/// written in seconds (Prometheus' default buckets: a hash takes tens of
+/// milliseconds, the queue's wait up to its limit, 2 s by default). Whole
+/// numbers and fixed text: no float formatting, which would cost the
+/// binary some 20 KB of code for these few numbers.
+const BOUNDS: [(u64, &str); 11] = [
+    (5_000, "0.005"),
+    (10_000, "0.01"),
+    (25_000, "0.025"),
+    (50_000, "0.05"),
+    (100_000, "0.1"),
+    (250_000, "0.25"),
+    (500_000, "0.5"),
+    (1_000_000, "1"),
+    (2_500_000, "2.5"),
+    (5_000_000, "5"),
+    (10_000_000, "10"),
 ];
 
 /// A histogram of durations: a count per bucket (not cumulative: one
@@ -216,13 +228,12 @@ pub(crate) struct Histogram {
 
 impl Histogram {
     pub(crate) fn observe(&self, took: Duration) {
-        let seconds = took.as_secs_f64();
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let bucket = BOUNDS
             .iter()
-            .position(|&bound| seconds <= bound)
+            .position(|&(bound, _)| micros <= bound)
             .unwrap_or(BOUNDS.len());
         self.buckets[bucket].fetch_add(1, Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Relaxed);
     }
 
@@ -231,15 +242,18 @@ impl Histogram {
         let mut count = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             count += bucket.load(Relaxed);
-            match BOUNDS.get(i) {
-                Some(bound) => writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}"),
-                None => writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}"),
-            }
-            .expect("writing to a String cannot fail");
+            let bound = BOUNDS.get(i).map_or("+Inf", |&(_, text)| text);
+            writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}")
+                .expect("writing to a String cannot fail");
         }
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
-        writeln!(out, "{name}_sum {sum}\n{name}_count {count}")
-            .expect("writing to a String cannot fail");
+        let sum = self.sum_micros.load(Relaxed);
+        writeln!(
+            out,
+            "{name}_sum {}.{:06}\n{name}_count {count}",
+            sum / 1_000_000,
+            sum % 1_000_000
+        )
+        .expect("writing to a String cannot fail");
     }
 }
 
@@ -619,7 +633,7 @@ mod tests {
         assert!(out.contains("x_seconds_bucket{le=\"0.05\"} 2\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"10\"} 2\n"), "{out}");
         assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_seconds_sum 11.043\n"), "{out}");
+        assert!(out.contains("x_seconds_sum 11.043000\n"), "{out}");
         assert!(out.contains("x_seconds_count 3\n"), "{out}");
     }
 }
