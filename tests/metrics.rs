@@ -449,9 +449,12 @@ fn metrics_addr_on_the_apis_port_is_one_line_and_exit_2() {
     assert!(!stderr.contains("panicked"), "{stderr:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_metrics_on_metrics_addr_only() {
-    let mut proc = Proc::spawn(&["--port", "0", "--metrics-addr", "127.0.0.1:0"]);
+/// The binary started with `extra` flags and `--metrics-addr 127.0.0.1:0`:
+/// the API's address and the metrics'.
+fn spawn_with_metrics(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    let mut args = vec!["--port", "0", "--metrics-addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(&args);
     let line = proc.wait_line("metrics on http://");
     let metrics: SocketAddr = line
         .split("metrics on http://")
@@ -461,10 +464,35 @@ async fn the_binary_serves_metrics_on_metrics_addr_only() {
         .unwrap_or_else(|| panic!("an address in {line:?}"));
     let api = proc.wait_listening();
     assert_ne!(api, metrics);
+    (proc, api, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_metrics_on_metrics_addr_only() {
+    let (_proc, api, metrics) = spawn_with_metrics(&[]);
     login(api, "johndoe", "secret").await;
     assert_eq!(get(api, "/metrics", &[]).await.status, 404);
     let seen = scrape(metrics).await;
     let ok = number(&seen, "password_bearer_logins_total", &[("outcome", "ok")]);
     assert_eq!(ok, 1.0);
     assert_eq!(number(&seen, "password_bearer_sessions", &[]), 1.0);
+}
+
+/// The sessions gauge of the persistent store: its table's stored length.
+#[cfg(feature = "persist")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_gauge_counts_the_state_dirs_sessions() {
+    let tmp = crate::cli::TempDir::new();
+    let dir = crate::cli::path_str(&tmp.0.join("state"));
+    let (_proc, api, metrics) = spawn_with_metrics(&["--state-dir", &dir]);
+    assert_eq!(
+        number(&scrape(metrics).await, "password_bearer_sessions", &[]),
+        0.0
+    );
+    login(api, "johndoe", "secret").await;
+    login(api, "johndoe", "secret").await;
+    assert_eq!(
+        number(&scrape(metrics).await, "password_bearer_sessions", &[]),
+        2.0
+    );
 }
