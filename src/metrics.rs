@@ -15,25 +15,22 @@
 //! oversized head) never reach a route and are not counted.
 //!
 //! The listener is its own, never the API's, so the numbers are never
-//! public by accident, and it is bounded on its own: a few connections at
-//! once (more wait in the kernel's backlog), a header-read timeout, an
-//! 8 KiB read buffer, and writes that must drain. A client hammering it
-//! holds none of the API's connection slots or memory.
+//! public by accident, and it is bounded on its own: four connections at
+//! once (more wait in the kernel's backlog), five seconds for a whole
+//! exchange, an 8 KiB request head, one request per connection. A client
+//! hammering it holds none of the API's connection slots or memory. It
+//! reads the request line itself rather than through hyper (see
+//! [`serve_metrics`] for why).
 
 use crate::app::App;
-use crate::deadline::WriteStall;
-use crate::drain::Drain;
 use crate::error::ApiError;
 use crate::users::UserStore;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE as CONTENT_TYPE_HEADER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::{Response, StatusCode};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
@@ -41,7 +38,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// The media type of the text exposition format, as `GET /metrics`
@@ -74,11 +72,6 @@ impl Endpoint {
 
     /// The route of `path`, whatever the method (a 405 counts under its
     /// route).
-    // Out of line, as `Counters::request`: inlined, their code grew the
-    // per-connection future's poll past what LLVM inlines hyper's
-    // `poll_read_head` into, and a GET /users/me cost 170 instructions
-    // more instead of 1 (benches/instructions.sh).
-    #[inline(never)]
     pub(crate) fn of(path: &str) -> Endpoint {
         match path {
             "/users/me" => Endpoint::UsersMe,
@@ -164,7 +157,7 @@ impl Default for Counters {
 
 impl Counters {
     /// Counts a request to `route` answered `status`.
-    #[inline(never)] // See `Endpoint::of`.
+    #[inline]
     pub(crate) fn request(&self, route: Endpoint, status: StatusCode) {
         let code = usize::from(status.as_u16());
         if let Some(cell) = code
@@ -489,23 +482,30 @@ where
 /// needs one; a few leave room for a person with curl.
 const CONNECTIONS: usize = 4;
 
-/// Time a scraper has to send its request head, and the idle limit of its
-/// keep-alive connection.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a connection has for its whole exchange: its request head sent,
+/// the answer written. A scraper needs milliseconds.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Time an answer has to drain into a client that is not reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// On shutdown, time for the scrapes in flight.
-const GRACE_PERIOD: Duration = Duration::from_secs(1);
+/// The largest request head read; a larger one gets 431.
+const MAX_HEAD: usize = 8192;
 
 /// After a failed `accept`, wait this long before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `GET /metrics` for `app` on `listener` until `shutdown`
 /// resolves: the series as [`CONTENT_TYPE`]; 404 for other paths, 405 for
-/// other methods. Bounded on its own, apart from the API's limits (see the
-/// module's header). Bind it to an address only your monitoring reaches.
+/// other methods. Bounded on its own, apart from the API's limits: at most
+/// four connections at once (more wait in the kernel's backlog), each with
+/// five seconds for its whole exchange and a request head of at most
+/// 8 KiB; one request per connection (`Connection: close`). Bind it to an
+/// address only your monitoring reaches. Scrapes in flight at `shutdown`
+/// finish within their five seconds.
+///
+/// Not hyper, on purpose: a second hyper server in the binary shares
+/// hyper's connection code with the API's, and LLVM then stops inlining it
+/// into the API's connections, which made every `GET /users/me` 190 to
+/// 730 instructions dearer (`benches/instructions.sh`). A request line is
+/// all a scrape needs read.
 ///
 /// ```
 /// use password_bearer::{serve, serve_metrics, token::SecretKey, users::Users, App, Config};
@@ -532,14 +532,6 @@ pub async fn serve_metrics<S: UserStore>(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS));
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        // hyper's least: a request head larger than this is refused
-        // (431), so one connection holds at most this much.
-        .max_buf_size(8192)
-        .keep_alive(true);
-    let drain = Arc::new(Drain::default());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -560,36 +552,112 @@ pub async fn serve_metrics<S: UserStore>(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(WriteStall::new(stream, WRITE_TIMEOUT));
         let app = app.clone();
-        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-            std::future::ready(Ok::<_, Infallible>(scrape(&app, &request)))
-        });
-        let connection = drain.watch(http.serve_connection(io, service), |c| {
-            c.graceful_shutdown()
-        });
         tokio::spawn(async move {
-            let _ = connection.await;
+            // A client too slow, or gone: nothing to tell anyone.
+            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(stream, &app)).await;
             drop(permit);
         });
     }
-    drop(listener);
-    if tokio::time::timeout(GRACE_PERIOD, drain.close())
-        .await
-        .is_err()
-    {
-        drain.cut().await;
+}
+
+/// Reads one request head from `stream`, answers it and closes.
+async fn exchange<S: UserStore>(mut stream: TcpStream, app: &App<S>) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0; 1024];
+    let answer = loop {
+        if let Some(end) = find(&head, b"\r\n\r\n") {
+            break scrape(app, &head[..end]);
+        }
+        if head.len() > MAX_HEAD {
+            break bare(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        }
+        let read = read_some(&stream, &mut chunk).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&chunk[..read]);
+    };
+    stream.write_all(&http1_bytes(answer).await).await?;
+    stream.shutdown().await?;
+    // Until the client closes: a close with its bytes unread would be a
+    // reset, which may cost the client the answer.
+    while read_some(&stream, &mut chunk).await? > 0 {}
+    Ok(())
+}
+
+/// Reads what `stream` has, waiting until it has something (0: closed).
+/// Not `AsyncRead`, on purpose: a second caller of `TcpStream`'s
+/// `poll_read` (the API's connections being the first) makes LLVM stop
+/// inlining it there, 160 instructions more per `GET /users/me`.
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            read => return read,
+        }
     }
 }
 
-/// The metrics listener's one route.
-fn scrape<S: UserStore, B>(app: &App<S>, request: &Request<B>) -> Response<Full<Bytes>> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => app.metrics().response(),
-        (_, "/metrics") => ApiError::MethodNotAllowed("GET").into_response(),
+/// The answer to the request whose head (up to its blank line) is `head`.
+fn scrape<S: UserStore>(app: &App<S>, head: &[u8]) -> Response<Full<Bytes>> {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return bare(StatusCode::BAD_REQUEST);
+    };
+    if !version.starts_with(b"HTTP/1.") || !target.starts_with(b"/") {
+        return bare(StatusCode::BAD_REQUEST);
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    match (method, path) {
+        (b"GET", b"/metrics") => app.metrics().response(),
+        (_, b"/metrics") => ApiError::MethodNotAllowed("GET").into_response(),
         _ => ApiError::NotFound.into_response(),
     }
+}
+
+/// An answer with no body.
+fn bare(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = status;
+    response
+}
+
+/// `response` as HTTP/1.1 bytes, with its length and `Connection: close`.
+async fn http1_bytes(response: Response<Full<Bytes>>) -> Vec<u8> {
+    let (parts, body) = response.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let mut out = Vec::with_capacity(256 + body.len());
+    let reason = parts.status.canonical_reason().unwrap_or("");
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", parts.status.as_u16());
+    for (name, value) in &parts.headers {
+        if name != CONTENT_LENGTH && name != CONNECTION {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    let _ = write!(
+        out,
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Where `needle` starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
