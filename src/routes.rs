@@ -9,7 +9,7 @@ use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
-use crate::metrics::{Counted, Counters, Endpoint, Login};
+use crate::metrics::{Endpoint, Login};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -55,9 +55,7 @@ impl<S: UserStore> App<S> {
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let endpoint = Endpoint::of(request.uri().path());
-        let answer = catch_panic(move || route(self, request, client));
-        Counted::new(&*self.counters, endpoint, answer)
+        catch_panic(move || route(self, request, client))
     }
 
     /// [`App::handle`] as [`crate::serve`]'s hyper service calls it: the
@@ -68,22 +66,13 @@ impl<S: UserStore> App<S> {
         self: Arc<Self>,
         request: Request<B>,
         peer: SocketAddr,
-    ) -> Served<impl Future<Output = Response<Full<Bytes>>>>
+    ) -> Infallibly<Answered<impl Future<Output = Response<Full<Bytes>>>>>
     where
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        // Counted outside the timeout and the panic guard: their 408 and
-        // 500 are the answers the client gets.
-        let (endpoint, counters) = (Endpoint::of(request.uri().path()), self.counters.clone());
         let timeout = self.request_timeout;
-        let answer = Answered::new(
-            catch_panic(move || route(self, request, Some(peer))),
-            timeout,
-        );
-        Infallibly {
-            inner: Counted::new(counters, endpoint, answer),
-        }
+        guarded(timeout, move || route(self, request, Some(peer)))
     }
 
     /// Whether `path` is one of the routes this app serves.
@@ -438,6 +427,7 @@ where
     };
     match outcome {
         Outcome::Ready(response) => {
+            app.counters.request(Endpoint::of(path), response.status());
             finish(access, &response);
             RouteFuture::Ready {
                 response: Some(response),
@@ -452,6 +442,7 @@ where
                     Ok(current) => json_response(StatusCode::OK, current.user.me_body().clone()),
                     Err(e) => e.into_response(),
                 };
+                app.counters.request(Endpoint::UsersMe, response.status());
                 finish(access, &response);
                 response
             },
@@ -461,12 +452,13 @@ where
         // beside an argon2 hash.
         Outcome::Form(form) => RouteFuture::Login {
             login: Box::pin(async move {
-                let answer = match form {
-                    FormRoute::Token => app.login(request, peer).await,
-                    FormRoute::Revoke => app.revoke_request(request).await,
+                let (answer, endpoint) = match form {
+                    FormRoute::Token => (app.login(request, peer).await, Endpoint::Token),
+                    FormRoute::Revoke => (app.revoke_request(request).await, Endpoint::Revoke),
                 };
                 let mut response = answer.unwrap_or_else(ApiError::into_response);
                 no_store(&mut response);
+                app.counters.request(endpoint, response.status());
                 finish(access, &response);
                 response
             }),
@@ -475,6 +467,7 @@ where
         Outcome::Health => RouteFuture::Health {
             health: Box::pin(async move {
                 let response = app.health().await;
+                app.counters.request(Endpoint::Healthz, response.status());
                 finish(access, &response);
                 response
             }),
@@ -573,11 +566,6 @@ pub(crate) fn guarded<F>(
         inner: Answered::new(catch_panic(start), timeout),
     }
 }
-
-/// A request's future as [`App::serve_request`] hands it to hyper: counted
-/// by route and status, answered 408 past the request timeout, never an
-/// `Err`.
-pub(crate) type Served<F> = Infallibly<Counted<Arc<Counters>, Answered<F>>>;
 
 pin_project_lite::pin_project! {
     /// A response future as hyper's service wants it: never an `Err`.
