@@ -326,7 +326,7 @@ impl Metrics<'_> {
             out,
             name,
             "counter",
-            "Requests answered by the API, by route and status code.",
+            "Requests answered by the API's routes, by route and status code.",
         );
         for route in Endpoint::ALL {
             for code in 0..CODES {
