@@ -532,11 +532,10 @@ async fn exchange<S: UserStore>(mut stream: TcpStream, app: &App<S>) -> std::io:
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0; 1024];
     let answer = loop {
-        if let Some(end) = find(&head, b"\r\n\r\n") {
-            break scrape(app, &head[..end]);
-        }
-        if head.len() > MAX_HEAD {
-            break bare(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        match find(&head, b"\r\n\r\n") {
+            Some(end) if end + 4 <= MAX_HEAD => break scrape(app, &head[..end]),
+            _ if head.len() >= MAX_HEAD => break bare(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+            _ => {}
         }
         let read = read_some(&stream, &mut chunk).await?;
         if read == 0 {

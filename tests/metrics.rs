@@ -395,6 +395,18 @@ async fn the_metrics_listener_answers_get_metrics_only() {
     assert!(requests(&scrape(metrics).await).is_empty());
     // A query string is still /metrics (Prometheus sends none, people do).
     assert_eq!(get(metrics, "/metrics?x=1", &[]).await.status, 200);
+    // What is not a request line is 400; a head over 8 KiB is 431.
+    for garbage in [
+        "NONSENSE",
+        "GET /metrics",
+        "GET metrics HTTP/1.1",
+        "GET /metrics SPDY/3",
+    ] {
+        let resp = send_raw(metrics, format!("{garbage}\r\n\r\n").as_bytes()).await;
+        assert_eq!(resp.status, 400, "{garbage}");
+    }
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+    assert_eq!(send_raw(metrics, huge.as_bytes()).await.status, 431);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
