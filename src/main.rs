@@ -1,10 +1,12 @@
-//! The `password-bearer` binary: parses the command line, binds, and hands
-//! the listener to the library's `serve`, with the library's log records
-//! on stderr. Bad configuration is one line on stderr and exit code 2.
-//! SIGHUP reads the users and key files again.
+//! The `password-bearer` binary: parses the command line, binds (or takes
+//! the socket systemd passed: `systemd`), and hands the listener to the
+//! library's `serve`, with the library's log records on stderr. Bad
+//! configuration is one line on stderr and exit code 2. SIGHUP reads the
+//! users and key files again.
 
 mod cli;
 mod stderr_log;
+mod systemd;
 
 use cli::{Command, ConfigError, Options};
 use password_bearer::{password, serve, serve_metrics, App};
@@ -73,6 +75,8 @@ fn hash_password() -> Result<(), ConfigError> {
 /// away from a core a password hash holds (README, Performance).
 fn run(options: &Options) -> Result<(), ConfigError> {
     let (config, warning) = options.load()?;
+    // Before the runtime's threads start: this edits the environment.
+    let inherited = systemd::take()?;
     let app = Arc::new(App::new(config));
     let workers = options.workers.unwrap_or_else(|| {
         // The cores this process may run on: `taskset -c 0` means one.
@@ -90,7 +94,10 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         problem: format!("cannot start the runtime: {e}"),
     })?;
     runtime.block_on(async {
-        let listener = bind(&options.host, options.port).await?;
+        let listener = match inherited {
+            Some(listener) => systemd::into_tokio(listener)?,
+            None => bind(&options.host, options.port).await?,
+        };
         let local = listener.local_addr().map_err(|e| ConfigError {
             what: "--port".into(),
             problem: e.to_string(),
@@ -106,6 +113,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
         stderr_log::write_now(format_args!("listening on http://{local}"));
+        systemd::notify::ready();
         // The first signal shuts the server down gracefully; a second one,
         // during the grace period, exits at once: an operator pressing
         // Ctrl-C twice means it.
@@ -116,6 +124,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             while signals.next().await == Signal::Reload {
                 reload(options, &reload_app);
             }
+            systemd::notify::stopping();
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
             loop {
@@ -159,6 +168,16 @@ async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
 /// changes nothing: the running set stays, and one line names the file and
 /// the problem. Without `--secret-key-file`, the random key stays.
 fn reload(options: &Options, app: &App) {
+    // systemd's `Type=notify-reload` (and `systemctl reload` on a
+    // `Type=notify` unit) waits for READY=1 again, sent whatever the outcome:
+    // a failed reload still serves.
+    systemd::notify::reloading();
+    reload_files(options, app);
+    systemd::notify::ready();
+}
+
+/// [`reload`]'s work: read every file, then swap, or log why not.
+fn reload_files(options: &Options, app: &App) {
     match options.read_files() {
         Ok((users, keys)) => {
             let count = users.len();

@@ -26,13 +26,27 @@ const EXIT: Duration = Duration::from_secs(20);
 /// those in `env`.
 pub(crate) fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BIN);
+    without_settings(&mut command);
+    command.args(args).envs(env.iter().copied());
+    command
+}
+
+/// Keeps the test's own `PASSWORD_BEARER_*` variables, and systemd's (were
+/// the tests run by a service), from `command`'s environment.
+pub(crate) fn without_settings(command: &mut Command) {
+    const SYSTEMD: [&str; 5] = [
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "LISTEN_FDS_FIRST_FD",
+        "NOTIFY_SOCKET",
+    ];
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PASSWORD_BEARER_") {
+        let text = name.to_string_lossy();
+        if text.starts_with("PASSWORD_BEARER_") || SYSTEMD.contains(&&*text) {
             command.env_remove(name);
         }
     }
-    command.args(args).envs(env.iter().copied());
-    command
 }
 
 /// A child process that is killed and reaped when dropped.
@@ -54,9 +68,15 @@ impl Proc {
     }
 
     /// Runs `command` (the binary, perhaps behind a wrapper such as `sh`).
-    pub(crate) fn spawn_command(mut command: Command) -> Proc {
+    pub(crate) fn spawn_command(command: Command) -> Proc {
+        Proc::spawn_command_with_stdin(command, Stdio::null())
+    }
+
+    /// [`Proc::spawn_command`] with `stdin` as the child's standard input
+    /// (a socket for a wrapper to move to fd 3, say).
+    pub(crate) fn spawn_command_with_stdin(mut command: Command, stdin: Stdio) -> Proc {
         let mut child = command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

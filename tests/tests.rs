@@ -24,5 +24,6 @@ mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, s
 mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
 mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
 mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, one server per directory, bad directories exit 2
+mod systemd; // under systemd without systemd: socket activation (LISTEN_FDS at fd 3), READY=1/STOPPING=1 to NOTIFY_SOCKET
 mod token_endpoint; // POST /token: logins, the form, 400/413/422 bodies and headers
 mod users_me; // GET /users/me: the Authorization header, current_user then current_active_user
