@@ -2,6 +2,7 @@
 //! password verifier, and the limits and switches the routes apply; and
 //! [`App::reload`], which swaps the users and keys while the server runs.
 
+use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;
@@ -159,6 +160,9 @@ pub struct App<S = Users> {
     pub(crate) throttle: Throttle,
     /// The connection caps, shared by every serving loop of this app.
     pub(crate) slots: Arc<Slots>,
+    /// Requests, logins and refreshes counted ([`App::metrics`]); an
+    /// `Arc`, as each request's future holds it until it has answered.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// What [`App::reload`] replaces, as one set: who may log in and the keys.
@@ -265,6 +269,7 @@ impl<S: UserStore> App<S> {
                     .max_connections_per_ip
                     .unwrap_or((config.max_connections / 8).max(1)),
             )),
+            counters: Arc::default(),
         }
     }
 

@@ -360,6 +360,16 @@ pub(crate) const FLAGS: &[Flag] = &[
         default: "",
         apply: Apply::Switch(|o, on| o.login_log = !on),
     },
+    Flag {
+        name: "metrics-addr",
+        help: "serve GET /metrics (Prometheus) on this HOST:PORT, a listener of its own; \
+               off unless given; bind it where only your monitoring reaches",
+        default: "",
+        apply: Apply::Value("HOST:PORT", |o, v| {
+            o.metrics_addr = Some(host_port(v)?);
+            Ok(())
+        }),
+    },
 ];
 
 /// The text of `--help`, rendered from [`FLAGS`]: `print!("{USAGE}")`.
@@ -504,6 +514,8 @@ pub(crate) struct Options {
     pub(crate) access_log: bool,
     /// Log logins; `--no-login-log` clears it.
     pub(crate) login_log: bool,
+    /// `--metrics-addr`, checked to be `HOST:PORT`.
+    pub(crate) metrics_addr: Option<String>,
     /// The [`Flag::name`]s whose value came from the environment, so that
     /// [`Options::load`] names the variable, not the flag, when a file they
     /// name is bad.
@@ -538,6 +550,7 @@ impl Default for Options {
             docs_assets_dir: None,
             access_log: false,
             login_log: true,
+            metrics_addr: None,
             from_env: Vec::new(),
         }
     }
@@ -680,6 +693,18 @@ fn open_state_dir(
         Ok(store) => Ok(std::sync::Arc::new(store)),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Checks that `text` is `HOST:PORT` (`[::1]:9100` for an IPv6 address),
+/// so that a typo stops the server with its flag named, before it binds.
+fn host_port(text: &str) -> Result<String, String> {
+    let shape = || format!("{text:?} is not HOST:PORT (e.g. 127.0.0.1:9100)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(shape)?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || port.parse::<u16>().is_err() || (host.contains(':') && !bracketed) {
+        return Err(shape());
+    }
+    Ok(text.to_owned())
 }
 
 /// What the server serves TLS with: the library's [`Tls`](password_bearer::tls::Tls),
@@ -1058,6 +1083,25 @@ mod tests {
             err(&["--no-docs=yes"]),
             "--no-docs: \"yes\" is not 1, true, 0 or false"
         );
+        for bad in [
+            "9100",
+            "localhost",
+            ":9100",
+            "host:",
+            "host:99999",
+            "::1:9100",
+        ] {
+            assert_eq!(
+                err(&["--metrics-addr", bad]),
+                format!("--metrics-addr: {bad:?} is not HOST:PORT (e.g. 127.0.0.1:9100)")
+            );
+        }
+        for ok in ["127.0.0.1:9100", "[::1]:0", "localhost:9100"] {
+            assert_eq!(
+                options(&["--metrics-addr", ok]).metrics_addr.as_deref(),
+                Some(ok)
+            );
+        }
         assert_eq!(
             err(&["--docs-assets-url", "ftp://x"]),
             "--docs-assets-url: \"ftp://x\" must start with http://, https:// or /"
@@ -1128,6 +1172,7 @@ mod tests {
             ("PASSWORD_BEARER_LOGIN_FAILURES_PER_IP", "5"),
             ("PASSWORD_BEARER_MAX_CONNECTIONS", "64"),
             ("PASSWORD_BEARER_WORKERS", "3"),
+            ("PASSWORD_BEARER_METRICS_ADDR", "127.0.0.1:9100"),
         ]);
         let expected = Options {
             host: "0.0.0.0".into(),
@@ -1155,6 +1200,7 @@ mod tests {
             max_connections_per_ip: Some(0),
             login_queue_seconds: 0,
             workers: Some(3),
+            metrics_addr: Some("127.0.0.1:9100".into()),
             from_env: o.from_env.clone(),
         };
         assert_eq!(o, expected);

@@ -70,6 +70,8 @@
 //! - [`openapi`]: `/openapi.json` and `/docs`.
 //! - `logging`: what the server logs, through the `log` facade, repeated
 //!   events tallied.
+//! - [`metrics`]: the Prometheus series ([`App::metrics`]) and
+//!   [`serve_metrics`], the `/metrics` listener of its own.
 
 #![deny(missing_docs)]
 
@@ -82,6 +84,7 @@ mod drain;
 pub mod error;
 pub mod form;
 mod logging;
+pub mod metrics;
 mod multipart;
 pub mod openapi;
 pub mod password;
@@ -98,6 +101,7 @@ mod token_cache;
 pub mod users;
 
 pub use app::{App, Config};
+pub use metrics::serve_metrics;
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::{serve_tls, serve_tls_with};

@@ -10,7 +10,7 @@ mod stderr_log;
 mod systemd;
 
 use cli::{Command, ConfigError, Options};
-use password_bearer::{password, serve, App};
+use password_bearer::{password, serve, serve_metrics, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -108,6 +108,9 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             what: "startup".into(),
             problem: format!("cannot handle signals: {e}"),
         })?;
+        if let Some(addr) = &options.metrics_addr {
+            start_metrics(addr, &app).await?;
+        }
         if let Some(warning) = warning {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
         }
@@ -159,6 +162,21 @@ fn run(options: &Options) -> Result<(), ConfigError> {
             }
         }
     })
+}
+
+/// Listens on `--metrics-addr` and serves `/metrics` there until the
+/// process ends: through the grace period too, so that the drain can be
+/// watched.
+async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
+    let cannot_listen = |e: std::io::Error| ConfigError {
+        what: format!("--metrics-addr {addr}"),
+        problem: format!("cannot listen: {e}"),
+    };
+    let listener = TcpListener::bind(addr).await.map_err(cannot_listen)?;
+    let local = listener.local_addr().map_err(cannot_listen)?;
+    stderr_log::write_now(format_args!("metrics on http://{local}/metrics"));
+    tokio::spawn(serve_metrics(listener, app.clone(), std::future::pending()));
+    Ok(())
 }
 
 /// SIGHUP: the users and key files, and the certificate and key with

@@ -9,6 +9,7 @@
 //! use and reused after, so a login flood neither allocates nor frees 19 MiB
 //! per request, and a server that has seen no login holds none of it.
 
+use crate::metrics::Histogram;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
@@ -165,6 +166,15 @@ pub struct Verifier {
     /// lock because a reload of the users may change it; read once per
     /// login, beside a hash.
     dummy_params: Mutex<Params>,
+    /// The queue's waits and the hashes' times, for the metrics.
+    timings: Arc<HashTimings>,
+}
+
+/// How long logins waited for a hash slot, and how long hashes took.
+#[derive(Debug, Default)]
+pub(crate) struct HashTimings {
+    pub(crate) wait: Histogram,
+    pub(crate) hash: Histogram,
 }
 
 impl fmt::Debug for Verifier {
@@ -204,14 +214,33 @@ impl Verifier {
             hash_micros: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new(Vec::with_capacity(slots))),
             dummy_params: Mutex::new(params),
+            timings: Arc::default(),
         }
+    }
+
+    /// Logins waiting for a hash slot now.
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Hashes running now.
+    pub(crate) fn in_progress(&self) -> usize {
+        self.slots - self.permits.available_permits()
+    }
+
+    /// The queue's waits and the hashes' times.
+    pub(crate) fn timings(&self) -> &HashTimings {
+        &self.timings
     }
 
     /// Verifies `password` against `phc`, or, when `phc` is `None` (unknown
     /// user), spends the same work on a dummy hash and answers `false`;
     /// [`Busy`] when the hash could not start in time.
     pub async fn verify(&self, phc: Option<Arc<str>>, password: &[u8]) -> Result<bool, Busy> {
+        let asked = Instant::now();
         let permit = self.slot().await?;
+        self.timings.wait.observe(asked.elapsed());
+        let timings = self.timings.clone();
         let password = password.to_vec();
         let memory = self.memory.clone();
         let dummy_params = self
@@ -240,7 +269,9 @@ impl Verifier {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(blocks);
             drop(permit);
-            if average_in(&hash_micros, started.elapsed()) {
+            let took = started.elapsed();
+            timings.hash.observe(took);
+            if average_in(&hash_micros, took) {
                 first_estimate.notify_waiters();
             }
             ok

@@ -248,6 +248,7 @@ impl<S: UserStore> App<S> {
         session: &Session,
         peer: Option<SocketAddr>,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
+        self.counters.refresh_reused();
         logging::emit(
             LOGIN_REFUSED,
             format_args!(

@@ -9,6 +9,7 @@ use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
+use crate::metrics::{Endpoint, Login};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -93,7 +94,9 @@ impl<S: UserStore> App<S> {
     {
         let form = self.read_form(request).await?;
         if form.is_refresh() {
-            return self.refresh(form, peer).await;
+            let answer = self.refresh(form, peer).await;
+            self.counters.refresh(&answer);
+            return answer;
         }
         let ip = peer.map(|p| p.ip());
         if form.password.len() > MAX_PASSWORD_BYTES {
@@ -101,8 +104,10 @@ impl<S: UserStore> App<S> {
             // would be a free way to fill the throttle's tables. A throttled
             // client still gets its 429, which tells it nothing new.
             if let Err(throttled) = self.throttle.check(&form.username, ip) {
+                self.counters.login(Login::Throttled);
                 return Err(self.throttled(throttled, &form.username, peer));
             }
+            self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         }
@@ -111,7 +116,10 @@ impl<S: UserStore> App<S> {
         // password or not, so a guesser gains nothing and costs us nothing.
         let attempt = match self.throttle.admit(&form.username, ip) {
             Ok(attempt) => attempt,
-            Err(throttled) => return Err(self.throttled(throttled, &form.username, peer)),
+            Err(throttled) => {
+                self.counters.login(Login::Throttled);
+                return Err(self.throttled(throttled, &form.username, peer));
+            }
         };
         // One set of users and keys for the whole login (see `App::reload`).
         let loaded = self.loaded();
@@ -127,6 +135,7 @@ impl<S: UserStore> App<S> {
             Ok(verified) => verified,
             Err(Busy { retry_after }) => {
                 attempt.refund();
+                self.counters.login(Login::Busy);
                 logging::tally(
                     LOGIN_REFUSED,
                     format_args!(
@@ -138,6 +147,7 @@ impl<S: UserStore> App<S> {
         };
         let Some(user) = user.filter(|_| verified) else {
             attempt.failed();
+            self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         };
@@ -164,6 +174,7 @@ impl<S: UserStore> App<S> {
             }
         };
         attempt.succeeded();
+        self.counters.login(Login::Ok);
         self.log_login("ok", &form.username, peer);
         self.token_response(
             loaded.key(),
@@ -416,6 +427,7 @@ where
     };
     match outcome {
         Outcome::Ready(response) => {
+            app.counters.request(Endpoint::of(path), response.status());
             finish(access, &response);
             RouteFuture::Ready {
                 response: Some(response),
@@ -430,6 +442,7 @@ where
                     Ok(current) => json_response(StatusCode::OK, current.user.me_body().clone()),
                     Err(e) => e.into_response(),
                 };
+                app.counters.request(Endpoint::UsersMe, response.status());
                 finish(access, &response);
                 response
             },
@@ -439,12 +452,13 @@ where
         // beside an argon2 hash.
         Outcome::Form(form) => RouteFuture::Login {
             login: Box::pin(async move {
-                let answer = match form {
-                    FormRoute::Token => app.login(request, peer).await,
-                    FormRoute::Revoke => app.revoke_request(request).await,
+                let (answer, endpoint) = match form {
+                    FormRoute::Token => (app.login(request, peer).await, Endpoint::Token),
+                    FormRoute::Revoke => (app.revoke_request(request).await, Endpoint::Revoke),
                 };
                 let mut response = answer.unwrap_or_else(ApiError::into_response);
                 no_store(&mut response);
+                app.counters.request(endpoint, response.status());
                 finish(access, &response);
                 response
             }),
@@ -453,6 +467,7 @@ where
         Outcome::Health => RouteFuture::Health {
             health: Box::pin(async move {
                 let response = app.health().await;
+                app.counters.request(Endpoint::Healthz, response.status());
                 finish(access, &response);
                 response
             }),

@@ -13,6 +13,7 @@
 use crate::addr::address_key;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -26,6 +27,11 @@ pub(crate) struct Slots {
     /// at most one entry per connection. A std mutex: one map operation per
     /// connection opened or closed, never held across an await.
     held: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections open now, for the metrics (the semaphore's permits also
+    /// count the ones each serving loop holds while it waits in `accept`).
+    open: AtomicUsize,
+    /// Connections refused over their address's cap, for the metrics.
+    refused: AtomicU64,
 }
 
 /// One connection's slot, released when dropped (when its task ends).
@@ -45,6 +51,8 @@ impl Slots {
             total: Arc::new(Semaphore::new(total.max(1))),
             per_address,
             held: Mutex::new(HashMap::new()),
+            open: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -75,15 +83,27 @@ impl Slots {
             let mut held = self.lock();
             let count = held.entry(key).or_insert(0);
             if *count >= self.per_address {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(key);
             }
             *count += 1;
         }
+        self.open.fetch_add(1, Ordering::Relaxed);
         Ok(Slot {
             _permit: permit,
             slots: self.clone(),
             address,
         })
+    }
+
+    /// Connections open now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused so far, their address at its cap.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Connections held from `ip`'s address key now.
@@ -100,6 +120,7 @@ impl Slots {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.slots.open.fetch_sub(1, Ordering::Relaxed);
         let Some(key) = self.address else {
             return;
         };

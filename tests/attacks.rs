@@ -282,7 +282,7 @@ async fn concurrent_guesses_cost_at_most_the_limit_in_hashes() {
 
 /// A users file with one user whose hash is deliberately slow (t = 8), so
 /// that a few dozen logins take seconds to hash one at a time.
-fn slow_user() -> Users {
+pub(crate) fn slow_user() -> Users {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let params = argon2::Params::new(19456, 8, 1, None).expect("valid parameters");
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -15,6 +15,7 @@ mod instances; // servers sharing a key accept each other's tokens; another key 
 mod jwt; // every way a token is refused (or accepted) over HTTP
 mod library; // the public API used by embedders: keys, tokens, hashes, users files
 mod logs; // login and access log lines on stderr, and no secret in them
+mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clients saw, gauges, the listener's bounds, --metrics-addr
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set

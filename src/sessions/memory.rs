@@ -177,6 +177,10 @@ impl SessionStore for MemorySessions {
     fn revocations(&self, _now: i64) -> Vec<Revocation> {
         Vec::new()
     }
+
+    fn session_count(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
 }
 
 #[cfg(test)]
