@@ -15,6 +15,8 @@
 //! loop, where one slow client would stall every other), holding the
 //! connection's slot, and is bounded by the header-read timeout: a client
 //! that stalls mid-handshake is dropped as one that stalls mid-head is.
+//! (The first request's head then has the header-read timeout of its own,
+//! as on a plain connection: hyper starts that timer itself.)
 
 use bytes::Bytes;
 use http_body_util::Full;
