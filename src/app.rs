@@ -2,13 +2,14 @@
 //! password verifier, and the limits and switches the routes apply; and
 //! [`App::reload`], which swaps the users and keys while the server runs.
 
+use crate::limiter::Limiter;
 use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;
-use crate::sessions::{Revocations, SessionStore};
+use crate::sessions::{DenyList, Revocations, SessionStore};
 use crate::slots::Slots;
-use crate::throttle::{Limits, Throttle};
+use crate::throttle::Limits;
 use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
@@ -74,6 +75,11 @@ pub struct Config<S = Users> {
     /// Failed logins allowed per username and per client address in a
     /// sliding minute before `/token` answers 429 (default 10 and 100).
     pub throttle: Limits,
+    /// Count failed logins in this Redis, with `throttle`'s limits, shared
+    /// by every instance that counts there, instead of in this process
+    /// (default: none; the `redis` feature).
+    #[cfg(feature = "redis")]
+    pub shared_throttle: Option<crate::redis::Redis>,
     /// Connections served at once (default 4096), over every listener the
     /// app is served on; [`crate::serve`] stops accepting at the cap, so
     /// more wait in the kernel's listen backlog.
@@ -126,6 +132,8 @@ impl<S: UserStore> Config<S> {
             access_log: false,
             login_log: true,
             throttle: Limits::default(),
+            #[cfg(feature = "redis")]
+            shared_throttle: None,
             max_connections: 4096,
             max_connections_per_ip: None,
             hash_slots: default_slots(),
@@ -157,7 +165,7 @@ pub struct App<S = Users> {
     pub(crate) docs: Option<Docs>,
     pub(crate) access_log: bool,
     pub(crate) login_log: bool,
-    pub(crate) throttle: Throttle,
+    pub(crate) throttle: Limiter,
     /// The connection caps, shared by every serving loop of this app.
     pub(crate) slots: Arc<Slots>,
     /// Requests, logins and refreshes counted ([`App::metrics`]); an
@@ -200,7 +208,8 @@ impl<S> Loaded<S> {
 /// Sessions, when on: where they are kept, what was revoked, how long.
 pub(crate) struct SessionState {
     pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) revocations: Revocations,
+    /// Shared with the store, which may feed it ([`SessionStore::follow`]).
+    pub(crate) revocations: Arc<Revocations>,
     pub(crate) ttl_secs: i64,
 }
 
@@ -218,6 +227,7 @@ impl<S: UserStore> App<S> {
     /// what the session store had revoked is loaded into the deny-list.
     pub fn new(config: Config<S>) -> App<S> {
         let params = usual_params(&config.users);
+        let throttle = Limiter::new(&config);
         let docs = config.docs.then(|| {
             Docs::new(
                 &config.users.scopes(),
@@ -235,6 +245,8 @@ impl<S: UserStore> App<S> {
             for revocation in store.revocations(now) {
                 revocations.add(revocation, None, now);
             }
+            let revocations = Arc::new(revocations);
+            store.follow(DenyList(revocations.clone()));
             SessionState {
                 store,
                 revocations,
@@ -262,7 +274,7 @@ impl<S: UserStore> App<S> {
             docs,
             access_log: config.access_log,
             login_log: config.login_log,
-            throttle: Throttle::new(config.throttle),
+            throttle,
             slots: Arc::new(Slots::new(
                 config.max_connections,
                 config
@@ -311,7 +323,7 @@ impl<S: UserStore> App<S> {
 
     /// The deny-list, when sessions are on.
     pub(crate) fn revocations(&self) -> Option<&Revocations> {
-        self.sessions.as_ref().map(|s| &s.revocations)
+        self.sessions.as_ref().map(|s| &*s.revocations)
     }
 }
 

@@ -62,7 +62,10 @@
 //!   what was revoked; `refresh` answers the refresh grant and
 //!   `POST /revoke`.
 //! - [`throttle`]: counting failed logins per username and per address;
-//!   `addr` says how the per-address limits count an address.
+//!   `addr` says how the per-address limits count an address; `limiter`
+//!   picks the counts in use (in process, or in Redis).
+//! - `redis` (the `redis` feature): sessions, revocations and failed-login
+//!   counts in Redis, shared by every instance (`--redis-url`).
 //! - `tls` (the `tls` feature): the certificate and key, reloadable, and
 //!   the handshake before HTTP/1; served by `serve_tls`.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
@@ -83,11 +86,14 @@ mod deadline;
 mod drain;
 pub mod error;
 pub mod form;
+mod limiter;
 mod logging;
 pub mod metrics;
 mod multipart;
 pub mod openapi;
 pub mod password;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod refresh;
 pub mod routes;
 pub mod server;

@@ -120,9 +120,9 @@ impl<S: UserStore> App<S> {
             // The form refuses the grant when sessions are off.
             return Err(ApiError::Internal);
         };
-        let attempt = match self.throttle.admit_address(peer.map(|p| p.ip())) {
+        let attempt = match self.throttle.admit_address(peer.map(|p| p.ip())).await {
             Ok(attempt) => attempt,
-            Err(throttled) => return Err(self.throttled(throttled, "", peer)),
+            Err(refused) => return Err(self.refused(refused, "", peer)),
         };
         let now = unix_now();
         let presented = form.refresh_token.as_deref().and_then(RefreshToken::parse);
@@ -130,7 +130,7 @@ impl<S: UserStore> App<S> {
             Some(token) => match sessions.store.get(token.session, now).await {
                 Ok(session) => session.filter(|s| s.issued(&token)),
                 Err(e) => {
-                    attempt.refund();
+                    attempt.refund().await;
                     return Err(store_unavailable(&e));
                 }
             },
@@ -152,7 +152,7 @@ impl<S: UserStore> App<S> {
         let user = match loaded.users().find(&session.username).await {
             Ok(user) => user.filter(|u| !u.is_disabled()),
             Err(e) => {
-                attempt.refund();
+                attempt.refund().await;
                 return Err(store_unavailable(&e));
             }
         };
@@ -206,11 +206,11 @@ impl<S: UserStore> App<S> {
                 return Err(ApiError::InvalidRefreshToken);
             }
             Err(e) => {
-                attempt.refund();
+                attempt.refund().await;
                 return Err(store_unavailable(&e));
             }
         }
-        attempt.refund();
+        attempt.refund().await;
         if self.login_log {
             logging::emit(
                 LOGIN,

@@ -103,9 +103,11 @@ impl<S: UserStore> App<S> {
             // Never hashed, and never counted: a failure that costs nothing
             // would be a free way to fill the throttle's tables. A throttled
             // client still gets its 429, which tells it nothing new.
-            if let Err(throttled) = self.throttle.check(&form.username, ip) {
-                self.counters.login(Login::Throttled);
-                return Err(self.throttled(throttled, &form.username, peer));
+            if let Err(refused) = self.throttle.check(&form.username, ip).await {
+                if refused.is_throttled() {
+                    self.counters.login(Login::Throttled);
+                }
+                return Err(self.refused(refused, &form.username, peer));
             }
             self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
@@ -114,11 +116,13 @@ impl<S: UserStore> App<S> {
         // Admitted before any lookup or hash, a failure reserved against the
         // username and the address; throttled, answered at once, right
         // password or not, so a guesser gains nothing and costs us nothing.
-        let attempt = match self.throttle.admit(&form.username, ip) {
+        let attempt = match self.throttle.admit(&form.username, ip).await {
             Ok(attempt) => attempt,
-            Err(throttled) => {
-                self.counters.login(Login::Throttled);
-                return Err(self.throttled(throttled, &form.username, peer));
+            Err(refused) => {
+                if refused.is_throttled() {
+                    self.counters.login(Login::Throttled);
+                }
+                return Err(self.refused(refused, &form.username, peer));
             }
         };
         // One set of users and keys for the whole login (see `App::reload`).
@@ -126,7 +130,7 @@ impl<S: UserStore> App<S> {
         let user = match loaded.users().find(&form.username).await {
             Ok(user) => user,
             Err(e) => {
-                attempt.refund();
+                attempt.refund().await;
                 return Err(store_unavailable(&e));
             }
         };
@@ -134,7 +138,7 @@ impl<S: UserStore> App<S> {
         let verified = match self.verifier.verify(hash, form.password.as_bytes()).await {
             Ok(verified) => verified,
             Err(Busy { retry_after }) => {
-                attempt.refund();
+                attempt.refund().await;
                 self.counters.login(Login::Busy);
                 logging::tally(
                     LOGIN_REFUSED,
@@ -169,11 +173,11 @@ impl<S: UserStore> App<S> {
         let session = match self.start_session(user.username(), &granted).await {
             Ok(session) => session,
             Err(e) => {
-                attempt.refund();
+                attempt.refund().await;
                 return Err(e);
             }
         };
-        attempt.succeeded();
+        attempt.succeeded().await;
         self.counters.login(Login::Ok);
         self.log_login("ok", &form.username, peer);
         self.token_response(
@@ -271,9 +275,17 @@ impl<S: UserStore> App<S> {
         ApiError::TooManyAttempts(throttled.retry_after.as_secs().max(1))
     }
 
-    /// `GET /healthz`: whether the user store can answer.
+    /// `GET /healthz`: whether the user store, the session store and the
+    /// failed-login counts can answer.
     async fn health(&self) -> Response<Full<Bytes>> {
-        match self.loaded().users().health().await {
+        let mut health = self.loaded().users().health().await;
+        if let (Ok(()), Some(sessions)) = (&health, &self.sessions) {
+            health = sessions.store.health().await;
+        }
+        if health.is_ok() {
+            health = self.throttle.health().await;
+        }
+        match health {
             Ok(()) => json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
             Err(e) => {
                 logging::tally(STORE_DOWN, format_args!("health check failed: {e}"));

@@ -30,6 +30,8 @@
 //! - [`memory`]: the in-memory store, bounded.
 //! - `persistent` (the `persist` feature): the store of `--state-dir`, a
 //!   file kept by an embedded storage engine, bounded too.
+//! - `crate::redis::RedisSessions` (the `redis` feature): the store of
+//!   `--redis-url`, shared by every instance.
 
 pub mod memory;
 #[cfg(feature = "persist")]
@@ -300,6 +302,35 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// (the default) leaves the gauge out.
     fn session_count(&self) -> Option<u64> {
         None
+    }
+
+    /// Whether the store can answer now, for `GET /healthz`: `Ok` (the
+    /// default) for a store in this process.
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Hands the store the app's deny-list, once, when the app is built.
+    /// A store shared by several instances keeps it in step with what the
+    /// others revoke (the Redis store does, from pub/sub); one that only
+    /// this process writes (the default) has nothing to add.
+    fn follow(&self, deny_list: DenyList) {
+        let _ = deny_list;
+    }
+}
+
+/// The app's deny-list as a store may feed it ([`SessionStore::follow`]):
+/// revocations made by other instances, so that `GET /users/me` refuses
+/// their tokens without asking the store.
+#[derive(Debug, Clone)]
+pub struct DenyList(pub(crate) Arc<Revocations>);
+
+impl DenyList {
+    /// Adds `revocation`, made by (or on behalf of) `owner` when known:
+    /// tokens it covers are refused from now on. Adding what is already
+    /// there keeps the later end.
+    pub fn add(&self, revocation: Revocation, owner: Option<&str>, now: i64) {
+        self.0.add(revocation, owner, now);
     }
 }
 

@@ -1,0 +1,155 @@
+//! Redis, for what several instances behind one load balancer must share
+//! (the `redis` feature, `--redis-url`): sessions and revocations
+//! ([`RedisSessions`]) and the failed-login counts ([`RedisThrottle`]).
+//!
+//! Every step that reads and then writes is one Lua script, run by Redis
+//! as one atomic step whichever instance sends it: a refresh token's
+//! rotation and its reuse detection, a throttle's check and reservation.
+//! Every key expires with what it holds (a session at its end, a
+//! revocation when the access tokens it covers have expired, a failure
+//! when it leaves the throttle's window), so Redis holds only what is in
+//! force. Scripts name keys they compute, so this needs one Redis (a
+//! primary with its replicas), not Redis Cluster.
+//!
+//! Failure: every call has a deadline ([`CALL_TIMEOUT`]); a Redis that
+//! does not answer by then is a [`StoreError`], which the routes answer
+//! with 503 and `Retry-After`, counting nothing against anyone. The
+//! connection is redis-rs's `ConnectionManager`, which reconnects by
+//! itself: the first call after Redis is back succeeds, with no restart.
+//!
+//! # Layout
+//!
+//! - this module: the connection ([`Redis`]), shared by both parts;
+//! - [`sessions`]: the [`crate::sessions::SessionStore`] on Redis, and the
+//!   task that keeps each instance's deny-list in step (pub/sub);
+//! - [`throttle`]: the failure counts on Redis.
+
+pub mod sessions;
+pub mod throttle;
+
+pub use sessions::RedisSessions;
+pub use throttle::RedisThrottle;
+
+use crate::users::StoreError;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, FromRedisValue, ScriptInvocation};
+use std::fmt;
+use std::time::Duration;
+
+/// The longest a call to Redis may take before the request it serves is
+/// answered 503: long enough for a loaded Redis on the local network,
+/// short enough that a client waiting behind a dead one is told soon.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The prefix of every key and channel, so that one Redis can serve other
+/// applications (or several deployments, each with its own prefix).
+pub const DEFAULT_PREFIX: &str = "password-bearer:";
+
+/// A connection to one Redis, reconnecting by itself; cheap to clone (the
+/// clones share one multiplexed connection).
+#[derive(Clone)]
+pub struct Redis {
+    client: Client,
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+impl fmt::Debug for Redis {
+    // Without the URL: it may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Checks that `url` is one redis-rs reads (`redis://[:password@]host[:port][/db]`,
+    /// `redis+unix:///path`), without connecting. The error never repeats
+    /// the URL, which may hold a password.
+    pub fn check_url(url: &str) -> Result<(), StoreError> {
+        Client::open(url)
+            .map(drop)
+            .map_err(|e| StoreError::new(format!("not a Redis URL ({:?})", e.kind())))
+    }
+
+    /// Connects to the Redis at `url`, its keys and channels named from
+    /// `prefix`. Fails when Redis cannot be reached now: the first
+    /// connection is made at start, later ones by themselves.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Redis, StoreError> {
+        Redis::check_url(url)?;
+        let client = Client::open(url).map_err(|e| StoreError::new(e.to_string()))?;
+        // Reconnection: at most two quick retries inside one call, then the
+        // call fails (503) and the next call tries again.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CALL_TIMEOUT)
+            .set_response_timeout(CALL_TIMEOUT)
+            .set_number_of_retries(2)
+            .set_factor(50)
+            .set_max_delay(200);
+        let connection = tokio::time::timeout(
+            CALL_TIMEOUT * 3,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| StoreError::new("Redis did not answer in time"))?
+        .map_err(error)?;
+        Ok(Redis {
+            client,
+            connection,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The key (or channel) `name` under this deployment's prefix.
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Runs a prepared script, within [`CALL_TIMEOUT`].
+    pub(crate) async fn run<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        deadline(invocation.invoke_async(&mut connection)).await
+    }
+
+    /// Runs one command, within [`CALL_TIMEOUT`].
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        command: &::redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        deadline(command.query_async(&mut connection)).await
+    }
+
+    /// Whether Redis answers now: a `PING`, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query::<String>(&::redis::cmd("PING")).await.map(drop)
+    }
+
+    /// A connection of its own for pub/sub (a subscribed connection can
+    /// send nothing else), within [`CALL_TIMEOUT`].
+    pub(crate) async fn pubsub(&self) -> Result<::redis::aio::PubSub, StoreError> {
+        deadline(self.client.get_async_pubsub()).await
+    }
+}
+
+/// `call`, or a [`StoreError`] when it fails or takes longer than
+/// [`CALL_TIMEOUT`].
+async fn deadline<T>(
+    call: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(error(e)),
+        Err(_) => Err(StoreError::new("Redis did not answer in time")),
+    }
+}
+
+/// A redis-rs error as a store error. Its text names the failure (refused,
+/// timed out, a script error), never the URL.
+fn error(e: ::redis::RedisError) -> StoreError {
+    StoreError::new(format!("Redis: {e}"))
+}

@@ -1,0 +1,468 @@
+//! Sessions and revocations in Redis: the [`SessionStore`] of
+//! `--redis-url`, so that a refresh token issued by one instance refreshes
+//! on any other, and a revocation made on one is honoured by all.
+//!
+//! Keys (under the deployment's prefix):
+//!
+//! - `s:<session id>`, a hash: the user, scope, creation, end, counter and
+//!   secret; it expires (`EXPIREAT`) when the session ends;
+//! - `u:<username>`, a sorted set of the user's sessions by end, to cap
+//!   them (the oldest goes, as in memory); it expires with the last one;
+//! - `revoked`, a sorted set of `s:<session id>` and `t:<token id>` by the
+//!   time the revocation may be forgotten; entries past it are removed at
+//!   each revocation, and the key expires with its last entry;
+//! - `revoked:seq`, the number of revocations made, one integer.
+//!
+//! Rotation is one script: the counter is compared and moved, or the
+//! session removed and revoked, in one atomic step, so of two refreshes
+//! with one token on two instances one advances and the other finds it
+//! reused and ends the session for both.
+//!
+//! # How revocations reach the other instances
+//!
+//! `GET /users/me` asks no store: it checks the app's deny-list in memory.
+//! Every revocation (the same script that records it) publishes a message
+//! on the `revoked` channel carrying its sequence number; each instance's
+//! follower task, subscribed to it, adds what it hears to its deny-list,
+//! within milliseconds. Should a message be lost (the subscription
+//! dropped, Redis restarted), the follower notices: a gap in the sequence
+//! numbers, a lost subscription, or, polled every [`POLL`], a sequence
+//! number in Redis that it has not heard of; then it reads the whole
+//! `revoked` set again. So a revocation reaches every instance that can
+//! reach Redis within [`POLL`] plus a round trip, and usually within one
+//! message's delivery.
+
+use super::Redis;
+use crate::sessions::{
+    Advance, DenyList, Revocation, Session, SessionId, SessionStore, StoreFuture, TokenId,
+};
+use crate::users::StoreError;
+use ::redis::aio::PubSubStream;
+use ::redis::Script;
+use futures_util::StreamExt as _;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
+
+/// How often each instance checks that it has heard of every revocation:
+/// the worst case of a lost pub/sub message, at the cost of one `GET` per
+/// instance per period.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Records a revocation and tells every instance: prepended to the scripts
+/// that revoke. The entry keeps the later of two ends; what has expired is
+/// dropped; the set lives as long as its last entry.
+const REVOKE_LUA: &str = r"
+local function revoke(zset, seq, channel, member, untilv, now, owner)
+  redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
+  local before = redis.call('ZSCORE', zset, member)
+  if before and tonumber(before) > tonumber(untilv) then untilv = before end
+  redis.call('ZADD', zset, untilv, member)
+  local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
+  redis.call('EXPIREAT', zset, last[2])
+  local n = redis.call('INCR', seq)
+  redis.call('PUBLISH', channel, n .. ' ' .. untilv .. ' ' .. member .. ' ' .. owner)
+end
+";
+
+/// KEYS: session, user's set. ARGV: id, username, scope, created, end,
+/// secret, most sessions per user, now, prefix.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'sc', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'n', 0, 'k', ARGV[6])
+redis.call('EXPIREAT', KEYS[1], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[8])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7]) + 1
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[9] .. 's:' .. oldest[i]) end
+end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[2], last[2])
+",
+    )
+});
+
+/// KEYS: session, revoked, seq. ARGV: from, now, revoke until, id,
+/// channel, prefix. Answers 0 unknown, 1 advanced, 2 reused (and revoked).
+static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{REVOKE_LUA}{}",
+        r"
+local v = redis.call('HMGET', KEYS[1], 'n', 'e', 'u')
+if not v[1] or tonumber(ARGV[2]) >= tonumber(v[2]) then return 0 end
+local n, from = tonumber(v[1]), tonumber(ARGV[1])
+if n == from then
+  redis.call('HINCRBY', KEYS[1], 'n', 1)
+  return 1
+end
+if n < from then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', ARGV[6] .. 'u:' .. v[3], ARGV[4])
+revoke(KEYS[2], KEYS[3], ARGV[5], 's:' .. ARGV[4], ARGV[3], ARGV[2], v[3])
+return 2
+"
+    ))
+});
+
+/// KEYS: session, revoked, seq. ARGV: id, until, now, channel, prefix.
+static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{REVOKE_LUA}{}",
+        r"
+local u = redis.call('HGET', KEYS[1], 'u')
+if u then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', ARGV[5] .. 'u:' .. u, ARGV[1])
+else
+  u = ''
+end
+revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. ARGV[1], ARGV[2], ARGV[3], u)
+return 1
+"
+    ))
+});
+
+/// KEYS: revoked, seq. ARGV: token id, until, now, channel.
+static REVOKE_TOKEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{REVOKE_LUA}{}",
+        r"
+revoke(KEYS[1], KEYS[2], ARGV[4], 't:' .. ARGV[1], ARGV[2], ARGV[3], '')
+return 1
+"
+    ))
+});
+
+/// KEYS: revoked, seq. ARGV: now. Answers the sequence number and every
+/// revocation in force, as one snapshot: whatever a later message says is
+/// newer than it.
+static READ_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {n, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')}
+",
+    )
+});
+
+/// Sessions and revocations in Redis (see the module's header).
+pub struct RedisSessions {
+    redis: Redis,
+    max_per_user: usize,
+    /// What was revoked when the store was opened, for
+    /// [`SessionStore::revocations`].
+    snapshot: Vec<Revocation>,
+    /// The deny-lists the follower task feeds; a std mutex, held to push
+    /// one or to add one revocation to each.
+    followers: Arc<Mutex<Vec<DenyList>>>,
+    /// Tells the follower a deny-list was added: it reads everything again.
+    added: Arc<Notify>,
+    /// Dropped with the store, which ends the follower task.
+    _stop: oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessions")
+            .field("redis", &self.redis)
+            .field("max_per_user", &self.max_per_user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSessions {
+    /// The store on `redis`, at most `max_per_user` sessions per user (the
+    /// oldest goes; at least 1). Reads what is revoked now and starts the
+    /// task that follows later revocations; fails when Redis cannot answer.
+    pub async fn open(redis: Redis, max_per_user: usize) -> Result<RedisSessions, StoreError> {
+        let (_, snapshot) = read_all(&redis).await?;
+        let followers = Arc::new(Mutex::new(Vec::new()));
+        let added = Arc::new(Notify::new());
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(follow(
+            redis.clone(),
+            followers.clone(),
+            added.clone(),
+            stopped,
+        ));
+        Ok(RedisSessions {
+            redis,
+            max_per_user: max_per_user.max(1),
+            snapshot: snapshot.into_iter().map(|(r, _)| r).collect(),
+            followers,
+            added,
+            _stop: stop,
+        })
+    }
+
+    fn session_key(&self, id: SessionId) -> String {
+        self.redis.key(&format!("s:{}", id.encode()))
+    }
+}
+
+impl SessionStore for RedisSessions {
+    fn create(&self, session: Session) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let id = session.id.encode();
+            let mut call = CREATE.prepare_invoke();
+            call.key(self.session_key(session.id))
+                .key(self.redis.key(&format!("u:{}", session.username)))
+                .arg(&id)
+                .arg(&session.username)
+                .arg(&session.scope)
+                .arg(session.created)
+                .arg(session.expires)
+                .arg(&session.secret[..])
+                .arg(self.max_per_user)
+                .arg(session.created)
+                .arg(self.redis.key(""));
+            self.redis.run::<()>(&call).await
+        })
+    }
+
+    fn get(&self, id: SessionId, now: i64) -> StoreFuture<'_, Option<Session>> {
+        Box::pin(async move {
+            let mut command = ::redis::cmd("HMGET");
+            command
+                .arg(self.session_key(id))
+                .arg(&["u", "sc", "c", "e", "n", "k"]);
+            let fields: Vec<Option<Vec<u8>>> = self.redis.query(&command).await?;
+            Ok(session_from(id, fields).filter(|s| now < s.expires))
+        })
+    }
+
+    fn advance(
+        &self,
+        id: SessionId,
+        from: u32,
+        now: i64,
+        revoke_until: i64,
+    ) -> StoreFuture<'_, Advance> {
+        Box::pin(async move {
+            let mut call = ADVANCE.prepare_invoke();
+            call.key(self.session_key(id))
+                .key(self.redis.key("revoked"))
+                .key(self.redis.key("revoked:seq"))
+                .arg(from)
+                .arg(now)
+                .arg(revoke_until)
+                .arg(id.encode())
+                .arg(self.redis.key("revoked"))
+                .arg(self.redis.key(""));
+            Ok(match self.redis.run::<u8>(&call).await? {
+                1 => Advance::Advanced,
+                2 => Advance::Reused,
+                _ => Advance::Unknown,
+            })
+        })
+    }
+
+    fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut call = REVOKE_SESSION.prepare_invoke();
+            call.key(self.session_key(id))
+                .key(self.redis.key("revoked"))
+                .key(self.redis.key("revoked:seq"))
+                .arg(id.encode())
+                .arg(until)
+                .arg(crate::auth::unix_now())
+                .arg(self.redis.key("revoked"))
+                .arg(self.redis.key(""));
+            self.redis.run::<()>(&call).await
+        })
+    }
+
+    fn revoke_token(&self, id: TokenId, until: i64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut call = REVOKE_TOKEN.prepare_invoke();
+            call.key(self.redis.key("revoked"))
+                .key(self.redis.key("revoked:seq"))
+                .arg(id.encode())
+                .arg(until)
+                .arg(crate::auth::unix_now())
+                .arg(self.redis.key("revoked"));
+            self.redis.run::<()>(&call).await
+        })
+    }
+
+    fn revocations(&self, now: i64) -> Vec<Revocation> {
+        self.snapshot
+            .iter()
+            .copied()
+            .filter(|r| match *r {
+                Revocation::Session(_, until) | Revocation::Token(_, until) => now < until,
+            })
+            .collect()
+    }
+
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.redis.ping())
+    }
+
+    fn follow(&self, deny_list: DenyList) {
+        self.followers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(deny_list);
+        self.added.notify_one();
+    }
+}
+
+/// A session from its hash's fields (`u sc c e n k`), if it is one.
+fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> {
+    let mut fields = fields.into_iter();
+    let mut next = || fields.next().flatten();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).ok();
+    let number = |bytes: Vec<u8>| std::str::from_utf8(&bytes).ok()?.parse::<i64>().ok();
+    let username = text(next()?)?;
+    let scope = text(next()?)?;
+    let created = number(next()?)?;
+    let expires = number(next()?)?;
+    let counter = u32::try_from(number(next()?)?).ok()?;
+    let secret: [u8; 32] = next()?.try_into().ok()?;
+    let mut session = Session::start(&username, &scope, created, expires).ok()?;
+    session.id = id;
+    session.counter = counter;
+    session.secret = secret;
+    Some(session)
+}
+
+/// A revocation as the `revoked` set names it (`s:<id>`, `t:<id>`).
+fn revocation(member: &str, until: i64) -> Option<Revocation> {
+    match member.split_once(':')? {
+        ("s", id) => SessionId::decode(id).map(|id| Revocation::Session(id, until)),
+        ("t", id) => TokenId::decode(id).map(|id| Revocation::Token(id, until)),
+        _ => None,
+    }
+}
+
+/// Every revocation in force, and the sequence number they come to.
+async fn read_all(redis: &Redis) -> Result<(u64, Vec<(Revocation, i64)>), StoreError> {
+    let now = crate::auth::unix_now();
+    let mut call = READ_ALL.prepare_invoke();
+    call.key(redis.key("revoked"))
+        .key(redis.key("revoked:seq"))
+        .arg(now);
+    let (seq, flat): (u64, Vec<String>) = redis.run(&call).await?;
+    let revocations = flat
+        .chunks_exact(2)
+        .filter_map(|pair| {
+            let until = pair[1].parse::<f64>().ok()? as i64;
+            Some((revocation(&pair[0], until)?, until))
+        })
+        .collect();
+    Ok((seq, revocations))
+}
+
+/// What woke the follower.
+enum Event {
+    Stop,
+    Added,
+    /// A message, or `None` when the subscription was lost.
+    Message(Option<String>),
+    Tick,
+}
+
+/// The follower task: keeps every deny-list handed to the store in step
+/// with the `revoked` set (see the module's header), until the store is
+/// dropped.
+async fn follow(
+    redis: Redis,
+    followers: Arc<Mutex<Vec<DenyList>>>,
+    added: Arc<Notify>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let channel = redis.key("revoked");
+    let mut subscription: Option<PubSubStream> = None;
+    // The sequence number of the first revocation not yet heard of.
+    let mut next: u64 = 0;
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = async {
+            match subscription.as_mut() {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            _ = &mut stop => Event::Stop,
+            () = added.notified() => Event::Added,
+            message = message => Event::Message(message.and_then(|m| m.get_payload::<String>().ok())),
+            _ = tick.tick() => Event::Tick,
+        };
+        let behind = match event {
+            Event::Stop => return,
+            Event::Added => true,
+            Event::Message(None) => {
+                subscription = None;
+                true
+            }
+            Event::Message(Some(payload)) => match heard(&payload) {
+                Some((seq, revocation, owner)) => {
+                    feed(&followers, revocation, owner);
+                    if seq == next {
+                        next += 1;
+                    }
+                    seq > next
+                }
+                None => false,
+            },
+            Event::Tick => {
+                if subscription.is_none() {
+                    subscription = subscribe(&redis, &channel).await;
+                    subscription.is_some()
+                } else {
+                    let seq = redis
+                        .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
+                        .await;
+                    matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next)
+                }
+            }
+        };
+        if behind {
+            // On failure, the next tick tries again.
+            if let Ok((seq, all)) = read_all(&redis).await {
+                for (revocation, _) in all {
+                    feed(&followers, revocation, None);
+                }
+                next = next.max(seq + 1);
+            }
+        }
+    }
+}
+
+/// Adds `revocation` to every deny-list the store feeds.
+fn feed(followers: &Mutex<Vec<DenyList>>, revocation: Revocation, owner: Option<&str>) {
+    let now = crate::auth::unix_now();
+    for deny_list in followers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        deny_list.add(revocation, owner, now);
+    }
+}
+
+/// A subscription to `channel` on a connection of its own.
+async fn subscribe(redis: &Redis, channel: &str) -> Option<PubSubStream> {
+    let mut pubsub = redis.pubsub().await.ok()?;
+    tokio::time::timeout(super::CALL_TIMEOUT, pubsub.subscribe(channel))
+        .await
+        .ok()?
+        .ok()?;
+    Some(pubsub.into_on_message())
+}
+
+/// A message of the `revoked` channel: `<seq> <until> <member> <owner>`.
+fn heard(payload: &str) -> Option<(u64, Revocation, Option<&str>)> {
+    let mut parts = payload.splitn(4, ' ');
+    let seq = parts.next()?.parse().ok()?;
+    let until = parts.next()?.parse::<f64>().ok()? as i64;
+    let revocation = revocation(parts.next()?, until)?;
+    let owner = parts.next().filter(|o| !o.is_empty());
+    Some((seq, revocation, owner))
+}
