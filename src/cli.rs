@@ -188,6 +188,17 @@ pub(crate) const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "redis-url",
+        help: "share sessions, revocations and failed-login counts with every instance \
+               using this Redis, redis://[:PASSWORD@]HOST[:PORT][/DB] (builds with the \
+               `redis` feature)",
+        default: "each instance keeps its own",
+        apply: Apply::Value("URL", |o, v| {
+            o.redis_url = Some(redis_url(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
         name: "token-ttl-minutes",
         help: "lifetime of issued tokens, 1..=525600",
         default: "30",
@@ -480,6 +491,9 @@ pub(crate) struct Options {
     pub(crate) refresh_token_ttl_days: u64,
     /// `--state-dir`.
     pub(crate) state_dir: Option<PathBuf>,
+    /// `--redis-url`, checked to be one; it may hold a password, so it is
+    /// never shown.
+    pub(crate) redis_url: Option<String>,
     /// `--token-ttl-minutes`.
     pub(crate) token_ttl_minutes: u64,
     /// `--token-leeway-seconds`.
@@ -533,6 +547,7 @@ impl Default for Options {
             secret_key_files: Vec::new(),
             refresh_token_ttl_days: 14,
             state_dir: None,
+            redis_url: None,
             token_ttl_minutes: 30,
             token_leeway_seconds: 0,
             header_read_timeout_seconds: 10,
@@ -695,6 +710,22 @@ fn open_state_dir(
     }
 }
 
+/// Checks that `text` is a Redis URL, without repeating it (it may hold a
+/// password).
+#[cfg(feature = "redis")]
+fn redis_url(text: &str) -> Result<String, String> {
+    password_bearer::redis::Redis::check_url(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
+/// Without the `redis` feature, there is nothing to connect to.
+#[cfg(not(feature = "redis"))]
+fn redis_url(_text: &str) -> Result<String, String> {
+    Err("this binary was built without the `redis` feature \
+         (cargo build --release --features redis)"
+        .into())
+}
+
 /// Checks that `text` is `HOST:PORT` (`[::1]:9100` for an IPv6 address),
 /// so that a typo stops the server with its flag named, before it binds.
 fn host_port(text: &str) -> Result<String, String> {
@@ -773,6 +804,36 @@ impl Options {
             Some(flag) if self.from_env.contains(&flag.name) => flag.env_var(),
             _ => format!("--{name}"),
         }
+    }
+
+    /// `config` with its sessions and failed-login counts in the Redis of
+    /// `--redis-url`, when given: connected at start (so inside the
+    /// runtime), and an error when Redis cannot be reached then.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn connect_redis(&self, mut config: Config) -> Result<Config, ConfigError> {
+        use password_bearer::redis::{Redis, RedisSessions, DEFAULT_PREFIX};
+        use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
+        let Some(url) = &self.redis_url else {
+            return Ok(config);
+        };
+        let what = self.origin("redis-url");
+        let redis = Redis::connect(url, DEFAULT_PREFIX)
+            .await
+            .map_err(|e| ConfigError::new(&what, e))?;
+        if !config.refresh_token_ttl.is_zero() {
+            let sessions = RedisSessions::open(redis.clone(), DEFAULT_MAX_PER_USER)
+                .await
+                .map_err(|e| ConfigError::new(&what, e))?;
+            config.sessions = Some(std::sync::Arc::new(sessions));
+        }
+        config.shared_throttle = Some(redis);
+        Ok(config)
+    }
+
+    /// Without the `redis` feature, `--redis-url` is refused when read.
+    #[cfg(not(feature = "redis"))]
+    pub(crate) async fn connect_redis(&self, config: Config) -> Result<Config, ConfigError> {
+        Ok(config)
     }
 
     /// `--tls-cert` and `--tls-key`, read and checked: `None` when neither
@@ -868,6 +929,12 @@ impl Options {
         let mut config = Config::new(users, key);
         config.old_keys = keys.collect();
         config.refresh_token_ttl = Duration::from_secs(self.refresh_token_ttl_days * 24 * 60 * 60);
+        if let (Some(_), Some(_)) = (&self.state_dir, &self.redis_url) {
+            return Err(ConfigError::new(
+                self.origin("state-dir"),
+                "sessions are kept in Redis (--redis-url): there is no state to keep here",
+            ));
+        }
         if let Some(dir) = &self.state_dir {
             let what = format!("{} {}", self.origin("state-dir"), dir.display());
             if self.refresh_token_ttl_days == 0 {
@@ -1183,6 +1250,7 @@ mod tests {
             secret_key_files: vec!["/etc/pb/key".into()],
             refresh_token_ttl_days: 14,
             state_dir: None,
+            redis_url: None,
             token_ttl_minutes: 5,
             token_leeway_seconds: 7,
             header_read_timeout_seconds: 3,

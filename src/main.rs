@@ -79,7 +79,6 @@ fn run(options: &Options) -> Result<(), ConfigError> {
     let tls = options.tls()?;
     // Before the runtime's threads start: this edits the environment.
     let inherited = systemd::take()?;
-    let app = Arc::new(App::new(config));
     let workers = options.workers.unwrap_or_else(|| {
         // The cores this process may run on: `taskset -c 0` means one.
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -95,6 +94,8 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         what: "startup".into(),
         problem: format!("cannot start the runtime: {e}"),
     })?;
+    // Redis is connected to inside the runtime: its connection runs there.
+    let app = Arc::new(App::new(runtime.block_on(options.connect_redis(config))?));
     runtime.block_on(async {
         let listener = match inherited {
             Some(listener) => systemd::into_tokio(listener)?,
