@@ -18,6 +18,8 @@ mod logs; // login and access log lines on stderr, and no secret in them
 mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clients saw, gauges, the listener's bounds, --metrics-addr
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
+#[cfg(feature = "redis")]
+mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back
 mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json

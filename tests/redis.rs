@@ -1,0 +1,463 @@
+//! Two instances sharing one real Redis (the `redis` feature): guesses
+//! spread over both limited together, a refresh token of one refreshing on
+//! the other and its reuse ending the session on both, a revocation on one
+//! honoured by the other within a second (a lost subscription included),
+//! Redis stopped (503 with `Retry-After`, `/healthz` 503, no failure
+//! counted) and started again (recovery, no restart), and `--redis-url`.
+//!
+//! Each test binary starts its own throwaway `redis-server` on a free port
+//! in a temporary directory, with nothing saved; a watchdog stops it when
+//! the binary exits. Tests share it under distinct key prefixes; the outage
+//! test starts one of its own, since it stops it.
+
+use crate::cli::{assert_config_error, command, Proc, TempDir};
+use crate::support::*;
+use password_bearer::redis::{Redis, RedisSessions};
+use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
+use password_bearer::throttle::Limits;
+use password_bearer::users::Users;
+use password_bearer::Config;
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// A `redis-server` of this test binary's, killed when dropped and, by its
+/// watchdog, when the binary exits (statics are never dropped).
+struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A new server on a free port.
+    fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer {
+            port,
+            dir: TempDir::new(),
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server (again) on its port, and waits until it answers.
+    fn resume(&mut self) {
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+               --dir '{dir}' --logfile '' >/dev/null & \
+             r=$!; while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
+             kill $r 2>/dev/null; wait $r",
+            port = self.port,
+            dir = self.dir.0.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sh runs redis-server (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !answers_ping(self.port) {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (`SHUTDOWN NOSAVE`); its watchdog exits with it.
+    fn stop(&mut self) {
+        use std::io::Write;
+        if let Some(mut child) = self.child.take() {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.write_all(b"SHUTDOWN NOSAVE\r\n");
+            }
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a Redis on `port` answers `PING`.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && &answer == b"+PONG\r\n"
+}
+
+/// The binary's shared server.
+fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// A key prefix no other test uses.
+fn prefix() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "test-{}-{}:",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An instance with the demo users and the test key, its sessions and
+/// failed-login counts in the Redis at `url` under `prefix`.
+async fn instance(url: &str, prefix: &str, limits: Limits) -> TestServer {
+    let redis = Redis::connect(url, prefix).await.expect("Redis answers");
+    let sessions = RedisSessions::open(redis.clone(), DEFAULT_MAX_PER_USER)
+        .await
+        .expect("Redis answers");
+    let mut config = Config::new(Users::demo(), test_key());
+    config.sessions = Some(Arc::new(sessions));
+    config.shared_throttle = Some(redis);
+    config.throttle = limits;
+    start_with(config).await
+}
+
+/// Two instances on the shared Redis, under a prefix of their own.
+async fn two_instances() -> (TestServer, TestServer) {
+    let (url, prefix) = (shared().url(), prefix());
+    let a = instance(&url, &prefix, Limits::default()).await;
+    let b = instance(&url, &prefix, Limits::default()).await;
+    (a, b)
+}
+
+async fn login_json(addr: SocketAddr) -> Value {
+    let resp = post_token(addr, &credentials("johndoe", "secret")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    resp.json()
+}
+
+fn field(json: &Value, name: &str) -> String {
+    json[name].as_str().expect(name).to_owned()
+}
+
+async fn refresh(addr: SocketAddr, refresh_token: &str) -> Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "refresh_token")
+        .append_pair("refresh_token", refresh_token)
+        .finish();
+    post_token(addr, &body).await
+}
+
+async fn revoke(addr: SocketAddr, token: &str) -> Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish();
+    request(
+        addr,
+        "POST",
+        "/revoke",
+        &[("Content-Type", FORM)],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// `GET /users/me` with `token`'s status.
+async fn me_status(addr: SocketAddr, token: &str) -> u16 {
+    get_me(addr, &format!("Bearer {token}")).await.status
+}
+
+/// Polls `/users/me` on `addr` until `token` is refused, failing past
+/// `limit`; how long that took.
+async fn refused_within(addr: SocketAddr, token: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let status = me_status(addr, token).await;
+        if status == 401 {
+            return start.elapsed();
+        }
+        assert_eq!(status, 200);
+        assert!(
+            start.elapsed() < limit,
+            "still accepted after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_spread_over_two_instances_are_limited_together() {
+    let (a, b) = two_instances().await;
+    let limit = Limits::default().per_user as usize;
+    // 20 wrong guesses at once, alternating instances: each reservation is
+    // one atomic step in Redis, so exactly the limit's worth are hashed.
+    let mut guesses = JoinSet::new();
+    for i in 0..20 {
+        let addr = if i % 2 == 0 { a.addr } else { b.addr };
+        guesses.spawn(async move { post_token(addr, &credentials("johndoe", "wrong")).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(resp) = guesses.join_next().await {
+        let resp = resp.expect("the guess task did not panic");
+        if resp.status == 429 {
+            assert!(resp.header("retry-after").is_some());
+        } else {
+            assert_invalid_grant(&resp);
+        }
+        statuses.push(resp.status);
+    }
+    let hashed = statuses.iter().filter(|&&s| s == 400).count();
+    assert_eq!(hashed, limit, "{statuses:?}");
+    assert_eq!(statuses.len() - hashed, 20 - limit, "{statuses:?}");
+    // The right password is refused too, on both.
+    for addr in [a.addr, b.addr] {
+        let resp = post_token(addr, &credentials("johndoe", "secret")).await;
+        assert_eq!(resp.status, 429, "{}", resp.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_on_one_instance_clears_the_usernames_failures_on_both() {
+    let (url, prefix) = (shared().url(), prefix());
+    let mut limits = Limits::default();
+    limits.per_user = 3;
+    let a = instance(&url, &prefix, limits.clone()).await;
+    let b = instance(&url, &prefix, limits).await;
+    for addr in [a.addr, b.addr] {
+        assert_invalid_grant(&post_token(addr, &credentials("johndoe", "wrong")).await);
+    }
+    login_json(b.addr).await;
+    // Cleared: three more failures before the 429.
+    for addr in [a.addr, b.addr, a.addr] {
+        assert_invalid_grant(&post_token(addr, &credentials("johndoe", "wrong")).await);
+    }
+    let resp = post_token(b.addr, &credentials("johndoe", "wrong")).await;
+    assert_eq!(resp.status, 429, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_from_a_refreshes_on_b_and_its_reuse_on_a_ends_the_session_on_both() {
+    let (a, b) = two_instances().await;
+    let first = login_json(a.addr).await;
+    let resp = refresh(b.addr, &field(&first, "refresh_token")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let second = resp.json();
+    let access = field(&second, "access_token");
+    for addr in [a.addr, b.addr] {
+        assert_eq!(me_status(addr, &access).await, 200);
+    }
+    // The first token again, on A: used up, so stolen; the session ends.
+    let resp = refresh(a.addr, &field(&first, "refresh_token")).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.json()["error"], "invalid_grant");
+    // B's refresh token is dead on both, and so are the session's access
+    // tokens, B's included: A revoked it, B hears of it.
+    for addr in [b.addr, a.addr] {
+        let resp = refresh(addr, &field(&second, "refresh_token")).await;
+        assert_eq!(resp.status, 400, "{}", resp.text());
+    }
+    refused_within(a.addr, &access, Duration::from_secs(1)).await;
+    refused_within(b.addr, &access, Duration::from_secs(1)).await;
+    refused_within(
+        b.addr,
+        &field(&first, "access_token"),
+        Duration::from_secs(1),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_refreshes_with_one_token_on_two_instances_one_wins() {
+    let (a, b) = two_instances().await;
+    let first = login_json(a.addr).await;
+    let token = field(&first, "refresh_token");
+    let (on_a, on_b) = tokio::join!(refresh(a.addr, &token), refresh(b.addr, &token));
+    let mut statuses = [on_a.status, on_b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{} / {}", on_a.text(), on_b.text());
+    // The loser found the token used: the session is gone for the winner too.
+    let winner = if on_a.status == 200 { on_a } else { on_b };
+    let resp = refresh(a.addr, &field(&winner.json(), "refresh_token")).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_a_is_honoured_on_b_within_a_second() {
+    let (a, b) = two_instances().await;
+    // An access token revoked on A: B, which has it verified and cached,
+    // refuses it once A's message arrives.
+    let json = login_json(a.addr).await;
+    let access = field(&json, "access_token");
+    assert_eq!(me_status(b.addr, &access).await, 200);
+    assert_eq!(revoke(a.addr, &access).await.status, 200);
+    let took = refused_within(b.addr, &access, Duration::from_secs(1)).await;
+    eprintln!("access token revoked on A, refused on B after {took:?}");
+    // A session revoked on A by its refresh token.
+    let json = login_json(b.addr).await;
+    let access = field(&json, "access_token");
+    assert_eq!(me_status(b.addr, &access).await, 200);
+    assert_eq!(
+        revoke(a.addr, &field(&json, "refresh_token")).await.status,
+        200
+    );
+    let took = refused_within(b.addr, &access, Duration::from_secs(1)).await;
+    eprintln!("session revoked on A, refused on B after {took:?}");
+    let resp = refresh(b.addr, &field(&json, "refresh_token")).await;
+    assert_eq!(resp.status, 400, "{}", resp.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_an_instance_whose_subscription_was_lost() {
+    let (a, b) = two_instances().await;
+    let json = login_json(a.addr).await;
+    let access = field(&json, "access_token");
+    assert_eq!(me_status(b.addr, &access).await, 200);
+    // Every subscription on the server is cut (both instances', and any
+    // other test's): messages published now reach nobody, so B catches up
+    // from the sequence number it polls, or when it subscribes again.
+    let client = ::redis::Client::open(shared().url()).expect("a Redis URL");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let _: i64 = ::redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    assert_eq!(revoke(a.addr, &access).await.status, 200);
+    let took = refused_within(b.addr, &access, Duration::from_secs(1)).await;
+    eprintln!("subscription lost: refused on B after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_is_503_without_counting_and_its_return_needs_no_restart() {
+    let mut server = RedisServer::start();
+    let prefix = prefix();
+    let mut limits = Limits::default();
+    limits.per_user = 2;
+    let a = instance(&server.url(), &prefix, limits.clone()).await;
+    let b = instance(&server.url(), &prefix, limits).await;
+    let json = login_json(a.addr).await;
+    let access = field(&json, "access_token");
+    assert_eq!(get(b.addr, "/healthz", &[]).await.status, 200);
+
+    server.stop();
+    for addr in [a.addr, b.addr] {
+        // Wrong passwords, more than the limit: never 400, never 429.
+        for _ in 0..3 {
+            let resp = post_token(addr, &credentials("johndoe", "wrong")).await;
+            assert_busy(&resp);
+        }
+        assert_busy(&post_token(addr, &credentials("johndoe", "secret")).await);
+        assert_busy(&refresh(addr, &field(&json, "refresh_token")).await);
+        assert_busy(&revoke(addr, &access).await);
+        let health = get(addr, "/healthz", &[]).await;
+        assert_eq!(health.status, 503, "{}", health.text());
+        // A valid access token is still served from the deny-list in memory.
+        assert_eq!(me_status(addr, &access).await, 200);
+    }
+
+    server.resume();
+    for addr in [a.addr, b.addr] {
+        let start = Instant::now();
+        while get(addr, "/healthz", &[]).await.status != 200 {
+            assert!(start.elapsed() < Duration::from_secs(10), "no recovery");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The outage counted nothing: the limit's worth of failures, then 429.
+    for addr in [a.addr, b.addr] {
+        assert_invalid_grant(&post_token(addr, &credentials("johndoe", "wrong")).await);
+    }
+    let resp = post_token(a.addr, &credentials("johndoe", "wrong")).await;
+    assert_eq!(resp.status, 429, "{}", resp.text());
+    // Sessions work again, across instances, and so do revocations.
+    let c = instance(&server.url(), &prefix, Limits::default()).await;
+    let fresh = login_json(c.addr).await;
+    let resp = refresh(a.addr, &field(&fresh, "refresh_token")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let access = field(&fresh, "access_token");
+    assert_eq!(me_status(b.addr, &access).await, 200);
+    assert_eq!(revoke(a.addr, &access).await.status, 200);
+    refused_within(b.addr, &access, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_url_flag_shares_sessions_with_other_instances() {
+    let url = shared().url();
+    let dir = TempDir::new();
+    let key = dir.file("key", TEST_KEY);
+    let mut proc = Proc::spawn_command(command(
+        &[
+            "--port",
+            "0",
+            "--secret-key-file",
+            &key,
+            "--redis-url",
+            &url,
+        ],
+        &[],
+    ));
+    let addr = proc.wait_listening();
+    // The binary's default prefix, so this instance is another of its kind.
+    let other = instance(
+        &url,
+        password_bearer::redis::DEFAULT_PREFIX,
+        Limits::default(),
+    )
+    .await;
+    let json = login_json(addr).await;
+    let resp = refresh(other.addr, &field(&json, "refresh_token")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let access = field(&resp.json(), "access_token");
+    assert_eq!(me_status(addr, &access).await, 200);
+    assert_eq!(revoke(other.addr, &access).await.status, 200);
+    refused_within(addr, &access, Duration::from_secs(1)).await;
+}
+
+#[test]
+fn bad_redis_urls_and_unreachable_redis_are_one_line_and_exit_2() {
+    // Not a Redis URL: the password in it is never repeated.
+    assert_config_error(&["--redis-url", "http://:hunter2@example"], "--redis-url");
+    let output = command(&["--redis-url", "http://:hunter2@example"], &[])
+        .output()
+        .expect("run the binary");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+    // Nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/");
+    let output = command(&["--port", "0", "--redis-url", &url], &[])
+        .output()
+        .expect("run the binary");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--redis-url: "), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
