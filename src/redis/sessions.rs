@@ -26,9 +26,10 @@
 //! follower task, subscribed to it, adds what it hears to its deny-list,
 //! within milliseconds. Should a message be lost (the subscription
 //! dropped, Redis restarted), the follower notices: a gap in the sequence
-//! numbers, a lost subscription, or, polled every [`POLL`], a sequence
-//! number in Redis that it has not heard of; then it reads the whole
-//! `revoked` set again. So a revocation reaches every instance that can
+//! numbers, a lost subscription (closed, or silent to a `PING` sent every
+//! [`POLL`]), or, polled every [`POLL`] too, a sequence number in Redis
+//! that it has not heard of; then it reads the whole `revoked` set again,
+//! and subscribes again. So a revocation reaches every instance that can
 //! reach Redis within [`POLL`] plus a round trip, and usually within one
 //! message's delivery.
 
@@ -37,7 +38,7 @@ use crate::sessions::{
     Advance, DenyList, Revocation, Session, SessionId, SessionStore, StoreFuture, TokenId,
 };
 use crate::users::StoreError;
-use ::redis::aio::PubSubStream;
+use ::redis::aio::{PubSubSink, PubSubStream};
 use ::redis::Script;
 use futures_util::StreamExt as _;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
@@ -376,7 +377,7 @@ async fn follow(
     mut stop: oneshot::Receiver<()>,
 ) {
     let channel = redis.key("revoked");
-    let mut subscription: Option<PubSubStream> = None;
+    let mut subscription: Option<(PubSubSink, PubSubStream)> = None;
     // The sequence number of the first revocation not yet heard of.
     let mut next: u64 = 0;
     let mut tick = tokio::time::interval(POLL);
@@ -384,7 +385,7 @@ async fn follow(
     loop {
         let message = async {
             match subscription.as_mut() {
-                Some(stream) => stream.next().await,
+                Some((_, stream)) => stream.next().await,
                 None => std::future::pending().await,
             }
         };
@@ -411,17 +412,25 @@ async fn follow(
                 }
                 None => false,
             },
-            Event::Tick => {
-                if subscription.is_none() {
+            Event::Tick => match subscription.as_mut() {
+                None => {
                     subscription = subscribe(&redis, &channel).await;
                     subscription.is_some()
-                } else {
-                    let seq = redis
-                        .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
-                        .await;
-                    matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next)
                 }
-            }
+                // A subscription that no longer answers (a connection cut
+                // without a word) is dropped, to be made again.
+                Some((sink, _)) => {
+                    if answers(sink).await {
+                        let seq = redis
+                            .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
+                            .await;
+                        matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next)
+                    } else {
+                        subscription = None;
+                        true
+                    }
+                }
+            },
         };
         if behind {
             // On failure, the next tick tries again.
@@ -448,13 +457,23 @@ fn feed(followers: &Mutex<Vec<DenyList>>, revocation: Revocation, owner: Option<
 }
 
 /// A subscription to `channel` on a connection of its own.
-async fn subscribe(redis: &Redis, channel: &str) -> Option<PubSubStream> {
+async fn subscribe(redis: &Redis, channel: &str) -> Option<(PubSubSink, PubSubStream)> {
     let mut pubsub = redis.pubsub().await.ok()?;
     tokio::time::timeout(super::CALL_TIMEOUT, pubsub.subscribe(channel))
         .await
         .ok()?
         .ok()?;
-    Some(pubsub.into_on_message())
+    Some(pubsub.split())
+}
+
+/// Whether a subscribed connection answers a `PING` within
+/// [`super::CALL_TIMEOUT`].
+async fn answers(sink: &mut PubSubSink) -> bool {
+    let ping = sink.ping::<::redis::Value>();
+    matches!(
+        tokio::time::timeout(super::CALL_TIMEOUT, ping).await,
+        Ok(Ok(_))
+    )
 }
 
 /// A message of the `revoked` channel: `<seq> <until> <member> <owner>`.
