@@ -1036,6 +1036,7 @@ mod tests {
                     "workers",
                     "max-connections-per-ip",
                     "state-dir",
+                    "redis-url",
                 ]
                 .contains(&flag.name)
             {
@@ -1043,6 +1044,25 @@ mod tests {
             }
             let arg = format!("{}={}", flag.flag(), flag.default);
             assert_eq!(options(&[&arg]), Options::default(), "{arg}");
+        }
+    }
+
+    #[test]
+    fn redis_url_is_checked_unrepeated_and_excludes_a_state_dir() {
+        let err = args_only(&["--redis-url", "http://:hunter2@host"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--redis-url: "), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        if cfg!(feature = "redis") {
+            let o = options(&["--redis-url=redis://:pw@127.0.0.1:1/", "--state-dir=/tmp/x"]);
+            let err = o.load().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "--state-dir: sessions are kept in Redis (--redis-url): there is no state to keep here"
+            );
+        } else {
+            assert!(err.contains("without the `redis` feature"), "{err}");
         }
     }
 
