@@ -11,6 +11,7 @@
 //! test starts one of its own, since it stops it.
 
 use crate::cli::{assert_config_error, command, Proc, TempDir};
+use crate::sessions::{self, field, revoke};
 use crate::support::*;
 use password_bearer::redis::{Redis, RedisSessions};
 use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
@@ -151,36 +152,14 @@ async fn two_instances() -> (TestServer, TestServer) {
     (a, b)
 }
 
+/// johndoe's login on `addr`, its whole answer.
 async fn login_json(addr: SocketAddr) -> Value {
-    let resp = post_token(addr, &credentials("johndoe", "secret")).await;
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.json()
+    sessions::login_json(addr, "johndoe", "secret", "").await
 }
 
-fn field(json: &Value, name: &str) -> String {
-    json[name].as_str().expect(name).to_owned()
-}
-
+/// A refresh with `refresh_token`, scope unchanged.
 async fn refresh(addr: SocketAddr, refresh_token: &str) -> Response {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "refresh_token")
-        .append_pair("refresh_token", refresh_token)
-        .finish();
-    post_token(addr, &body).await
-}
-
-async fn revoke(addr: SocketAddr, token: &str) -> Response {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("token", token)
-        .finish();
-    request(
-        addr,
-        "POST",
-        "/revoke",
-        &[("Content-Type", FORM)],
-        body.as_bytes(),
-    )
-    .await
+    sessions::refresh(addr, refresh_token, None).await
 }
 
 /// `GET /users/me` with `token`'s status.

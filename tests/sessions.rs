@@ -16,15 +16,20 @@ use tokio::task::JoinSet;
 const INVALID_REFRESH: &str = r#"{"detail":"Invalid refresh token","error":"invalid_grant","error_description":"The refresh token is unknown, expired, revoked or used up, or its user can no longer log in"}"#;
 const INVALID_SCOPE: &str = r#"{"detail":"Invalid scope","error":"invalid_scope","error_description":"The requested scope is beyond the scope granted at login"}"#;
 
-/// A login's whole answer.
-async fn login_json(addr: SocketAddr, username: &str, password: &str, scope: &str) -> Value {
+/// A login's whole answer (tests/redis.rs uses these helpers too).
+pub(crate) async fn login_json(
+    addr: SocketAddr,
+    username: &str,
+    password: &str,
+    scope: &str,
+) -> Value {
     let body = credentials_with_scope(username, password, scope);
     let resp = post_token(addr, &body).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     resp.json()
 }
 
-fn field(json: &Value, name: &str) -> String {
+pub(crate) fn field(json: &Value, name: &str) -> String {
     json[name]
         .as_str()
         .unwrap_or_else(|| panic!("{name} in {json}"))
@@ -32,7 +37,11 @@ fn field(json: &Value, name: &str) -> String {
 }
 
 /// `grant_type=refresh_token` with `refresh_token` and, when given, `scope`.
-async fn refresh(addr: SocketAddr, refresh_token: &str, scope: Option<&str>) -> Response {
+pub(crate) async fn refresh(
+    addr: SocketAddr,
+    refresh_token: &str,
+    scope: Option<&str>,
+) -> Response {
     let body = {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "refresh_token")
@@ -47,7 +56,7 @@ async fn refresh(addr: SocketAddr, refresh_token: &str, scope: Option<&str>) -> 
     resp
 }
 
-async fn revoke(addr: SocketAddr, token: &str) -> Response {
+pub(crate) async fn revoke(addr: SocketAddr, token: &str) -> Response {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .finish();

@@ -68,17 +68,14 @@ impl Redis {
     /// `redis+unix:///path`), without connecting. The error never repeats
     /// the URL, which may hold a password.
     pub fn check_url(url: &str) -> Result<(), StoreError> {
-        Client::open(url)
-            .map(drop)
-            .map_err(|e| StoreError::new(format!("not a Redis URL ({:?})", e.kind())))
+        client(url).map(drop)
     }
 
     /// Connects to the Redis at `url`, its keys and channels named from
     /// `prefix`. Fails when Redis cannot be reached now: the first
     /// connection is made at start, later ones by themselves.
     pub async fn connect(url: &str, prefix: &str) -> Result<Redis, StoreError> {
-        Redis::check_url(url)?;
-        let client = Client::open(url).map_err(|e| StoreError::new(e.to_string()))?;
+        let client = client(url)?;
         // Reconnection: at most two quick retries inside one call, then the
         // call fails (503) and the next call tries again.
         let config = ConnectionManagerConfig::new()
@@ -134,6 +131,12 @@ impl Redis {
     pub(crate) async fn pubsub(&self) -> Result<::redis::aio::PubSub, StoreError> {
         deadline(self.client.get_async_pubsub()).await
     }
+}
+
+/// The client of `url`, which is only read here; the error names what is
+/// wrong without the URL.
+fn client(url: &str) -> Result<Client, StoreError> {
+    Client::open(url).map_err(|e| StoreError::new(format!("not a Redis URL ({:?})", e.kind())))
 }
 
 /// `call`, or a [`StoreError`] when it fails or takes longer than

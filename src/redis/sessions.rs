@@ -324,11 +324,15 @@ fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> 
     let expires = number(next()?)?;
     let counter = u32::try_from(number(next()?)?).ok()?;
     let secret: [u8; 32] = next()?.try_into().ok()?;
-    let mut session = Session::start(&username, &scope, created, expires).ok()?;
-    session.id = id;
-    session.counter = counter;
-    session.secret = secret;
-    Some(session)
+    Some(Session {
+        id,
+        username,
+        scope,
+        created,
+        expires,
+        counter,
+        secret,
+    })
 }
 
 /// A revocation as the `revoked` set names it (`s:<id>`, `t:<id>`).

@@ -38,6 +38,8 @@ use std::time::Duration;
 static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+-- Writes after TIME: replicated as effects (the default from Redis 7).
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[3])
