@@ -38,13 +38,17 @@ until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.05; done
 head -c 48 /dev/urandom | base64 >"$work/key"
 start() {
     "${CARGO_TARGET_DIR:-target}/release/password-bearer" --port 0 --no-login-log --secret-key-file "$work/key" \
-        --redis-url "redis://127.0.0.1:$redis_port/" 2>"$work/$1.log" &
+        --redis-url "redis://127.0.0.1:$redis_port/" >/dev/null 2>"$work/$1.log" &
     pids+=($!)
+}
+address() {
     until grep -q 'listening on' "$work/$1.log"; do sleep 0.05; done
     sed -n 's|.*listening on http://||p' "$work/$1.log"
 }
-a=$(start a)
-b=$(start b)
+start a
+start b
+a=$(address a)
+b=$(address b)
 
 python3 - "$a" "$b" "$rounds" "$redis_port" <<'EOF'
 import http.client, json, statistics, subprocess, sys, time, urllib.parse
