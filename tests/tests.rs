@@ -17,6 +17,8 @@ mod library; // the public API used by embedders: keys, tokens, hashes, users fi
 mod logs; // login and access log lines on stderr, and no secret in them
 mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clients saw, gauges, the listener's bounds, --metrics-addr
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
+#[cfg(feature = "postgres")]
+mod postgres; // --users postgres://… against a real, throwaway PostgreSQL: two instances see SQL changes within 1 s, outage 503 and recovery
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
