@@ -17,7 +17,6 @@
 
 use crate::cli::{Proc, TempDir};
 use crate::support::*;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
