@@ -84,8 +84,9 @@ impl Cluster {
         // The watchdog first, so that the directory goes even if initdb
         // fails half-way.
         let script = format!(
-            "read _; {} pg_ctl -D \"$1/data\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"$1\"",
-            as_owner.join(" ")
+            "read _; {} {} -D \"$1/data\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"$1\"",
+            as_owner.join(" "),
+            path_str(&pg_bin("pg_ctl"))
         );
         let mut watchdog = Command::new("sh")
             .args(["-c", &script, "sh"])
@@ -132,6 +133,7 @@ impl Cluster {
 
     /// `program` as the cluster's owner.
     fn command(&self, program: &str, args: &[&str]) -> Command {
+        let program = pg_bin(program);
         let mut command = match self.as_owner.split_first() {
             Some((first, rest)) => {
                 let mut command = Command::new(first);
@@ -201,6 +203,33 @@ impl Drop for Stopped {
     fn drop(&mut self) {
         cluster().pg_ctl_start();
     }
+}
+
+/// PostgreSQL's `program`: on the PATH, else in Debian's versioned
+/// directory (its package does not put initdb or pg_ctl on the PATH).
+fn pg_bin(program: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file());
+    let debian = || {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse().ok()?;
+                Some((version, entry.path().join("bin").join(program)))
+            })
+            .filter(|(_, path)| path.is_file())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, path)| path)
+    };
+    on_path
+        .or_else(debian)
+        .unwrap_or_else(|| panic!("no {program}: apt-get install postgresql"))
 }
 
 fn path_str(path: &Path) -> String {
