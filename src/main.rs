@@ -98,7 +98,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
     })?;
     // The database's pool lives on this runtime; the app lists the scopes
     // it reads.
-    let connected = runtime.block_on(store::connect(&config.users));
+    let connected = store::connect(&runtime, &config.users);
     let app = Arc::new(App::new(config));
     runtime.block_on(async {
         let listener = match inherited {

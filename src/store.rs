@@ -95,24 +95,26 @@ pub(crate) fn summary(store: &Store) -> String {
     format!("{} users", store.len())
 }
 
-/// Inside the runtime, before the app is built: connects to the database,
+/// On `runtime`, before the app is built: connects to the database,
 /// creates the table if missing, and reads what `/openapi.json` lists. A
 /// database that does not answer yet is a warning, not an exit: instances
 /// and their database restart in any order, and until it answers logins
-/// and `/healthz` get 503 (README, Scaling out). `None` for a file.
+/// and `/healthz` get 503 (README, Scaling out). The line to print; `None`
+/// for a file.
 #[cfg(feature = "postgres")]
-pub(crate) async fn connect(store: &Store) -> Option<String> {
+pub(crate) fn connect(runtime: &tokio::runtime::Runtime, store: &Store) -> Option<String> {
     let Store::Postgres(pg) = store else {
         return None;
     };
-    Some(match pg.connect().await {
+    Some(match runtime.block_on(pg.connect()) {
         Ok(()) => format!("users from {}", pg.target()),
         Err(e) => format!("warning: {e}; logins and /healthz answer 503 until it answers"),
     })
 }
 
+/// A file has nothing to connect to.
 #[cfg(not(feature = "postgres"))]
-pub(crate) async fn connect(_store: &Store) -> Option<String> {
+pub(crate) fn connect(_runtime: &tokio::runtime::Runtime, _store: &Store) -> Option<String> {
     None
 }
 
