@@ -307,16 +307,28 @@ impl PostgresUsers {
             // needs the CREATE privilege even when the table exists, and
             // a server whose role may only read must still start.
             let create = async {
-                let found = client
-                    .query_one("SELECT to_regclass('users') IS NOT NULL", &[])
-                    .await?;
-                if !found.try_get::<_, bool>(0)? {
-                    client.batch_execute(SCHEMA).await?;
-                    log::info!(
-                        target: "password_bearer::users",
-                        "password-bearer: created the users table in {}",
-                        self.target
-                    );
+                let exists = || async {
+                    let found = client
+                        .query_one("SELECT to_regclass('users') IS NOT NULL", &[])
+                        .await?;
+                    found.try_get::<_, bool>(0)
+                };
+                if !exists().await? {
+                    // Two instances starting together both find it
+                    // missing; the one whose CREATE loses the race fails
+                    // (a unique violation in the catalog), and finds it.
+                    match client.batch_execute(SCHEMA).await {
+                        Ok(()) => log::info!(
+                            target: "password_bearer::users",
+                            "password-bearer: created the users table in {}",
+                            self.target
+                        ),
+                        Err(e) => {
+                            if !exists().await? {
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
                 Ok::<_, tokio_postgres::Error>(())
             };
