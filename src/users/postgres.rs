@@ -31,7 +31,9 @@
 use super::{is_scope_token, StoreError, User, UserStore, MAX_USERNAME_BYTES};
 use crate::password;
 use argon2::Params;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -297,11 +299,15 @@ impl PostgresUsers {
 
     /// A pooled connection, with the table known to exist.
     async fn client(&self) -> Result<Object, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| self.error("cannot connect", &describe(&e)))?;
+        let client = self.pool.get().await.map_err(|e| {
+            let why = match &e {
+                // Without the pool's "Error occurred while creating a
+                // new object" in front.
+                PoolError::Backend(e) => describe(e),
+                e => describe(e),
+            };
+            self.error("cannot connect", &why)
+        })?;
         if !self.table_ready.load(Ordering::Acquire) {
             // Looked up before it is created: `CREATE TABLE IF NOT EXISTS`
             // needs the CREATE privilege even when the table exists, and
