@@ -613,3 +613,51 @@ fn an_unreachable_database_starts_and_bad_urls_exit_2() {
         assert!(!stderr.contains(PASSWORD), "{stderr}");
     }
 }
+
+/// The library's store, embedded: `connect` reads the scopes (for
+/// `/openapi.json`) and the argon2 parameters rows already hold, and the
+/// app grants those scopes; a row the table cannot make a user of is 503,
+/// never a failed login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_embedded_lists_the_tables_scopes() {
+    use password_bearer::users::postgres::PostgresUsers;
+    use password_bearer::users::UserStore;
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let db = sql(&url).await;
+    db.batch_execute(password_bearer::users::postgres::SCHEMA)
+        .await
+        .expect("create the table");
+    insert_user(&db, "frank", "pw").await;
+    db.execute(
+        "UPDATE users SET scopes = '{me,reports,NULL}' WHERE username = 'frank'",
+        &[],
+    )
+    .await
+    .expect("grant reports");
+    db.execute(
+        "INSERT INTO users (username, hashed_password) VALUES ('broken', 'not-a-hash')",
+        &[],
+    )
+    .await
+    .expect("insert a broken row");
+    let store = PostgresUsers::new(&url).expect("a valid URL");
+    store.connect().await.expect("the database answers");
+    assert_eq!(store.scopes(), ["me", "reports"]);
+    assert!(store.hash_params().is_some());
+    let server = start_store(password_bearer::Config::new(store, test_key())).await;
+
+    let doc = get(server.addr, "/openapi.json", &[]).await.json();
+    let flow = &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+    let mut names: Vec<&str> = flow["scopes"]
+        .as_object()
+        .expect("scopes is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["me", "reports"], "{flow}");
+    let resp = login_with_scope(server.addr, "frank", "pw", "reports").await;
+    assert_eq!(token_claims(&access_token(&resp))["scope"], "reports");
+    assert_busy(&post_token(server.addr, &credentials("broken", "x")).await);
+}

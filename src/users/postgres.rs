@@ -27,6 +27,20 @@
 //! that recreated a dropped table would find nobody, and every login would
 //! fail, counted, instead of getting 503. There is no TLS to the database
 //! (`NoTls`): run it on the same host or a private network, or tunnel it.
+//!
+//! ```no_run
+//! use password_bearer::users::postgres::PostgresUsers;
+//! use password_bearer::{token::SecretKey, App, Config};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let users = PostgresUsers::new("postgres://bearer:secret@db.internal/auth")?;
+//! // Inside the runtime; a database not up yet is 503 until it is.
+//! if let Err(e) = users.connect().await {
+//!     eprintln!("{e}");
+//! }
+//! let app = App::new(Config::new(users, SecretKey::random()?));
+//! # Ok(())
+//! # }
+//! ```
 
 use super::{is_scope_token, StoreError, User, UserStore, MAX_USERNAME_BYTES};
 use crate::password;
