@@ -366,7 +366,7 @@ fn seen_line(proc: &Proc, needle: &str) -> String {
 }
 
 /// Everything both servers wrote to stderr: never the URL's password.
-fn assert_no_password(procs: &mut [&mut Proc]) {
+fn assert_no_password(procs: &[&Proc]) {
     for proc in procs {
         for line in &proc.seen {
             assert!(!line.contains(PASSWORD), "the password leaked: {line}");
@@ -384,8 +384,8 @@ async fn two_instances_see_sql_changes_within_a_second() {
     // Logins are polled until the insert counts, each a failure until
     // then: not a guesser to stop.
     let polled = ["--login-failures-per-user", "0"];
-    let (mut a, a_addr) = server_with(&url, &key, &polled);
-    let (mut b, b_addr) = server_with(&url, &key, &polled);
+    let (a, a_addr) = server_with(&url, &key, &polled);
+    let (b, b_addr) = server_with(&url, &key, &polled);
     // The table was missing: the first server created it, in the shape
     // of the shipped schema.
     let columns = db
@@ -471,7 +471,7 @@ async fn two_instances_see_sql_changes_within_a_second() {
     eprintln!("deleted: refused on both after {after:?}");
     let resp = post_token(a_addr, &credentials("carol", "s3cret")).await;
     assert_invalid_grant(&resp);
-    assert_no_password(&mut [&mut a, &mut b]);
+    assert_no_password(&[&a, &b]);
 }
 
 /// Tries `POST /token` on `addr` until it answers `status`.
@@ -496,8 +496,8 @@ async fn the_engine_stopped_is_503_and_both_recover_when_it_is_back() {
     let url = new_database().await;
     let tmp = TempDir::new();
     let key = key_file(&tmp);
-    let (mut a, a_addr) = server(&url, &key);
-    let (mut b, b_addr) = server(&url, &key);
+    let (a, a_addr) = server(&url, &key);
+    let (b, b_addr) = server(&url, &key);
     insert_user(&sql(&url).await, "dave", "pa55word").await;
     let token = until_login(a_addr, &credentials("dave", "pa55word"), 200).await;
     let token = access_token(&token);
@@ -532,7 +532,7 @@ async fn the_engine_stopped_is_503_and_both_recover_when_it_is_back() {
         let resp = get_me(addr, &format!("Bearer {token}")).await;
         assert_json_exact(&resp, 200, &me_body("dave", "null"));
     }
-    assert_no_password(&mut [&mut a, &mut b]);
+    assert_no_password(&[&a, &b]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,7 +542,7 @@ async fn a_database_missing_at_startup_is_503_until_it_is_created() {
     let name = format!("later{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let url = cluster().url(&name);
     let tmp = TempDir::new();
-    let (mut proc, addr) = server(&url, &key_file(&tmp));
+    let (proc, addr) = server(&url, &key_file(&tmp));
     let warning = seen_line(&proc, "warning: store unavailable");
     assert!(
         warning.contains(&format!(
@@ -565,7 +565,7 @@ async fn a_database_missing_at_startup_is_503_until_it_is_created() {
     until_health(addr, 200).await;
     insert_user(&sql(&url).await, "erin", "pw").await;
     until_login(addr, &credentials("erin", "pw"), 200).await;
-    assert_no_password(&mut [&mut proc]);
+    assert_no_password(&[&proc]);
 }
 
 #[test]
@@ -588,7 +588,7 @@ fn an_unreachable_database_starts_and_bad_urls_exit_2() {
         warning.contains("postgresql://bob:***@127.0.0.1"),
         "{warning}"
     );
-    assert_no_password(&mut [&mut proc]);
+    assert_no_password(&[&proc]);
     drop(proc);
 
     for (url, problem) in [
