@@ -17,6 +17,12 @@
 #                                        keep-alive connections, then full
 #                                        handshakes (Connection: close, one
 #                                        request each); idle RSS
+#   benches/load.sh postgres [ROUNDS] [SECONDS]
+#                                        GET /users/me, ours with --users
+#                                        postgres://… (the postgres feature,
+#                                        a throwaway cluster: initdb, a free
+#                                        port, the demo users inserted)
+#                                        against ours with the users file
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -28,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=users_me
-case "${1:-}" in flood | conns | tls) mode=$1; shift ;; esac
+case "${1:-}" in flood | conns | tls | postgres) mode=$1; shift ;; esac
 rounds=${1:-5}
 seconds=${2:-5}
 [ "$mode" = flood ] && seconds=${1:-10}
@@ -40,6 +46,7 @@ connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 features=()
 [ "$mode" = tls ] && features=(--features tls)
+[ "$mode" = postgres ] && features=(--features postgres)
 cargo build --release --quiet "${features[@]}" --bin password-bearer --example baseline
 
 source benches/servers.sh
@@ -82,6 +89,35 @@ if [ "$mode" = tls ]; then
     extra=(--tls-cert "$work/tls-cert.pem" --tls-key "$work/tls-key.pem")
     curl_tls=(--cacert "$work/tls-cert.pem")
     base_tls=("$work/tls-cert.pem" "$work/tls-key.pem")
+fi
+# postgres: a throwaway cluster (as the postgres user when root: initdb and
+# postgres refuse to run as root) holding the demo users, stopped on exit.
+if [ "$mode" = postgres ]; then
+    pgbin=$(dirname "$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")
+    [ -x "$pgbin/initdb" ] || { echo "load.sh: initdb is missing (apt-get install postgresql)" >&2; exit 2; }
+    pgdir=$(mktemp -d)
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; as_pg=(runuser -u postgres --); fi
+    pgport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    trap '"${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$pgdir"; cleanup' EXIT
+    "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync >/dev/null
+    # On core 1 with wrk: the database is not what is measured, and its
+    # few lookups (one per user per half second) stay off the servers' core.
+    "${as_pg[@]}" taskset -c 1 "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+        -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null
+    pg_url="postgres://postgres@127.0.0.1:$pgport/postgres"
+    psql -q -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -v ON_ERROR_STOP=1 -f contrib/postgres/users.sql
+    # The demo users file's rows, as SQL.
+    python3 - src/demo_users.json >"$pgdir/users.sql" <<'PY'
+import json, sys
+q = lambda v: "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+for u in json.load(open(sys.argv[1])).values():
+    scopes = "ARRAY[" + ",".join(q(s) for s in u.get("scopes", [])) + "]::text[]"
+    print(f"INSERT INTO users VALUES ({q(u['username'])}, {q(u['hashed_password'])}, {q(u.get('email'))}, "
+          f"{q(u.get('full_name'))}, {'NULL' if u.get('disabled') is None else str(u['disabled']).lower()}, {scopes});")
+PY
+    psql -q -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$pgdir/users.sql"
+    extra=(--users "$pg_url")
 fi
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \
     --max-connections $((held + 100)) --max-connections-per-ip 0 "${extra[@]}")
@@ -152,8 +188,15 @@ LUA
     exit 0
 fi
 
-base=$(start baseline target/release/examples/baseline 0 "${base_tls[@]}")
-base_pid=$(cat "$work/baseline.pid")
+# postgres: the other side is ours too, with the same users from the file.
+if [ "$mode" = postgres ]; then
+    base=$(start file target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \
+        --max-connections $((held + 100)) --max-connections-per-ip 0 --users src/demo_users.json)
+    base_pid=$(cat "$work/file.pid")
+else
+    base=$(start baseline target/release/examples/baseline 0 "${base_tls[@]}")
+    base_pid=$(cat "$work/baseline.pid")
+fi
 
 if [ "$mode" = conns ]; then
     # Opens N connections, sends one GET /users/me on each, reads the
@@ -234,6 +277,12 @@ if [ "$mode" = tls ]; then
     # Each request on a new connection: a full handshake (wrk resumes no
     # session), the request, the close.
     side_by_side "TLS, full handshakes (one GET /users/me each)" -H 'Connection: close'
+elif [ "$mode" = postgres ]; then
+    side_by_side "GET /users/me: ours = --users postgres://…, base = ours with --users src/demo_users.json"
+    echo "ratio: postgres / file throughput; cpu eff: file CPU per request / postgres (1.0 = as cheap as the file)"
+    echo "RSS peak: postgres $(hwm_kib "$ours_pid") KiB, file $(hwm_kib "$base_pid") KiB"
+    echo "release binary: $(stat -c %s target/release/password-bearer) bytes, built with ${features[*]}"
+    exit 0
 else
     side_by_side "GET /users/me"
 fi

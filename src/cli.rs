@@ -12,10 +12,10 @@
 //! Hand-written rather than a parser crate: a handful of flags does not pay
 //! for the binary size an embedded deployment would carry.
 
+use crate::store::{self, Store};
 use password_bearer::app::{Config, DEFAULT_DOCS_ASSETS_URL, MAX_LEEWAY};
 use password_bearer::openapi::SwaggerAssets;
 use password_bearer::token::SecretKey;
-use password_bearer::users::Users;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -147,9 +147,11 @@ pub(crate) const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "users",
-        help: "users JSON, the seed's fake_users_db shape with argon2 PHC hashes",
+        help: "users JSON, the seed's fake_users_db shape with argon2 PHC hashes; \
+               or a postgres:// URL: users in a PostgreSQL table, shared by every \
+               instance (builds with the `postgres` feature)",
         default: "the demo users johndoe, alice",
-        apply: Apply::Value("FILE", |o, v| {
+        apply: Apply::Value("FILE|URL", |o, v| {
             o.users = Some(v.into());
             Ok(())
         }),
@@ -810,7 +812,10 @@ impl Options {
     /// `--redis-url`, when given: connected at start (so inside the
     /// runtime), and an error when Redis cannot be reached then.
     #[cfg(feature = "redis")]
-    pub(crate) async fn connect_redis(&self, mut config: Config) -> Result<Config, ConfigError> {
+    pub(crate) async fn connect_redis<S>(
+        &self,
+        mut config: Config<S>,
+    ) -> Result<Config<S>, ConfigError> {
         use password_bearer::redis::{Redis, RedisSessions, DEFAULT_PREFIX};
         use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
         let Some(url) = &self.redis_url else {
@@ -832,7 +837,10 @@ impl Options {
 
     /// Without the `redis` feature, `--redis-url` is refused when read.
     #[cfg(not(feature = "redis"))]
-    pub(crate) async fn connect_redis(&self, config: Config) -> Result<Config, ConfigError> {
+    pub(crate) async fn connect_redis<S>(
+        &self,
+        config: Config<S>,
+    ) -> Result<Config<S>, ConfigError> {
         Ok(config)
     }
 
@@ -892,16 +900,15 @@ impl Options {
     }
 
     /// Reads the users file and the key files, as at start and on each
-    /// SIGHUP: the users (the demo users without `--users`), and the keys,
-    /// the signing key first (none without `--secret-key-file`). An error
-    /// names the first file that failed and what is wrong with it.
-    pub(crate) fn read_files(&self) -> Result<(Users, Vec<SecretKey>), ConfigError> {
-        let users = match &self.users {
-            Some(path) => Users::load(path).map_err(|e| {
-                ConfigError::new(format!("{} {}", self.origin("users"), path.display()), e)
-            })?,
-            None => Users::demo(),
-        };
+    /// SIGHUP: the users (the demo users without `--users`; a database's
+    /// store is kept from `running`), and the keys, the signing key first
+    /// (none without `--secret-key-file`). An error names the first file
+    /// that failed and what is wrong with it.
+    pub(crate) fn read_files(
+        &self,
+        running: Option<&Store>,
+    ) -> Result<(Store, Vec<SecretKey>), ConfigError> {
+        let users = store::open(self.users.as_deref(), &self.origin("users"), running)?;
         let mut keys = Vec::with_capacity(self.secret_key_files.len());
         for path in &self.secret_key_files {
             let what = format!("{} {}", self.origin("secret-key-file"), path.display());
@@ -916,8 +923,8 @@ impl Options {
 
     /// Reads the files the options name and builds the [`Config`]. The
     /// second value is a warning to print, if any.
-    pub(crate) fn load(&self) -> Result<(Config, Option<&'static str>), ConfigError> {
-        let (users, keys) = self.read_files()?;
+    pub(crate) fn load(&self) -> Result<(Config<Store>, Option<&'static str>), ConfigError> {
+        let (users, keys) = self.read_files(None)?;
         let warning = keys.is_empty().then_some(
             "no --secret-key-file: signing with a random key; tokens die with the process",
         );

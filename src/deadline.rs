@@ -14,6 +14,7 @@
 //! clock read nor a timer.
 
 use crate::error::ApiError;
+use crate::metrics::Counters;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
@@ -21,6 +22,7 @@ use pin_project_lite::pin_project;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -28,11 +30,12 @@ use tokio::time::Sleep;
 
 pin_project! {
     /// A handler's future, answered 408 if it takes longer than the
-    /// timeout from its first wait.
+    /// timeout from its first wait (and counted: no route answered it).
     pub(crate) struct Answered<F> {
         #[pin]
         handler: F,
         timeout: Duration,
+        counters: Arc<Counters>,
         // Boxed, and only once the handler waits: most requests never do,
         // and a `Sleep` would more than double the per-connection future.
         timer: Option<Pin<Box<Sleep>>>,
@@ -40,10 +43,11 @@ pin_project! {
 }
 
 impl<F> Answered<F> {
-    pub(crate) fn new(handler: F, timeout: Duration) -> Answered<F> {
+    pub(crate) fn new(handler: F, timeout: Duration, counters: Arc<Counters>) -> Answered<F> {
         Answered {
             handler,
             timeout,
+            counters,
             timer: None,
         }
     }
@@ -69,7 +73,10 @@ where
         match timer.as_mut().poll(cx) {
             // The handler (and the body it was reading) is dropped with
             // this future; the 408 says `Connection: close`.
-            Poll::Ready(()) => Poll::Ready(ApiError::RequestTimeout.into_response()),
+            Poll::Ready(()) => {
+                this.counters.request_timed_out();
+                Poll::Ready(ApiError::RequestTimeout.into_response())
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -186,10 +193,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_handler_that_never_answers_gets_408_at_the_timeout() {
         let start = tokio::time::Instant::now();
-        let answer = Answered::new(std::future::pending::<Response<Full<Bytes>>>(), TIMEOUT).await;
+        let counters = Arc::<Counters>::default();
+        let never = std::future::pending::<Response<Full<Bytes>>>();
+        let answer = Answered::new(never, TIMEOUT, counters.clone()).await;
         assert_eq!(answer.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(answer.headers()["connection"], "close");
         assert_eq!(start.elapsed(), TIMEOUT);
+        assert_eq!(counters.request_timeouts(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -198,16 +208,19 @@ mod tests {
             tokio::time::sleep(TIMEOUT - Duration::from_millis(1)).await;
             ApiError::NotFound.into_response()
         };
-        let answer = Answered::new(slow, TIMEOUT).await;
+        let counters = Arc::<Counters>::default();
+        let answer = Answered::new(slow, TIMEOUT, counters.clone()).await;
         assert_eq!(answer.status(), StatusCode::NOT_FOUND);
         let at_once = Answered::new(
             std::future::ready(ApiError::NotFound.into_response()),
             TIMEOUT,
+            counters.clone(),
         );
         tokio::pin!(at_once);
         let polled = futures_poll(at_once.as_mut());
         assert!(polled.is_ready());
         assert!(at_once.timer.is_none(), "no timer for an immediate answer");
+        assert_eq!(counters.request_timeouts(), 0);
     }
 
     /// Polls once with a no-op waker.

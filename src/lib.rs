@@ -68,7 +68,9 @@
 //!   counts in Redis, shared by every instance (`--redis-url`).
 //! - `tls` (the `tls` feature): the certificate and key, reloadable, and
 //!   the handshake before HTTP/1; served by `serve_tls`.
-//! - [`users`]: the [`users::UserStore`] trait, the users file, the demo users.
+//! - [`users`]: the [`users::UserStore`] trait, the users file, the demo
+//!   users; `users::postgres` (the `postgres` feature) keeps them in a
+//!   PostgreSQL table that several instances share.
 //! - [`error`]: every error and its response, in one `match`.
 //! - [`openapi`]: `/openapi.json` and `/docs`.
 //! - `logging`: what the server logs, through the `log` facade, repeated

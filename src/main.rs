@@ -7,6 +7,7 @@
 
 mod cli;
 mod stderr_log;
+mod store;
 mod systemd;
 
 use cli::{Command, ConfigError, Options};
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use store::Store;
 use tokio::net::{TcpListener, TcpSocket};
 
 /// Pending connections the kernel queues for us: enough for a burst of
@@ -94,7 +96,9 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         what: "startup".into(),
         problem: format!("cannot start the runtime: {e}"),
     })?;
-    // Redis is connected to inside the runtime: its connection runs there.
+    // The database's pool and the Redis connection live on this runtime;
+    // the app lists the scopes the database reads.
+    let connected = store::connect(&runtime, &config.users);
     let app = Arc::new(App::new(runtime.block_on(options.connect_redis(config))?));
     runtime.block_on(async {
         let listener = match inherited {
@@ -114,6 +118,9 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         }
         if let Some(warning) = warning {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
+        }
+        if let Some(connected) = connected {
+            stderr_log::write_now(format_args!("password-bearer: {connected}"));
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         stderr_log::write_now(format_args!("listening on {scheme}://{local}"));
@@ -168,7 +175,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
 /// Listens on `--metrics-addr` and serves `/metrics` there until the
 /// process ends: through the grace period too, so that the drain can be
 /// watched.
-async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
+async fn start_metrics(addr: &str, app: &Arc<App<Store>>) -> Result<(), ConfigError> {
     let cannot_listen = |e: std::io::Error| ConfigError {
         what: format!("--metrics-addr {addr}"),
         problem: format!("cannot listen: {e}"),
@@ -186,7 +193,7 @@ async fn start_metrics(addr: &str, app: &Arc<App>) -> Result<(), ConfigError> {
 /// negotiated. A file that fails to load changes nothing: the running set
 /// stays, and one line names the file and the problem. Without
 /// `--secret-key-file`, the random key stays.
-fn reload(options: &Options, app: &App, tls: Option<&cli::Tls>) {
+fn reload(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
     // systemd's `Type=notify-reload` (and `systemctl reload` on a
     // `Type=notify` unit) waits for READY=1 again, sent whatever the outcome:
     // a failed reload still serves.
@@ -196,14 +203,16 @@ fn reload(options: &Options, app: &App, tls: Option<&cli::Tls>) {
 }
 
 /// [`reload`]'s work: read every file, then swap, or log why not.
-fn reload_files(options: &Options, app: &App, tls: Option<&cli::Tls>) {
-    let read = options.read_files().and_then(|(users, keys)| {
-        let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
-        Ok((users, keys, renewal))
-    });
+fn reload_files(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
+    let read = options
+        .read_files(Some(app.loaded().users()))
+        .and_then(|(users, keys)| {
+            let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
+            Ok((users, keys, renewal))
+        });
     match read {
         Ok((users, keys, renewal)) => {
-            let count = users.len();
+            let count = store::summary(&users);
             let mut keys = keys.into_iter();
             let (key, old_keys) = match keys.next() {
                 Some(key) => (key, keys.collect()),
@@ -224,7 +233,7 @@ fn reload_files(options: &Options, app: &App, tls: Option<&cli::Tls>) {
             };
             log::info!(
                 target: "password_bearer::server",
-                "password-bearer: reloaded: {count} users, {verifying} keys{certificate}"
+                "password-bearer: reloaded: {count}, {verifying} keys{certificate}"
             );
         }
         Err(e) => {

@@ -135,6 +135,9 @@ pub(crate) struct Counters {
     /// Indexed as [`REFRESHES`].
     refreshes: [AtomicU64; 4],
     refresh_reuses: AtomicU64,
+    /// Requests answered 408 by the request timeout, which no route
+    /// answers (so `requests` cannot count them).
+    request_timeouts: AtomicU64,
 }
 
 impl std::fmt::Debug for Counters {
@@ -152,6 +155,7 @@ impl Default for Counters {
             logins: Default::default(),
             refreshes: Default::default(),
             refresh_reuses: AtomicU64::new(0),
+            request_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -189,6 +193,16 @@ impl Counters {
     /// Counts a refresh token presented again (its session revoked).
     pub(crate) fn refresh_reused(&self) {
         self.refresh_reuses.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request answered 408 by the request timeout.
+    pub(crate) fn request_timed_out(&self) {
+        self.request_timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// Requests answered 408 by the request timeout so far.
+    pub(crate) fn request_timeouts(&self) -> u64 {
+        self.request_timeouts.load(Relaxed)
     }
 }
 
@@ -337,6 +351,14 @@ impl Metrics<'_> {
                 }
             }
         }
+        let name = "password_bearer_request_timeouts_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Requests answered 408: no answer, or no whole body, within the request timeout.",
+        );
+        sample(out, name, "", c.request_timeouts());
         let name = "password_bearer_logins_total";
         family(
             out,

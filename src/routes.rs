@@ -9,7 +9,7 @@ use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
-use crate::metrics::{Endpoint, Login};
+use crate::metrics::{Counters, Endpoint, Login};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -71,8 +71,8 @@ impl<S: UserStore> App<S> {
         B: Body + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let timeout = self.request_timeout;
-        guarded(timeout, move || route(self, request, Some(peer)))
+        let (timeout, counters) = (self.request_timeout, self.counters.clone());
+        guarded(timeout, counters, move || route(self, request, Some(peer)))
     }
 
     /// Whether `path` is one of the routes this app serves.
@@ -572,10 +572,11 @@ where
 /// `Result` hyper wants, never an `Err`.
 pub(crate) fn guarded<F>(
     timeout: Duration,
+    counters: Arc<Counters>,
     start: impl FnOnce() -> F,
 ) -> Infallibly<Answered<CatchPanic<F>>> {
     Infallibly {
-        inner: Answered::new(catch_panic(start), timeout),
+        inner: Answered::new(catch_panic(start), timeout, counters),
     }
 }
 

@@ -124,7 +124,10 @@ async fn serve_handler<S, H, F>(
     let timeout = app.request_timeout;
     let service = move |peer: SocketAddr| {
         let (app, handler) = (service_app.clone(), handler.clone());
-        service_fn(move |request| guarded(timeout, || handler(app.clone(), request, peer)))
+        service_fn(move |request| {
+            let counters = app.counters.clone();
+            guarded(timeout, counters, || handler(app.clone(), request, peer))
+        })
     };
     serve_loop(listener, &app, service, transport, shutdown).await
 }

@@ -12,6 +12,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 /// The demo users' file: the tutorial's two users, their passwords hashed
 /// once with `password-bearer hash-password` and committed, so that no build
 /// (ours or a dependent's) runs argon2, and every build is the same. A unit

@@ -717,3 +717,20 @@ async fn a_second_signal_exits_at_once() {
         "{lines:?}"
     );
 }
+
+/// Without the `postgres` feature, a PostgreSQL URL is one line and exit
+/// 2 saying how to build with it, and never echoes the URL's password.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn a_postgres_url_needs_the_postgres_feature() {
+    for url in [
+        "postgres://bob:hunter2-never-shown@db/app",
+        "postgresql://bob:hunter2-never-shown@db/app",
+    ] {
+        assert_config_error(&["--users", url], "--features postgres");
+        let out = run(&["--users", url], b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(stderr.starts_with("password-bearer: --users: "), "{stderr}");
+    }
+}

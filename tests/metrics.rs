@@ -1,13 +1,14 @@
 //! `GET /metrics` over TCP, read with a Prometheus text-format parser that
 //! is not ours (the `prometheus-parse` crate): every count equals what the
 //! clients saw (logins ok, failed, throttled and busy; requests by route
-//! and status; the hash queue), the connection and session gauges follow
+//! and status; the hash queue; 408s from the request timeout), the
+//! connection and session gauges follow
 //! connections, logins, refreshes and `/revoke`; the metrics listener
 //! answers nothing but `GET /metrics` and holds at most a few connections,
 //! the API's listener never serves the metrics; and `--metrics-addr` in the
 //! binary, its bad values and a port already taken.
 
-use crate::attacks::slow_user;
+use crate::attacks::{slow_user, STALLED_BODY};
 use crate::cli::{assert_config_error, run, Proc};
 use crate::support::*;
 use password_bearer::metrics::CONTENT_TYPE;
@@ -300,6 +301,27 @@ async fn the_open_connections_gauge_follows_connections() {
         assert!(Instant::now() < deadline, "connections still counted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_cut_by_the_request_timeout_are_counted() {
+    let mut config = quiet(Config::new(Users::demo(), test_key()));
+    config.request_timeout = Duration::from_secs(1);
+    let server = start_both(config).await;
+    let timeouts = |scrape: &Scrape| number(scrape, "password_bearer_request_timeouts_total", &[]);
+    assert_eq!(timeouts(&scrape(server.metrics).await), 0.0);
+    for expected in [1.0, 2.0] {
+        let mut conn = Conn::open(server.api).await;
+        conn.send(STALLED_BODY).await;
+        assert_eq!(conn.response().await.status, 408);
+        assert_eq!(timeouts(&scrape(server.metrics).await), expected);
+    }
+    // No route answered them: the routes' counts hold none.
+    assert!(
+        requests(&scrape(server.metrics).await).is_empty(),
+        "{:?}",
+        requests(&scrape(server.metrics).await)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

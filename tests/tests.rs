@@ -17,6 +17,8 @@ mod library; // the public API used by embedders: keys, tokens, hashes, users fi
 mod logs; // login and access log lines on stderr, and no secret in them
 mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clients saw, gauges, the listener's bounds, --metrics-addr
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
+#[cfg(feature = "postgres")]
+mod postgres; // --users postgres://… against a real, throwaway PostgreSQL: two instances see SQL changes within 1 s, outage 503 and recovery
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 #[cfg(feature = "redis")]
 mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back

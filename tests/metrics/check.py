@@ -20,6 +20,7 @@ values = {
 
 expected_types = {
     "password_bearer_requests": "counter",
+    "password_bearer_request_timeouts": "counter",
     "password_bearer_logins": "counter",
     "password_bearer_refreshes": "counter",
     "password_bearer_refresh_reuses": "counter",
@@ -43,6 +44,7 @@ checks = {
     ("password_bearer_requests_total", (("route", "users_me"), ("status", "200"))): 3,
     ("password_bearer_requests_total", (("route", "users_me"), ("status", "401"))): 1,
     ("password_bearer_requests_total", (("route", "other"), ("status", "404"))): 1,
+    ("password_bearer_request_timeouts_total", ()): 0,
     ("password_bearer_logins_total", (("outcome", "ok"),)): 1,
     ("password_bearer_logins_total", (("outcome", "failed"),)): 2,
     ("password_bearer_logins_total", (("outcome", "throttled"),)): 0,

@@ -1,0 +1,663 @@
+//! `--users postgres://…` (the `postgres` feature: `cargo test --features
+//! postgres`) against a real PostgreSQL: two server processes on one
+//! database see users inserted, disabled and deleted with plain SQL within
+//! 1 s, a missing table is created, an engine stopped is 503 (never 400 or
+//! 401, nothing counted) and `/healthz` 503 until it is back, then both
+//! recover with no restart; a database not there at startup, and bad URLs.
+//!
+//! The engine is a throwaway cluster, started once for this test binary:
+//! `initdb` in a temporary directory, a free port on 127.0.0.1 with trust
+//! authentication, its unix socket in that directory. Each test has a
+//! database of its own; the outage test stops and restarts the cluster, so
+//! it takes [`GATE`] for writing while the others hold it for reading. A
+//! watchdog process stops the cluster and removes the directory when this
+//! binary exits, however it exits (it reads until the pipe from this
+//! process closes). `initdb` and `postgres` refuse to run as root: as root,
+//! they run as the `postgres` user.
+
+use crate::cli::{Proc, TempDir};
+use crate::support::*;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use tokio_postgres::NoTls;
+
+/// The outage test holds it for writing; every other test for reading.
+static GATE: RwLock<()> = RwLock::const_new(());
+
+/// The throwaway cluster.
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    /// `["runuser", "-u", "postgres", "--"]` as root, else nothing.
+    as_owner: Vec<String>,
+    /// Held open until the process exits: the watchdog's stdin.
+    _watchdog: Mutex<ChildStdin>,
+}
+
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+fn run(command: &mut Command, what: &str) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let as_owner: Vec<String> = if root {
+            ["runuser", "-u", "postgres", "--"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let dir = std::env::temp_dir().join(format!("password-bearer-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        if root {
+            run(
+                Command::new("chown").args(["postgres:"]).arg(&dir),
+                "chown the cluster's directory to postgres",
+            );
+        }
+        // The watchdog first, so that the directory goes even if initdb
+        // fails half-way.
+        let script = format!(
+            "read _; {} {} -D \"$1/data\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"$1\"",
+            as_owner.join(" "),
+            path_str(&pg_bin("pg_ctl"))
+        );
+        let mut watchdog = Command::new("sh")
+            .args(["-c", &script, "sh"])
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the watchdog");
+        let stdin = watchdog.stdin.take().expect("piped stdin");
+        // Reaped by nobody: it outlives this process by design.
+        std::mem::forget(watchdog);
+        let cluster = Cluster {
+            dir,
+            port: free_port(),
+            as_owner,
+            _watchdog: Mutex::new(stdin),
+        };
+        run(
+            &mut cluster.command(
+                "initdb",
+                &[
+                    "-D",
+                    &cluster.data(),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+            ),
+            "initdb (apt-get install postgresql)",
+        );
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        path_str(&self.dir.join("data"))
+    }
+
+    /// `program` as the cluster's owner.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let program = pg_bin(program);
+        let mut command = match self.as_owner.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(program);
+                command
+            }
+            None => Command::new(program),
+        };
+        command.args(args);
+        command
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            path_str(&self.dir)
+        );
+        let log = path_str(&self.dir.join("log"));
+        run(
+            &mut self.command(
+                "pg_ctl",
+                &[
+                    "-D",
+                    &self.data(),
+                    "-o",
+                    &options,
+                    "-l",
+                    &log,
+                    "-w",
+                    "start",
+                ],
+            ),
+            "pg_ctl start",
+        );
+    }
+
+    fn pg_ctl_stop(&self) {
+        run(
+            &mut self.command("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        );
+    }
+
+    /// The URL of `database`, with a password that trust authentication
+    /// ignores and no log line or error may show.
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+}
+
+/// The cluster stopped until dropped, so that a failing outage test
+/// leaves it running for the others.
+struct Stopped;
+
+impl Stopped {
+    fn new() -> Stopped {
+        cluster().pg_ctl_stop();
+        Stopped
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        cluster().pg_ctl_start();
+    }
+}
+
+/// PostgreSQL's `program`: on the PATH, else in Debian's versioned
+/// directory (its package does not put initdb or pg_ctl on the PATH).
+fn pg_bin(program: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file());
+    let debian = || {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse().ok()?;
+                Some((version, entry.path().join("bin").join(program)))
+            })
+            .filter(|(_, path)| path.is_file())
+            .collect();
+        versions.sort();
+        versions.pop().map(|(_, path)| path)
+    };
+    on_path
+        .or_else(debian)
+        .unwrap_or_else(|| panic!("no {program}: apt-get install postgresql"))
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 temp path").to_owned()
+}
+
+/// In every URL given to the servers; never in their output.
+const PASSWORD: &str = "hunter2-never-logged";
+
+/// A connection for the test's own SQL.
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A new, empty database: its URL.
+async fn new_database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let admin = sql(&cluster().url("postgres")).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a database");
+    cluster().url(&name)
+}
+
+/// A server on `url`, signing with the key in `key_file`, with `extra`
+/// flags.
+fn server_with(url: &str, key_file: &str, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--port", "0", "--users", url, "--secret-key-file", key_file];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(&args);
+    let addr = proc.wait_listening();
+    (proc, addr)
+}
+
+fn server(url: &str, key_file: &str) -> (Proc, SocketAddr) {
+    server_with(url, key_file, &[])
+}
+
+fn key_file(dir: &TempDir) -> String {
+    dir.file("key", TEST_KEY)
+}
+
+async fn insert_user(db: &tokio_postgres::Client, username: &str, password: &str) {
+    let hash = password_bearer::password::hash_password(password).expect("hashing succeeds");
+    db.execute(
+        "INSERT INTO users (username, hashed_password, email, full_name, scopes) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &username,
+            &hash,
+            &format!("{username}@example.com"),
+            &format!("Full {username}"),
+            &vec!["me".to_owned()],
+        ],
+    )
+    .await
+    .expect("insert a user");
+}
+
+fn me_body(username: &str, disabled: &str) -> String {
+    format!(
+        r#"{{"username":"{username}","email":"{username}@example.com","full_name":"Full {username}","disabled":{disabled}}}"#
+    )
+}
+
+const INACTIVE: &str = r#"{"detail":"Inactive user"}"#;
+
+/// Sends `request` until its answer has `status`: the answer, and how
+/// long that took. Fails past `limit`.
+async fn poll<F, Fut>(limit: Duration, status: u16, mut request: F) -> (Response, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let start = Instant::now();
+    loop {
+        let resp = request().await;
+        if resp.status == status {
+            return (resp, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "still {} {} after {limit:?}",
+            resp.status,
+            resp.text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls `GET /users/me` on `addr` until it answers `status`: how long
+/// that took. Fails past `limit`.
+async fn until_me(addr: SocketAddr, token: &str, status: u16, limit: Duration) -> Duration {
+    let authorization = format!("Bearer {token}");
+    poll(limit, status, || get_me(addr, &authorization)).await.1
+}
+
+/// The most a change made with SQL may take to count on every instance.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Runs `statement`, then polls `GET /users/me` with each of `tokens` (on
+/// its server) until it answers `status`, within [`PROPAGATION`] of the
+/// commit: how long after the commit the last one did.
+async fn change(
+    db: &tokio_postgres::Client,
+    statement: &str,
+    tokens: &[(SocketAddr, String)],
+    status: u16,
+) -> Duration {
+    db.execute(statement, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    let changed = Instant::now();
+    for (addr, token) in tokens {
+        let left = PROPAGATION.saturating_sub(changed.elapsed());
+        until_me(*addr, token, status, left).await;
+    }
+    changed.elapsed()
+}
+
+/// The line `proc` wrote before listening that holds `needle`.
+fn seen_line(proc: &Proc, needle: &str) -> String {
+    proc.seen
+        .iter()
+        .find(|l| l.contains(needle))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {needle:?} in {:?}", proc.seen))
+}
+
+/// Everything both servers wrote to stderr: never the URL's password.
+fn assert_no_password(procs: &[&Proc]) {
+    for proc in procs {
+        for line in &proc.seen {
+            assert!(!line.contains(PASSWORD), "the password leaked: {line}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_see_sql_changes_within_a_second() {
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let db = sql(&url).await;
+    let tmp = TempDir::new();
+    let key = key_file(&tmp);
+    // Logins are polled until the insert counts, each a failure until
+    // then: not a guesser to stop.
+    let polled = ["--login-failures-per-user", "0"];
+    let (a, a_addr) = server_with(&url, &key, &polled);
+    let (b, b_addr) = server_with(&url, &key, &polled);
+    // The table was missing: the first server created it, in the shape
+    // of the shipped schema.
+    let columns = db
+        .query(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns \
+             WHERE table_name = 'users' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .expect("read the columns");
+    let columns: Vec<(String, String, String)> = columns
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = [
+        ("username", "text", "NO"),
+        ("hashed_password", "text", "NO"),
+        ("email", "text", "YES"),
+        ("full_name", "text", "YES"),
+        ("disabled", "boolean", "YES"),
+        ("scopes", "ARRAY", "YES"),
+    ];
+    assert_eq!(
+        columns,
+        expected.map(|(n, t, z)| (n.to_owned(), t.to_owned(), z.to_owned())),
+    );
+    seen_line(&a, "created the users table");
+
+    // Unknown on both, then inserted with SQL: logs in on both.
+    for addr in [a_addr, b_addr] {
+        let resp = post_token(addr, &credentials("carol", "s3cret")).await;
+        assert_invalid_grant(&resp);
+    }
+    insert_user(&db, "carol", "s3cret").await;
+    let mut tokens = Vec::new();
+    for addr in [a_addr, b_addr] {
+        let body = credentials("carol", "s3cret");
+        let (resp, _) = poll(Duration::from_secs(1), 200, || post_token(addr, &body)).await;
+        let token = access_token(&resp);
+        let resp = get_me(addr, &format!("Bearer {token}")).await;
+        assert_json_exact(&resp, 200, &me_body("carol", "null"));
+        tokens.push((addr, token));
+    }
+
+    // Disabled with SQL: refused on both within 1 s, polled. A's token on
+    // B too: tokens travel, users are looked up where they are used.
+    let after = change(
+        &db,
+        "UPDATE users SET disabled = true WHERE username = 'carol'",
+        &tokens,
+        400,
+    )
+    .await;
+    let resp = get_me(b_addr, &format!("Bearer {}", tokens[0].1)).await;
+    assert_json_exact(&resp, 400, INACTIVE);
+    eprintln!("disabled: refused on both after {after:?}");
+
+    // Enabled again, then changed: the new e-mail shows within 1 s.
+    change(
+        &db,
+        "UPDATE users SET disabled = false, email = 'new@example.com' WHERE username = 'carol'",
+        &tokens,
+        200,
+    )
+    .await;
+    for (addr, token) in &tokens {
+        let resp = get_me(*addr, &format!("Bearer {token}")).await;
+        assert_eq!(resp.json()["email"], "new@example.com");
+    }
+
+    // Deleted: 401 on both within 1 s, and the login fails.
+    let after = change(
+        &db,
+        "DELETE FROM users WHERE username = 'carol'",
+        &tokens,
+        401,
+    )
+    .await;
+    for (addr, token) in &tokens {
+        let resp = get_me(*addr, &format!("Bearer {token}")).await;
+        assert_401(&resp, INVALID_CREDENTIALS);
+    }
+    eprintln!("deleted: refused on both after {after:?}");
+    let resp = post_token(a_addr, &credentials("carol", "s3cret")).await;
+    assert_invalid_grant(&resp);
+    assert_no_password(&[&a, &b]);
+}
+
+/// Tries `POST /token` on `addr` until it answers `status`.
+async fn until_login(addr: SocketAddr, body: &str, status: u16) -> Response {
+    poll(Duration::from_secs(10), status, || post_token(addr, body))
+        .await
+        .0
+}
+
+/// Asks `/healthz` on `addr` until it answers `status`.
+async fn until_health(addr: SocketAddr, status: u16) -> Response {
+    poll(Duration::from_secs(10), status, || {
+        get(addr, "/healthz", &[])
+    })
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stopped_is_503_and_both_recover_when_it_is_back() {
+    let _alone = GATE.write().await;
+    let url = new_database().await;
+    let tmp = TempDir::new();
+    let key = key_file(&tmp);
+    let (a, a_addr) = server(&url, &key);
+    let (b, b_addr) = server(&url, &key);
+    insert_user(&sql(&url).await, "dave", "pa55word").await;
+    let token = until_login(a_addr, &credentials("dave", "pa55word"), 200).await;
+    let token = access_token(&token);
+    for addr in [a_addr, b_addr] {
+        until_health(addr, 200).await;
+    }
+
+    let stopped = Stopped::new();
+    for addr in [a_addr, b_addr] {
+        // Within a cached row's half second, /users/me still answers from
+        // it; after, 503 like everything that needs the database.
+        until_me(addr, &token, 503, Duration::from_secs(5)).await;
+        let resp = get_me(addr, &format!("Bearer {token}")).await;
+        assert_busy(&resp);
+        until_health(addr, 503).await;
+        // More wrong passwords than the per-user limit (10 a minute):
+        // each is 503, none is counted, so none is 429 and the right
+        // password works once the database is back.
+        for _ in 0..12 {
+            let resp = post_token(addr, &credentials("dave", "wrong")).await;
+            assert_busy(&resp);
+        }
+        let resp = post_token(addr, &credentials("nobody", "x")).await;
+        assert_busy(&resp);
+    }
+
+    drop(stopped);
+    for addr in [a_addr, b_addr] {
+        until_health(addr, 200).await;
+        let resp = until_login(addr, &credentials("dave", "pa55word"), 200).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let resp = get_me(addr, &format!("Bearer {token}")).await;
+        assert_json_exact(&resp, 200, &me_body("dave", "null"));
+    }
+    assert_no_password(&[&a, &b]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_missing_at_startup_is_503_until_it_is_created() {
+    let _shared = GATE.read().await;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("later{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let url = cluster().url(&name);
+    let tmp = TempDir::new();
+    let (proc, addr) = server(&url, &key_file(&tmp));
+    let warning = seen_line(&proc, "warning: store unavailable");
+    assert!(
+        warning.contains(&format!(
+            "postgres://postgres:***@127.0.0.1:{}/{name}",
+            cluster().port
+        )) && warning.contains("503"),
+        "{warning}"
+    );
+    let resp = get(addr, "/healthz", &[]).await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_busy(&post_token(addr, &credentials("erin", "pw")).await);
+
+    // Created later: the server creates the table and serves it, with no
+    // restart.
+    let admin = sql(&cluster().url("postgres")).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create the database");
+    until_health(addr, 200).await;
+    insert_user(&sql(&url).await, "erin", "pw").await;
+    until_login(addr, &credentials("erin", "pw"), 200).await;
+    assert_no_password(&[&proc]);
+}
+
+#[test]
+fn an_unreachable_database_starts_and_bad_urls_exit_2() {
+    // Nothing listens there: the server starts, says why in one line
+    // without the password, and answers /healthz 503.
+    let tmp = TempDir::new();
+    let url = format!("postgresql://bob:{PASSWORD}@127.0.0.1:{}/app", free_port());
+    let mut proc = Proc::spawn(&[
+        "--port",
+        "0",
+        "--users",
+        &url,
+        "--secret-key-file",
+        &key_file(&tmp),
+    ]);
+    proc.wait_listening();
+    let warning = seen_line(&proc, "warning: store unavailable");
+    assert!(
+        warning.contains("postgresql://bob:***@127.0.0.1"),
+        "{warning}"
+    );
+    assert_no_password(&[&proc]);
+    drop(proc);
+
+    for (url, problem) in [
+        (
+            format!("postgres://bob:{PASSWORD}@db:notaport/app"),
+            "invalid PostgreSQL URL",
+        ),
+        (
+            format!("postgres://bob:{PASSWORD}@db/app?bogus=1"),
+            "unknown option `bogus`",
+        ),
+    ] {
+        let out = crate::cli::run(&["--port", "0", "--users", &url], b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("password-bearer: --users postgres://bob:***@db")
+                && stderr.contains(problem),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(PASSWORD), "{stderr}");
+    }
+}
+
+/// The library's store, embedded: `connect` reads the scopes (for
+/// `/openapi.json`) and the argon2 parameters rows already hold, and the
+/// app grants those scopes; a row the table cannot make a user of is 503,
+/// never a failed login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_embedded_lists_the_tables_scopes() {
+    use password_bearer::users::postgres::PostgresUsers;
+    use password_bearer::users::UserStore;
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let db = sql(&url).await;
+    db.batch_execute(password_bearer::users::postgres::SCHEMA)
+        .await
+        .expect("create the table");
+    insert_user(&db, "frank", "pw").await;
+    db.execute(
+        "UPDATE users SET scopes = '{me,reports,NULL}' WHERE username = 'frank'",
+        &[],
+    )
+    .await
+    .expect("grant reports");
+    db.execute(
+        "INSERT INTO users (username, hashed_password) VALUES ('broken', 'not-a-hash')",
+        &[],
+    )
+    .await
+    .expect("insert a broken row");
+    let store = PostgresUsers::new(&url).expect("a valid URL");
+    store.connect().await.expect("the database answers");
+    assert_eq!(store.scopes(), ["me", "reports"]);
+    assert!(store.hash_params().is_some());
+    let server = start_store(password_bearer::Config::new(store, test_key())).await;
+
+    let doc = get(server.addr, "/openapi.json", &[]).await.json();
+    let flow = &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+    let mut names: Vec<&str> = flow["scopes"]
+        .as_object()
+        .expect("scopes is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["me", "reports"], "{flow}");
+    let resp = login_with_scope(server.addr, "frank", "pw", "reports").await;
+    assert_eq!(token_claims(&access_token(&resp))["scope"], "reports");
+    assert_busy(&post_token(server.addr, &credentials("broken", "x")).await);
+}
