@@ -421,30 +421,40 @@ async fn follow(
                     subscription = subscribe(&redis, &channel).await;
                     subscription.is_some()
                 }
-                // A subscription that no longer answers (a connection cut
-                // without a word) is dropped, to be made again.
                 Some((sink, _)) => {
-                    if answers(sink).await {
-                        let seq = redis
-                            .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
-                            .await;
-                        matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next)
-                    } else {
-                        subscription = None;
-                        true
+                    // Behind Redis's count: read everything now, before the
+                    // ping, which may take its whole deadline.
+                    let seq = redis
+                        .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
+                        .await;
+                    if matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next) {
+                        catch_up(&redis, &followers, &mut next).await;
                     }
+                    // A subscription that no longer answers (a connection
+                    // cut without a word) is dropped, to be made again at
+                    // the next tick (which reads everything again).
+                    if !answers(sink).await {
+                        subscription = None;
+                    }
+                    false
                 }
             },
         };
         if behind {
-            // On failure, the next tick tries again.
-            if let Ok((seq, all)) = read_all(&redis).await {
-                for (revocation, _) in all {
-                    feed(&followers, revocation, None);
-                }
-                next = next.max(seq + 1);
-            }
+            catch_up(&redis, &followers, &mut next).await;
         }
+    }
+}
+
+/// Reads every revocation in force into the deny-lists, and moves `next`
+/// past the sequence number they come to; on failure, the next tick tries
+/// again.
+async fn catch_up(redis: &Redis, followers: &Mutex<Vec<DenyList>>, next: &mut u64) {
+    if let Ok((seq, all)) = read_all(redis).await {
+        for (revocation, _) in all {
+            feed(followers, revocation, None);
+        }
+        *next = (*next).max(seq + 1);
     }
 }
 
