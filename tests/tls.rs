@@ -122,10 +122,18 @@ mod with_tls {
 
         /// `request`'s status and body.
         async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> (u16, String) {
-            let response = tokio::time::timeout(IO_TIMEOUT, self.sender.send_request(request))
-                .await
-                .expect("an answer in time")
-                .expect("an answer");
+            // The connection's task must have taken the previous answer
+            // before the next request: on a loaded machine it may not
+            // have run yet, and hyper then refuses ("connection was not
+            // ready").
+            let sender = &mut self.sender;
+            let response = tokio::time::timeout(IO_TIMEOUT, async {
+                sender.ready().await?;
+                sender.send_request(request).await
+            })
+            .await
+            .expect("an answer in time")
+            .expect("an answer");
             let status = response.status().as_u16();
             let body = response
                 .into_body()
