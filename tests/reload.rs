@@ -75,13 +75,18 @@ async fn sighup_adds_removes_and_disables_users_while_a_connection_stays_open() 
     assert_invalid_grant(&post_token(addr, &credentials("carol", "carol's")).await);
 }
 
+/// A users file in `tmp` holding johndoe (password "secret") alone.
+fn johndoe_only(tmp: &TempDir) -> String {
+    tmp.file(
+        "users.json",
+        users_json(&[("johndoe", "secret", false)]).as_bytes(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_file_that_fails_to_load_changes_nothing_and_is_one_line() {
     let tmp = TempDir::new();
-    let users = tmp.file(
-        "users.json",
-        users_json(&[("johndoe", "secret", false)]).as_bytes(),
-    );
+    let users = johndoe_only(&tmp);
     let key = tmp.file("key", KEY_A);
     let (mut proc, addr) = server(&users, &[&key]);
     let john = login(addr, "johndoe", "secret").await;
@@ -108,10 +113,7 @@ async fn a_users_file_that_fails_to_load_changes_nothing_and_is_one_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_keys_and_a_dropped_key_stops_at_once() {
     let tmp = TempDir::new();
-    let users = tmp.file(
-        "users.json",
-        users_json(&[("johndoe", "secret", false)]).as_bytes(),
-    );
+    let users = johndoe_only(&tmp);
     let (signing, verifying) = (tmp.file("signing", KEY_A), tmp.file("verifying", KEY_B));
     let (mut proc, addr) = server(&users, &[&signing, &verifying]);
     let mut conn = Conn::open(addr).await;
@@ -139,10 +141,7 @@ async fn sighup_rotates_keys_and_a_dropped_key_stops_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_key_file_on_reload_keeps_the_running_keys() {
     let tmp = TempDir::new();
-    let users = tmp.file(
-        "users.json",
-        users_json(&[("johndoe", "secret", false)]).as_bytes(),
-    );
+    let users = johndoe_only(&tmp);
     let key = tmp.file("key", KEY_A);
     let (mut proc, addr) = server(&users, &[&key]);
     let token = login(addr, "johndoe", "secret").await;
