@@ -23,6 +23,12 @@
 #                                        a throwaway cluster: initdb, a free
 #                                        port, the demo users inserted)
 #                                        against ours with the users file
+#   benches/load.sh redis [ROUNDS] [SECONDS]
+#                                        GET /users/me, ours with --redis-url
+#                                        (the redis feature, a throwaway
+#                                        redis-server on a free port, nothing
+#                                        saved) against ours with sessions in
+#                                        the process, the same binary
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -34,7 +40,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=users_me
-case "${1:-}" in flood | conns | tls | postgres) mode=$1; shift ;; esac
+case "${1:-}" in flood | conns | tls | postgres | redis) mode=$1; shift ;; esac
 rounds=${1:-5}
 seconds=${2:-5}
 [ "$mode" = flood ] && seconds=${1:-10}
@@ -47,6 +53,7 @@ command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wr
 features=()
 [ "$mode" = tls ] && features=(--features tls)
 [ "$mode" = postgres ] && features=(--features postgres)
+[ "$mode" = redis ] && features=(--features redis)
 cargo build --release --quiet "${features[@]}" --bin password-bearer --example baseline
 
 source benches/servers.sh
@@ -119,6 +126,23 @@ PY
     psql -q -h 127.0.0.1 -p "$pgport" -U postgres -d postgres -v ON_ERROR_STOP=1 -f "$pgdir/users.sql"
     extra=(--users "$pg_url")
 fi
+# redis: a throwaway redis-server, nothing saved, stopped on exit; on core
+# 1 with wrk, as the database above: /users/me asks it nothing, and the
+# follower's poll (one small script every 500 ms) stays off the servers'
+# core.
+if [ "$mode" = redis ]; then
+    command -v redis-server >/dev/null || { echo "load.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 2; }
+    redisdir=$(mktemp -d)
+    redisport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    taskset -c 1 redis-server --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$redisdir" --logfile "$redisdir/log" --daemonize yes --pidfile "$redisdir/pid"
+    trap 'kill "$(cat "$redisdir/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redisdir"; cleanup' EXIT
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$redisport" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+    extra=(--redis-url "redis://127.0.0.1:$redisport/")
+fi
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \
     --max-connections $((held + 100)) --max-connections-per-ip 0 "${extra[@]}")
 ours_pid=$(cat "$work/ours.pid")
@@ -188,8 +212,9 @@ LUA
     exit 0
 fi
 
-# postgres: the other side is ours too, with the same users from the file.
-if [ "$mode" = postgres ]; then
+# postgres, redis: the other side is ours too, with the same users from the
+# file and sessions in the process.
+if [ "$mode" = postgres ] || [ "$mode" = redis ]; then
     base=$(start file target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \
         --max-connections $((held + 100)) --max-connections-per-ip 0 --users src/demo_users.json)
     base_pid=$(cat "$work/file.pid")
@@ -281,6 +306,12 @@ elif [ "$mode" = postgres ]; then
     side_by_side "GET /users/me: ours = --users postgres://…, base = ours with --users src/demo_users.json"
     echo "ratio: postgres / file throughput; cpu eff: file CPU per request / postgres (1.0 = as cheap as the file)"
     echo "RSS peak: postgres $(hwm_kib "$ours_pid") KiB, file $(hwm_kib "$base_pid") KiB"
+    echo "release binary: $(stat -c %s target/release/password-bearer) bytes, built with ${features[*]}"
+    exit 0
+elif [ "$mode" = redis ]; then
+    side_by_side "GET /users/me: ours = --redis-url, base = ours with sessions in the process"
+    echo "ratio: redis / in-process throughput; cpu eff: in-process CPU per request / redis (1.0 = as cheap)"
+    echo "RSS peak: redis $(hwm_kib "$ours_pid") KiB, in-process $(hwm_kib "$base_pid") KiB"
     echo "release binary: $(stat -c %s target/release/password-bearer) bytes, built with ${features[*]}"
     exit 0
 else

@@ -809,11 +809,13 @@ impl Options {
     }
 
     /// `config` with its sessions and failed-login counts in the Redis of
-    /// `--redis-url`, when given: connected at start (so inside the
-    /// runtime), and an error when Redis cannot be reached then.
+    /// `--redis-url`, when given: connected at start, on `runtime` (whose
+    /// tasks follow the revocations), and an error when Redis cannot be
+    /// reached then.
     #[cfg(feature = "redis")]
-    pub(crate) async fn connect_redis<S>(
+    pub(crate) fn connect_redis<S>(
         &self,
+        runtime: &tokio::runtime::Runtime,
         mut config: Config<S>,
     ) -> Result<Config<S>, ConfigError> {
         use password_bearer::redis::{Redis, RedisSessions, DEFAULT_PREFIX};
@@ -822,12 +824,12 @@ impl Options {
             return Ok(config);
         };
         let what = self.origin("redis-url");
-        let redis = Redis::connect(url, DEFAULT_PREFIX)
-            .await
+        let redis = runtime
+            .block_on(Redis::connect(url, DEFAULT_PREFIX))
             .map_err(|e| ConfigError::new(&what, e))?;
         if !config.refresh_token_ttl.is_zero() {
-            let sessions = RedisSessions::open(redis.clone(), DEFAULT_MAX_PER_USER)
-                .await
+            let sessions = runtime
+                .block_on(RedisSessions::open(redis.clone(), DEFAULT_MAX_PER_USER))
                 .map_err(|e| ConfigError::new(&what, e))?;
             config.sessions = Some(std::sync::Arc::new(sessions));
         }
@@ -835,10 +837,12 @@ impl Options {
         Ok(config)
     }
 
-    /// Without the `redis` feature, `--redis-url` is refused when read.
+    /// Without the `redis` feature, `--redis-url` is refused when read; not
+    /// `async`, so that the default binary carries no extra runtime entry.
     #[cfg(not(feature = "redis"))]
-    pub(crate) async fn connect_redis<S>(
+    pub(crate) fn connect_redis<S>(
         &self,
+        _runtime: &tokio::runtime::Runtime,
         config: Config<S>,
     ) -> Result<Config<S>, ConfigError> {
         Ok(config)

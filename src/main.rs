@@ -99,7 +99,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
     // The database's pool and the Redis connection live on this runtime;
     // the app lists the scopes the database reads.
     let connected = store::connect(&runtime, &config.users);
-    let app = Arc::new(App::new(runtime.block_on(options.connect_redis(config))?));
+    let app = Arc::new(App::new(options.connect_redis(&runtime, config)?));
     runtime.block_on(async {
         let listener = match inherited {
             Some(listener) => systemd::into_tokio(listener)?,

@@ -25,13 +25,13 @@ use tokio::task::JoinSet;
 
 /// An app served on two listeners: the API and its metrics. Dropping it
 /// shuts both down.
-struct Served {
-    api: SocketAddr,
-    metrics: SocketAddr,
+pub(crate) struct Served {
+    pub(crate) api: SocketAddr,
+    pub(crate) metrics: SocketAddr,
     _stop: [oneshot::Sender<()>; 2],
 }
 
-async fn start_both(config: Config) -> Served {
+pub(crate) async fn start_both(config: Config) -> Served {
     let app = Arc::new(App::new(config));
     let bind = || TcpListener::bind("127.0.0.1:0");
     let (api, metrics) = (bind().await.expect("bind"), bind().await.expect("bind"));
@@ -57,7 +57,7 @@ fn quiet(mut config: Config) -> Config {
 }
 
 /// One scrape, checked to be a 200 in the exposition format and parsed.
-async fn scrape(metrics: SocketAddr) -> Scrape {
+pub(crate) async fn scrape(metrics: SocketAddr) -> Scrape {
     let resp = get(metrics, "/metrics", &[]).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.header("content-type"), Some(CONTENT_TYPE));
@@ -79,7 +79,7 @@ async fn scrape(metrics: SocketAddr) -> Scrape {
 }
 
 /// The value of the series `name` with exactly `labels`; `None` when absent.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let matches = |s: &&Sample| {
         s.metric == name
             && labels.len() == s.labels.iter().count()

@@ -3,7 +3,8 @@
 //! the other and its reuse ending the session on both, a revocation on one
 //! honoured by the other within a second (a lost subscription included),
 //! Redis stopped (503 with `Retry-After`, `/healthz` 503, no failure
-//! counted) and started again (recovery, no restart), and `--redis-url`.
+//! counted) and started again (recovery, no restart), the sessions gauge
+//! of each counting every instance's sessions, and `--redis-url`.
 //!
 //! Each test binary starts its own throwaway `redis-server` on a free port
 //! in a temporary directory, with nothing saved; a watchdog stops it when
@@ -11,10 +12,13 @@
 //! test starts one of its own, since it stops it.
 
 use crate::cli::{assert_config_error, command, Proc, TempDir};
+use crate::metrics::{scrape, start_both};
 use crate::sessions::{self, field, revoke};
 use crate::support::*;
+use password_bearer::redis::sessions::POLL;
 use password_bearer::redis::{Redis, RedisSessions};
 use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
+use password_bearer::sessions::{Advance, Session, SessionStore};
 use password_bearer::throttle::Limits;
 use password_bearer::users::Users;
 use password_bearer::Config;
@@ -130,16 +134,22 @@ fn prefix() -> String {
     )
 }
 
-/// An instance with the demo users and the test key, its sessions and
-/// failed-login counts in the Redis at `url` under `prefix`.
-async fn instance(url: &str, prefix: &str, limits: Limits) -> TestServer {
+/// The demo users and the test key, sessions (at most `max_per_user` a
+/// user) and failed-login counts in the Redis at `url` under `prefix`.
+async fn config(url: &str, prefix: &str, max_per_user: usize) -> Config {
     let redis = Redis::connect(url, prefix).await.expect("Redis answers");
-    let sessions = RedisSessions::open(redis.clone(), DEFAULT_MAX_PER_USER)
+    let sessions = RedisSessions::open(redis.clone(), max_per_user)
         .await
         .expect("Redis answers");
     let mut config = Config::new(Users::demo(), test_key());
     config.sessions = Some(Arc::new(sessions));
     config.shared_throttle = Some(redis);
+    config
+}
+
+/// An instance of [`config`], with `limits`.
+async fn instance(url: &str, prefix: &str, limits: Limits) -> TestServer {
+    let mut config = config(url, prefix, DEFAULT_MAX_PER_USER).await;
     config.throttle = limits;
     start_with(config).await
 }
@@ -337,14 +347,30 @@ async fn redis_stopped_is_503_without_counting_and_its_return_needs_no_restart()
     let prefix = prefix();
     let mut limits = Limits::default();
     limits.per_user = 2;
-    let a = instance(&server.url(), &prefix, limits.clone()).await;
+    // A's metrics too: its sessions gauge.
+    let mut a_config = config(&server.url(), &prefix, DEFAULT_MAX_PER_USER).await;
+    a_config.throttle = limits.clone();
+    let a = start_both(a_config).await;
     let b = instance(&server.url(), &prefix, limits).await;
-    let json = login_json(a.addr).await;
+    let json = login_json(a.api).await;
     let access = field(&json, "access_token");
     assert_eq!(get(b.addr, "/healthz", &[]).await.status, 200);
+    let gauge = || async {
+        let scrape = scrape(a.metrics).await;
+        crate::metrics::value(&scrape, "password_bearer_sessions", &[])
+    };
+    // Until the follower polls, then what it counts.
+    let gauge_becomes = |wanted: Option<f64>| async move {
+        let start = Instant::now();
+        while gauge().await != wanted {
+            assert!(start.elapsed() < Duration::from_secs(3), "{wanted:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    gauge_becomes(Some(1.0)).await;
 
     server.stop();
-    for addr in [a.addr, b.addr] {
+    for addr in [a.api, b.addr] {
         // Wrong passwords, more than the limit: never 400, never 429.
         for _ in 0..3 {
             let resp = post_token(addr, &credentials("johndoe", "wrong")).await;
@@ -358,30 +384,109 @@ async fn redis_stopped_is_503_without_counting_and_its_return_needs_no_restart()
         // A valid access token is still served from the deny-list in memory.
         assert_eq!(me_status(addr, &access).await, 200);
     }
+    // A count Redis cannot give is left out, not a stale one shown.
+    gauge_becomes(None).await;
 
     server.resume();
-    for addr in [a.addr, b.addr] {
+    for addr in [a.api, b.addr] {
         let start = Instant::now();
         while get(addr, "/healthz", &[]).await.status != 200 {
             assert!(start.elapsed() < Duration::from_secs(10), "no recovery");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // Back, with nothing saved: no session survived the restart.
+    gauge_becomes(Some(0.0)).await;
     // The outage counted nothing: the limit's worth of failures, then 429.
-    for addr in [a.addr, b.addr] {
+    for addr in [a.api, b.addr] {
         assert_invalid_grant(&post_token(addr, &credentials("johndoe", "wrong")).await);
     }
-    let resp = post_token(a.addr, &credentials("johndoe", "wrong")).await;
+    let resp = post_token(a.api, &credentials("johndoe", "wrong")).await;
     assert_eq!(resp.status, 429, "{}", resp.text());
     // Sessions work again, across instances, and so do revocations.
     let c = instance(&server.url(), &prefix, Limits::default()).await;
     let fresh = login_json(c.addr).await;
-    let resp = refresh(a.addr, &field(&fresh, "refresh_token")).await;
+    let resp = refresh(a.api, &field(&fresh, "refresh_token")).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
     let access = field(&fresh, "access_token");
     assert_eq!(me_status(b.addr, &access).await, 200);
-    assert_eq!(revoke(a.addr, &access).await.status, 200);
+    assert_eq!(revoke(a.api, &access).await.status, 200);
     refused_within(b.addr, &access, Duration::from_secs(1)).await;
+}
+
+/// `password_bearer_sessions` on each instance counts every instance's
+/// sessions, the one `all` set in Redis, re-read every [`POLL`]: a login on
+/// either adds one; a session evicted by the per-user cap, ended by a
+/// reused refresh token or revoked leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_gauges_every_instances_sessions() {
+    let (url, prefix) = (shared().url(), prefix());
+    let a = start_both(config(&url, &prefix, 2).await).await;
+    let b = start_both(config(&url, &prefix, 2).await).await;
+    // Both gauges, once each instance has polled since the last change.
+    let gauges = || async {
+        tokio::time::sleep(POLL * 2 + Duration::from_millis(200)).await;
+        let gauge = |scrape| crate::metrics::value(&scrape, "password_bearer_sessions", &[]);
+        (
+            gauge(scrape(a.metrics).await),
+            gauge(scrape(b.metrics).await),
+        )
+    };
+    assert_eq!(gauges().await, (Some(0.0), Some(0.0)));
+
+    // Three logins, the first evicted by the cap of two: it is the oldest,
+    // the others logging in at least a poll later (within one second the
+    // order is the random ids', as in memory).
+    let _evicted = login_json(a.api).await;
+    assert_eq!(gauges().await, (Some(1.0), Some(1.0)));
+    let second = login_json(b.api).await;
+    let third = login_json(a.api).await;
+    assert_eq!(gauges().await, (Some(2.0), Some(2.0)));
+
+    // The second's refresh token used on B, then again on A: reused.
+    let first_use = refresh(b.api, &field(&second, "refresh_token")).await;
+    assert_eq!(first_use.status, 200, "{}", first_use.text());
+    let reuse = refresh(a.api, &field(&second, "refresh_token")).await;
+    assert_eq!(reuse.status, 400, "{}", reuse.text());
+    assert_eq!(gauges().await, (Some(1.0), Some(1.0)));
+
+    let revoked = revoke(b.api, &field(&third, "refresh_token")).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert_eq!(gauges().await, (Some(0.0), Some(0.0)));
+}
+
+/// The store's own count (what the gauge shows) when two refreshes race:
+/// the one that loses inside Redis's script ends the session, which leaves
+/// the count; a session past its end is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_by_a_raced_refresh_or_its_end_leaves_the_count() {
+    let redis = Redis::connect(&shared().url(), &prefix())
+        .await
+        .expect("Redis answers");
+    let store = RedisSessions::open(redis, DEFAULT_MAX_PER_USER)
+        .await
+        .expect("Redis answers");
+    let counted = || async {
+        tokio::time::sleep(POLL * 2 + Duration::from_millis(200)).await;
+        store.session_count()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let raced = Session::start("johndoe", "", now, now + 3600).unwrap();
+    let ending = Session::start("alice", "", now, now + 3).unwrap();
+    store.create(raced.clone()).await.unwrap();
+    store.create(ending).await.unwrap();
+    assert_eq!(counted().await, Some(2));
+    // Both refreshes read counter 0; the first advances it, the second
+    // finds it moved.
+    let advance = || store.advance(raced.id, 0, now, now + 60);
+    assert_eq!(advance().await.unwrap(), Advance::Advanced);
+    assert_eq!(advance().await.unwrap(), Advance::Reused);
+    // By now `ending` has ended too.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(counted().await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,10 @@
 //! - `revoked`, a sorted set of `s:<session id>` and `t:<token id>` by the
 //!   time the revocation may be forgotten; entries past it are removed at
 //!   each revocation, and the key expires with its last entry;
-//! - `revoked:seq`, the number of revocations made, one integer.
+//! - `revoked:seq`, the number of revocations made, one integer;
+//! - `all`, a sorted set of every session by end, for the
+//!   `password_bearer_sessions` gauge: what has ended is dropped at each
+//!   login, and the key expires with its last entry.
 //!
 //! Rotation is one script: the counter is compared and moved, or the
 //! session removed and revoked, in one atomic step, so of two refreshes
@@ -41,13 +44,14 @@ use crate::users::StoreError;
 use ::redis::aio::{PubSubSink, PubSubStream};
 use ::redis::Script;
 use futures_util::StreamExt as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 
-/// How often each instance checks that it has heard of every revocation:
-/// the worst case of a lost pub/sub message, at the cost of one `GET` per
-/// instance per period.
+/// How often each instance checks that it has heard of every revocation
+/// (the worst case of a lost pub/sub message) and counts the sessions, at
+/// the cost of one small script per instance per period.
 pub const POLL: Duration = Duration::from_millis(500);
 
 /// Records a revocation and tells every instance: prepended to the scripts
@@ -66,22 +70,30 @@ local function revoke(zset, seq, channel, member, untilv, now, owner)
 end
 ";
 
-/// KEYS: session, user's set. ARGV: id, username, scope, created, end,
-/// secret, most sessions per user, now, prefix.
+/// KEYS: session, user's set, every session's set. ARGV: id, username,
+/// scope, created, end, secret, most sessions per user, now, prefix.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local function add(zset, score, member)
+  redis.call('ZADD', zset, score, member)
+  local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
+  redis.call('EXPIREAT', zset, last[2])
+end
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 'sc', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'n', 0, 'k', ARGV[6])
 redis.call('EXPIREAT', KEYS[1], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[8])
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7]) + 1
 if over > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[9] .. 's:' .. oldest[i]) end
+  for i = 1, #oldest, 2 do
+    redis.call('DEL', ARGV[9] .. 's:' .. oldest[i])
+    redis.call('ZREM', KEYS[3], oldest[i])
+  end
 end
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('EXPIREAT', KEYS[2], last[2])
+add(KEYS[2], ARGV[5], ARGV[1])
+add(KEYS[3], ARGV[5], ARGV[1])
 ",
     )
 });
@@ -102,6 +114,7 @@ end
 if n < from then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[6] .. 'u:' .. v[3], ARGV[4])
+redis.call('ZREM', ARGV[6] .. 'all', ARGV[4])
 revoke(KEYS[2], KEYS[3], ARGV[5], 's:' .. ARGV[4], ARGV[3], ARGV[2], v[3])
 return 2
 "
@@ -117,6 +130,7 @@ local u = redis.call('HGET', KEYS[1], 'u')
 if u then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', ARGV[5] .. 'u:' .. u, ARGV[1])
+  redis.call('ZREM', ARGV[5] .. 'all', ARGV[1])
 else
   u = ''
 end
@@ -149,6 +163,21 @@ return {n, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCO
     )
 });
 
+/// KEYS: revoked:seq, every session's set. ARGV: now. Answers the
+/// sequence number and the sessions not yet ended, for the follower's tick.
+static POLL_COUNTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {n, redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')}
+",
+    )
+});
+
+/// [`RedisSessions`]'s answer to [`SessionStore::session_count`] while it
+/// has none: Redis has not answered the last count.
+const UNKNOWN: u64 = u64::MAX;
+
 /// Sessions and revocations in Redis (see the module's header).
 pub struct RedisSessions {
     redis: Redis,
@@ -161,6 +190,9 @@ pub struct RedisSessions {
     followers: Arc<Mutex<Vec<DenyList>>>,
     /// Tells the follower a deny-list was added: it reads everything again.
     added: Arc<Notify>,
+    /// Sessions not yet ended, in every instance, as the follower last
+    /// counted them (every [`POLL`]); [`UNKNOWN`] when Redis did not answer.
+    count: Arc<AtomicU64>,
     /// Dropped with the store, which ends the follower task.
     _stop: oneshot::Sender<()>,
 }
@@ -180,12 +212,15 @@ impl RedisSessions {
     /// task that follows later revocations; fails when Redis cannot answer.
     pub async fn open(redis: Redis, max_per_user: usize) -> Result<RedisSessions, StoreError> {
         let (_, snapshot) = read_all(&redis).await?;
+        let (_, sessions) = poll_counts(&redis).await?;
         let followers = Arc::new(Mutex::new(Vec::new()));
         let added = Arc::new(Notify::new());
+        let count = Arc::new(AtomicU64::new(sessions));
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(follow(
             redis.clone(),
             followers.clone(),
+            count.clone(),
             added.clone(),
             stopped,
         ));
@@ -195,6 +230,7 @@ impl RedisSessions {
             snapshot: snapshot.into_iter().map(|(r, _)| r).collect(),
             followers,
             added,
+            count,
             _stop: stop,
         })
     }
@@ -211,6 +247,7 @@ impl SessionStore for RedisSessions {
             let mut call = CREATE.prepare_invoke();
             call.key(self.session_key(session.id))
                 .key(self.redis.key(&format!("u:{}", session.username)))
+                .key(self.redis.key("all"))
                 .arg(&id)
                 .arg(&session.username)
                 .arg(&session.scope)
@@ -299,6 +336,13 @@ impl SessionStore for RedisSessions {
             .collect()
     }
 
+    /// Every instance's sessions, not only this one's: the count of the
+    /// `all` set, read by the follower every [`POLL`] (so up to that old),
+    /// and `None` (the gauge left out) while Redis does not answer it.
+    fn session_count(&self) -> Option<u64> {
+        Some(self.count.load(Ordering::Relaxed)).filter(|&n| n != UNKNOWN)
+    }
+
     fn health(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.redis.ping())
     }
@@ -371,12 +415,23 @@ enum Event {
     Tick,
 }
 
+/// The sequence number of the last revocation, and the sessions not yet
+/// ended, in one round trip.
+async fn poll_counts(redis: &Redis) -> Result<(u64, u64), StoreError> {
+    let mut call = POLL_COUNTS.prepare_invoke();
+    call.key(redis.key("revoked:seq"))
+        .key(redis.key("all"))
+        .arg(crate::auth::unix_now());
+    redis.run(&call).await
+}
+
 /// The follower task: keeps every deny-list handed to the store in step
-/// with the `revoked` set (see the module's header), until the store is
-/// dropped.
+/// with the `revoked` set (see the module's header), and `count` with the
+/// sessions' set, until the store is dropped.
 async fn follow(
     redis: Redis,
     followers: Arc<Mutex<Vec<DenyList>>>,
+    count: Arc<AtomicU64>,
     added: Arc<Notify>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -416,29 +471,32 @@ async fn follow(
                 }
                 None => false,
             },
-            Event::Tick => match subscription.as_mut() {
-                None => {
-                    subscription = subscribe(&redis, &channel).await;
-                    subscription.is_some()
-                }
-                Some((sink, _)) => {
-                    // Behind Redis's count: read everything now, before the
-                    // ping, which may take its whole deadline.
-                    let seq = redis
-                        .query::<Option<u64>>(::redis::cmd("GET").arg(redis.key("revoked:seq")))
-                        .await;
-                    if matches!(seq, Ok(seq) if seq.unwrap_or(0) >= next) {
-                        catch_up(&redis, &followers, &mut next).await;
+            Event::Tick => {
+                let polled = poll_counts(&redis).await;
+                let sessions = polled.as_ref().map_or(UNKNOWN, |&(_, sessions)| sessions);
+                count.store(sessions, Ordering::Relaxed);
+                match subscription.as_mut() {
+                    None => {
+                        subscription = subscribe(&redis, &channel).await;
+                        subscription.is_some()
                     }
-                    // A subscription that no longer answers (a connection
-                    // cut without a word) is dropped, to be made again at
-                    // the next tick (which reads everything again).
-                    if !answers(sink).await {
-                        subscription = None;
+                    Some((sink, _)) => {
+                        // Behind Redis's count: read everything now, before
+                        // the ping, which may take its whole deadline.
+                        if matches!(polled, Ok((seq, _)) if seq >= next) {
+                            catch_up(&redis, &followers, &mut next).await;
+                        }
+                        // A subscription that no longer answers (a
+                        // connection cut without a word) is dropped, to be
+                        // made again at the next tick (which reads
+                        // everything again).
+                        if !answers(sink).await {
+                            subscription = None;
+                        }
+                        false
                     }
-                    false
                 }
-            },
+            }
         };
         if behind {
             catch_up(&redis, &followers, &mut next).await;
