@@ -157,6 +157,16 @@ pub(crate) const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "users-table",
+        help: "the table of --users postgres://…, NAME or SCHEMA.NAME in lowercase SQL \
+               identifiers; created when missing (builds with the `postgres` feature)",
+        default: "users",
+        apply: Apply::Value("NAME", |o, v| {
+            o.users_table = Some(users_table(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
         name: "secret-key-file",
         help: "HS256 key: the file's content, trimmed, >= 32 bytes; give it again to \
                rotate: the first key signs, every key verifies",
@@ -487,6 +497,8 @@ pub(crate) struct Options {
     pub(crate) tls_key: Option<PathBuf>,
     /// `--users`.
     pub(crate) users: Option<PathBuf>,
+    /// `--users-table`, checked to be a table's name.
+    pub(crate) users_table: Option<String>,
     /// `--secret-key-file`, each time it was given: the first signs.
     pub(crate) secret_key_files: Vec<PathBuf>,
     /// `--refresh-token-ttl-days`.
@@ -546,6 +558,7 @@ impl Default for Options {
             tls_cert: None,
             tls_key: None,
             users: None,
+            users_table: None,
             secret_key_files: Vec::new(),
             refresh_token_ttl_days: 14,
             state_dir: None,
@@ -710,6 +723,21 @@ fn open_state_dir(
         Ok(store) => Ok(std::sync::Arc::new(store)),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Checks that `text` names a table as the PostgreSQL store takes it.
+#[cfg(feature = "postgres")]
+fn users_table(text: &str) -> Result<String, String> {
+    password_bearer::users::postgres::check_table(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
+/// Without the `postgres` feature, there is no table to name.
+#[cfg(not(feature = "postgres"))]
+fn users_table(_text: &str) -> Result<String, String> {
+    Err("this binary was built without the `postgres` feature \
+         (cargo build --release --features postgres)"
+        .into())
 }
 
 /// Checks that `text` is a Redis URL, without repeating it (it may hold a
@@ -912,7 +940,23 @@ impl Options {
         &self,
         running: Option<&Store>,
     ) -> Result<(Store, Vec<SecretKey>), ConfigError> {
-        let users = store::open(self.users.as_deref(), &self.origin("users"), running)?;
+        let from_table = self
+            .users
+            .as_deref()
+            .is_some_and(|users| store::names_postgres(&users.to_string_lossy()));
+        if self.users_table.is_some() && !from_table {
+            return Err(ConfigError::new(
+                self.origin("users-table"),
+                "names a PostgreSQL table, but the users come from a file \
+                 (--users postgres://… reads them from a table)",
+            ));
+        }
+        let users = store::open(
+            self.users.as_deref(),
+            &self.origin("users"),
+            self.users_table.as_deref(),
+            running,
+        )?;
         let mut keys = Vec::with_capacity(self.secret_key_files.len());
         for path in &self.secret_key_files {
             let what = format!("{} {}", self.origin("secret-key-file"), path.display());
@@ -1039,10 +1083,12 @@ mod tests {
     fn the_defaults_help_shows_are_the_real_ones() {
         for flag in FLAGS {
             // These describe what happens without the flag: no file, or
-            // as many workers as cores.
+            // as many workers as cores; `users-table` is refused by a build
+            // without its feature, and names the default table otherwise.
             if flag.default.is_empty()
                 || [
                     "users",
+                    "users-table",
                     "secret-key-file",
                     "workers",
                     "max-connections-per-ip",
@@ -1278,6 +1324,7 @@ mod tests {
             tls_cert: Some("/etc/pb/cert.pem".into()),
             tls_key: Some("/etc/pb/key.pem".into()),
             users: Some("/etc/pb/users.json".into()),
+            users_table: None,
             secret_key_files: vec!["/etc/pb/key".into()],
             refresh_token_ttl_days: 14,
             state_dir: None,

@@ -23,16 +23,18 @@ pub(crate) enum Store {
 
 /// Whether `--users` names a database rather than a file: libpq's two
 /// URL schemes.
-fn names_postgres(text: &str) -> bool {
+pub(crate) fn names_postgres(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
 /// The store `--users` names (`origin` is how errors name the setting):
-/// the file read and checked, or the database's pool, built without
-/// connecting; on a reload (`running`), the database's running store.
+/// the file read and checked, or the database's pool on `table`
+/// (`--users-table`, checked when read), built without connecting; on a
+/// reload (`running`), the database's running store.
 pub(crate) fn open(
     users: Option<&Path>,
     origin: &str,
+    table: Option<&str>,
     running: Option<&Store>,
 ) -> Result<Store, ConfigError> {
     let Some(path) = users else {
@@ -40,7 +42,7 @@ pub(crate) fn open(
     };
     let text = path.to_string_lossy();
     if names_postgres(&text) {
-        return postgres(&text, origin, running);
+        return postgres(&text, origin, table, running);
     }
     let users = Users::load(path).map_err(|e| ConfigError {
         what: format!("{origin} {}", path.display()),
@@ -62,7 +64,12 @@ fn file(users: Users) -> Store {
 /// Without the feature: refused, without echoing the URL (it may hold a
 /// password).
 #[cfg(not(feature = "postgres"))]
-fn postgres(_url: &str, origin: &str, _running: Option<&Store>) -> Result<Store, ConfigError> {
+fn postgres(
+    _url: &str,
+    origin: &str,
+    _table: Option<&str>,
+    _running: Option<&Store>,
+) -> Result<Store, ConfigError> {
     Err(ConfigError {
         what: origin.to_owned(),
         problem: "a PostgreSQL URL, but this binary was built without the `postgres` \
@@ -72,12 +79,17 @@ fn postgres(_url: &str, origin: &str, _running: Option<&Store>) -> Result<Store,
 }
 
 #[cfg(feature = "postgres")]
-fn postgres(url: &str, origin: &str, running: Option<&Store>) -> Result<Store, ConfigError> {
-    use password_bearer::users::postgres::{redact, PostgresUsers};
+fn postgres(
+    url: &str,
+    origin: &str,
+    table: Option<&str>,
+    running: Option<&Store>,
+) -> Result<Store, ConfigError> {
+    use password_bearer::users::postgres::{redact, PostgresUsers, DEFAULT_TABLE};
     if let Some(Store::Postgres(running)) = running {
         return Ok(Store::Postgres(running.clone()));
     }
-    PostgresUsers::new(url)
+    PostgresUsers::with_table(url, table.unwrap_or(DEFAULT_TABLE))
         .map(|store| Store::Postgres(std::sync::Arc::new(store)))
         .map_err(|e| ConfigError {
             what: format!("{origin} {}", redact(url)),

@@ -733,4 +733,5 @@ fn a_postgres_url_needs_the_postgres_feature() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
         assert!(stderr.starts_with("password-bearer: --users: "), "{stderr}");
     }
+    assert_config_error(&["--users-table", "accounts"], "--features postgres");
 }

@@ -15,7 +15,7 @@
 //! process closes). `initdb` and `postgres` refuse to run as root: as root,
 //! they run as the `postgres` user.
 
-use crate::cli::{Proc, TempDir};
+use crate::cli::{assert_config_error, Proc, TempDir};
 use crate::support::*;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -412,7 +412,7 @@ async fn two_instances_see_sql_changes_within_a_second() {
         columns,
         expected.map(|(n, t, z)| (n.to_owned(), t.to_owned(), z.to_owned())),
     );
-    seen_line(&a, "created the users table");
+    seen_line(&a, r#"created the table "users""#);
 
     // Unknown on both, then inserted with SQL: logs in on both.
     for addr in [a_addr, b_addr] {
@@ -612,6 +612,53 @@ fn an_unreachable_database_starts_and_bad_urls_exit_2() {
         );
         assert!(!stderr.contains(PASSWORD), "{stderr}");
     }
+}
+
+/// `--users-table auth.user`: the table is created in the schema under
+/// that name (a reserved word, quoted), its rows are the users, and no
+/// `users` table is made; a name that is not one, or a table for users
+/// read from a file, is one line and exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_table_names_the_table_read_and_created() {
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let db = sql(&url).await;
+    db.batch_execute("CREATE SCHEMA auth")
+        .await
+        .expect("a schema");
+    let tmp = TempDir::new();
+    let (proc, addr) = server_with(&url, &key_file(&tmp), &["--users-table", "auth.user"]);
+    let created = seen_line(&proc, "created the table");
+    assert!(created.contains(r#""auth"."user""#), "{created}");
+    let hash = password_bearer::password::hash_password("pw").expect("hashing succeeds");
+    db.execute(
+        r#"INSERT INTO auth."user" (username, hashed_password) VALUES ('frank', $1)"#,
+        &[&hash],
+    )
+    .await
+    .expect("insert a user");
+    let resp = until_login(addr, &credentials("frank", "pw"), 200).await;
+    let token = resp.json()["access_token"].as_str().unwrap().to_owned();
+    let me = get_me(addr, &format!("Bearer {token}")).await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["username"], "frank");
+    let missing = db
+        .query_one("SELECT to_regclass('users') IS NULL", &[])
+        .await
+        .expect("a query");
+    assert!(missing.get::<_, bool>(0), "a users table was created");
+    drop(proc);
+
+    for bad in ["Users", "auth.user;drop", "a.b.c"] {
+        assert_config_error(
+            &["--users", &url, "--users-table", bad],
+            "--users-table: not a table name",
+        );
+    }
+    assert_config_error(
+        &["--users-table", "accounts"],
+        "--users-table: names a PostgreSQL table, but the users come from a file",
+    );
 }
 
 /// The library's store, embedded: `connect` reads the scopes (for

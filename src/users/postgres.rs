@@ -22,7 +22,9 @@
 //! gone. The pool replaces connections the server closed, so the store
 //! recovers by itself when the database comes back.
 //!
-//! The table is [`SCHEMA`] (`contrib/postgres/users.sql`), created when
+//! The table is [`SCHEMA`] (`contrib/postgres/users.sql`), named `users`
+//! unless [`PostgresUsers::with_table`] names another (in another schema,
+//! say), created when
 //! missing at the first connection that works, and never again: a lookup
 //! that recreated a dropped table would find nobody, and every login would
 //! fail, counted, instead of getting 503. There is no TLS to the database
@@ -58,6 +60,13 @@ use tokio_postgres::NoTls;
 /// The users table, as created when missing: the users file's shape.
 pub const SCHEMA: &str = include_str!("../../contrib/postgres/users.sql");
 
+/// The table [`PostgresUsers::new`] reads.
+pub const DEFAULT_TABLE: &str = "users";
+
+/// The statement of [`SCHEMA`] that names the table, replaced when the
+/// table has another name.
+const CREATE_DEFAULT: &str = "CREATE TABLE IF NOT EXISTS users (";
+
 /// How long a row read from the table is served before it is read again:
 /// the longest a change made with SQL takes to count on every instance.
 pub const FRESH_FOR: Duration = Duration::from_millis(500);
@@ -80,12 +89,62 @@ const MAX_CACHED: usize = 100_000;
 /// its own; users are spread over this many locks.
 const STRIPES: usize = 64;
 
-const FIND_USER: &str = "SELECT username, hashed_password, email, full_name, disabled, scopes \
-     FROM users WHERE username = $1";
+/// Every statement, written for one table's name.
+struct Queries {
+    /// The name as `to_regclass` reads it, to find whether it exists.
+    regclass: String,
+    create: String,
+    find_user: String,
+    /// Reads the table, not just the connection: a bare `SELECT 1` would
+    /// succeed with the table dropped.
+    health_check: String,
+    scopes: String,
+    hashes: String,
+}
 
-/// Reads the table, not just the connection: a bare `SELECT 1` would
-/// succeed with the table dropped.
-const HEALTH_CHECK: &str = "SELECT 1 FROM users LIMIT 1";
+impl Queries {
+    /// The statements for `table`, `name` or `schema.name`: each part a
+    /// lowercase SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes, as
+    /// PostgreSQL keeps them), quoted, so that a reserved word such as
+    /// `user` is a name too. Nothing else is accepted: the name is written
+    /// into SQL, never a value a client sends.
+    fn new(table: &str) -> Result<Queries, PostgresError> {
+        let parts: Vec<&str> = table.split('.').collect();
+        let identifier = |part: &str| {
+            let mut chars = part.chars();
+            part.len() <= 63
+                && chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        if parts.len() > 2 || !parts.iter().all(|p| identifier(p)) {
+            return Err(PostgresError::Table);
+        }
+        let quoted = parts
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(".");
+        Ok(Queries {
+            regclass: quoted.clone(),
+            create: SCHEMA.replacen(
+                CREATE_DEFAULT,
+                &format!("CREATE TABLE IF NOT EXISTS {quoted} ("),
+                1,
+            ),
+            find_user: format!(
+                "SELECT username, hashed_password, email, full_name, disabled, scopes \
+                 FROM {quoted} WHERE username = $1"
+            ),
+            health_check: format!("SELECT 1 FROM {quoted} LIMIT 1"),
+            scopes: format!(
+                "SELECT DISTINCT s FROM {quoted}, unnest(scopes) AS s WHERE s IS NOT NULL"
+            ),
+            hashes: format!("SELECT hashed_password FROM {quoted} LIMIT 1000"),
+        })
+    }
+}
 
 /// The users table of a PostgreSQL database, as a [`UserStore`]. Build it
 /// with [`PostgresUsers::new`] (no I/O), then call
@@ -106,6 +165,8 @@ pub struct PostgresUsers {
     down_since: Mutex<Option<(Instant, Arc<str>)>>,
     /// Whether the table exists (found or created).
     table_ready: AtomicBool,
+    /// The statements, for the table's name.
+    queries: Queries,
     /// Read at the first connection that works: `App::new` renders
     /// `/openapi.json` once.
     scopes: OnceLock<Vec<String>>,
@@ -137,6 +198,9 @@ pub enum PostgresError {
     Invalid(String),
     /// The connection pool could not be built.
     Pool(String),
+    /// The table's name is not `name` or `schema.name` in lowercase SQL
+    /// identifiers.
+    Table,
 }
 
 impl fmt::Display for PostgresError {
@@ -145,6 +209,10 @@ impl fmt::Display for PostgresError {
             PostgresError::NotAUrl => f.write_str("not a postgres:// or postgresql:// URL"),
             PostgresError::Invalid(why) => write!(f, "invalid PostgreSQL URL: {why}"),
             PostgresError::Pool(why) => write!(f, "cannot build the connection pool: {why}"),
+            PostgresError::Table => f.write_str(
+                "not a table name: one or two lowercase SQL identifiers \
+                 ([a-z_][a-z0-9_]*, at most 63 bytes each), as in users or auth.users",
+            ),
         }
     }
 }
@@ -155,6 +223,12 @@ impl std::error::Error for PostgresError {}
 /// rather than a users file.
 pub fn is_postgres_url(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// Checks that `table` names a table as [`PostgresUsers::with_table`]
+/// takes it (`name` or `schema.name`, lowercase SQL identifiers).
+pub fn check_table(table: &str) -> Result<(), PostgresError> {
+    Queries::new(table).map(drop)
 }
 
 /// `url` with its password replaced by `***`, in the user information and
@@ -214,8 +288,17 @@ enum Fault {
 impl PostgresUsers {
     /// The store for the database at `url` (`postgres://user:password@host:port/db`
     /// or `postgresql://…`, with libpq's options such as
-    /// `?connect_timeout=5`). Does no I/O: see [`PostgresUsers::connect`].
+    /// `?connect_timeout=5`), its table [`DEFAULT_TABLE`]. Does no I/O:
+    /// see [`PostgresUsers::connect`].
     pub fn new(url: &str) -> Result<PostgresUsers, PostgresError> {
+        PostgresUsers::with_table(url, DEFAULT_TABLE)
+    }
+
+    /// [`PostgresUsers::new`], its users in `table` (`name` or
+    /// `schema.name`, lowercase SQL identifiers), created with
+    /// [`SCHEMA`]'s columns when missing.
+    pub fn with_table(url: &str, table: &str) -> Result<PostgresUsers, PostgresError> {
+        let queries = Queries::new(table)?;
         if !is_postgres_url(url) {
             return Err(PostgresError::NotAUrl);
         }
@@ -254,6 +337,7 @@ impl PostgresUsers {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             down_since: Mutex::new(None),
             table_ready: AtomicBool::new(false),
+            queries,
             scopes: OnceLock::new(),
             params: OnceLock::new(),
         })
@@ -272,15 +356,8 @@ impl PostgresUsers {
     pub async fn connect(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         let read = async {
-            let scopes = client
-                .query(
-                    "SELECT DISTINCT s FROM users, unnest(scopes) AS s WHERE s IS NOT NULL",
-                    &[],
-                )
-                .await?;
-            let hashes = client
-                .query("SELECT hashed_password FROM users LIMIT 1000", &[])
-                .await?;
+            let scopes = client.query(&self.queries.scopes, &[]).await?;
+            let hashes = client.query(&self.queries.hashes, &[]).await?;
             Ok::<_, tokio_postgres::Error>((scopes, hashes))
         };
         let (scopes, hashes) = match tokio::time::timeout(TIMEOUT, read).await {
@@ -329,7 +406,10 @@ impl PostgresUsers {
             let create = async {
                 let exists = || async {
                     let found = client
-                        .query_one("SELECT to_regclass('users') IS NOT NULL", &[])
+                        .query_one(
+                            "SELECT to_regclass($1) IS NOT NULL",
+                            &[&self.queries.regclass],
+                        )
                         .await?;
                     found.try_get::<_, bool>(0)
                 };
@@ -337,10 +417,11 @@ impl PostgresUsers {
                     // Two instances starting together both find it
                     // missing; the one whose CREATE loses the race fails
                     // (a unique violation in the catalog), and finds it.
-                    match client.batch_execute(SCHEMA).await {
+                    match client.batch_execute(&self.queries.create).await {
                         Ok(()) => log::info!(
                             target: "password_bearer::users",
-                            "password-bearer: created the users table in {}",
+                            "password-bearer: created the table {} in {}",
+                            self.queries.regclass,
                             self.target
                         ),
                         Err(e) => {
@@ -419,7 +500,7 @@ impl PostgresUsers {
     async fn read(&self, username: &str) -> Result<Option<User>, Fault> {
         let client = self.client().await.map_err(Fault::Down)?;
         let query = async {
-            let statement = client.prepare_cached(FIND_USER).await?;
+            let statement = client.prepare_cached(&self.queries.find_user).await?;
             client.query_opt(&statement, &[&username]).await
         };
         let row = match tokio::time::timeout(TIMEOUT, query).await {
@@ -507,7 +588,8 @@ impl UserStore for PostgresUsers {
 
     async fn health(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        match tokio::time::timeout(TIMEOUT, client.query_opt(HEALTH_CHECK, &[])).await {
+        match tokio::time::timeout(TIMEOUT, client.query_opt(&self.queries.health_check, &[])).await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.dropped(client, &describe(&e))),
             Err(_) => Err(self.dropped(client, "timed out")),
@@ -577,5 +659,40 @@ mod tests {
         let store = PostgresUsers::new("postgresql://bob:hunter2@host/db").unwrap();
         assert_eq!(store.target(), "postgresql://bob:***@host/db");
         assert!(!format!("{store:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_table_is_named_by_lowercase_identifiers_and_quoted() {
+        for bad in [
+            "",
+            "Users",
+            "users;drop",
+            "a.b.c",
+            ".users",
+            "users.",
+            "1users",
+            "us ers",
+            "\"users\"",
+            &"u".repeat(64),
+        ] {
+            assert_eq!(
+                PostgresUsers::with_table("postgres://h/db", bad).unwrap_err(),
+                PostgresError::Table,
+                "{bad:?}"
+            );
+        }
+        let queries = Queries::new("auth.user").unwrap();
+        assert_eq!(queries.regclass, "\"auth\".\"user\"");
+        assert!(queries.find_user.contains("FROM \"auth\".\"user\" WHERE"));
+        // The schema file's statement is found and renamed.
+        assert!(queries
+            .create
+            .contains("CREATE TABLE IF NOT EXISTS \"auth\".\"user\" ("));
+        assert!(!queries.create.contains(CREATE_DEFAULT));
+        assert!(Queries::new(DEFAULT_TABLE)
+            .unwrap()
+            .create
+            .contains("\"users\""));
+        assert!(Queries::new(&"u".repeat(63)).is_ok());
     }
 }
