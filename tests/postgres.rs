@@ -535,6 +535,91 @@ async fn the_engine_stopped_is_503_and_both_recover_when_it_is_back() {
     assert_no_password(&[&a, &b]);
 }
 
+/// Every process of the cluster stopped with SIGSTOP until dropped
+/// (SIGCONT): connections are accepted and nothing answers, as a database
+/// behind a network partition, or stuck on its disk, looks to its clients.
+struct Frozen(Vec<String>);
+
+impl Frozen {
+    fn new() -> Frozen {
+        let pid_file = cluster().dir.join("data").join("postmaster.pid");
+        let postmaster = std::fs::read_to_string(&pid_file)
+            .expect("postmaster.pid")
+            .lines()
+            .next()
+            .expect("the postmaster's pid")
+            .to_owned();
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .expect("pgrep runs");
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(String::from),
+        );
+        run(Command::new("kill").arg("-STOP").args(&pids), "kill -STOP");
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        run(
+            Command::new("kill").arg("-CONT").args(&self.0),
+            "kill -CONT",
+        );
+    }
+}
+
+/// The database frozen (see [`Frozen`]): everything that needs it answers
+/// 503 within its deadline (2 s) rather than hanging, counts no failure,
+/// and the server recovers by itself once it moves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_is_503_within_the_deadline_and_counts_nothing() {
+    let _alone = GATE.write().await;
+    let url = new_database().await;
+    let tmp = TempDir::new();
+    let (proc, addr) = server_with(&url, &key_file(&tmp), &["--login-failures-per-user", "2"]);
+    insert_user(&sql(&url).await, "gina", "pa55word").await;
+    let token = access_token(&until_login(addr, &credentials("gina", "pa55word"), 200).await);
+
+    let frozen = Frozen::new();
+    // Past the cached row's half second, /users/me needs the database too.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let start = Instant::now();
+    let mut waiting = tokio::task::JoinSet::new();
+    // As many wrong passwords at once as the limit lets in flight.
+    for _ in 0..2 {
+        waiting.spawn(async move { post_token(addr, &credentials("gina", "wrong")).await });
+    }
+    waiting.spawn(async move { get_me(addr, &format!("Bearer {token}")).await });
+    waiting.spawn(async move { post_token(addr, &credentials("nobody", "x")).await });
+    while let Some(resp) = waiting.join_next().await {
+        assert_busy(&resp.expect("a request"));
+    }
+    let resp = get(addr, "/healthz", &[]).await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    // Each waited at most the 2 s deadline, and the later ones less.
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    drop(frozen);
+    until_health(addr, 200).await;
+    // The wrong passwords answered 503 counted nothing.
+    for _ in 0..2 {
+        let resp = post_token(addr, &credentials("gina", "wrong")).await;
+        assert_eq!(resp.status, 400, "{}", resp.text());
+    }
+    let resp = post_token(addr, &credentials("gina", "wrong")).await;
+    assert_eq!(resp.status, 429, "{}", resp.text());
+    assert_no_password(&[&proc]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_missing_at_startup_is_503_until_it_is_created() {
     let _shared = GATE.read().await;

@@ -99,6 +99,56 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The server's process id, as it reports it.
+    async fn pid(&self) -> u32 {
+        let info: String = self.query(::redis::cmd("INFO").arg("server")).await;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no process_id in {info}"))
+    }
+
+    /// One command on a connection of the test's own.
+    async fn query<T: ::redis::FromRedisValue>(&self, command: &::redis::Cmd) -> T {
+        let client = ::redis::Client::open(self.url()).expect("a Redis URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers");
+        command
+            .query_async(&mut connection)
+            .await
+            .expect("the command succeeds")
+    }
+}
+
+/// A process stopped with SIGSTOP until dropped (SIGCONT): frozen, it
+/// accepts connections and reads nothing, as a Redis behind a network
+/// partition or stuck on its disk looks to its clients.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Frozen {
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
@@ -412,6 +462,61 @@ async fn redis_stopped_is_503_without_counting_and_its_return_needs_no_restart()
     assert_eq!(me_status(b.addr, &access).await, 200);
     assert_eq!(revoke(a.api, &access).await.status, 200);
     refused_within(b.addr, &access, Duration::from_secs(1)).await;
+}
+
+/// Redis frozen (SIGSTOP): logins answer 503 within the calls' deadline,
+/// `/healthz` 503, `/users/me` still 200. The admissions it had received
+/// run when it moves again (SIGCONT), and reserve failures nobody made;
+/// each instance returns them by itself, so the outage counted nothing:
+/// the limit's worth of wrong passwords, then 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_503_and_once_thawed_has_counted_nothing() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let mut limits = Limits::default();
+    limits.per_user = 2;
+    let a = instance(&server.url(), &prefix, limits).await;
+    let access = field(&login_json(a.addr).await, "access_token");
+    let pid = server.pid().await;
+
+    let frozen = Frozen::new(pid);
+    let start = Instant::now();
+    let mut guesses = JoinSet::new();
+    for _ in 0..5 {
+        let addr = a.addr;
+        guesses.spawn(async move { post_token(addr, &credentials("johndoe", "wrong")).await });
+    }
+    while let Some(resp) = guesses.join_next().await {
+        assert_busy(&resp.expect("a guess"));
+    }
+    assert_eq!(get(a.addr, "/healthz", &[]).await.status, 503);
+    assert_eq!(me_status(a.addr, &access).await, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(frozen);
+
+    // What the five reserved is returned: no failure count is left.
+    let failures = ::redis::cmd("KEYS").arg(format!("{prefix}t:*")).clone();
+    let start = Instant::now();
+    loop {
+        let keys: Vec<String> = server.query(&failures).await;
+        if keys.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still counted: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..2 {
+        assert_invalid_grant(&post_token(a.addr, &credentials("johndoe", "wrong")).await);
+    }
+    let resp = post_token(a.addr, &credentials("johndoe", "wrong")).await;
+    assert_eq!(resp.status, 429, "{}", resp.text());
 }
 
 /// `password_bearer_sessions` on each instance counts every instance's

@@ -16,6 +16,17 @@
 //! clears the username's failures and returns the address's reservation;
 //! a refund returns both; a failure leaves them. Time is Redis's clock
 //! (`TIME`), so instances whose clocks differ count one window.
+//!
+//! A store that fails is not a wrong password. An admission Redis did not
+//! answer in time may still run (a slow or frozen Redis runs what it
+//! received once it moves again), leaving reservations nobody settles:
+//! failures nobody made, which would lock the user out once Redis is back.
+//! So an admission that fails is returned, and a settlement that fails is
+//! sent again, in the background, until Redis takes it; then once more
+//! after [`super::CALL_TIMEOUT`] twice, in case the first arrived ahead of
+//! the admission it undoes (on a connection made since). Each is idempotent
+//! (a `ZREM` or a `DEL` of what this attempt reserved), and none outlives
+//! the window, after which the reservation no longer counts anyway.
 
 use super::Redis;
 use crate::addr::address_key;
@@ -26,9 +37,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+/// How long a settlement Redis did not take waits before it is sent again.
+const RESEND_AFTER: Duration = Duration::from_millis(500);
+
+/// The longest a settlement waits between two sendings.
+const MAX_RESEND_PAUSE: Duration = Duration::from_secs(8);
+
+/// Most settlements being sent again at once, per instance: a Redis down
+/// for long while clients keep trying holds this many small tasks at most;
+/// past it, a reservation stands until it leaves the window (logged).
+const MAX_RESENDING: usize = 4096;
 
 /// KEYS: username's set, address's set. ARGV: the username's limit, the
 /// address's (0: not counted), the window in ms, the reservation's name,
@@ -94,6 +116,8 @@ pub struct RedisThrottle {
     instance: u64,
     /// Names each reservation of this process apart from the others.
     next: AtomicU64,
+    /// Settlements being sent again now ([`MAX_RESENDING`] at most).
+    resending: Arc<AtomicUsize>,
 }
 
 /// An attempt [`RedisThrottle::admit`] let through, its failure reserved;
@@ -102,6 +126,12 @@ pub struct RedisThrottle {
 #[must_use = "settle the attempt: failed, succeeded or refund"]
 pub struct SharedAttempt<'a> {
     throttle: &'a RedisThrottle,
+    reservation: Reservation,
+}
+
+/// One attempt's reservations: where they are, and their name.
+#[derive(Debug, Clone)]
+struct Reservation {
     /// The username's set, when the attempt names one.
     user: Option<String>,
     ip: String,
@@ -123,6 +153,7 @@ impl RedisThrottle {
             limits,
             instance: u64::from_le_bytes(bytes),
             next: AtomicU64::new(0),
+            resending: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -141,17 +172,31 @@ impl RedisThrottle {
     ) -> Result<Result<SharedAttempt<'_>, Throttled>, StoreError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let member = format!("{:016x}{n:x}", self.instance);
-        let user = username.map(|u| self.user_key(u));
-        let ip_key = self.ip_key(ip);
-        let verdict = self
-            .ask(user.as_deref(), ip.is_some(), &ip_key, &member, true)
-            .await?;
-        Ok(verdict.map(|()| SharedAttempt {
-            throttle: self,
-            user,
-            ip: ip_key,
+        let reservation = Reservation {
+            user: username.map(|u| self.user_key(u)),
+            ip: self.ip_key(ip),
             member,
-        }))
+        };
+        let asked = self
+            .ask(
+                reservation.user.as_deref(),
+                ip.is_some(),
+                &reservation.ip,
+                &reservation.member,
+                true,
+            )
+            .await;
+        match asked {
+            Ok(verdict) => Ok(verdict.map(|()| SharedAttempt {
+                throttle: self,
+                reservation,
+            })),
+            Err(e) => {
+                // It may have reserved, or may yet (module header).
+                self.resend(reservation, Settle::Return);
+                Err(e)
+            }
+        }
     }
 
     /// `Ok(Ok)` when an attempt for `username` from `ip` could go ahead
@@ -205,6 +250,42 @@ impl RedisThrottle {
         })
     }
 
+    /// Sends `settle` for `reservation` again in the background, until
+    /// Redis takes it and once more (see the module's header).
+    fn resend(&self, reservation: Reservation, settle: Settle) {
+        if self.resending.fetch_add(1, Ordering::Relaxed) >= MAX_RESENDING {
+            self.resending.fetch_sub(1, Ordering::Relaxed);
+            crate::logging::tally(
+                crate::logging::STORE_DOWN,
+                format_args!(
+                    "password-bearer: {MAX_RESENDING} throttle reservations already waiting \
+                     for Redis; one more stands until it leaves the window"
+                ),
+            );
+            return;
+        }
+        let redis = self.redis.clone();
+        let resending = self.resending.clone();
+        let window = self.limits.window;
+        tokio::spawn(async move {
+            let start = Instant::now();
+            // Doubled at each failure: a Redis down for long is asked a
+            // few times a minute per reservation, not twice a second.
+            let mut pause = RESEND_AFTER;
+            let mut taken = 0;
+            while taken < 2 && start.elapsed() < window {
+                tokio::time::sleep(pause).await;
+                if reservation.settle(&redis, settle).await.is_ok() {
+                    taken += 1;
+                    pause = super::CALL_TIMEOUT * 2;
+                } else {
+                    pause = (pause * 2).min(MAX_RESEND_PAUSE);
+                }
+            }
+            resending.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
     fn user_key(&self, username: &str) -> String {
         let digest = Sha256::digest(username.as_bytes());
         self.redis
@@ -236,31 +317,57 @@ impl SharedAttempt<'_> {
     pub fn failed(self) {}
 
     /// The password was right: the username's failures are forgotten, and
-    /// the address's reservation is returned. Best effort: should Redis
-    /// fail now, the reservation stands until it leaves the window.
+    /// the address's reservation is returned. Should Redis fail now, this
+    /// is sent again in the background (see the module's header).
     pub async fn succeeded(self) {
-        self.settle("clear").await;
+        self.settle(Settle::Clear).await;
     }
 
-    /// The attempt was never judged: both reservations are returned (best
-    /// effort, as [`SharedAttempt::succeeded`]).
+    /// The attempt was never judged: both reservations are returned (sent
+    /// again should Redis fail, as [`SharedAttempt::succeeded`]).
     pub async fn refund(self) {
-        self.settle("return").await;
+        self.settle(Settle::Return).await;
     }
 
-    async fn settle(self, user: &str) {
-        let redis = &self.throttle.redis;
+    async fn settle(self, settle: Settle) {
+        if let Err(e) = self.reservation.settle(&self.throttle.redis, settle).await {
+            crate::logging::tally(
+                crate::logging::STORE_DOWN,
+                format_args!(
+                    "password-bearer: a throttle reservation was not settled, sent again \
+                     in the background: {e}"
+                ),
+            );
+            self.throttle.resend(self.reservation, settle);
+        }
+    }
+}
+
+/// What a settlement does with the username's failures; the address's
+/// reservation is returned either way.
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    /// A success: every failure of the username is forgotten.
+    Clear,
+    /// Never judged: this attempt's reservation is returned.
+    Return,
+}
+
+impl Reservation {
+    /// Runs [`SETTLE`] for this reservation: idempotent, so it may be sent
+    /// again.
+    async fn settle(&self, redis: &Redis, settle: Settle) -> Result<(), StoreError> {
         let none = redis.key("t:none");
+        let user = match (&self.user, settle) {
+            (None, _) => "keep",
+            (Some(_), Settle::Clear) => "clear",
+            (Some(_), Settle::Return) => "return",
+        };
         let mut call = SETTLE.prepare_invoke();
         call.key(self.user.as_deref().unwrap_or(&none))
             .key(&self.ip)
             .arg(&self.member)
-            .arg(if self.user.is_some() { user } else { "keep" });
-        if let Err(e) = redis.run::<()>(&call).await {
-            crate::logging::tally(
-                crate::logging::STORE_DOWN,
-                format_args!("password-bearer: a throttle reservation was not settled: {e}"),
-            );
-        }
+            .arg(user);
+        redis.run::<()>(&call).await
     }
 }
