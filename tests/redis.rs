@@ -18,7 +18,7 @@ use crate::support::*;
 use password_bearer::redis::sessions::POLL;
 use password_bearer::redis::{Redis, RedisSessions};
 use password_bearer::sessions::memory::DEFAULT_MAX_PER_USER;
-use password_bearer::sessions::{Advance, Session, SessionStore};
+use password_bearer::sessions::{Advance, RefreshToken, Session, SessionStore};
 use password_bearer::throttle::Limits;
 use password_bearer::users::Users;
 use password_bearer::Config;
@@ -517,6 +517,64 @@ async fn a_frozen_redis_is_503_and_once_thawed_has_counted_nothing() {
     }
     let resp = post_token(a.addr, &credentials("johndoe", "wrong")).await;
     assert_eq!(resp.status, 429, "{}", resp.text());
+}
+
+/// A rotation and a login's session that Redis did not answer in time run
+/// once it moves again (`CLIENT PAUSE … WRITE`: reads answered, writes held
+/// for 3 s); each instance undoes them by itself: the rotation is moved
+/// back, so the client, told 503, retries with the token it holds and is
+/// not taken for a thief; the session, whose refresh token nobody holds, is
+/// removed. (Failed-login counts in the process here, so that both
+/// requests reach their write.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_and_a_session_redis_wrote_late_are_undone() {
+    // Its own: the pause would hold every other test's writes too.
+    let server = RedisServer::start();
+    let (url, prefix) = (server.url(), prefix());
+    let mut config = config(&url, &prefix, DEFAULT_MAX_PER_USER).await;
+    config.shared_throttle = None;
+    let a = start_with(config).await;
+    // One login and one refresh first, so that Redis holds both scripts:
+    // a script it does not hold yet is sent again (whole) only after
+    // Redis answers that it lacks it, which a request past its deadline
+    // never does.
+    let first = field(&login_json(a.addr).await, "refresh_token");
+    let resp = refresh(a.addr, &first).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let refresh_token = field(&resp.json(), "refresh_token");
+    let session = RefreshToken::parse(&refresh_token).expect("a refresh token");
+    let session_key = format!("{prefix}s:{}", session.session.encode());
+    let counter = ::redis::cmd("HGET").arg(&session_key).arg("n").clone();
+    let sessions = ::redis::cmd("KEYS").arg(format!("{prefix}s:*")).clone();
+    assert_eq!(server.query::<String>(&counter).await, "1");
+
+    let pause = ::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("WRITE")
+        .clone();
+    let () = server.query(&pause).await;
+    let login = credentials("johndoe", "secret");
+    let (refreshed, logged_in) =
+        tokio::join!(refresh(a.addr, &refresh_token), post_token(a.addr, &login));
+    assert_busy(&refreshed);
+    assert_busy(&logged_in);
+
+    let start = Instant::now();
+    loop {
+        let keys: Vec<String> = server.query(&sessions).await;
+        let n: String = server.query(&counter).await;
+        if n == "1" && keys == [session_key.clone()] && start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(12),
+            "counter {n}, sessions {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resp = refresh(a.addr, &refresh_token).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
 }
 
 /// `password_bearer_sessions` on each instance counts every instance's

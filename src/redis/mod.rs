@@ -17,6 +17,14 @@
 //! connection is redis-rs's `ConnectionManager`, which reconnects by
 //! itself: the first call after Redis is back succeeds, with no restart.
 //!
+//! A call that timed out may still run: a slow or frozen Redis runs what it
+//! received once it moves again. A write whose effect would then outlast
+//! the 503 that answered it is undone in the background
+//! ([`Redis::undo_later`]): a failed login's reservations (failures nobody
+//! made), a refresh token's rotation (the client, told to retry, would
+//! present the token it still holds and be taken for a thief), a login's
+//! session (nobody holds its refresh token).
+//!
 //! # Layout
 //!
 //! - this module: the connection ([`Redis`]), shared by both parts;
@@ -34,7 +42,10 @@ use crate::users::StoreError;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, FromRedisValue, ScriptInvocation};
 use std::fmt;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The longest a call to Redis may take before the request it serves is
 /// answered 503: long enough for a loaded Redis on the local network,
@@ -45,6 +56,15 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// applications (or several deployments, each with its own prefix).
 pub const DEFAULT_PREFIX: &str = "password-bearer:";
 
+/// How long an undo waits before it is sent (again), while Redis does not
+/// take it; once taken, it is sent once more after twice [`CALL_TIMEOUT`].
+const UNDO_EVERY: Duration = Duration::from_millis(500);
+
+/// Most undos waiting at once, per instance: a Redis down for long while
+/// clients keep trying holds this many small tasks, each asking Redis
+/// twice a second at most; past it, the write stands (logged).
+const MAX_UNDOING: usize = 1024;
+
 /// A connection to one Redis, reconnecting by itself; cheap to clone (the
 /// clones share one multiplexed connection).
 #[derive(Clone)]
@@ -52,6 +72,8 @@ pub struct Redis {
     client: Client,
     connection: ConnectionManager,
     prefix: String,
+    /// Undos waiting for Redis ([`Redis::undo_later`]), over every clone.
+    undoing: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Redis {
@@ -95,6 +117,7 @@ impl Redis {
             client,
             connection,
             prefix: prefix.to_owned(),
+            undoing: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -119,6 +142,44 @@ impl Redis {
     ) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         deadline(command.query_async(&mut connection)).await
+    }
+
+    /// For a write that failed and may yet run (see the module's header):
+    /// sends `undo`, which must be idempotent, in the background until
+    /// Redis takes it, then once more after twice [`CALL_TIMEOUT`], in case
+    /// the first arrived ahead of the write it undoes (on a connection made
+    /// since); for at most `relevant`, after which the write no longer
+    /// matters. `what` names it in the one log line if too many wait.
+    pub(crate) fn undo_later<F, Fut>(&self, what: &str, relevant: Duration, undo: F)
+    where
+        F: Fn(Redis) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), StoreError>> + Send + 'static,
+    {
+        if self.undoing.fetch_add(1, Ordering::Relaxed) >= MAX_UNDOING {
+            self.undoing.fetch_sub(1, Ordering::Relaxed);
+            crate::logging::tally(
+                crate::logging::STORE_DOWN,
+                format_args!(
+                    "password-bearer: {MAX_UNDOING} writes already waiting for Redis to be \
+                     undone; {what} stands"
+                ),
+            );
+            return;
+        }
+        let redis = self.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut pause = UNDO_EVERY;
+            let mut taken = 0;
+            while taken < 2 && start.elapsed() < relevant {
+                tokio::time::sleep(pause).await;
+                if undo(redis.clone()).await.is_ok() {
+                    taken += 1;
+                    pause = CALL_TIMEOUT * 2;
+                }
+            }
+            redis.undoing.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Whether Redis answers now: a `PING`, for `/healthz`.

@@ -21,6 +21,14 @@
 //! with one token on two instances one advances and the other finds it
 //! reused and ends the session for both.
 //!
+//! A rotation Redis did not answer in time may still run; the client, told
+//! 503, retries with the token it holds, which would then look used up:
+//! a reuse, and the session ended. So each rotation marks the session with
+//! its own name (`a`), and one that failed is moved back in the background
+//! ([`Redis::undo_later`]) if it ran and nothing moved the counter since.
+//! Likewise a login's session Redis did not confirm is removed: nobody
+//! holds its refresh token.
+//!
 //! # How revocations reach the other instances
 //!
 //! `GET /users/me` asks no store: it checks the app's deny-list in memory.
@@ -99,7 +107,8 @@ add(KEYS[3], ARGV[5], ARGV[1])
 });
 
 /// KEYS: session, revoked, seq. ARGV: from, now, revoke until, id,
-/// channel, prefix. Answers 0 unknown, 1 advanced, 2 reused (and revoked).
+/// channel, prefix, this rotation's name. Answers 0 unknown, 1 advanced, 2
+/// reused (and revoked).
 static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REVOKE_LUA}{}",
@@ -109,6 +118,7 @@ if not v[1] or tonumber(ARGV[2]) >= tonumber(v[2]) then return 0 end
 local n, from = tonumber(v[1]), tonumber(ARGV[1])
 if n == from then
   redis.call('HINCRBY', KEYS[1], 'n', 1)
+  redis.call('HSET', KEYS[1], 'a', ARGV[7])
   return 1
 end
 if n < from then return 0 end
@@ -120,6 +130,38 @@ return 2
 "
     ))
 });
+
+/// KEYS: session. ARGV: from, the rotation's name. Moves the counter back
+/// to `from` if that rotation moved it and nothing has since.
+static UNDO_ADVANCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('HMGET', KEYS[1], 'n', 'a')
+if v[2] == ARGV[2] and tonumber(v[1]) == tonumber(ARGV[1]) + 1 then
+  redis.call('HSET', KEYS[1], 'n', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'a')
+end
+return 1
+",
+    )
+});
+
+/// KEYS: session, user's set, every session's set. ARGV: id. Removes a
+/// session without revoking it (nobody holds its tokens).
+static DROP_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+",
+    )
+});
+
+/// How long after a failed write its undo is still sent: a Redis frozen
+/// longer than this runs the write unanswered and undone.
+const UNDO_FOR: Duration = Duration::from_secs(600);
 
 /// KEYS: session, revoked, seq. ARGV: id, until, now, channel, prefix.
 static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
@@ -190,6 +232,10 @@ pub struct RedisSessions {
     followers: Arc<Mutex<Vec<DenyList>>>,
     /// Tells the follower a deny-list was added: it reads everything again.
     added: Arc<Notify>,
+    /// Names this instance's rotations apart from other instances'.
+    instance: u64,
+    /// Names each rotation of this instance apart from the others.
+    rotations: AtomicU64,
     /// Sessions not yet ended, in every instance, as the follower last
     /// counted them (every [`POLL`]); [`UNKNOWN`] when Redis did not answer.
     count: Arc<AtomicU64>,
@@ -230,6 +276,14 @@ impl RedisSessions {
             snapshot: snapshot.into_iter().map(|(r, _)| r).collect(),
             followers,
             added,
+            instance: {
+                let mut bytes = [0u8; 8];
+                // Only a collision with another instance's rotation of the
+                // same session, at the same counter, could matter.
+                let _ = getrandom::fill(&mut bytes);
+                u64::from_le_bytes(bytes)
+            },
+            rotations: AtomicU64::new(0),
             count,
             _stop: stop,
         })
@@ -257,7 +311,24 @@ impl SessionStore for RedisSessions {
                 .arg(self.max_per_user)
                 .arg(session.created)
                 .arg(self.redis.key(""));
-            self.redis.run::<()>(&call).await
+            let created = self.redis.run::<()>(&call).await;
+            if created.is_err() {
+                // It may yet run: nobody would hold its refresh token.
+                let keys = [
+                    self.session_key(session.id),
+                    self.redis.key(&format!("u:{}", session.username)),
+                    self.redis.key("all"),
+                ];
+                self.redis.undo_later("a session", UNDO_FOR, move |redis| {
+                    let mut call = DROP_SESSION.prepare_invoke();
+                    for key in &keys {
+                        call.key(key);
+                    }
+                    call.arg(&id);
+                    async move { redis.run::<()>(&call).await }
+                });
+            }
+            created
         })
     }
 
@@ -280,6 +351,8 @@ impl SessionStore for RedisSessions {
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance> {
         Box::pin(async move {
+            let n = self.rotations.fetch_add(1, Ordering::Relaxed);
+            let rotation = format!("{:016x}{n:x}", self.instance);
             let mut call = ADVANCE.prepare_invoke();
             call.key(self.session_key(id))
                 .key(self.redis.key("revoked"))
@@ -289,8 +362,20 @@ impl SessionStore for RedisSessions {
                 .arg(revoke_until)
                 .arg(id.encode())
                 .arg(self.redis.key("revoked"))
-                .arg(self.redis.key(""));
-            Ok(match self.redis.run::<u8>(&call).await? {
+                .arg(self.redis.key(""))
+                .arg(&rotation);
+            let advanced = self.redis.run::<u8>(&call).await;
+            if advanced.is_err() {
+                // It may yet run (see the module's header).
+                let key = self.session_key(id);
+                self.redis
+                    .undo_later("a refresh token's rotation", UNDO_FOR, move |redis| {
+                        let mut call = UNDO_ADVANCE.prepare_invoke();
+                        call.key(&key).arg(from).arg(&rotation);
+                        async move { redis.run::<()>(&call).await }
+                    });
+            }
+            Ok(match advanced? {
                 1 => Advance::Advanced,
                 2 => Advance::Reused,
                 _ => Advance::Unknown,

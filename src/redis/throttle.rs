@@ -22,11 +22,9 @@
 //! received once it moves again), leaving reservations nobody settles:
 //! failures nobody made, which would lock the user out once Redis is back.
 //! So an admission that fails is returned, and a settlement that fails is
-//! sent again, in the background, until Redis takes it; then once more
-//! after [`super::CALL_TIMEOUT`] twice, in case the first arrived ahead of
-//! the admission it undoes (on a connection made since). Each is idempotent
-//! (a `ZREM` or a `DEL` of what this attempt reserved), and none outlives
-//! the window, after which the reservation no longer counts anyway.
+//! sent again, in the background ([`Redis::undo_later`]): each is
+//! idempotent (a `ZREM` or a `DEL` of what this attempt reserved), and
+//! none outlives the window, after which the reservation no longer counts.
 
 use super::Redis;
 use crate::addr::address_key;
@@ -37,20 +35,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
-
-/// How long a settlement Redis did not take waits before it is sent again.
-const RESEND_AFTER: Duration = Duration::from_millis(500);
-
-/// The longest a settlement waits between two sendings.
-const MAX_RESEND_PAUSE: Duration = Duration::from_secs(8);
-
-/// Most settlements being sent again at once, per instance: a Redis down
-/// for long while clients keep trying holds this many small tasks at most;
-/// past it, a reservation stands until it leaves the window (logged).
-const MAX_RESENDING: usize = 4096;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 /// KEYS: username's set, address's set. ARGV: the username's limit, the
 /// address's (0: not counted), the window in ms, the reservation's name,
@@ -116,8 +103,6 @@ pub struct RedisThrottle {
     instance: u64,
     /// Names each reservation of this process apart from the others.
     next: AtomicU64,
-    /// Settlements being sent again now ([`MAX_RESENDING`] at most).
-    resending: Arc<AtomicUsize>,
 }
 
 /// An attempt [`RedisThrottle::admit`] let through, its failure reserved;
@@ -153,7 +138,6 @@ impl RedisThrottle {
             limits,
             instance: u64::from_le_bytes(bytes),
             next: AtomicU64::new(0),
-            resending: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -251,39 +235,16 @@ impl RedisThrottle {
     }
 
     /// Sends `settle` for `reservation` again in the background, until
-    /// Redis takes it and once more (see the module's header).
+    /// Redis takes it (see the module's header).
     fn resend(&self, reservation: Reservation, settle: Settle) {
-        if self.resending.fetch_add(1, Ordering::Relaxed) >= MAX_RESENDING {
-            self.resending.fetch_sub(1, Ordering::Relaxed);
-            crate::logging::tally(
-                crate::logging::STORE_DOWN,
-                format_args!(
-                    "password-bearer: {MAX_RESENDING} throttle reservations already waiting \
-                     for Redis; one more stands until it leaves the window"
-                ),
-            );
-            return;
-        }
-        let redis = self.redis.clone();
-        let resending = self.resending.clone();
-        let window = self.limits.window;
-        tokio::spawn(async move {
-            let start = Instant::now();
-            // Doubled at each failure: a Redis down for long is asked a
-            // few times a minute per reservation, not twice a second.
-            let mut pause = RESEND_AFTER;
-            let mut taken = 0;
-            while taken < 2 && start.elapsed() < window {
-                tokio::time::sleep(pause).await;
-                if reservation.settle(&redis, settle).await.is_ok() {
-                    taken += 1;
-                    pause = super::CALL_TIMEOUT * 2;
-                } else {
-                    pause = (pause * 2).min(MAX_RESEND_PAUSE);
-                }
-            }
-            resending.fetch_sub(1, Ordering::Relaxed);
-        });
+        self.redis.undo_later(
+            "a failed-login reservation",
+            self.limits.window,
+            move |redis| {
+                let reservation = reservation.clone();
+                async move { reservation.settle(&redis, settle).await }
+            },
+        );
     }
 
     fn user_key(&self, username: &str) -> String {
