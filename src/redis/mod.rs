@@ -197,6 +197,12 @@ impl Redis {
 /// The client of `url`, which is only read here; the error names what is
 /// wrong without the URL.
 fn client(url: &str) -> Result<Client, StoreError> {
+    if url.starts_with("rediss://") {
+        return Err(StoreError::new(
+            "rediss:// (TLS to Redis) is not supported: reach Redis on the same host, \
+             a private network or a tunnel",
+        ));
+    }
     Client::open(url).map_err(|e| StoreError::new(format!("not a Redis URL ({:?})", e.kind())))
 }
 
@@ -216,4 +222,22 @@ async fn deadline<T>(
 /// timed out, a script error), never the URL.
 fn error(e: ::redis::RedisError) -> StoreError {
     StoreError::new(format!("Redis: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_errors_never_repeat_them() {
+        assert!(Redis::check_url("redis://:hunter2@127.0.0.1:6379/0").is_ok());
+        assert!(Redis::check_url("redis+unix:///run/redis.sock").is_ok());
+        for (url, why) in [
+            ("rediss://:hunter2@cache:6380/", "TLS to Redis"),
+            ("http://:hunter2@cache/", "not a Redis URL"),
+        ] {
+            let err = Redis::check_url(url).unwrap_err().to_string();
+            assert!(err.contains(why) && !err.contains("hunter2"), "{err}");
+        }
+    }
 }

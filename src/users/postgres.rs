@@ -55,6 +55,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;
 
 /// The users table, as created when missing: the users file's shape.
@@ -305,6 +306,15 @@ impl PostgresUsers {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| PostgresError::Invalid(describe(&e)))?;
+        if matches!(config.get_ssl_mode(), SslMode::Require) {
+            // Refused now: every connection would fail, and the server
+            // would answer 503 for ever with a reason buried in its log.
+            return Err(PostgresError::Invalid(
+                "sslmode=require: this server does not speak TLS to PostgreSQL; \
+                 reach it on the same host, a private network or a tunnel"
+                    .into(),
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(TIMEOUT);
         }
@@ -656,6 +666,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus") && !err.contains("hunter2"), "{err}");
+        let err = PostgresUsers::new("postgres://bob:hunter2@host/db?sslmode=require")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sslmode=require") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(PostgresUsers::new("postgres://host/db?sslmode=disable").is_ok());
         let store = PostgresUsers::new("postgresql://bob:hunter2@host/db").unwrap();
         assert_eq!(store.target(), "postgresql://bob:***@host/db");
         assert!(!format!("{store:?}").contains("hunter2"));
