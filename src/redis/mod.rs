@@ -65,6 +65,11 @@ const UNDO_EVERY: Duration = Duration::from_millis(500);
 /// twice a second at most; past it, the write stands (logged).
 const MAX_UNDOING: usize = 1024;
 
+/// A write's undo, as [`Redis::undo_later`] keeps it.
+type Undo = Box<
+    dyn Fn(Redis) -> std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send,
+>;
+
 /// A connection to one Redis, reconnecting by itself; cheap to clone (the
 /// clones share one multiplexed connection).
 #[derive(Clone)]
@@ -155,6 +160,13 @@ impl Redis {
         F: Fn(Redis) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send + 'static,
     {
+        self.spawn_undo(what, relevant, Box::new(move |redis| Box::pin(undo(redis))));
+    }
+
+    /// [`Redis::undo_later`], boxed: one task type for every undo, rather
+    /// than a spawned task's machinery per caller (about 12 KiB each in the
+    /// release binary).
+    fn spawn_undo(&self, what: &str, relevant: Duration, undo: Undo) {
         if self.undoing.fetch_add(1, Ordering::Relaxed) >= MAX_UNDOING {
             self.undoing.fetch_sub(1, Ordering::Relaxed);
             crate::logging::tally(
