@@ -277,6 +277,65 @@ async fn guesses_spread_over_two_instances_are_limited_together() {
     }
 }
 
+/// From many addresses at once, over both instances: one username's
+/// guesses are limited together whatever address they come from, and one
+/// address's guesses whatever username they name, while another address
+/// is not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_from_many_addresses_over_two_instances_are_limited_together() {
+    let (url, prefix) = (shared().url(), prefix());
+    let mut limits = Limits::default();
+    limits.per_ip = 4;
+    let a = instance(&url, &prefix, limits.clone()).await;
+    let b = instance(&url, &prefix, limits).await;
+    // Counts each status of `guesses`' answers: (400, 429).
+    async fn statuses(mut guesses: JoinSet<Response>) -> (usize, usize) {
+        let (mut hashed, mut throttled) = (0, 0);
+        while let Some(resp) = guesses.join_next().await {
+            let resp = resp.expect("the guess task did not panic");
+            match resp.status {
+                400 => hashed += 1,
+                429 => throttled += 1,
+                _ => panic!("{} {}", resp.status, resp.text()),
+            }
+        }
+        (hashed, throttled)
+    }
+    let per_user = Limits::default().per_user as usize;
+
+    // johndoe guessed from 20 addresses, one guess each, alternating
+    // instances: the username's limit, not the addresses', holds them.
+    let mut guesses = JoinSet::new();
+    for i in 0..20u8 {
+        let server = if i % 2 == 0 { a.addr } else { b.addr };
+        let source = std::net::IpAddr::from([127, 0, 1, i + 2]);
+        guesses.spawn(async move {
+            post_token_from(server, source, &credentials("johndoe", "wrong")).await
+        });
+    }
+    assert_eq!(statuses(guesses).await, (per_user, 20 - per_user));
+
+    // 127.0.0.2 guessing 12 usernames at once over both instances: its
+    // limit of 4 holds it.
+    let spray = std::net::IpAddr::from([127, 0, 0, 2]);
+    let mut guesses = JoinSet::new();
+    for i in 0..12 {
+        let server = if i % 2 == 0 { a.addr } else { b.addr };
+        guesses.spawn(async move {
+            post_token_from(server, spray, &credentials(&format!("user{i}"), "wrong")).await
+        });
+    }
+    assert_eq!(statuses(guesses).await, (4, 8));
+    // Another address is counted apart.
+    let other = std::net::IpAddr::from([127, 0, 0, 3]);
+    for server in [a.addr, b.addr] {
+        let resp = post_token_from(server, other, &credentials("alice", "wrong")).await;
+        assert_invalid_grant(&resp);
+        let resp = post_token_from(server, spray, &credentials("alice", "wrong")).await;
+        assert_eq!(resp.status, 429, "{}", resp.text());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_on_one_instance_clears_the_usernames_failures_on_both() {
     let (url, prefix) = (shared().url(), prefix());
