@@ -43,7 +43,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, FromRedisValue, ScriptInvocation};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,11 @@ pub struct Redis {
     prefix: String,
     /// Undos waiting for Redis ([`Redis::undo_later`]), over every clone.
     undoing: Arc<AtomicUsize>,
+    /// Names this connection's writes apart from other instances'
+    /// ([`Redis::unique_name`]).
+    instance: u64,
+    /// Names each write of this connection apart from the others.
+    names: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Redis {
@@ -123,6 +128,14 @@ impl Redis {
             connection,
             prefix: prefix.to_owned(),
             undoing: Arc::new(AtomicUsize::new(0)),
+            instance: {
+                let mut bytes = [0u8; 8];
+                // Two instances drawing the same would only merge two
+                // reservations (or rotations) named at the same count.
+                let _ = getrandom::fill(&mut bytes);
+                u64::from_le_bytes(bytes)
+            },
+            names: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -147,6 +160,13 @@ impl Redis {
     ) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         deadline(command.query_async(&mut connection)).await
+    }
+
+    /// A name no other write of any instance has: a failed login's
+    /// reservation, a rotation, which its undo then names.
+    pub(crate) fn unique_name(&self) -> String {
+        let n = self.names.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{n:x}", self.instance)
     }
 
     /// For a write that failed and may yet run (see the module's header):

@@ -232,10 +232,6 @@ pub struct RedisSessions {
     followers: Arc<Mutex<Vec<DenyList>>>,
     /// Tells the follower a deny-list was added: it reads everything again.
     added: Arc<Notify>,
-    /// Names this instance's rotations apart from other instances'.
-    instance: u64,
-    /// Names each rotation of this instance apart from the others.
-    rotations: AtomicU64,
     /// Sessions not yet ended, in every instance, as the follower last
     /// counted them (every [`POLL`]); [`UNKNOWN`] when Redis did not answer.
     count: Arc<AtomicU64>,
@@ -276,14 +272,6 @@ impl RedisSessions {
             snapshot: snapshot.into_iter().map(|(r, _)| r).collect(),
             followers,
             added,
-            instance: {
-                let mut bytes = [0u8; 8];
-                // Only a collision with another instance's rotation of the
-                // same session, at the same counter, could matter.
-                let _ = getrandom::fill(&mut bytes);
-                u64::from_le_bytes(bytes)
-            },
-            rotations: AtomicU64::new(0),
             count,
             _stop: stop,
         })
@@ -351,8 +339,7 @@ impl SessionStore for RedisSessions {
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance> {
         Box::pin(async move {
-            let n = self.rotations.fetch_add(1, Ordering::Relaxed);
-            let rotation = format!("{:016x}{n:x}", self.instance);
+            let rotation = self.redis.unique_name();
             let mut call = ADVANCE.prepare_invoke();
             call.key(self.session_key(id))
                 .key(self.redis.key("revoked"))

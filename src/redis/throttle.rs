@@ -35,7 +35,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -99,10 +98,6 @@ return 1
 pub struct RedisThrottle {
     redis: Redis,
     limits: Limits,
-    /// Names this process's reservations apart from other instances'.
-    instance: u64,
-    /// Names each reservation of this process apart from the others.
-    next: AtomicU64,
 }
 
 /// An attempt [`RedisThrottle::admit`] let through, its failure reserved;
@@ -128,17 +123,7 @@ impl RedisThrottle {
     /// Counts failures in `redis` under `limits` (`max_entries` aside:
     /// Redis holds each key for a window at most).
     pub fn new(redis: Redis, limits: Limits) -> RedisThrottle {
-        let mut bytes = [0u8; 8];
-        // A fixed name would still be unique within this process, and two
-        // instances colliding would only merge two reservations made in
-        // the same millisecond.
-        let _ = getrandom::fill(&mut bytes);
-        RedisThrottle {
-            redis,
-            limits,
-            instance: u64::from_le_bytes(bytes),
-            next: AtomicU64::new(0),
-        }
+        RedisThrottle { redis, limits }
     }
 
     /// The limits in force.
@@ -154,8 +139,7 @@ impl RedisThrottle {
         username: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<Result<SharedAttempt<'_>, Throttled>, StoreError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let member = format!("{:016x}{n:x}", self.instance);
+        let member = self.redis.unique_name();
         let reservation = Reservation {
             user: username.map(|u| self.user_key(u)),
             ip: self.ip_key(ip),
