@@ -535,45 +535,29 @@ async fn the_engine_stopped_is_503_and_both_recover_when_it_is_back() {
     assert_no_password(&[&a, &b]);
 }
 
-/// Every process of the cluster stopped with SIGSTOP until dropped
-/// (SIGCONT): connections are accepted and nothing answers, as a database
-/// behind a network partition, or stuck on its disk, looks to its clients.
-struct Frozen(Vec<String>);
-
-impl Frozen {
-    fn new() -> Frozen {
-        let pid_file = cluster().dir.join("data").join("postmaster.pid");
-        let postmaster = std::fs::read_to_string(&pid_file)
-            .expect("postmaster.pid")
-            .lines()
-            .next()
-            .expect("the postmaster's pid")
-            .to_owned();
-        let children = Command::new("pgrep")
-            .args(["-P", &postmaster])
-            .output()
-            .expect("pgrep runs");
-        let mut pids = vec![postmaster];
-        pids.extend(
-            String::from_utf8_lossy(&children.stdout)
-                .split_whitespace()
-                .map(String::from),
-        );
-        run(Command::new("kill").arg("-STOP").args(&pids), "kill -STOP");
-        Frozen(pids)
-    }
+/// Every process of the cluster, frozen until dropped ([`Frozen`]).
+fn freeze_cluster() -> Frozen {
+    let pid_file = cluster().dir.join("data").join("postmaster.pid");
+    let postmaster = std::fs::read_to_string(&pid_file)
+        .expect("postmaster.pid")
+        .lines()
+        .next()
+        .expect("the postmaster's pid")
+        .to_owned();
+    let children = Command::new("pgrep")
+        .args(["-P", &postmaster])
+        .output()
+        .expect("pgrep runs");
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(String::from),
+    );
+    Frozen::new(pids)
 }
 
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        run(
-            Command::new("kill").arg("-CONT").args(&self.0),
-            "kill -CONT",
-        );
-    }
-}
-
-/// The database frozen (see [`Frozen`]): everything that needs it answers
+/// The database frozen ([`freeze_cluster`]): everything that needs it answers
 /// 503 within its deadline (2 s) rather than hanging, counts no failure,
 /// and the server recovers by itself once it moves again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,7 +569,7 @@ async fn a_frozen_database_is_503_within_the_deadline_and_counts_nothing() {
     insert_user(&sql(&url).await, "gina", "pa55word").await;
     let token = access_token(&until_login(addr, &credentials("gina", "pa55word"), 200).await);
 
-    let frozen = Frozen::new();
+    let frozen = freeze_cluster();
     // Past the cached row's half second, /users/me needs the database too.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let start = Instant::now();

@@ -123,32 +123,6 @@ impl RedisServer {
     }
 }
 
-/// A process stopped with SIGSTOP until dropped (SIGCONT): frozen, it
-/// accepts connections and reads nothing, as a Redis behind a network
-/// partition or stuck on its disk looks to its clients.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(pid: u32) -> Frozen {
-        signal(pid, "-STOP");
-        Frozen(pid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        signal(self.0, "-CONT");
-    }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
@@ -538,7 +512,7 @@ async fn a_frozen_redis_is_503_and_once_thawed_has_counted_nothing() {
     let access = field(&login_json(a.addr).await, "access_token");
     let pid = server.pid().await;
 
-    let frozen = Frozen::new(pid);
+    let frozen = Frozen::new(vec![pid.to_string()]);
     let start = Instant::now();
     let mut guesses = JoinSet::new();
     for _ in 0..5 {

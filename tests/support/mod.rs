@@ -915,3 +915,34 @@ pub(crate) async fn get_items(addr: SocketAddr, token: &str) -> Response {
     )
     .await
 }
+
+/// Processes stopped with SIGSTOP until dropped (SIGCONT): frozen, an
+/// engine accepts connections and answers nothing, as one behind a network
+/// partition, or stuck on its disk, looks to its clients.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) struct Frozen(Vec<String>);
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+impl Frozen {
+    pub(crate) fn new(pids: Vec<String>) -> Frozen {
+        signal("-STOP", &pids);
+        Frozen(pids)
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn signal(signal: &str, pids: &[String]) {
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .args(pids)
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pids:?}");
+}
