@@ -97,6 +97,16 @@ fn number(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(scrape, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
 }
 
+/// `password_bearer_logins_total` of one outcome.
+#[track_caller]
+fn logins(scrape: &Scrape, outcome: &str) -> f64 {
+    number(
+        scrape,
+        "password_bearer_logins_total",
+        &[("outcome", outcome)],
+    )
+}
+
 /// `password_bearer_requests_total` as `route status -> count`.
 fn requests(scrape: &Scrape) -> BTreeMap<String, f64> {
     scrape
@@ -191,13 +201,7 @@ async fn counts_follow_what_the_clients_saw() {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     assert_eq!(requests(&seen), expected);
-    let logins = |outcome| {
-        number(
-            &seen,
-            "password_bearer_logins_total",
-            &[("outcome", outcome)],
-        )
-    };
+    let logins = |outcome| logins(&seen, outcome);
     assert_eq!(
         [
             logins("ok"),
@@ -253,13 +257,7 @@ async fn logins_refused_for_want_of_a_hash_slot_count_as_busy() {
         }
     }
     let seen = scrape(server.metrics).await;
-    let logins = |outcome| {
-        number(
-            &seen,
-            "password_bearer_logins_total",
-            &[("outcome", outcome)],
-        )
-    };
+    let logins = |outcome| logins(&seen, outcome);
     assert_eq!(
         (logins("ok"), logins("busy")),
         (count_of(&statuses, 200), count_of(&statuses, 503))
