@@ -180,9 +180,14 @@ async fn instance(url: &str, prefix: &str, limits: Limits) -> TestServer {
 
 /// Two instances on the shared Redis, under a prefix of their own.
 async fn two_instances() -> (TestServer, TestServer) {
+    two_instances_with(Limits::default()).await
+}
+
+/// [`two_instances`], both with `limits`.
+async fn two_instances_with(limits: Limits) -> (TestServer, TestServer) {
     let (url, prefix) = (shared().url(), prefix());
-    let a = instance(&url, &prefix, Limits::default()).await;
-    let b = instance(&url, &prefix, Limits::default()).await;
+    let a = instance(&url, &prefix, limits.clone()).await;
+    let b = instance(&url, &prefix, limits).await;
     (a, b)
 }
 
@@ -257,11 +262,9 @@ async fn guesses_spread_over_two_instances_are_limited_together() {
 /// is not held back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guesses_from_many_addresses_over_two_instances_are_limited_together() {
-    let (url, prefix) = (shared().url(), prefix());
     let mut limits = Limits::default();
     limits.per_ip = 4;
-    let a = instance(&url, &prefix, limits.clone()).await;
-    let b = instance(&url, &prefix, limits).await;
+    let (a, b) = two_instances_with(limits).await;
     // Counts each status of `guesses`' answers: (400, 429).
     async fn statuses(mut guesses: JoinSet<Response>) -> (usize, usize) {
         let (mut hashed, mut throttled) = (0, 0);
@@ -312,11 +315,9 @@ async fn guesses_from_many_addresses_over_two_instances_are_limited_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_success_on_one_instance_clears_the_usernames_failures_on_both() {
-    let (url, prefix) = (shared().url(), prefix());
     let mut limits = Limits::default();
     limits.per_user = 3;
-    let a = instance(&url, &prefix, limits.clone()).await;
-    let b = instance(&url, &prefix, limits).await;
+    let (a, b) = two_instances_with(limits).await;
     for addr in [a.addr, b.addr] {
         assert_invalid_grant(&post_token(addr, &credentials("johndoe", "wrong")).await);
     }
