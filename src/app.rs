@@ -226,7 +226,12 @@ impl<S: UserStore> App<S> {
     /// Builds the state. Cheap: nothing is hashed until the first login;
     /// what the session store had revoked is loaded into the deny-list.
     pub fn new(config: Config<S>) -> App<S> {
-        let params = usual_params(&config.users);
+        let verifier = Verifier::with_limits(
+            usual_params(&config.users),
+            config.hash_slots,
+            config.login_queue_wait,
+        );
+        verifier.set_slowest_params(&slowest_params(&config.users));
         let throttle = Limiter::new(&config);
         let docs = config.docs.then(|| {
             Docs::new(
@@ -264,7 +269,7 @@ impl<S: UserStore> App<S> {
             loaded: RwLock::new(Arc::new(loaded)),
             sessions,
             tokens: TokenCache::new(),
-            verifier: Verifier::with_limits(params, config.hash_slots, config.login_queue_wait),
+            verifier,
             token_ttl_secs: i64::try_from(config.token_ttl.as_secs()).unwrap_or(i64::MAX),
             leeway_secs: config.leeway.min(MAX_LEEWAY).as_secs() as i64,
             body_limit: config.body_limit,
@@ -307,6 +312,7 @@ impl<S: UserStore> App<S> {
         // Unknown usernames must keep costing what a real hash costs, and
         // the docs list the scopes the users now have.
         self.verifier.set_dummy_params(usual_params(&users));
+        self.verifier.set_slowest_params(&slowest_params(&users));
         if let Some(docs) = &self.docs {
             docs.list_scopes(&users.scopes());
         }
@@ -325,6 +331,14 @@ impl<S: UserStore> App<S> {
     pub(crate) fn revocations(&self) -> Option<&Revocations> {
         self.sessions.as_ref().map(|s| &*s.revocations)
     }
+}
+
+/// The costliest argon2 parameters among `users`' hashes, whose time failed
+/// logins are padded to; the usual ones when the store does not say.
+fn slowest_params<S: UserStore>(users: &S) -> Params {
+    users
+        .slowest_hash_params()
+        .unwrap_or_else(|| usual_params(users))
 }
 
 /// The argon2 parameters most of `users`' hashes use, for the dummy hash of

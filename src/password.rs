@@ -8,6 +8,11 @@
 //! logins is refused quickly rather than served late. Each permit's argon2 memory is allocated on first
 //! use and reused after, so a login flood neither allocates nor frees 19 MiB
 //! per request, and a server that has seen no login holds none of it.
+//!
+//! A failed check (wrong password, unknown or disabled user alike) is
+//! answered no sooner than a hash at the slowest parameters among the users
+//! would take: the time of a failure tells nothing about the parameters of
+//! the user it named, nor whether that user exists (see [`Padding`]).
 
 use crate::metrics::Histogram;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
@@ -88,14 +93,15 @@ pub fn check_phc(phc: &str) -> Result<Params, PasswordError> {
 /// Verifies `password` against a PHC string already accepted by [`check_phc`].
 /// Synchronous and slow: callers on the async runtime use [`Verifier`].
 pub fn verify_password(phc: &str, password: &[u8]) -> bool {
-    verify_with_memory(phc, password, &mut Vec::new())
+    verify_with_memory(phc, password, &mut Vec::new()).0
 }
 
 /// [`verify_password`] with argon2's working memory supplied by the caller
-/// (grown to the hash's memory cost as needed, kept for the next call).
-fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+/// (grown to the hash's memory cost as needed, kept for the next call);
+/// also the hash's [`cost_units`] (0 for a string that is not one).
+fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> (bool, u64) {
     let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
+        return (false, 0);
     };
     let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
         Algorithm::try_from(hash.algorithm),
@@ -103,25 +109,27 @@ fn verify_with_memory(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bo
         hash.salt,
         hash.hash,
     ) else {
-        return false;
+        return (false, 0);
     };
     let version = match hash.version.map(Version::try_from) {
         None => Version::V0x13,
         Some(Ok(version)) => version,
-        Some(Err(_)) => return false,
+        Some(Err(_)) => return (false, 0),
     };
     let mut salt_buf = [0u8; 64];
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
+        return (false, 0);
     };
     let mut out = [0u8; Output::MAX_LENGTH];
     let out = &mut out[..expected.len()];
     memory.resize(params.block_count(), Block::default());
-    Argon2::new(algorithm, version, params)
+    let units = cost_units(&params);
+    let ok = Argon2::new(algorithm, version, params)
         .hash_password_into_with_memory(password, salt, out, &mut memory[..])
         .is_ok()
         // `Output`'s equality is constant-time.
-        && Output::new(out).is_ok_and(|out| out == expected)
+        && Output::new(out).is_ok_and(|out| out == expected);
+    (ok, units)
 }
 
 /// A login that could not start its hash within the queue's wait: it is
@@ -162,10 +170,12 @@ pub struct Verifier {
     /// held for a push or a pop, never across an await or a hash.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// The cost of the dummy hash computed for unknown usernames, so that
-    /// an unknown user costs the same time as a wrong password. Behind a
+    /// an unknown user costs the same work as a wrong password. Behind a
     /// lock because a reload of the users may change it; read once per
     /// login, beside a hash.
     dummy_params: Mutex<Params>,
+    /// What a failure's answer is held back to.
+    padding: Arc<Padding>,
     /// The queue's waits and the hashes' times, for the metrics.
     timings: Arc<HashTimings>,
 }
@@ -213,6 +223,7 @@ impl Verifier {
             first_estimate: Arc::new(Notify::new()),
             hash_micros: Arc::new(AtomicU64::new(0)),
             memory: Arc::new(Mutex::new(Vec::with_capacity(slots))),
+            padding: Arc::new(Padding::new(&params)),
             dummy_params: Mutex::new(params),
             timings: Arc::default(),
         }
@@ -235,7 +246,9 @@ impl Verifier {
 
     /// Verifies `password` against `phc`, or, when `phc` is `None` (unknown
     /// user), spends the same work on a dummy hash and answers `false`;
-    /// [`Busy`] when the hash could not start in time.
+    /// [`Busy`] when the hash could not start in time. A `false` comes no
+    /// sooner than a hash at the slowest parameters would (the wait is a
+    /// timer: it holds no hash slot and no thread).
     pub async fn verify(&self, phc: Option<Arc<str>>, password: &[u8]) -> Result<bool, Busy> {
         let asked = Instant::now();
         let permit = self.slot().await?;
@@ -250,6 +263,9 @@ impl Verifier {
             .clone();
         let hash_micros = self.hash_micros.clone();
         let first_estimate = self.first_estimate.clone();
+        let padding = self.padding.clone();
+        // Tokio's clock, the one the padding's timer runs on.
+        let started = tokio::time::Instant::now();
         let checked = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let pool = |m: &Mutex<Vec<Vec<Block>>>| {
@@ -257,11 +273,11 @@ impl Verifier {
                 m.lock().unwrap_or_else(PoisonError::into_inner).pop()
             };
             let mut blocks = pool(&memory).unwrap_or_default();
-            let ok = match phc {
+            let (ok, units) = match phc {
                 Some(phc) => verify_with_memory(&phc, &password, &mut blocks),
                 None => {
                     dummy_hash(&dummy_params, &password, &mut blocks);
-                    false
+                    (false, cost_units(&dummy_params))
                 }
             };
             memory
@@ -274,11 +290,19 @@ impl Verifier {
             if average_in(&hash_micros, took) {
                 first_estimate.notify_waiters();
             }
-            ok
+            padding.observe(units, took);
+            (ok, padding.target())
         })
         .await;
-        // A runtime shutting down means "not verified".
-        Ok(checked.unwrap_or(false))
+        match checked {
+            Ok((true, _)) => Ok(true),
+            Ok((false, padded)) => {
+                tokio::time::sleep_until(started + padded).await;
+                Ok(false)
+            }
+            // A runtime shutting down means "not verified".
+            Err(_) => Ok(false),
+        }
     }
 
     /// From now on, the dummy hash of unknown usernames costs `params`.
@@ -287,6 +311,13 @@ impl Verifier {
             .dummy_params
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = params;
+    }
+
+    /// From now on, failures are padded to the time of a hash at `params`,
+    /// the slowest parameters among the users (or at a slower hash's, once
+    /// one is checked). Called with the users, at start and on reload.
+    pub fn set_slowest_params(&self, params: &Params) {
+        self.padding.set_slowest(cost_units(params));
     }
 
     /// A hash slot, or [`Busy`] when none is to be had within `max_wait`.
@@ -382,7 +413,13 @@ impl Drop for Waiting<'_> {
 /// hashes follow a change of load, one outlier moves it little); whether
 /// it was the first.
 fn average_in(average: &AtomicU64, took: Duration) -> bool {
-    let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+    fold_in(average, u64::try_from(took.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Folds `sample` (made at least 1) into the moving average `average`, 0
+/// until its first sample; whether it was the first.
+fn fold_in(average: &AtomicU64, sample: u64) -> bool {
+    let sample = sample.max(1);
     let old = average.load(Ordering::Relaxed);
     let new = if old == 0 {
         sample
@@ -392,6 +429,99 @@ fn average_in(average: &AtomicU64, took: Duration) -> bool {
     // A race with another hash loses one sample of an average: harmless.
     average.store(new, Ordering::Relaxed);
     old == 0
+}
+
+/// The work of a hash at `params`, in argon2 blocks processed (memory blocks
+/// × passes): what its time is proportional to, nearly (per unit, a 64 MiB
+/// hash is measured up to 40% slower than a 19 MiB one, its memory being
+/// further from the cache).
+fn cost_units(params: &Params) -> u64 {
+    u64::try_from(params.block_count()).unwrap_or(u64::MAX) * u64::from(params.t_cost())
+}
+
+/// How long a failed check is held back: until a hash at the slowest
+/// parameters would have finished, so that a wrong password for a user with
+/// costly parameters, for a user with the usual ones, for a disabled user,
+/// and an unknown username (a dummy hash at the usual ones) are answered
+/// alike.
+///
+/// Padding, rather than rehashing each user to the server's parameters at
+/// their next successful login (pwdlib's `verify_and_update`): the users
+/// file and the database are the operator's, which the server never writes,
+/// and a user who never logs in would keep their parameters, and so their
+/// tell, for ever. The wait is a timer after the hash, so it costs no CPU,
+/// no hash slot and no thread; a successful login is never held back (its
+/// client knows the password already).
+///
+/// The slowest hash's time is estimated from the hashes this process runs,
+/// as time per [`cost_units`], so it follows the machine's load: from every
+/// hash, and from the slowest parameters' own hashes when there are some
+/// (per unit they are the slower); the larger of the two, plus a quarter,
+/// so that the slowest user's own failures are mostly padded too.
+#[derive(Debug, Default)]
+struct Padding {
+    /// The slowest parameters' [`cost_units`]: from the users at start and
+    /// reload, raised by any slower hash checked since (a user inserted in
+    /// the database with other parameters).
+    slowest: AtomicU64,
+    /// Nanoseconds per unit, a moving average over every hash.
+    unit_nanos: AtomicU64,
+    /// The same over the slowest parameters' hashes only; 0 until one.
+    slowest_unit_nanos: AtomicU64,
+}
+
+/// The margin over the estimate, in quarters.
+const PADDING_QUARTERS: u64 = 5;
+
+impl Padding {
+    fn new(params: &Params) -> Padding {
+        Padding {
+            slowest: AtomicU64::new(cost_units(params)),
+            ..Padding::default()
+        }
+    }
+
+    fn set_slowest(&self, units: u64) {
+        if self.slowest.swap(units, Ordering::Relaxed) != units {
+            // Timed at other parameters.
+            self.slowest_unit_nanos.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Learns from one hash of `units` that took `took`.
+    fn observe(&self, units: u64, took: Duration) {
+        if units == 0 {
+            return;
+        }
+        let per_unit = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX) / units;
+        fold_in(&self.unit_nanos, per_unit);
+        let slowest = self.slowest.fetch_max(units, Ordering::Relaxed);
+        if units > slowest {
+            self.slowest_unit_nanos.store(per_unit, Ordering::Relaxed);
+        } else if units == slowest {
+            fold_in(&self.slowest_unit_nanos, per_unit);
+        }
+    }
+
+    /// How long after its hash started a failure is answered.
+    fn target(&self) -> Duration {
+        padding_target(
+            self.slowest.load(Ordering::Relaxed),
+            self.unit_nanos.load(Ordering::Relaxed),
+            self.slowest_unit_nanos.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// [`Padding::target`] from its three figures.
+fn padding_target(slowest: u64, unit_nanos: u64, slowest_unit_nanos: u64) -> Duration {
+    let per_unit = unit_nanos.max(slowest_unit_nanos);
+    Duration::from_nanos(
+        slowest
+            .saturating_mul(per_unit)
+            .saturating_mul(PADDING_QUARTERS)
+            / 4,
+    )
 }
 
 /// The work of one verification at `params`, thrown away.
@@ -595,6 +725,70 @@ mod tests {
         assert_eq!(verifier.waiting.load(Ordering::Relaxed), 0);
         drop(held);
         assert_eq!(verifier.verify(Some(phc), b"pw").await, Ok(true));
+    }
+
+    #[tokio::test]
+    async fn failures_are_answered_at_the_slowest_hash_time_and_successes_at_once() {
+        let cheap = Params::new(8, 1, 1, None).unwrap();
+        let verifier = Verifier::new(cheap.clone());
+        // A user with 512 times the work among users with the cheap one.
+        verifier.set_slowest_params(&Params::new(8 * 512, 1, 1, None).unwrap());
+        let phc: Arc<str> = hash_with_params(b"pw", cheap).unwrap().into();
+        for (hash, password) in [(None, &b"pw"[..]), (Some(phc.clone()), b"nope")] {
+            let start = Instant::now();
+            assert_eq!(verifier.verify(hash, password).await, Ok(false));
+            let took = start.elapsed();
+            // Nothing was hashed since: the target it was held to.
+            let target = verifier.padding.target();
+            assert!(took >= target, "{took:?} < {target:?}");
+            assert!(
+                target
+                    >= Duration::from_nanos(
+                        512 * 8 * verifier.padding.unit_nanos.load(Ordering::Relaxed)
+                    ),
+                "{target:?}"
+            );
+        }
+        let start = Instant::now();
+        assert_eq!(verifier.verify(Some(phc), b"pw").await, Ok(true));
+        assert!(start.elapsed() < verifier.padding.target(), "not padded");
+    }
+
+    #[test]
+    fn the_padding_follows_the_slowest_hash() {
+        // The larger of the two per-unit times, plus a quarter.
+        assert_eq!(padding_target(1000, 40, 0), Duration::from_micros(50));
+        assert_eq!(padding_target(1000, 40, 80), Duration::from_micros(100));
+        assert_eq!(padding_target(1000, 80, 40), Duration::from_micros(100));
+        assert_eq!(padding_target(0, 80, 40), Duration::ZERO);
+
+        let padding = Padding::new(&Params::new(8, 1, 1, None).unwrap());
+        assert_eq!(padding.slowest.load(Ordering::Relaxed), 8);
+        padding.set_slowest(800);
+        padding.observe(8, Duration::from_micros(8));
+        assert_eq!(padding.unit_nanos.load(Ordering::Relaxed), 1000);
+        assert_eq!(padding.slowest_unit_nanos.load(Ordering::Relaxed), 0);
+        assert_eq!(padding.target(), Duration::from_micros(1000));
+        // The slowest user's own hashes, slower per unit, set the pace.
+        padding.observe(800, Duration::from_micros(1600));
+        assert_eq!(padding.slowest_unit_nanos.load(Ordering::Relaxed), 2000);
+        assert_eq!(padding.target(), Duration::from_micros(2000));
+        // A costlier hash than any user's at load (one added in the
+        // database since) raises the slowest.
+        padding.observe(1600, Duration::from_micros(4800));
+        assert_eq!(padding.slowest.load(Ordering::Relaxed), 1600);
+        assert_eq!(padding.slowest_unit_nanos.load(Ordering::Relaxed), 3000);
+        // A reload to other parameters forgets the old ones' pace.
+        padding.set_slowest(800);
+        assert_eq!(padding.slowest_unit_nanos.load(Ordering::Relaxed), 0);
+        padding.set_slowest(800);
+        padding.observe(800, Duration::from_micros(1600));
+        padding.set_slowest(800);
+        assert_eq!(
+            padding.slowest_unit_nanos.load(Ordering::Relaxed),
+            2000,
+            "same parameters, kept"
+        );
     }
 
     #[test]

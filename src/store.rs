@@ -159,6 +159,13 @@ mod serve {
             }
         }
 
+        fn slowest_hash_params(&self) -> Option<Params> {
+            match self {
+                Store::File(users) => users.slowest_hash_params(),
+                Store::Postgres(pg) => pg.slowest_hash_params(),
+            }
+        }
+
         fn scopes(&self) -> Vec<String> {
             match self {
                 Store::File(users) => users.scopes(),

@@ -258,6 +258,16 @@ pub trait UserStore: Send + Sync + 'static {
         None
     }
 
+    /// The costliest argon2 parameters among the users' hashes (memory ×
+    /// iterations): a failed login is answered no sooner than a hash at
+    /// these would be, so that its time does not tell a user with costly
+    /// parameters from one with the usual ones, or from an unknown username.
+    /// `None` means [`hash_params`](UserStore::hash_params)' answer; a
+    /// costlier hash met at a login raises it from then on.
+    fn slowest_hash_params(&self) -> Option<Params> {
+        None
+    }
+
     /// Every scope some user may be granted, listed in `/openapi.json`.
     fn scopes(&self) -> Vec<String> {
         Vec::new()
@@ -392,6 +402,9 @@ pub struct Users {
     /// The argon2 parameters most of the hashes use: the dummy hash checked
     /// for unknown usernames takes these, so it costs what a real one does.
     usual_params: Params,
+    /// The costliest parameters among the hashes: failed logins are answered
+    /// no sooner than a hash at these would be.
+    slowest_params: Params,
 }
 
 impl fmt::Debug for Users {
@@ -461,10 +474,11 @@ impl Users {
             .into_iter()
             .map(|u| (u.username.clone(), Arc::new(u)))
             .collect();
-        let usual_params = usual_params(&by_name).ok_or(UsersError::Empty)?;
+        let (usual_params, slowest_params) = hash_params(&by_name).ok_or(UsersError::Empty)?;
         Ok(Users {
             by_name,
             usual_params,
+            slowest_params,
         })
     }
 
@@ -507,6 +521,10 @@ impl<S: UserStore> UserStore for Arc<S> {
         (**self).hash_params()
     }
 
+    fn slowest_hash_params(&self) -> Option<Params> {
+        (**self).slowest_hash_params()
+    }
+
     fn scopes(&self) -> Vec<String> {
         (**self).scopes()
     }
@@ -525,13 +543,18 @@ impl UserStore for Users {
         Some(self.usual_params.clone())
     }
 
+    fn slowest_hash_params(&self) -> Option<Params> {
+        Some(self.slowest_params.clone())
+    }
+
     fn scopes(&self) -> Vec<String> {
         let all: BTreeSet<&String> = self.by_name.values().flat_map(|u| &u.scopes).collect();
         all.into_iter().cloned().collect()
     }
 }
 
-fn usual_params(users: &HashMap<String, Arc<User>, FnvBuild>) -> Option<Params> {
+/// The parameters most of `users`' hashes have, and the costliest.
+fn hash_params(users: &HashMap<String, Arc<User>, FnvBuild>) -> Option<(Params, Params)> {
     let mut counts: Vec<(Params, usize)> = Vec::new();
     for user in users.values() {
         let params = password::check_phc(user.hashed_password()).ok()?;
@@ -540,7 +563,13 @@ fn usual_params(users: &HashMap<String, Arc<User>, FnvBuild>) -> Option<Params> 
             None => counts.push((params, 1)),
         }
     }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p)
+    let slowest = counts
+        .iter()
+        .map(|(p, _)| p)
+        .max_by_key(|p| p.block_count() as u64 * u64::from(p.t_cost()))?
+        .clone();
+    let usual = counts.into_iter().max_by_key(|(_, n)| *n)?.0;
+    Some((usual, slowest))
 }
 
 #[cfg(test)]

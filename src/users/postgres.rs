@@ -172,6 +172,9 @@ pub struct PostgresUsers {
     /// `/openapi.json` once.
     scopes: OnceLock<Vec<String>>,
     params: OnceLock<Params>,
+    /// The costliest parameters read then (see
+    /// [`UserStore::slowest_hash_params`]).
+    slowest: OnceLock<Params>,
 }
 
 impl fmt::Debug for PostgresUsers {
@@ -350,6 +353,7 @@ impl PostgresUsers {
             queries,
             scopes: OnceLock::new(),
             params: OnceLock::new(),
+            slowest: OnceLock::new(),
         })
     }
 
@@ -391,6 +395,10 @@ impl PostgresUsers {
                 Some((_, n)) => *n += 1,
                 None => counts.push((params, 1)),
             }
+        }
+        let units = |p: &Params| p.block_count() as u64 * u64::from(p.t_cost());
+        if let Some((slowest, _)) = counts.iter().max_by_key(|(p, _)| units(p)) {
+            let _ = self.slowest.set(slowest.clone());
         }
         if let Some((params, _)) = counts.into_iter().max_by_key(|(_, n)| *n) {
             let _ = self.params.set(params);
@@ -608,6 +616,10 @@ impl UserStore for PostgresUsers {
 
     fn hash_params(&self) -> Option<Params> {
         self.params.get().cloned()
+    }
+
+    fn slowest_hash_params(&self) -> Option<Params> {
+        self.slowest.get().cloned()
     }
 
     fn scopes(&self) -> Vec<String> {
