@@ -27,6 +27,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// The largest request head (request line and headers) read: a longer one
+/// is answered 431 and its connection closed. hyper buffers a head whole
+/// before parsing it, up to its read buffer's cap (~400 KiB by default), so
+/// the cap is what one connection can make the server hold; 16 KiB, as
+/// uvicorn (h11) and Node allow, fits any client of this API (a bearer
+/// token is at most 4 KiB, [`MAX_TOKEN_LEN`](crate::token::MAX_TOKEN_LEN))
+/// with room for the cookies a browser sends to `/docs`. It is also the
+/// read buffer's cap once the head is read, so a body arrives in chunks of
+/// at most this much.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// After a failed `accept` (out of file descriptors, say), wait this long
 /// before the next: retrying at once would spin a core and fail again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -161,7 +172,9 @@ async fn serve_loop<S, M, Svc>(
     // a timeout without one); the timeout also closes idle keep-alives.
     http.timer(TokioTimer::new())
         .header_read_timeout(app.header_read_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // Over it, hyper answers 431 (its `Parse::TooLarge`) and closes.
+        .max_buf_size(MAX_HEAD_BYTES);
     let drain = Arc::new(Drain::default());
     // The tallied log events' summaries, logged as they fall due (a tally
     // otherwise speaks only when its event recurs). Polled by this loop

@@ -147,6 +147,11 @@ impl Proc {
         }
     }
 
+    /// The process id (of the binary, when a wrapper `exec`s it).
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])

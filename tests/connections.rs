@@ -3,10 +3,21 @@
 //! pipelining, and graceful shutdown.
 
 use crate::support::*;
+use password_bearer::server::MAX_HEAD_BYTES;
 use password_bearer::users::Users;
 use password_bearer::Config;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The README's bound ("Security and limits", memory) on what one
+/// connection can make the server hold: its head and its body (16 KiB
+/// each), hyper's read buffer (16 KiB), and 16 KiB for the connection's
+/// state and the allocator's slack. Measured after these tests' first
+/// phase: 52 KiB on the release binary, 55 KiB on the debug one they run.
+const CONNECTION_BOUND_KIB: u64 = 64;
+/// The README's bound on the whole server's memory at its defaults on two
+/// cores, every connection and table at its cap.
+const MEMORY_BOUND_KIB: u64 = 515 * 1024;
 
 /// The configured header-read timeout of these tests.
 const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
@@ -110,15 +121,44 @@ async fn a_complete_request_within_the_timeout_is_served() {
     assert_401(&conn.response().await, NOT_AUTHENTICATED);
 }
 
+/// A `GET /users/me` whose head is `len` bytes long, complete.
+fn head_of(len: usize) -> Vec<u8> {
+    let mut raw = b"GET /users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
+    raw.resize(len - 4, b'a');
+    raw.extend_from_slice(b"\r\n\r\n");
+    raw
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_header_block_gets_431_or_a_close() {
+async fn a_head_over_16_kib_gets_431() {
     let server = start().await;
-    // 1 MiB of header: beyond any sane head buffer (hyper's default is
-    // about 400 KiB).
+    assert_eq!(MAX_HEAD_BYTES, 16 * 1024);
+    // A head of exactly the cap is served.
+    let resp = send_raw(server.addr, &head_of(MAX_HEAD_BYTES)).await;
+    assert_401(&resp, NOT_AUTHENTICATED);
+    // A byte more is not. Sent without its end, so that the server has
+    // read every byte when it answers: its close is then no reset, and
+    // the 431 always arrives.
+    let mut conn = Conn::open(server.addr).await;
+    conn.send(&head_of(MAX_HEAD_BYTES + 1)[..MAX_HEAD_BYTES])
+        .await;
+    let resp = tokio::time::timeout(IO_TIMEOUT, conn.try_response())
+        .await
+        .expect("an answer in time")
+        .expect("a 431, not a reset");
+    assert_eq!(resp.status, 431, "{:?}", resp.headers);
+    assert!(
+        conn.closed_within(IO_TIMEOUT).await.is_some(),
+        "then a close"
+    );
+
+    // 1 MiB of header, as an attacker sends it: the server may close
+    // before reading it all, which resets the connection.
     let mut raw = b"GET /users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
     raw.extend(std::iter::repeat_n(b'a', 1024 * 1024));
     raw.extend_from_slice(b"\r\n\r\n");
     assert_431_or_close(&server, &raw).await;
+    assert_431_or_close(&server, &head_of(MAX_HEAD_BYTES + 1)).await;
 
     // Many small headers rather than one large one.
     let mut raw = b"GET /users/me HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec();
@@ -298,4 +338,163 @@ async fn an_idle_server_shuts_down_at_once() {
         t.elapsed()
     );
     drop(conn);
+}
+
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// The server side of the established IPv4 connections to `port`: how
+/// many, and the bytes they have received that the server has not read.
+fn server_sockets(port: u16) -> (usize, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let mut count = 0;
+    let mut unread = 0;
+    for line in table.lines().skip(1) {
+        // sl local_address rem_address st tx_queue:rx_queue ..., the
+        // address as HEXIP:HEXPORT, state 01 ESTABLISHED, queues in hex.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields[1]
+            .rsplit(':')
+            .next()
+            .map(|p| u16::from_str_radix(p, 16));
+        if local_port != Some(Ok(port)) || fields[3] != "01" {
+            continue;
+        }
+        count += 1;
+        let rx = fields[4].rsplit(':').next().expect("tx:rx");
+        unread += u64::from_str_radix(rx, 16).expect("a hex count");
+    }
+    (count, unread)
+}
+
+/// Raises this process's soft limit on open files to its hard one, if it
+/// is under `n` (with util-linux's `prlimit`: a `setrlimit` call would
+/// need the `unsafe` this crate forbids).
+fn allow_open_files(n: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("an open-files line");
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let limit = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
+    if limit(numbers[0]) >= n {
+        return;
+    }
+    assert!(
+        limit(numbers[1]) >= n,
+        "the hard limit on open files, {}, is under {n}",
+        numbers[1]
+    );
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={0}:{0}", numbers[1]),
+        ])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit --nofile");
+}
+
+/// Opens `n` connections to `addr` from ten loopback addresses (fewer
+/// than 512 each, the per-address cap), sends `bytes` on each, and waits
+/// until the server has read every byte: then it holds them all.
+async fn hold(addr: std::net::SocketAddr, n: usize, bytes: &[u8]) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let source = loopback(2 + (i % 10) as u8);
+        let mut stream = connect_from(addr, source).await.expect("connect");
+        stream.write_all(bytes).await.expect("send");
+        held.push(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (count, unread) = server_sockets(addr.port());
+        if count >= n && unread == 0 {
+            return held;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} connections, {unread} bytes not read yet"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_thousand_maximal_heads_stay_under_the_memory_bound() {
+    // The binary at its defaults, except timeouts long enough to measure
+    // before they close the connections.
+    const CONNECTIONS: usize = 4000;
+    allow_open_files(CONNECTIONS as u64 + 512);
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        r#"ulimit -n 8192 2>/dev/null; exec "$0" --port 0 --no-login-log --header-read-timeout-seconds 120 --request-timeout-seconds 120"#,
+        crate::cli::BIN,
+    ]);
+    let mut server = crate::cli::Proc::spawn_command(command);
+    let addr = server.wait_listening();
+    let pid = server.id();
+    assert_eq!(get(addr, "/healthz", &[]).await.status, 200);
+    let idle = rss_kib(pid);
+    let check = |what: &str| {
+        let rss = rss_kib(pid);
+        let per_connection = (rss - idle) / CONNECTIONS as u64;
+        eprintln!(
+            "RSS {rss} KiB with {CONNECTIONS} connections holding {what} \
+             ({per_connection} KiB each over the idle {idle} KiB)"
+        );
+        assert!(rss < MEMORY_BOUND_KIB, "over the README's bound");
+        assert!(
+            per_connection < CONNECTION_BOUND_KIB,
+            "over the README's bound for a connection"
+        );
+    };
+
+    // Each the longest head the server reads, unfinished: one byte short
+    // of the cap, so it waits for the rest.
+    let mut head = b"GET /users/me HTTP/1.1\r\nHost: t\r\nX-Pad: ".to_vec();
+    head.resize(MAX_HEAD_BYTES - 1, b'a');
+    let mut held = hold(addr, CONNECTIONS, &head).await;
+    check("an unfinished maximal head");
+    // Still waiting, all of them: one byte more is one too many.
+    let mut last = held.pop().expect("a connection");
+    last.write_all(b"a").await.expect("send one more byte");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(IO_TIMEOUT, last.read_to_end(&mut answer)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(held);
+    while server_sockets(addr.port()).0 > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Each a complete maximal head, then a body of the largest size
+    // accepted (16 KiB), one byte short.
+    let body = 16 * 1024;
+    let start = format!(
+        "POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {body}\r\nX-Pad: "
+    );
+    let mut request = start.into_bytes();
+    request.resize(MAX_HEAD_BYTES - 4, b'a');
+    request.extend_from_slice(b"\r\n\r\n");
+    request.resize(MAX_HEAD_BYTES + body - 1, b'u');
+    let held = hold(addr, CONNECTIONS, &request).await;
+    check("a maximal head and an unfinished maximal body");
+    drop(held);
+
+    // An honest client is served after them.
+    assert_eq!(get(addr, "/healthz", &[]).await.status, 200);
 }

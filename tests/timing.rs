@@ -61,7 +61,10 @@ async fn failed_logins_take_as_long_whatever_the_users_hash_parameters() {
     let server = start_with(config).await;
     let cases = [
         ("unknown user", credentials("nobody", "guess")),
-        ("wrong password, default parameters", credentials("bob", "guess")),
+        (
+            "wrong password, default parameters",
+            credentials("bob", "guess"),
+        ),
         ("wrong password, 64 MiB t=3", credentials("costly", "guess")),
         ("disabled user", credentials("carol", "guess")),
     ];
