@@ -282,15 +282,34 @@ mod tests {
         assert_eq!(flow["refreshUrl"], "token");
         assert_eq!(flow["tokenUrl"], "token");
         assert_eq!(flow["scopes"], json!({"me": ""}));
-        let form = &doc["components"]["schemas"]["Body_login_token_post"];
-        assert!(form["properties"]["refresh_token"].is_object());
+        // The form is one of two grants, each with its own required fields.
+        let schemas = &doc["components"]["schemas"];
+        let body = &doc["paths"]["/token"]["post"]["requestBody"]["content"]
+            ["application/x-www-form-urlencoded"]["schema"];
+        assert_eq!(body["$ref"], "#/components/schemas/TokenRequest");
+        assert_eq!(
+            schemas["TokenRequest"]["oneOf"],
+            json!([
+                {"$ref": "#/components/schemas/Body_login_token_post"},
+                {"$ref": "#/components/schemas/Body_refresh_token_post"},
+            ])
+        );
+        let password = &schemas["Body_login_token_post"];
+        assert_eq!(password["required"], json!(["username", "password"]));
         assert!(
-            form["properties"]["username"].is_object(),
+            password["properties"]["client_secret"].is_object(),
             "merged, not replaced"
         );
         assert_eq!(
-            form["properties"]["grant_type"]["anyOf"][0]["pattern"],
-            "^(password|refresh_token)$"
+            password["properties"]["grant_type"]["anyOf"],
+            json!([{"enum": ["password"], "type": "string"}, {"type": "null"}])
+        );
+        assert!(password["properties"]["refresh_token"].is_null());
+        let refresh = &schemas["Body_refresh_token_post"];
+        assert_eq!(refresh["required"], json!(["grant_type", "refresh_token"]));
+        assert_eq!(
+            refresh["properties"]["grant_type"]["enum"],
+            json!(["refresh_token"])
         );
         let token = &doc["components"]["schemas"]["Token"]["properties"];
         assert!(token["refresh_token"].is_object() && token["access_token"].is_object());

@@ -12,7 +12,7 @@
 //! A failed check (wrong password, unknown or disabled user alike) is
 //! answered no sooner than a hash at the slowest parameters among the users
 //! would take: the time of a failure tells nothing about the parameters of
-//! the user it named, nor whether that user exists (see [`Padding`]).
+//! the user it named, nor whether that user exists (see `Padding`).
 
 use crate::metrics::Histogram;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};

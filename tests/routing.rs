@@ -179,8 +179,54 @@ async fn with_sessions_openapi_json_adds_the_refresh_grant_and_revoke() {
             ["refreshUrl"],
         "token"
     );
-    let form = &doc["components"]["schemas"]["Body_login_token_post"];
-    assert!(form["properties"]["refresh_token"].is_object(), "{form}");
+    // The form is one of two grants: a generated client must still know
+    // that the password grant needs username and password.
+    let schemas = &doc["components"]["schemas"];
+    let form = &doc["paths"]["/token"]["post"]["requestBody"]["content"]
+        ["application/x-www-form-urlencoded"]["schema"];
+    let name = form["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .expect("a local schema reference");
+    let grants: Vec<&serde_json::Value> = schemas[name]["oneOf"]
+        .as_array()
+        .expect("oneOf the grants")
+        .iter()
+        .map(|grant| {
+            let name = grant["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .expect("a local schema reference");
+            &schemas[name]
+        })
+        .collect();
+    assert_eq!(grants.len(), 2);
+    let grant_types: Vec<&serde_json::Value> = grants
+        .iter()
+        .map(|g| &g["properties"]["grant_type"])
+        .collect();
+    let (password, refresh) = match grant_types[0].to_string().contains("refresh_token") {
+        false => (grants[0], grants[1]),
+        true => (grants[1], grants[0]),
+    };
+    assert_eq!(
+        password["required"],
+        json!(["username", "password"]),
+        "{password}"
+    );
+    assert_eq!(
+        password["properties"]["grant_type"]["anyOf"][0]["enum"],
+        json!(["password"])
+    );
+    assert_eq!(
+        refresh["required"],
+        json!(["grant_type", "refresh_token"]),
+        "{refresh}"
+    );
+    assert_eq!(
+        refresh["properties"]["grant_type"]["enum"],
+        json!(["refresh_token"])
+    );
     let revoke = &doc["components"]["schemas"]["Body_revoke_revoke_post"];
     assert_eq!(revoke["required"], json!(["token"]));
 }

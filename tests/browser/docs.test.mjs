@@ -247,6 +247,49 @@ async function wrongPassword(context) {
   await page.locator('.auth-wrapper button.authorize.unlocked').waitFor();
 }
 
+// POST /token's request body is one of two forms (OpenAPI `oneOf`): the
+// password grant or the refresh grant. Swagger UI shows such a body as a
+// JSON value to edit, and sends it form-encoded.
+async function tryOutBothGrants(context) {
+  const page = await context.newPage();
+  await openDocs(page);
+  const op = page.locator('.opblock.opblock-post').filter({
+    has: page.locator('.opblock-summary-path[data-path="/token"]'),
+  });
+  await op.locator('button.opblock-summary-control').click();
+  await op.locator('button.try-out__btn').click();
+  const execute = async (body) => {
+    await op.locator('textarea.body-param__text').fill(JSON.stringify(body));
+    const response = armed(page.waitForResponse(
+      (r) => r.url() === `${ORIGIN}/token` && r.request().method() === 'POST',
+    ));
+    await op.locator('button.execute').click();
+    const answered = await response;
+    const form = formOf(answered.request());
+    assert.deepEqual(Object.fromEntries(form), body, 'the form Swagger UI sent');
+    assert.equal(answered.status(), 200, `POST /token: ${await answered.text()}`);
+    return answered.json();
+  };
+
+  const login = await execute({ username: 'johndoe', password: 'secret' });
+  assert.equal(login.token_type, 'bearer');
+  assert.match(login.refresh_token, /^[\w-]+$/, 'sessions are on: a refresh token');
+  const refreshed = await execute({
+    grant_type: 'refresh_token',
+    refresh_token: login.refresh_token,
+  });
+  assert.match(refreshed.access_token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  assert.notEqual(refreshed.refresh_token, login.refresh_token, 'rotated');
+  // The live response shown is the refresh's.
+  const live = op.locator('.live-responses-table tbody tr.response');
+  await live.waitFor();
+  assert.equal((await live.locator('td.response-col_status').innerText()).trim(), '200');
+  const shown = JSON.parse(
+    await live.locator('.response-col_description .highlight-code pre').innerText(),
+  );
+  assert.equal(shown.refresh_token, refreshed.refresh_token);
+}
+
 async function formDataLogin(context) {
   const page = await context.newPage();
   await page.goto(`${BASE}/docs`);
@@ -321,6 +364,7 @@ async function main() {
     } else {
       await run('4 FormData (multipart/form-data) login -> 200', formDataLogin);
     }
+    await run('5 /docs: Try it out POST /token, password then refresh grant -> 200', tryOutBothGrants);
     await run('1 every request the pages made went to the server, none elsewhere', async () => {
       assert.deepEqual(outside, [], 'requests that left the server');
       assert.deepEqual(websockets, [], 'websockets');
