@@ -350,9 +350,13 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("a VmRSS line")
 }
 
-/// The server side of the established IPv4 connections to `port`: how
-/// many, and the bytes they have received that the server has not read.
+/// The server side of the established connections to 127.0.0.1:`port`:
+/// how many, and the bytes they have received that the server has not read.
 fn server_sockets(port: u16) -> (usize, u64) {
+    // As the kernel prints it: the address's bytes in host order (x86's
+    // little-endian), then the port. A client's own port, on 127.0.0.2
+    // and up, may have the same number.
+    let local = format!("0100007F:{port:04X}");
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let mut count = 0;
     let mut unread = 0;
@@ -360,11 +364,7 @@ fn server_sockets(port: u16) -> (usize, u64) {
         // sl local_address rem_address st tx_queue:rx_queue ..., the
         // address as HEXIP:HEXPORT, state 01 ESTABLISHED, queues in hex.
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let local_port = fields[1]
-            .rsplit(':')
-            .next()
-            .map(|p| u16::from_str_radix(p, 16));
-        if local_port != Some(Ok(port)) || fields[3] != "01" {
+        if fields[1] != local || fields[3] != "01" {
             continue;
         }
         count += 1;
