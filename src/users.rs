@@ -262,6 +262,20 @@ pub trait UserStore: Send + Sync + 'static {
     fn scopes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The users of this store whose sessions `next`, replacing it in
+    /// [`crate::App::reload`], ends: gone from `next`, disabled there, or
+    /// with another password hash. The reload ends their sessions at once.
+    /// The default, for a store that cannot list its users, is none: each
+    /// session is then refused at its next refresh, when its user is
+    /// looked up (gone, disabled, or the password changed since the login).
+    fn sessions_ended_by(&self, next: &Self) -> Vec<String>
+    where
+        Self: Sized,
+    {
+        let _ = next;
+        Vec::new()
+    }
 }
 
 /// A user store that could not answer: its driver's error, kept for the
@@ -510,6 +524,10 @@ impl<S: UserStore> UserStore for Arc<S> {
     fn scopes(&self) -> Vec<String> {
         (**self).scopes()
     }
+
+    fn sessions_ended_by(&self, next: &Self) -> Vec<String> {
+        (**self).sessions_ended_by(next)
+    }
 }
 
 /// The file store never fails: its users are in memory.
@@ -528,6 +546,18 @@ impl UserStore for Users {
     fn scopes(&self) -> Vec<String> {
         let all: BTreeSet<&String> = self.by_name.values().flat_map(|u| &u.scopes).collect();
         all.into_iter().cloned().collect()
+    }
+
+    fn sessions_ended_by(&self, next: &Users) -> Vec<String> {
+        self.by_name
+            .values()
+            .filter(|before| {
+                next.get(&before.username).is_none_or(|after| {
+                    after.is_disabled() || after.hashed_password != before.hashed_password
+                })
+            })
+            .map(|before| before.username.clone())
+            .collect()
     }
 }
 
