@@ -146,11 +146,12 @@ impl<S: UserStore> App<S> {
             attempt.failed();
             return Err(ApiError::InvalidRefreshToken);
         };
-        let retry =
-            token.counter.checked_add(1) == Some(session.counter) && now < session.retry_until;
-        if token.counter < session.counter && !retry {
-            // Used before: whoever presents it now, or presented it then,
-            // is not the session's rightful holder.
+        // The store's rule, on the copy read: no need to look the user up
+        // for a token that is a reuse as it stands.
+        if session.clone().rotate(token.counter, now, now) == Advance::Reused {
+            // Used before (and not a retry within its window): whoever
+            // presents it now, or presented it then, is not the session's
+            // rightful holder.
             attempt.failed();
             return self.reused(&session, peer, now).await;
         }

@@ -473,3 +473,60 @@ async fn a_retry_after_kill_9_between_commit_and_answer_is_answered() {
     assert_eq!(me_status(addr, &access).await, 401);
     refused(addr, &current).await;
 }
+
+/// The store's own rules, asked directly (a race between two instances
+/// reaches them without the refresh grant's first look): a rotation, the
+/// retry within the window once, a reuse that ends the session, the
+/// fingerprint kept, and a user's sessions ended together.
+pub(crate) async fn the_store_rotates_retries_and_ends_by_the_rules(backend: Backend) {
+    use password_bearer::sessions::{Advance, Session};
+    let store = backend.store().await;
+    let store = &store.sessions;
+    let t = now();
+    let hashed = hash("pw");
+    let start = |user: &str| Session::start(user, &hashed, "", t, t + 1000).expect("random");
+    let s = start("bob");
+    store.create(s.clone()).await.unwrap();
+    let advance = |from, at: i64| store.advance(s.id, from, at, at + 60, at + 1800);
+    assert_eq!(
+        advance(1, t).await.unwrap(),
+        Advance::Unknown,
+        "never issued"
+    );
+    assert_eq!(advance(0, t).await.unwrap(), Advance::Advanced);
+    assert_eq!(advance(0, t + 59).await.unwrap(), Advance::Retried);
+    let held = store.get(s.id, t).await.unwrap().expect("kept");
+    assert_eq!((held.counter, held.retry_until), (2, 0));
+    assert!(held.started_with(&hashed), "the fingerprint kept");
+    assert!(!held.started_with(&hash("pw")));
+    assert_eq!(advance(1, t + 59).await.unwrap(), Advance::Reused, "once");
+    assert_eq!(store.get(s.id, t).await.unwrap(), None);
+
+    // At the window's end, a reuse.
+    let s = start("bob");
+    store.create(s.clone()).await.unwrap();
+    let advance = |from, at: i64| store.advance(s.id, from, at, at + 60, at + 1800);
+    assert_eq!(advance(0, t).await.unwrap(), Advance::Advanced);
+    assert_eq!(advance(0, t + 60).await.unwrap(), Advance::Reused);
+    assert_eq!(store.get(s.id, t).await.unwrap(), None);
+
+    // A user's sessions end together, and no one else's.
+    let (one, two, other) = (start("bob"), start("bob"), start("bobby"));
+    for s in [&one, &two, &other] {
+        store.create(s.clone()).await.unwrap();
+    }
+    let mut ended = store.end_sessions_of("bob".into(), t + 1800).await.unwrap();
+    ended.sort();
+    let mut expected = vec![one.id, two.id];
+    expected.sort();
+    assert_eq!(ended, expected);
+    for s in [&one, &two] {
+        assert_eq!(store.get(s.id, t).await.unwrap(), None);
+    }
+    assert!(store.get(other.id, t).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_rotates_retries_and_ends_by_the_rules_in_every_store() {
+    in_every_store(the_store_rotates_retries_and_ends_by_the_rules).await;
+}
