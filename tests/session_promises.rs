@@ -17,7 +17,7 @@
 //! store suite can take them over; the tests at the end run each promise
 //! in every store.
 
-use crate::cli::{path_str, Proc, TempDir};
+use crate::cli::{Proc, TempDir};
 use crate::sessions::{field, login_json, refresh};
 use crate::support::*;
 use password_bearer::sessions::memory::MemorySessions;
@@ -436,7 +436,7 @@ async fn sighup_with_a_new_password_ends_the_binarys_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_kill_9_between_commit_and_answer_is_answered() {
     let tmp = TempDir::new();
-    let dir = path_str(&tmp.0.join("state"));
+    let dir = crate::cli::path_str(&tmp.0.join("state"));
     let key = tmp.file("key", TEST_KEY);
     let start = || {
         let mut proc = Proc::spawn(&[
