@@ -358,11 +358,22 @@ impl<S: UserStore> App<S> {
         }
         let (store, revocations) = (sessions.store.clone(), sessions.revocations.clone());
         let until = self.revoked_until(unix_now());
+        let login_log = self.login_log;
         runtime.spawn(async move {
             for username in usernames {
                 match store.end_sessions_of(username.clone(), until).await {
                     Ok(ended) => {
                         let now = unix_now();
+                        if login_log && !ended.is_empty() {
+                            logging::emit(
+                                LOGIN,
+                                format_args!(
+                                    "sessions ended by the reload: {} username={}",
+                                    ended.len(),
+                                    Quoted(&username)
+                                ),
+                            );
+                        }
                         for id in ended {
                             revocations.add(Revocation::Session(id, until), Some(&username), now);
                         }

@@ -425,6 +425,10 @@ async fn sighup_with_a_new_password_ends_the_binarys_sessions() {
     proc.signal("HUP");
     proc.wait_line("reloaded: 1 users");
     access_ends(addr, &access).await;
+    let ended = r#"sessions ended by the reload: 1 username="bob""#;
+    if !proc.seen.iter().any(|line| line.contains(ended)) {
+        proc.wait_line(ended);
+    }
     refused(addr, &current).await;
     log_in(addr, "bob", "new").await;
 }
