@@ -366,6 +366,7 @@ impl PersistentSessions {
             sync_dir(dir).map_err(io_error(dir))?;
         }
         let now = unix_now();
+        let mut ended = None;
         let found = write(&db, |t| {
             // Not 8 bytes: not a format this build knows (0).
             let found = t
@@ -373,7 +374,7 @@ impl PersistentSessions {
                 .get(b"format".as_slice())?
                 .map(|v| v.value().try_into().map_or(0, u64::from_be_bytes));
             if found == Some(FORMAT_1) {
-                t.end_every_session()?;
+                ended = Some(t.end_every_session()?);
             }
             if found.is_none_or(|f| f == FORMAT_1) {
                 // A new file (its tables are created by this commit), or
@@ -389,6 +390,16 @@ impl PersistentSessions {
             Ok(found)
         })
         .map_err(|e| invalid(&e))?;
+        if let Some(ended) = ended {
+            crate::logging::emit(
+                crate::logging::SERVER_WARN,
+                format_args!(
+                    "password-bearer: {}: a store of format 1, now of format {FORMAT}: its \
+                     {ended} sessions were ended (their users log in again), its revocations kept",
+                    path.display()
+                ),
+            );
+        }
         if let Some(other) = found.filter(|&f| f != FORMAT) {
             return Err(OpenError::Invalid(
                 path,
@@ -645,12 +656,13 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Removes every session (see [`FORMAT_1`]); revocations stay.
-    fn end_every_session(&mut self) -> Result<(), Engine> {
+    fn end_every_session(&mut self) -> Result<u64, Engine> {
+        let ended = self.sessions.len()?;
         while self.sessions.pop_first()?.is_some() {}
         while self.by_expiry.pop_first()?.is_some() {}
         while self.by_user.pop_first()?.is_some() {}
         self.dirty = true;
-        Ok(())
+        Ok(ended)
     }
 
     /// Removes at most `limit` expired sessions and as many expired
