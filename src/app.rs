@@ -315,11 +315,20 @@ impl<S: UserStore> App<S> {
     /// refused at once, cached or not. Throttling and revocations carry
     /// on, and so do sessions, except those of the users the new store
     /// removed, disabled or gave another password
-    /// ([`UserStore::sessions_ended_by`]): they are ended, with their
-    /// access tokens, by a task spawned on the current tokio runtime
-    /// (within moments; called outside one, each is refused at its next
-    /// refresh instead). `key` signs from now on; `old_keys` only verify.
-    pub fn reload(&self, users: S, key: SecretKey, old_keys: Vec<SecretKey>) {
+    /// ([`UserStore::sessions_ended_by`]): the future returned ends them,
+    /// with their access tokens, when awaited (the binary awaits it at
+    /// once). Dropped instead, each of those sessions is refused at its
+    /// next refresh, which looks its user up, but a user disabled and
+    /// enabled again before that keeps them. `key` signs from now on;
+    /// `old_keys` only verify.
+    #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
+                  end when this is awaited"]
+    pub fn reload(
+        &self,
+        users: S,
+        key: SecretKey,
+        old_keys: Vec<SecretKey>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let ended = self.loaded().users().sessions_ended_by(&users);
         // Unknown usernames must keep costing what a real hash costs, and
         // the docs list the scopes the users now have.
@@ -337,7 +346,7 @@ impl<S: UserStore> App<S> {
             generation,
         });
         drop(loaded);
-        self.end_sessions_of(ended);
+        self.end_sessions_of(ended)
     }
 
     /// The deny-list, when sessions are on.

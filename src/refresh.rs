@@ -342,53 +342,57 @@ impl<S: UserStore> App<S> {
     }
 
     /// Ends every session of each of `usernames`, with their access
-    /// tokens, in the background: a reload removed, disabled or gave
-    /// another password to each (see [`App::reload`]). A store that fails
-    /// leaves those sessions to be refused at their next refresh, which
-    /// looks at the user too.
-    pub(crate) fn end_sessions_of(&self, usernames: Vec<String>) {
-        let Some(sessions) = &self.sessions else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if usernames.is_empty() {
-            return;
-        }
-        let (store, revocations) = (sessions.store.clone(), sessions.revocations.clone());
+    /// tokens, when awaited: a reload removed, disabled or gave another
+    /// password to each (see [`App::reload`]). Awaited where it is called
+    /// (no task of its own: each task type costs the binary its own copy
+    /// of tokio's task code). A store that fails stops it at once, so that
+    /// a store down delays the caller by one call's deadline: the sessions
+    /// left are refused at their next refresh, which looks at the user too.
+    pub(crate) fn end_sessions_of(
+        &self,
+        usernames: Vec<String>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let sessions = self
+            .sessions
+            .as_ref()
+            .map(|s| (s.store.clone(), s.revocations.clone()));
         let until = self.revoked_until(unix_now());
         let login_log = self.login_log;
-        runtime.spawn(async move {
-            for username in usernames {
-                match store.end_sessions_of(username.clone(), until).await {
-                    Ok(ended) => {
-                        let now = unix_now();
-                        if login_log && !ended.is_empty() {
-                            logging::emit(
-                                LOGIN,
-                                format_args!(
-                                    "sessions ended by the reload: {} username={}",
-                                    ended.len(),
-                                    Quoted(&username)
-                                ),
-                            );
-                        }
-                        for id in ended {
-                            revocations.add(Revocation::Session(id, until), Some(&username), now);
-                        }
+        async move {
+            let Some((store, revocations)) = sessions else {
+                return;
+            };
+            for (done, username) in usernames.iter().enumerate() {
+                let ended = match store.end_sessions_of(username.clone(), until).await {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        logging::emit(
+                            logging::STORE_DOWN,
+                            format_args!(
+                                "password-bearer: the sessions of {} users were not ended by \
+                                 the reload ({e}); each is refused at its next refresh",
+                                usernames.len() - done
+                            ),
+                        );
+                        return;
                     }
-                    Err(e) => logging::emit(
-                        logging::STORE_DOWN,
+                };
+                if login_log && !ended.is_empty() {
+                    logging::emit(
+                        LOGIN,
                         format_args!(
-                            "password-bearer: the sessions of username={} were not ended at \
-                             the reload ({e}); each is refused at its next refresh",
-                            Quoted(&username)
+                            "sessions ended by the reload: {} username={}",
+                            ended.len(),
+                            Quoted(username)
                         ),
-                    ),
+                    );
+                }
+                let now = unix_now();
+                for id in ended {
+                    revocations.add(Revocation::Session(id, until), Some(username), now);
                 }
             }
-        });
+        }
     }
 
     /// `POST /revoke` (RFC 7009): a refresh token ends its session, an

@@ -220,12 +220,15 @@ pub(crate) async fn a_password_changed_by_a_reload_ends_the_session(backend: Bac
     let (_, first) = log_in(server.addr, "bob", "old").await;
     let (access, current) = refreshed(server.addr, &first).await;
     let carol = hash("carol's");
-    server.app.reload(
-        users_of(&[("bob", &hash("new"), false), ("carol", &carol, false)]),
-        test_key(),
-        Vec::new(),
-    );
-    access_ends(server.addr, &access).await;
+    server
+        .app
+        .reload(
+            users_of(&[("bob", &hash("new"), false), ("carol", &carol, false)]),
+            test_key(),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(me_status(server.addr, &access).await, 401);
     refused(server.addr, &current).await;
     assert_invalid_grant(&post_token(server.addr, &credentials("bob", "old")).await);
     let (access, next) = log_in(server.addr, "bob", "new").await;
@@ -262,13 +265,16 @@ pub(crate) async fn a_user_re_created_under_the_name_inherits_no_session(backend
     let server = start_server(backend, users_of(&[("bob", &hash("pw"), false)]), WINDOW).await;
     let (access, current) = log_in(server.addr, "bob", "pw").await;
     let carol = users_of(&[("carol", &hash("carol's"), false)]);
-    server.app.reload(carol, test_key(), Vec::new());
-    access_ends(server.addr, &access).await;
-    server.app.reload(
-        users_of(&[("bob", &hash("pw"), false)]),
-        test_key(),
-        Vec::new(),
-    );
+    server.app.reload(carol, test_key(), Vec::new()).await;
+    assert_eq!(me_status(server.addr, &access).await, 401);
+    server
+        .app
+        .reload(
+            users_of(&[("bob", &hash("pw"), false)]),
+            test_key(),
+            Vec::new(),
+        )
+        .await;
     refused(server.addr, &current).await;
     assert_eq!(me_status(server.addr, &access).await, 401);
     let (access, next) = log_in(server.addr, "bob", "pw").await;
@@ -297,11 +303,13 @@ pub(crate) async fn a_user_disabled_then_enabled_has_no_session_from_before(back
     let (access, current) = log_in(server.addr, "bob", "pw").await;
     server
         .app
-        .reload(users_of(&[("bob", &bob, true)]), test_key(), Vec::new());
-    access_ends(server.addr, &access).await;
+        .reload(users_of(&[("bob", &bob, true)]), test_key(), Vec::new())
+        .await;
+    assert_eq!(me_status(server.addr, &access).await, 401);
     server
         .app
-        .reload(users_of(&[("bob", &bob, false)]), test_key(), Vec::new());
+        .reload(users_of(&[("bob", &bob, false)]), test_key(), Vec::new())
+        .await;
     refused(server.addr, &current).await;
     assert_eq!(me_status(server.addr, &access).await, 401);
     let (access, next) = log_in(server.addr, "bob", "pw").await;
