@@ -416,7 +416,7 @@ fn refresh(c: &mut Criterion) {
     // refresh token read and its session looked up (none: a well-formed
     // token of no session), an error answered. Without a client address,
     // so that the failures count against nobody's throttle.
-    let unknown = Session::start("johndoe", "", now(), now() + 60)
+    let unknown = Session::start("johndoe", "", "", now(), now() + 60)
         .expect("the OS random source works")
         .refresh_token(0);
     group.bench_function("refused_unknown_session", |b| {
@@ -478,7 +478,7 @@ fn refresh_parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh_parts");
     let key = key();
     let now = now();
-    let session = Session::start("johndoe", "me items", now, now + 14 * 86_400)
+    let session = Session::start("johndoe", "", "me items", now, now + 14 * 86_400)
         .expect("the OS random source works");
     let text = session.refresh_token(0);
     let body = format!("grant_type=refresh_token&refresh_token={text}");
@@ -515,7 +515,7 @@ fn refresh_parts(c: &mut Criterion) {
     let mut counter = 0;
     group.bench_function("7_store_advance", |b| {
         b.iter(|| {
-            let advanced = ready(store.advance(session.id, counter, now, now + 60));
+            let advanced = ready(store.advance(session.id, counter, now, now + 60, now + 1800));
             counter += 1;
             advanced
         })

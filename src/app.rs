@@ -33,6 +33,11 @@ pub struct Config<S = Users> {
     /// (default 14 days). Zero turns sessions off: no refresh tokens, no
     /// `POST /revoke`, and tokens without `kid`, `jti` or `sid`.
     pub refresh_token_ttl: Duration,
+    /// How long after a refresh the refresh token it used up may be
+    /// presented once more (default 60 s; zero: never), for a client whose
+    /// answer was lost: the retry gets a fresh pair instead of ending the
+    /// session as a reuse (see `sessions`).
+    pub refresh_retry_window: Duration,
     /// Where sessions are kept (default: [`MemorySessions`], bounded, lost
     /// on restart).
     pub sessions: Option<Arc<dyn SessionStore>>,
@@ -118,6 +123,7 @@ impl<S: UserStore> Config<S> {
             key,
             old_keys: Vec::new(),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 60 * 60),
+            refresh_retry_window: Duration::from_secs(60),
             sessions: None,
             max_revocations: 100_000,
             token_ttl: Duration::from_secs(30 * 60),
@@ -211,6 +217,8 @@ pub(crate) struct SessionState {
     /// Shared with the store, which may feed it ([`SessionStore::follow`]).
     pub(crate) revocations: Arc<Revocations>,
     pub(crate) ttl_secs: i64,
+    /// `Config::refresh_retry_window`, in seconds.
+    pub(crate) retry_secs: i64,
 }
 
 impl std::fmt::Debug for SessionState {
@@ -218,6 +226,7 @@ impl std::fmt::Debug for SessionState {
         f.debug_struct("SessionState")
             .field("revocations", &self.revocations)
             .field("ttl_secs", &self.ttl_secs)
+            .field("retry_secs", &self.retry_secs)
             .finish_non_exhaustive()
     }
 }
@@ -256,6 +265,8 @@ impl<S: UserStore> App<S> {
                 store,
                 revocations,
                 ttl_secs: i64::try_from(config.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX),
+                retry_secs: i64::try_from(config.refresh_retry_window.as_secs())
+                    .unwrap_or(i64::MAX),
             }
         });
         let mut keys = vec![config.key];
@@ -306,9 +317,24 @@ impl<S: UserStore> App<S> {
     /// get the new set. A user the new store no longer has, or now has
     /// disabled, is refused at their next request, since every request
     /// looks its user up; a token signed with a key no longer listed is
-    /// refused at once, cached or not. Sessions, throttling and revocations
-    /// carry on. `key` signs from now on; `old_keys` only verify.
-    pub fn reload(&self, users: S, key: SecretKey, old_keys: Vec<SecretKey>) {
+    /// refused at once, cached or not. Throttling and revocations carry
+    /// on, and so do sessions, except those of the users the new store
+    /// removed, disabled or gave another password
+    /// ([`UserStore::sessions_ended_by`]): the future returned ends them,
+    /// with their access tokens, when awaited (the binary awaits it at
+    /// once). Dropped instead, each of those sessions is refused at its
+    /// next refresh, which looks its user up, but a user disabled and
+    /// enabled again before that keeps them. `key` signs from now on;
+    /// `old_keys` only verify.
+    #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
+                  end when this is awaited"]
+    pub fn reload(
+        &self,
+        users: S,
+        key: SecretKey,
+        old_keys: Vec<SecretKey>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ended = self.loaded().users().sessions_ended_by(&users);
         // Unknown usernames must keep costing what a real hash costs, and
         // the docs list the scopes the users now have.
         self.verifier.set_dummy_params(usual_params(&users));
@@ -325,6 +351,8 @@ impl<S: UserStore> App<S> {
             keys,
             generation,
         });
+        drop(loaded);
+        self.end_sessions_of(ended)
     }
 
     /// The deny-list, when sessions are on.

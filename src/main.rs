@@ -134,14 +134,14 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         let watch = async move {
             let mut signals = signals;
             while signals.next().await == Signal::Reload {
-                reload(options, &reload_app, reload_tls.as_ref());
+                reload(options, &reload_app, reload_tls.as_ref()).await;
             }
             systemd::notify::stopping();
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
             loop {
                 match signals.next().await {
-                    Signal::Reload => reload(options, &reload_app, reload_tls.as_ref()),
+                    Signal::Reload => reload(options, &reload_app, reload_tls.as_ref()).await,
                     Signal::Stop(code) => return code,
                 }
             }
@@ -192,18 +192,27 @@ async fn start_metrics(addr: &str, app: &Arc<App<Store>>) -> Result<(), ConfigEr
 /// `Tls::renew`); connections stay open, and keep the certificate they
 /// negotiated. A file that fails to load changes nothing: the running set
 /// stays, and one line names the file and the problem. Without
-/// `--secret-key-file`, the random key stays.
-fn reload(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
+/// `--secret-key-file`, the random key stays. The sessions of users the
+/// new file removed, disabled or gave another password are then ended.
+async fn reload(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
     // systemd's `Type=notify-reload` (and `systemctl reload` on a
     // `Type=notify` unit) waits for READY=1 again, sent whatever the outcome:
     // a failed reload still serves.
     systemd::notify::reloading();
-    reload_files(options, app, tls);
+    let ending = reload_files(options, app, tls);
     systemd::notify::ready();
+    if let Some(ending) = ending {
+        ending.await;
+    }
 }
 
-/// [`reload`]'s work: read every file, then swap, or log why not.
-fn reload_files(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
+/// [`reload`]'s work: read every file, then swap, or log why not; what
+/// is left to do, the sessions to end, when swapped.
+fn reload_files(
+    options: &Options,
+    app: &App<Store>,
+    tls: Option<&cli::Tls>,
+) -> Option<impl std::future::Future<Output = ()>> {
     let read = options
         .read_files(Some(app.loaded().users()))
         .and_then(|(users, keys)| {
@@ -222,7 +231,7 @@ fn reload_files(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
                 }
             };
             let verifying = old_keys.len() + 1;
-            app.reload(users, key, old_keys);
+            let ending = app.reload(users, key, old_keys);
             if let (Some(tls), Some(renewal)) = (tls, renewal) {
                 cli::renew_tls(tls, renewal);
             }
@@ -235,6 +244,7 @@ fn reload_files(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
                 target: "password_bearer::server",
                 "password-bearer: reloaded: {count}, {verifying} keys{certificate}"
             );
+            Some(ending)
         }
         Err(e) => {
             let what = if tls.is_some() {
@@ -246,6 +256,7 @@ fn reload_files(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
                 target: "password_bearer::server",
                 "password-bearer: reload failed, still serving the previous {what}: {e}"
             );
+            None
         }
     }
 }

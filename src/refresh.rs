@@ -4,10 +4,15 @@
 //!
 //! A refresh costs no password hash: the refresh token is checked against
 //! its session's secret (an HMAC), the user is looked up to see that it
-//! still exists and is active, and the session's counter moves on, so the
+//! still exists, is active and has the password hash the session started
+//! with (its fingerprint), and the session's counter moves on, so the
 //! presented token is used up and the answer carries the next one. A used
 //! token presented again means it was stolen: the session is revoked, and
-//! with it every access token issued in it.
+//! with it every access token issued in it; except the token just used
+//! up, retried once within the retry window, whose answer was perhaps
+//! lost (see `sessions`). A user gone, disabled or whose password changed
+//! ends the session the same way: re-enabled, or re-created under the
+//! same name, the user starts again with no session.
 
 use crate::app::App;
 use crate::auth::{store_unavailable, unix_now};
@@ -17,7 +22,7 @@ use crate::logging::{self, LOGIN, LOGIN_REFUSED};
 use crate::routes::{Peer, Quoted};
 use crate::sessions::{Advance, RefreshToken, Revocation, Session, TokenId};
 use crate::token::{self, SecretKey};
-use crate::users::UserStore;
+use crate::users::{User, UserStore};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
@@ -84,10 +89,10 @@ impl<S: UserStore> App<S> {
         Ok(json_response(StatusCode::OK, body.into()))
     }
 
-    /// A new session for a password login, when sessions are on.
+    /// A new session for `user`'s password login, when sessions are on.
     pub(crate) async fn start_session(
         &self,
-        username: &str,
+        user: &User,
         granted: &[&str],
     ) -> Result<Option<Session>, ApiError> {
         let Some(sessions) = &self.sessions else {
@@ -95,7 +100,8 @@ impl<S: UserStore> App<S> {
         };
         let now = unix_now();
         let session = Session::start(
-            username,
+            user.username(),
+            user.hashed_password(),
             &granted.join(" "),
             now,
             now.saturating_add(sessions.ttl_secs),
@@ -140,25 +146,39 @@ impl<S: UserStore> App<S> {
             attempt.failed();
             return Err(ApiError::InvalidRefreshToken);
         };
-        if token.counter < session.counter {
-            // Used before: whoever presents it now, or presented it then,
-            // is not the session's rightful holder.
+        // The store's rule, on the copy read: no need to look the user up
+        // for a token that is a reuse as it stands.
+        if session.clone().rotate(token.counter, now, now) == Advance::Reused {
+            // Used before (and not a retry within its window): whoever
+            // presents it now, or presented it then, is not the session's
+            // rightful holder.
             attempt.failed();
             return self.reused(&session, peer, now).await;
         }
-        // The user must still exist and be allowed in. One set of users and
-        // keys for the rest of the grant (see `App::reload`).
+        // The user must still exist, be allowed in, and have the password
+        // the session started with. One set of users and keys for the rest
+        // of the grant (see `App::reload`).
         let loaded = self.loaded();
         let user = match loaded.users().find(&session.username).await {
-            Ok(user) => user.filter(|u| !u.is_disabled()),
+            Ok(user) => user,
             Err(e) => {
                 attempt.refund().await;
                 return Err(store_unavailable(&e));
             }
         };
-        let Some(user) = user else {
-            attempt.failed();
-            return Err(ApiError::InvalidRefreshToken);
+        let user = match user {
+            Some(user) if !user.is_disabled() && session.started_with(user.hashed_password()) => {
+                user
+            }
+            other => {
+                let why = match other {
+                    None => "user gone",
+                    Some(user) if user.is_disabled() => "user disabled",
+                    Some(_) => "password changed",
+                };
+                attempt.failed();
+                return self.user_changed(&session, why, peer, now).await;
+            }
         };
         // A scope may only narrow the session's grant; none asks for all of
         // it. What the user may no longer have is dropped.
@@ -184,12 +204,17 @@ impl<S: UserStore> App<S> {
             .collect();
 
         let revoke_until = self.revoked_until(now);
-        match sessions
+        let retry_until = now.saturating_add(sessions.retry_secs);
+        let (next, retried) = match sessions
             .store
-            .advance(session.id, token.counter, now, revoke_until)
+            .advance(session.id, token.counter, now, retry_until, revoke_until)
             .await
         {
-            Ok(Advance::Advanced) => {}
+            Ok(Advance::Advanced) => (token.counter.saturating_add(1), false),
+            // The token before the current one: the answer that carried
+            // the current one never reached this client, so it gets the
+            // next (and the lost one is used up).
+            Ok(Advance::Retried) => (token.counter.saturating_add(2), true),
             Ok(Advance::Reused) => {
                 // Another refresh with the same token got there first; the
                 // store has revoked the session in the same step.
@@ -209,13 +234,18 @@ impl<S: UserStore> App<S> {
                 attempt.refund().await;
                 return Err(store_unavailable(&e));
             }
-        }
+        };
         attempt.refund().await;
         if self.login_log {
             logging::emit(
                 LOGIN,
                 format_args!(
-                    "refresh ok username={} peer={}",
+                    "refresh ok{} username={} peer={}",
+                    if retried {
+                        " (the previous token, retried within its window)"
+                    } else {
+                        ""
+                    },
                     Quoted(user.username()),
                     Peer(peer)
                 ),
@@ -226,8 +256,32 @@ impl<S: UserStore> App<S> {
             user.username(),
             &requested,
             &granted,
-            Some((&session, token.counter + 1)),
+            Some((&session, next)),
         )
+    }
+
+    /// A session whose user is gone, disabled or has another password
+    /// since it started (`why`): it is ended, with its access tokens, and
+    /// the answer is `invalid_grant` like any other bad refresh token. So
+    /// the user re-enabled, or re-created under the name, has no session
+    /// from before.
+    async fn user_changed(
+        &self,
+        session: &Session,
+        why: &str,
+        peer: Option<SocketAddr>,
+        now: i64,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        self.revoke_session(session, now).await?;
+        logging::emit(
+            LOGIN_REFUSED,
+            format_args!(
+                "refresh refused, {why}: session ended username={} peer={}",
+                Quoted(&session.username),
+                Peer(peer)
+            ),
+        );
+        Err(ApiError::InvalidRefreshToken)
     }
 
     /// A used-up refresh token presented again: the session is revoked, and
@@ -285,6 +339,60 @@ impl<S: UserStore> App<S> {
             now,
         );
         Ok(())
+    }
+
+    /// Ends every session of each of `usernames`, with their access
+    /// tokens, when awaited: a reload removed, disabled or gave another
+    /// password to each (see [`App::reload`]). Awaited where it is called
+    /// (no task of its own: each task type costs the binary its own copy
+    /// of tokio's task code). A store that fails stops it at once, so that
+    /// a store down delays the caller by one call's deadline: the sessions
+    /// left are refused at their next refresh, which looks at the user too.
+    pub(crate) fn end_sessions_of(
+        &self,
+        usernames: Vec<String>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let sessions = self
+            .sessions
+            .as_ref()
+            .map(|s| (s.store.clone(), s.revocations.clone()));
+        let until = self.revoked_until(unix_now());
+        let login_log = self.login_log;
+        async move {
+            let Some((store, revocations)) = sessions else {
+                return;
+            };
+            for (done, username) in usernames.iter().enumerate() {
+                let ended = match store.end_sessions_of(username.clone(), until).await {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        logging::emit(
+                            logging::STORE_DOWN,
+                            format_args!(
+                                "password-bearer: the sessions of {} users were not ended by \
+                                 the reload ({e}); each is refused at its next refresh",
+                                usernames.len() - done
+                            ),
+                        );
+                        return;
+                    }
+                };
+                if login_log && !ended.is_empty() {
+                    logging::emit(
+                        LOGIN,
+                        format_args!(
+                            "sessions ended by the reload: {} username={}",
+                            ended.len(),
+                            Quoted(username)
+                        ),
+                    );
+                }
+                let now = unix_now();
+                for id in ended {
+                    revocations.add(Revocation::Session(id, until), Some(username), now);
+                }
+            }
+        }
     }
 
     /// `POST /revoke` (RFC 7009): a refresh token ends its session, an

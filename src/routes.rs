@@ -170,7 +170,7 @@ impl<S: UserStore> App<S> {
             .collect();
         // With sessions on, the login starts one: a store that cannot keep
         // it answers 503, and the attempt counts as nobody's failure.
-        let session = match self.start_session(user.username(), &granted).await {
+        let session = match self.start_session(&user, &granted).await {
             Ok(session) => session,
             Err(e) => {
                 attempt.refund().await;

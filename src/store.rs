@@ -172,5 +172,14 @@ mod serve {
                 Store::Postgres(pg) => pg.scopes(),
             }
         }
+
+        fn sessions_ended_by(&self, next: &Store) -> Vec<String> {
+            match (self, next) {
+                (Store::File(before), Store::File(after)) => before.sessions_ended_by(after),
+                // PostgreSQL's users change without a reload: each session
+                // is checked at its next refresh.
+                _ => Vec::new(),
+            }
+        }
     }
 }

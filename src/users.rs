@@ -272,6 +272,17 @@ pub trait UserStore: Send + Sync + 'static {
     fn scopes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The users of this store whose sessions `next`, replacing it in
+    /// [`crate::App::reload`], ends: gone from `next`, disabled there, or
+    /// with another password hash. The reload ends their sessions at once.
+    /// The default, for a store that cannot list its users, is none: each
+    /// session is then refused at its next refresh, when its user is
+    /// looked up (gone, disabled, or the password changed since the login).
+    fn sessions_ended_by(&self, next: &Self) -> Vec<String> {
+        let _ = next;
+        Vec::new()
+    }
 }
 
 /// A user store that could not answer: its driver's error, kept for the
@@ -528,6 +539,10 @@ impl<S: UserStore> UserStore for Arc<S> {
     fn scopes(&self) -> Vec<String> {
         (**self).scopes()
     }
+
+    fn sessions_ended_by(&self, next: &Self) -> Vec<String> {
+        (**self).sessions_ended_by(next)
+    }
 }
 
 /// The file store never fails: its users are in memory.
@@ -550,6 +565,18 @@ impl UserStore for Users {
     fn scopes(&self) -> Vec<String> {
         let all: BTreeSet<&String> = self.by_name.values().flat_map(|u| &u.scopes).collect();
         all.into_iter().cloned().collect()
+    }
+
+    fn sessions_ended_by(&self, next: &Users) -> Vec<String> {
+        self.by_name
+            .values()
+            .filter(|before| {
+                next.get(&before.username).is_none_or(|after| {
+                    after.is_disabled() || after.hashed_password != before.hashed_password
+                })
+            })
+            .map(|before| before.username.clone())
+            .collect()
     }
 }
 
@@ -578,6 +605,36 @@ mod tests {
 
     const HASH: &str =
         "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$wOWJhvTr6+vdLSdhOxXC+AqkX2QXmJ5zTEUW9xdDKhw";
+
+    #[test]
+    fn a_reload_ends_the_sessions_of_users_removed_disabled_or_re_hashed() {
+        let other = HASH.replace("c2FsdHNhbHQ", "c2FsdHNhbHU");
+        let user = |name: &str, hash: &str, disabled: bool| {
+            User::builder(name, hash)
+                .disabled(disabled)
+                .build()
+                .unwrap()
+        };
+        let before = Users::from_users([
+            user("kept", HASH, false),
+            user("removed", HASH, false),
+            user("disabled", HASH, false),
+            user("re-hashed", HASH, false),
+        ])
+        .unwrap();
+        let after = Users::from_users([
+            user("kept", HASH, false),
+            user("disabled", HASH, true),
+            user("re-hashed", &other, false),
+            user("added", HASH, false),
+        ])
+        .unwrap();
+        let mut ended = before.sessions_ended_by(&after);
+        ended.sort();
+        assert_eq!(ended, ["disabled", "re-hashed", "removed"]);
+        assert_eq!(after.sessions_ended_by(&after.clone()), ["disabled"]);
+        assert!(before.sessions_ended_by(&before.clone()).is_empty());
+    }
 
     #[test]
     fn demo_users_are_the_seeds() {

@@ -351,15 +351,16 @@ async fn sessions_refreshes_and_revocations_are_counted() {
     let b = refresh_token(&post_token(api, &credentials("johndoe", "secret")).await);
     assert_eq!(sessions(&scrape(metrics).await), 2.0);
 
-    // A refresh rotates session a's token; the old one presented again
-    // revokes the session.
+    // Two refreshes rotate session a's token; the first one presented
+    // again (two rotations back: no retry) revokes the session.
     let refresh = |token: &str| form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
-    let _rotated = refresh_token(&post_token(api, &refresh(&a)).await);
+    let rotated = refresh_token(&post_token(api, &refresh(&a)).await);
+    let _rotated = refresh_token(&post_token(api, &refresh(&rotated)).await);
     assert_eq!(post_token(api, &refresh(&a)).await.status, 400);
     let seen = scrape(metrics).await;
     assert_eq!(
         (refreshes(&seen, "ok"), refreshes(&seen, "failed")),
-        (1.0, 1.0)
+        (2.0, 1.0)
     );
     assert_eq!(
         number(&seen, "password_bearer_refresh_reuses_total", &[]),

@@ -1,7 +1,9 @@
 //! `--users postgres://…` (the `postgres` feature: `cargo test --features
 //! postgres`) against a real PostgreSQL: two server processes on one
 //! database see users inserted, disabled and deleted with plain SQL within
-//! 1 s, a missing table is created, an engine stopped is 503 (never 400 or
+//! 1 s (and a session ends within 1 s of its user's password changed,
+//! the user deleted, re-created or disabled, enabled again or not), a
+//! missing table is created, an engine stopped is 503 (never 400 or
 //! 401, nothing counted) and `/healthz` 503 until it is back, then both
 //! recover with no restart; a database not there at startup, and bad URLs.
 //!
@@ -472,6 +474,117 @@ async fn two_instances_see_sql_changes_within_a_second() {
     let resp = post_token(a_addr, &credentials("carol", "s3cret")).await;
     assert_invalid_grant(&resp);
     assert_no_password(&[&a, &b]);
+}
+
+/// Refreshes the session whose refresh token is `token` until the answer
+/// is 400 (the session ended), each 200 on the way rotating it: how long
+/// after `since` that took. Fails past [`PROPAGATION`].
+async fn until_refresh_refused(addr: SocketAddr, mut token: String, since: Instant) -> Duration {
+    loop {
+        let resp = post_token(addr, &body_of(&token)).await;
+        match resp.status {
+            200 => token = resp.json()["refresh_token"].as_str().unwrap().to_owned(),
+            400 => {
+                assert_eq!(resp.json()["error"], "invalid_grant", "{}", resp.text());
+                return since.elapsed();
+            }
+            other => panic!("{other} {}", resp.text()),
+        }
+        assert!(
+            since.elapsed() < PROPAGATION,
+            "the session still refreshes after {PROPAGATION:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A login on `addr` that must succeed (polled: an insert may not count
+/// yet): its access and refresh tokens.
+async fn session_of(addr: SocketAddr, username: &str, password: &str) -> (String, String) {
+    let body = credentials(username, password);
+    let (resp, _) = poll(PROPAGATION, 200, || post_token(addr, &body)).await;
+    let json = resp.json();
+    let text = |field: &str| json[field].as_str().unwrap().to_owned();
+    (text("access_token"), text("refresh_token"))
+}
+
+/// The sessions' promises where SQL changes the users (no reload tells
+/// the server; each refresh looks its user up, through a 0.5 s cache):
+/// within a second, a new password, a deletion, a re-creation under the
+/// name or a disabling ends the session, refresh and access tokens; an
+/// ended session stays ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_changes_to_a_user_end_their_sessions_within_a_second() {
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let tmp = TempDir::new();
+    // Logins are polled until a change counts: not a guesser to stop.
+    let polled = ["--login-failures-per-user", "0"];
+    let (_proc, addr) = server_with(&url, &key_file(&tmp), &polled);
+    let db = sql(&url).await;
+    insert_user(&db, "carol", "old").await;
+    let rehash = |password: &str| {
+        password_bearer::password::hash_password(password).expect("hashing succeeds")
+    };
+
+    // A new password.
+    let (access, refresh) = session_of(addr, "carol", "old").await;
+    db.execute(
+        "UPDATE users SET hashed_password = $1 WHERE username = 'carol'",
+        &[&rehash("new")],
+    )
+    .await
+    .expect("update");
+    let after = until_refresh_refused(addr, refresh, Instant::now()).await;
+    eprintln!("a new password: the session ended after {after:?}");
+    assert_eq!(get_me(addr, &format!("Bearer {access}")).await.status, 401);
+
+    // Deleted, then re-created under the name with the same password (a
+    // new hash): the new carol has none of the old one's sessions.
+    let (access, refresh) = session_of(addr, "carol", "new").await;
+    db.batch_execute("DELETE FROM users WHERE username = 'carol'")
+        .await
+        .expect("delete");
+    until_refresh_refused(addr, refresh.clone(), Instant::now()).await;
+    insert_user(&db, "carol", "new").await;
+    assert_eq!(
+        post_token(addr, &body_of(&refresh)).await.status,
+        400,
+        "ended for good"
+    );
+    assert_eq!(get_me(addr, &format!("Bearer {access}")).await.status, 401);
+    let (_, refresh) = session_of(addr, "carol", "new").await;
+    db.execute(
+        "UPDATE users SET hashed_password = $1 WHERE username = 'carol'",
+        &[&rehash("new")],
+    )
+    .await
+    .expect("re-created in one step");
+    until_refresh_refused(addr, refresh, Instant::now()).await;
+
+    // Disabled: the refresh tried meanwhile ends the session; enabled
+    // again, it stays ended.
+    let (access, refresh) = session_of(addr, "carol", "new").await;
+    db.batch_execute("UPDATE users SET disabled = true WHERE username = 'carol'")
+        .await
+        .expect("disable");
+    until_refresh_refused(addr, refresh.clone(), Instant::now()).await;
+    db.batch_execute("UPDATE users SET disabled = false WHERE username = 'carol'")
+        .await
+        .expect("enable");
+    until_me(
+        addr,
+        &session_of(addr, "carol", "new").await.0,
+        200,
+        PROPAGATION,
+    )
+    .await;
+    assert_eq!(post_token(addr, &body_of(&refresh)).await.status, 400);
+    assert_eq!(get_me(addr, &format!("Bearer {access}")).await.status, 401);
+}
+
+fn body_of(refresh: &str) -> String {
+    format!("grant_type=refresh_token&refresh_token={refresh}")
 }
 
 /// Tries `POST /token` on `addr` until it answers `status`.

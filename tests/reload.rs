@@ -1,6 +1,7 @@
 //! Changing the configuration while serving: SIGHUP reads the users and
 //! key files again, on connections that stay open (a user added, one
-//! removed and one disabled take effect at their next request; keys
+//! removed and one disabled take effect at their next request, the
+//! disabled one's sessions ended; keys
 //! rotate, and a key dropped stops working at once, cached or not); a file
 //! that fails to load changes nothing and is one log line naming it; and
 //! `App::reload` swaps users and keys as one set, never a mix, under
@@ -63,10 +64,18 @@ async fn sighup_adds_removes_and_disables_users_while_a_connection_stays_open() 
     proc.signal("HUP");
     proc.wait_line("reloaded: 2 users, 1 keys");
 
-    // The same connection, answered from the new users.
+    // The same connection, answered from the new users. johndoe's
+    // sessions ended with his disabling (tests/session_promises.rs), so his
+    // token of one is revoked; one of no session says he is inactive.
     assert_401(&me_on(&mut conn, &carol).await, INVALID_CREDENTIALS);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while me_on(&mut conn, &john).await.status != 401 {
+        assert!(std::time::Instant::now() < deadline, "john's session ended");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sessionless = issue(&SecretKey::new(KEY_A).unwrap(), "johndoe", now(), 600);
     assert_json_exact(
-        &me_on(&mut conn, &john).await,
+        &me_on(&mut conn, &sessionless).await,
         400,
         r#"{"detail":"Inactive user"}"#,
     );
@@ -181,7 +190,8 @@ async fn a_reload_swaps_users_and_keys_as_one_set() {
             let mut reloads = 0;
             while !done.load(Ordering::Relaxed) {
                 let (users, key) = &sets[reloads % 2];
-                app.reload(users.clone(), key.clone(), Vec::new());
+                // No session in this test: nothing to end.
+                drop(app.reload(users.clone(), key.clone(), Vec::new()));
                 reloads += 1;
                 std::thread::yield_now();
             }
@@ -242,6 +252,6 @@ async fn a_reload_lists_the_new_users_scopes_in_the_docs() {
         r#"{{"ops": {{"username": "ops", "hashed_password": "{hash}", "scopes": ["admin"]}}}}"#
     ))
     .unwrap();
-    app.reload(users, test_key(), Vec::new());
+    app.reload(users, test_key(), Vec::new()).await;
     assert_eq!(scopes(&app).await, ["admin"]);
 }

@@ -25,6 +25,7 @@ mod redis; // two instances on a real Redis (the redis feature): shared throttli
 mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
+mod session_promises; // in every store: a password change, removal or disable ends the session (reload or in place); a lost answer's retry answered once, also after kill -9
 mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
 mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
 mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, one server per directory, bad directories exit 2

@@ -4,8 +4,11 @@
 //!
 //! Keys (under the deployment's prefix):
 //!
-//! - `s:<session id>`, a hash: the user, scope, creation, end, counter and
-//!   secret; it expires (`EXPIREAT`) when the session ends;
+//! - `s:<session id>`, a hash: the user, scope, creation, end, counter,
+//!   retry window, secret and password fingerprint (a session without the
+//!   fingerprint, written by an older build, is not read: its refresh
+//!   token gets `invalid_grant`); it expires (`EXPIREAT`) when the session
+//!   ends;
 //! - `u:<username>`, a sorted set of the user's sessions by end, to cap
 //!   them (the oldest goes, as in memory); it expires with the last one;
 //! - `revoked`, a sorted set of `s:<session id>` and `t:<token id>` by the
@@ -19,13 +22,15 @@
 //! Rotation is one script: the counter is compared and moved, or the
 //! session removed and revoked, in one atomic step, so of two refreshes
 //! with one token on two instances one advances and the other finds it
-//! reused and ends the session for both.
+//! reused (past its retry window) and ends the session for both.
 //!
 //! A rotation Redis did not answer in time may still run; the client, told
 //! 503, retries with the token it holds, which would then look used up:
-//! a reuse, and the session ended. So each rotation marks the session with
-//! its own name (`a`), and one that failed is moved back in the background
-//! ([`Redis::undo_later`]) if it ran and nothing moved the counter since.
+//! past the retry window, a reuse, and the session ended. So each rotation
+//! marks the session with its own name (`a`) and what it changed (`ab`,
+//! `rb`: the counter and retry window before it), and one that failed is
+//! moved back in the background ([`Redis::undo_later`]) if it ran and
+//! nothing rotated the session since.
 //! Likewise a login's session Redis did not confirm is removed: nobody
 //! holds its refresh token.
 //!
@@ -79,7 +84,8 @@ end
 ";
 
 /// KEYS: session, user's set, every session's set. ARGV: id, username,
-/// scope, created, end, secret, most sessions per user, now, prefix.
+/// scope, created, end, secret, most sessions per user, now, prefix,
+/// password fingerprint.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -88,7 +94,7 @@ local function add(zset, score, member)
   local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
   redis.call('EXPIREAT', zset, last[2])
 end
-redis.call('HSET', KEYS[1], 'u', ARGV[2], 'sc', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'n', 0, 'k', ARGV[6])
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 'sc', ARGV[3], 'c', ARGV[4], 'e', ARGV[5], 'n', 0, 'r', 0, 'k', ARGV[6], 'f', ARGV[10])
 redis.call('EXPIREAT', KEYS[1], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[8])
@@ -107,18 +113,21 @@ add(KEYS[3], ARGV[5], ARGV[1])
 });
 
 /// KEYS: session, revoked, seq. ARGV: from, now, revoke until, id,
-/// channel, prefix, this rotation's name. Answers 0 unknown, 1 advanced, 2
-/// reused (and revoked).
+/// channel, prefix, this rotation's name, retry until. Answers 0 unknown,
+/// 1 advanced, 2 reused (and revoked), 3 retried (as
+/// [`Session::rotate`]).
 static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REVOKE_LUA}{}",
         r"
-local v = redis.call('HMGET', KEYS[1], 'n', 'e', 'u')
+local v = redis.call('HMGET', KEYS[1], 'n', 'e', 'u', 'r')
 if not v[1] or tonumber(ARGV[2]) >= tonumber(v[2]) then return 0 end
-local n, from = tonumber(v[1]), tonumber(ARGV[1])
-if n == from then
+local n, from, r = tonumber(v[1]), tonumber(ARGV[1]), v[4] or '0'
+if n == from or (n == from + 1 and tonumber(ARGV[2]) < tonumber(r)) then
+  local retried = n ~= from
   redis.call('HINCRBY', KEYS[1], 'n', 1)
-  redis.call('HSET', KEYS[1], 'a', ARGV[7])
+  redis.call('HSET', KEYS[1], 'r', retried and '0' or ARGV[8], 'a', ARGV[7], 'ab', v[1], 'rb', r)
+  if retried then return 3 end
   return 1
 end
 if n < from then return 0 end
@@ -131,15 +140,16 @@ return 2
     ))
 });
 
-/// KEYS: session. ARGV: from, the rotation's name. Moves the counter back
-/// to `from` if that rotation moved it and nothing has since.
+/// KEYS: session. ARGV: the rotation's name. Moves the counter and retry
+/// window back to what they were if that rotation moved them and no
+/// rotation has since (each one writes its name over the last's).
 static UNDO_ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local v = redis.call('HMGET', KEYS[1], 'n', 'a')
-if v[2] == ARGV[2] and tonumber(v[1]) == tonumber(ARGV[1]) + 1 then
-  redis.call('HSET', KEYS[1], 'n', ARGV[1])
-  redis.call('HDEL', KEYS[1], 'a')
+local v = redis.call('HMGET', KEYS[1], 'a', 'ab', 'rb')
+if v[1] == ARGV[1] and v[2] and v[3] then
+  redis.call('HSET', KEYS[1], 'n', v[2], 'r', v[3])
+  redis.call('HDEL', KEYS[1], 'a', 'ab', 'rb')
 end
 return 1
 ",
@@ -178,6 +188,25 @@ else
 end
 revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. ARGV[1], ARGV[2], ARGV[3], u)
 return 1
+"
+    ))
+});
+
+/// KEYS: user's set, revoked, seq. ARGV: prefix, until, now, channel,
+/// username. Ends every session of the user, each revoked; answers their
+/// ids.
+static END_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{REVOKE_LUA}{}",
+        r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do
+  redis.call('DEL', ARGV[1] .. 's:' .. id)
+  redis.call('ZREM', ARGV[1] .. 'all', id)
+  revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. id, ARGV[2], ARGV[3], ARGV[5])
+end
+redis.call('DEL', KEYS[1])
+return ids
 "
     ))
 });
@@ -298,7 +327,8 @@ impl SessionStore for RedisSessions {
                 .arg(&session.secret[..])
                 .arg(self.max_per_user)
                 .arg(session.created)
-                .arg(self.redis.key(""));
+                .arg(self.redis.key(""))
+                .arg(&session.fingerprint[..]);
             let created = self.redis.run::<()>(&call).await;
             if created.is_err() {
                 // It may yet run: nobody would hold its refresh token.
@@ -325,7 +355,7 @@ impl SessionStore for RedisSessions {
             let mut command = ::redis::cmd("HMGET");
             command
                 .arg(self.session_key(id))
-                .arg(&["u", "sc", "c", "e", "n", "k"]);
+                .arg(&["u", "sc", "c", "e", "n", "r", "k", "f"]);
             let fields: Vec<Option<Vec<u8>>> = self.redis.query(&command).await?;
             Ok(session_from(id, fields).filter(|s| now < s.expires))
         })
@@ -336,6 +366,7 @@ impl SessionStore for RedisSessions {
         id: SessionId,
         from: u32,
         now: i64,
+        retry_until: i64,
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance> {
         Box::pin(async move {
@@ -350,7 +381,8 @@ impl SessionStore for RedisSessions {
                 .arg(id.encode())
                 .arg(self.redis.key("revoked"))
                 .arg(self.redis.key(""))
-                .arg(&rotation);
+                .arg(&rotation)
+                .arg(retry_until);
             let advanced = self.redis.run::<u8>(&call).await;
             if advanced.is_err() {
                 // It may yet run (see the module's header).
@@ -358,13 +390,14 @@ impl SessionStore for RedisSessions {
                 self.redis
                     .undo_later("a refresh token's rotation", UNDO_FOR, move |redis| {
                         let mut call = UNDO_ADVANCE.prepare_invoke();
-                        call.key(&key).arg(from).arg(&rotation);
+                        call.key(&key).arg(&rotation);
                         async move { redis.run::<()>(&call).await }
                     });
             }
             Ok(match advanced? {
                 1 => Advance::Advanced,
                 2 => Advance::Reused,
+                3 => Advance::Retried,
                 _ => Advance::Unknown,
             })
         })
@@ -382,6 +415,25 @@ impl SessionStore for RedisSessions {
                 .arg(self.redis.key("revoked"))
                 .arg(self.redis.key(""));
             self.redis.run::<()>(&call).await
+        })
+    }
+
+    fn end_sessions_of(&self, username: String, until: i64) -> StoreFuture<'_, Vec<SessionId>> {
+        Box::pin(async move {
+            let mut call = END_SESSIONS_OF.prepare_invoke();
+            call.key(self.redis.key(&format!("u:{username}")))
+                .key(self.redis.key("revoked"))
+                .key(self.redis.key("revoked:seq"))
+                .arg(self.redis.key(""))
+                .arg(until)
+                .arg(crate::auth::unix_now())
+                .arg(self.redis.key("revoked"))
+                .arg(&username);
+            let ended: Vec<String> = self.redis.run(&call).await?;
+            Ok(ended
+                .iter()
+                .filter_map(|id| SessionId::decode(id))
+                .collect())
         })
     }
 
@@ -428,7 +480,7 @@ impl SessionStore for RedisSessions {
     }
 }
 
-/// A session from its hash's fields (`u sc c e n k`), if it is one.
+/// A session from its hash's fields (`u sc c e n r k f`), if it is one.
 fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> {
     let mut fields = fields.into_iter();
     let mut next = || fields.next().flatten();
@@ -439,7 +491,9 @@ fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> 
     let created = number(next()?)?;
     let expires = number(next()?)?;
     let counter = u32::try_from(number(next()?)?).ok()?;
+    let retry_until = number(next()?)?;
     let secret: [u8; 32] = next()?.try_into().ok()?;
+    let fingerprint: [u8; 16] = next()?.try_into().ok()?;
     Some(Session {
         id,
         username,
@@ -447,7 +501,9 @@ fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> 
         created,
         expires,
         counter,
+        retry_until,
         secret,
+        fingerprint,
     })
 }
 

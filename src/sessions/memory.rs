@@ -145,17 +145,13 @@ impl SessionStore for MemorySessions {
         id: SessionId,
         from: u32,
         now: i64,
+        retry_until: i64,
         _revoke_until: i64,
     ) -> StoreFuture<'_, Advance> {
         let mut state = self.lock();
         let outcome = match state.sessions.get_mut(&id) {
-            Some(session) if now >= session.expires => Advance::Unknown,
-            Some(session) if session.counter == from => {
-                session.counter += 1;
-                Advance::Advanced
-            }
-            Some(session) if session.counter > from => Advance::Reused,
-            _ => Advance::Unknown,
+            Some(session) => session.rotate(from, now, retry_until),
+            None => Advance::Unknown,
         };
         if outcome == Advance::Reused {
             state.remove(id);
@@ -167,6 +163,19 @@ impl SessionStore for MemorySessions {
         // The deny-list (the app's) remembers it; the session goes.
         self.lock().remove(id);
         ready(())
+    }
+
+    fn end_sessions_of(&self, username: String, _until: i64) -> StoreFuture<'_, Vec<SessionId>> {
+        let mut state = self.lock();
+        let ended: Vec<SessionId> = state
+            .by_user
+            .get(&username)
+            .map(|own| own.iter().map(|&(_, id)| id).collect())
+            .unwrap_or_default();
+        for id in &ended {
+            state.remove(*id);
+        }
+        ready(ended)
     }
 
     fn revoke_token(&self, _id: TokenId, _until: i64) -> StoreFuture<'_, ()> {
@@ -188,9 +197,10 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
 
     fn session(user: &str, at: i64) -> Session {
-        Session::start(user, "", at, at + 1000).unwrap()
+        Session::start(user, HASH, "", at, at + 1000).unwrap()
     }
 
     async fn get(store: &MemorySessions, id: SessionId, now: i64) -> Option<Session> {
@@ -203,20 +213,45 @@ mod tests {
         let s = session("johndoe", NOW);
         store.create(s.clone()).await.unwrap();
         assert_eq!(
-            store.advance(s.id, 0, NOW, NOW + 60).await.unwrap(),
+            store.advance(s.id, 0, NOW, NOW, NOW + 60).await.unwrap(),
             Advance::Advanced
         );
         assert_eq!(get(&store, s.id, NOW).await.unwrap().counter, 1);
         // The same token again: it was used, the session goes.
         assert_eq!(
-            store.advance(s.id, 0, NOW, NOW + 60).await.unwrap(),
+            store.advance(s.id, 0, NOW, NOW, NOW + 60).await.unwrap(),
             Advance::Reused
         );
         assert_eq!(get(&store, s.id, NOW).await, None);
         assert_eq!(
-            store.advance(s.id, 1, NOW, NOW + 60).await.unwrap(),
+            store.advance(s.id, 1, NOW, NOW, NOW + 60).await.unwrap(),
             Advance::Unknown
         );
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_token_before_the_current_one_is_answered_once_within_its_window() {
+        let store = MemorySessions::default();
+        let s = session("johndoe", NOW);
+        store.create(s.clone()).await.unwrap();
+        let advance = |from, now| store.advance(s.id, from, now, now + 60, now + 1800);
+        assert_eq!(advance(0, NOW).await.unwrap(), Advance::Advanced);
+        // Its answer was lost: the client retries with token 0.
+        assert_eq!(advance(0, NOW + 59).await.unwrap(), Advance::Retried);
+        let held = get(&store, s.id, NOW).await.unwrap();
+        assert_eq!((held.counter, held.retry_until), (2, 0), "the window spent");
+        // Once only: token 1, the lost answer's, is now a reuse.
+        assert_eq!(advance(1, NOW + 59).await.unwrap(), Advance::Reused);
+        assert_eq!(get(&store, s.id, NOW).await, None);
+
+        // Past the window, the previous token is a reuse at once.
+        let s = session("johndoe", NOW);
+        store.create(s.clone()).await.unwrap();
+        let advance = |from, now| store.advance(s.id, from, now, now + 60, now + 1800);
+        assert_eq!(advance(0, NOW).await.unwrap(), Advance::Advanced);
+        assert_eq!(advance(1, NOW + 1).await.unwrap(), Advance::Advanced);
+        assert_eq!(advance(1, NOW + 61).await.unwrap(), Advance::Reused);
         assert!(store.is_empty());
     }
 
@@ -227,7 +262,10 @@ mod tests {
         store.create(s.clone()).await.unwrap();
         assert_eq!(get(&store, s.id, NOW + 1000).await, None);
         assert_eq!(
-            store.advance(s.id, 0, NOW + 1000, NOW + 60).await.unwrap(),
+            store
+                .advance(s.id, 0, NOW + 1000, NOW + 1060, NOW + 60)
+                .await
+                .unwrap(),
             Advance::Unknown
         );
         store.create(session("alice", NOW + 2000)).await.unwrap();
@@ -266,5 +304,23 @@ mod tests {
             .unwrap();
         assert!(get(&store, sessions[4].id, NOW).await.is_none());
         assert_eq!(store.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_users_sessions_end_together_and_no_one_elses() {
+        let store = MemorySessions::default();
+        let own: Vec<Session> = (0..3).map(|i| session("bob", NOW + i)).collect();
+        let other = session("bobby", NOW);
+        for s in own.iter().chain([&other]) {
+            store.create(s.clone()).await.unwrap();
+        }
+        let mut ended = store.end_sessions_of("bob".into(), NOW + 60).await.unwrap();
+        ended.sort();
+        let mut expected: Vec<SessionId> = own.iter().map(|s| s.id).collect();
+        expected.sort();
+        assert_eq!(ended, expected);
+        assert_eq!(store.len(), 1);
+        assert!(get(&store, other.id, NOW).await.is_some());
+        assert_eq!(store.end_sessions_of("bob".into(), NOW).await.unwrap(), []);
     }
 }

@@ -12,6 +12,23 @@
 //! forged without the session's secret, so knowing a session's id (every
 //! access token names it) is not enough to revoke it.
 //!
+//! One exception, for answers that never arrived: the token just before
+//! the current one, presented again within the retry window
+//! (`Config::refresh_retry_window`, 60 s by default) of its rotation, is
+//! answered once more, as Okta's grace period and Auth0's reuse interval
+//! do. A refresh committed but not answered (the process killed, or the
+//! answer lost on the way) leaves its client holding that token; its retry
+//! is not theft. It moves the counter on once more, so the token the lost
+//! answer carried is used up too; a second retry, or one after the window,
+//! is a reuse as before. A thief who got there first gains nothing that
+//! lasts: the rightful client's next refresh is then a reuse, and the
+//! session ends.
+//!
+//! A session also remembers a fingerprint of its user's password hash at
+//! login ([`Session::started_with`]): a refresh whose user's hash has
+//! changed since (a new password, or another user re-created under the
+//! name) is refused, and the session ended.
+//!
 //! Revocation is a list of what was revoked (`Revocations`), not of what
 //! is allowed: sessions and single access tokens, each kept until the
 //! access tokens it covers have expired. `GET /users/me` checks it on every
@@ -117,8 +134,17 @@ pub struct Session {
     /// The number of the refresh token now valid; a token of a lower
     /// number has been used up.
     pub counter: u32,
+    /// Until when (Unix seconds) the token numbered `counter - 1` may be
+    /// presented once more, its answer having perhaps been lost: set by a
+    /// rotation, spent (0) by that retry.
+    pub retry_until: i64,
     /// Tags its refresh tokens. A secret: never logged, never sent.
     pub secret: [u8; 32],
+    /// A digest of the user's password hash at login, keyed with `secret`
+    /// ([`Session::started_with`]): it tells whether the hash is still the
+    /// same, and nothing else (not the hash, nor which sessions share a
+    /// user).
+    pub fingerprint: [u8; 16],
 }
 
 impl fmt::Debug for Session {
@@ -131,30 +157,71 @@ impl fmt::Debug for Session {
             .field("created", &self.created)
             .field("expires", &self.expires)
             .field("counter", &self.counter)
+            .field("retry_until", &self.retry_until)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    /// A new session for `username` granted `scope`, from `now` to
-    /// `expires`, with a fresh id and secret.
+    /// A new session for `username`, whose password hash is
+    /// `hashed_password`, granted `scope`, from `now` to `expires`, with a
+    /// fresh id and secret.
     pub fn start(
         username: &str,
+        hashed_password: &str,
         scope: &str,
         now: i64,
         expires: i64,
     ) -> Result<Session, StoreError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| StoreError::new(e.to_string()))?;
+        let id = SessionId::random()?;
         Ok(Session {
-            id: SessionId::random()?,
+            id,
             username: username.to_owned(),
             scope: scope.to_owned(),
             created: now,
             expires,
             counter: 0,
+            retry_until: 0,
+            fingerprint: fingerprint(&secret, &id, hashed_password),
             secret,
         })
+    }
+
+    /// Whether the session was started while its user's password hash was
+    /// `hashed_password` (compared in constant time). A new password, or a
+    /// user re-created under the same name, has another hash (argon2 salts
+    /// each one afresh), so the sessions started before it no longer are.
+    pub fn started_with(&self, hashed_password: &str) -> bool {
+        same(
+            &fingerprint(&self.secret, &self.id, hashed_password),
+            &self.fingerprint,
+        )
+    }
+
+    /// The rotation of [`SessionStore::advance`], on this copy: the
+    /// counter and retry window moved as it says, and what happened. A
+    /// store that keeps its sessions as [`Session`]s runs this under its
+    /// lock or in its transaction, and removes the session when the
+    /// answer is [`Advance::Reused`].
+    pub fn rotate(&mut self, from: u32, now: i64, retry_until: i64) -> Advance {
+        if now >= self.expires {
+            Advance::Unknown
+        } else if self.counter == from {
+            self.counter = self.counter.saturating_add(1);
+            self.retry_until = retry_until;
+            Advance::Advanced
+        } else if from.checked_add(1) == Some(self.counter) && now < self.retry_until {
+            self.counter = self.counter.saturating_add(1);
+            self.retry_until = 0;
+            Advance::Retried
+        } else if self.counter > from {
+            Advance::Reused
+        } else {
+            // Ahead of the counter: never issued.
+            Advance::Unknown
+        }
     }
 
     /// The refresh token of number `counter`: base64url of the session's
@@ -171,15 +238,7 @@ impl Session {
     /// Whether `token` (read by [`RefreshToken::parse`]) was issued by this
     /// session: its tag is right for its counter (compared in constant time).
     pub fn issued(&self, token: &RefreshToken) -> bool {
-        token.session == self.id && {
-            let expected = self.tag(token.counter);
-            // The tag is secret until matched: no early exit on a mismatch.
-            let diff = expected
-                .iter()
-                .zip(&token.tag)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            std::hint::black_box(diff) == 0
-        }
+        token.session == self.id && same(&self.tag(token.counter), &token.tag)
     }
 
     fn tag(&self, counter: u32) -> [u8; 16] {
@@ -193,6 +252,29 @@ impl Session {
         tag.copy_from_slice(&full[..16]);
         tag
     }
+}
+
+/// Whether two digests are equal, in constant time: a digest is secret
+/// until matched, so no early exit on a mismatch.
+fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(diff) == 0
+}
+
+/// A session's fingerprint of `hashed_password`: an HMAC under the
+/// session's secret, cut to 128 bits. Keyed, so that a store read by
+/// someone else shows no digest of any hash that could be compared across
+/// sessions or users; and the hash (a salted argon2 output) could not be
+/// guessed from it anyway.
+fn fingerprint(secret: &[u8; 32], id: &SessionId, hashed_password: &str) -> [u8; 16] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(b"password-bearer password\0");
+    mac.update(&id.0);
+    mac.update(hashed_password.as_bytes());
+    let full = mac.finalize().into_bytes();
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
 }
 
 const REFRESH_BYTES: usize = 16 + 4 + 16;
@@ -241,6 +323,10 @@ impl RefreshToken {
 pub enum Advance {
     /// The counter was at the token's number and now is one past it.
     Advanced,
+    /// The token was the one before the current one, retried within its
+    /// retry window, which is now spent: the counter moved on once more,
+    /// to two past the token's number.
+    Retried,
     /// The counter was already past the token's number: the token was used
     /// before. The store has removed the session.
     Reused,
@@ -273,20 +359,32 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn get(&self, id: SessionId, now: i64) -> StoreFuture<'_, Option<Session>>;
 
     /// Moves session `id`'s counter from `from` to `from + 1`, atomically
-    /// with the check that it is at `from`: of two refreshes with one
-    /// token, one advances and the other finds it [`Advance::Reused`]. A
-    /// reused token removes the session and records it as revoked until
-    /// `revoke_until`, in the same step (as [`SessionStore::revoke_session`]).
+    /// with the check that it is at `from`, and sets the session's
+    /// `retry_until` to `retry_until`: of two refreshes with one token, one
+    /// advances and the other finds it [`Advance::Reused`], unless the
+    /// other is within the retry window. A token of the number just before
+    /// the counter, at `now` before the session's `retry_until`, moves the
+    /// counter on once more and spends the window ([`Advance::Retried`]).
+    /// Any other token behind the counter is reused: it removes the
+    /// session and records it as revoked until `revoke_until`, in the same
+    /// step (as [`SessionStore::revoke_session`]).
     fn advance(
         &self,
         id: SessionId,
         from: u32,
         now: i64,
+        retry_until: i64,
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance>;
 
     /// Removes session `id`, and records it as revoked until `until`.
     fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()>;
+
+    /// Removes every session of `username`, records each as revoked until
+    /// `until` (as [`SessionStore::revoke_session`]), and answers their ids:
+    /// a reload that removed or disabled the user, or changed their
+    /// password, ends their sessions with this.
+    fn end_sessions_of(&self, username: String, until: i64) -> StoreFuture<'_, Vec<SessionId>>;
 
     /// Records access token `id` as revoked until `until`.
     fn revoke_token(&self, id: TokenId, until: i64) -> StoreFuture<'_, ()>;
@@ -505,10 +603,47 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_700_000_000;
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+
+    #[test]
+    fn a_session_knows_its_users_hash_by_a_keyed_fingerprint_only() {
+        let session = Session::start("johndoe", HASH, "", NOW, NOW + 60).unwrap();
+        assert!(session.started_with(HASH));
+        // Another salt (a new password, or the user re-created), one
+        // character more or less: another hash.
+        let other = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHU$aGFzaGhhc2g";
+        for changed in [other, &HASH[..HASH.len() - 1], &format!("{HASH}x"), ""] {
+            assert!(!session.started_with(changed), "{changed}");
+        }
+        // Keyed by each session's secret: two sessions of one user show
+        // unrelated fingerprints, and neither holds the hash.
+        let twin = Session::start("johndoe", HASH, "", NOW, NOW + 60).unwrap();
+        assert!(twin.started_with(HASH));
+        assert_ne!(session.fingerprint, twin.fingerprint);
+        assert!(!format!("{session:?}").contains("argon2"));
+    }
+
+    #[test]
+    fn a_rotation_forgives_one_retry_of_the_previous_token_within_its_window() {
+        let mut s = Session::start("johndoe", HASH, "", NOW, NOW + 600).unwrap();
+        assert_eq!(s.rotate(1, NOW, NOW + 60), Advance::Unknown, "never issued");
+        assert_eq!(s.rotate(0, NOW, NOW + 60), Advance::Advanced);
+        assert_eq!((s.counter, s.retry_until), (1, NOW + 60));
+        assert_eq!(s.rotate(0, NOW + 59, NOW + 119), Advance::Retried);
+        assert_eq!((s.counter, s.retry_until), (2, 0));
+        assert_eq!(s.rotate(1, NOW + 59, NOW + 119), Advance::Reused);
+        assert_eq!(s.rotate(0, NOW + 59, NOW + 119), Advance::Reused);
+        assert_eq!(s.rotate(2, NOW + 60, NOW + 120), Advance::Advanced);
+        // At the window's end, the previous token is a reuse.
+        assert_eq!(s.rotate(2, NOW + 120, NOW + 180), Advance::Reused);
+        // Two tokens back is never a retry.
+        assert_eq!(s.rotate(1, NOW + 61, NOW + 121), Advance::Reused);
+        assert_eq!(s.rotate(3, NOW + 600, NOW + 660), Advance::Unknown, "ended");
+    }
 
     #[test]
     fn refresh_tokens_round_trip_and_only_their_session_vouches_for_them() {
-        let session = Session::start("johndoe", "me", NOW, NOW + 60).unwrap();
+        let session = Session::start("johndoe", HASH, "me", NOW, NOW + 60).unwrap();
         let text = session.refresh_token(3);
         assert_eq!(text.len(), 48);
         assert!(text
@@ -518,7 +653,7 @@ mod tests {
         assert_eq!((token.session, token.counter), (session.id, 3));
         assert!(session.issued(&token));
         // Another session's secret, a changed counter, a changed tag: no.
-        let other = Session::start("johndoe", "me", NOW, NOW + 60).unwrap();
+        let other = Session::start("johndoe", HASH, "me", NOW, NOW + 60).unwrap();
         let mut forged = token;
         forged.session = other.id;
         assert!(!other.issued(&forged));

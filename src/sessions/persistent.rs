@@ -59,8 +59,16 @@ pub const FILE_NAME: &str = "sessions.redb";
 pub const DEFAULT_MAX_REVOCATIONS: usize = 100_000;
 
 /// The layout of the tables below. Stored in the file; a file of another
-/// layout is refused at open rather than misread.
-const FORMAT: u64 = 1;
+/// layout is refused at open rather than misread, except format 1 (see
+/// [`FORMAT_1`]).
+const FORMAT: u64 = 2;
+
+/// The format before sessions kept their password fingerprint and retry
+/// window. Opened, its sessions are ended (their refresh tokens get
+/// `invalid_grant`: log in again; their access tokens live until they
+/// expire), since nothing says which password each was started with; its
+/// revocations are kept, and the file becomes [`FORMAT`].
+const FORMAT_1: u64 = 1;
 
 /// Expired entries purged by one login or refresh, at most: each write adds
 /// at most one entry, so expired ones cannot pile up, and no request pays
@@ -87,7 +95,8 @@ type Bytes = TableDefinition<'static, &'static [u8], &'static [u8]>;
 const META: Bytes = TableDefinition::new("meta");
 
 /// A session by id (16 bytes): created, expires (8 bytes each), counter
-/// (4), secret (32), the username's length (4), the username, the scope.
+/// (4), retry until (8), secret (32), fingerprint (16), the username's
+/// length (4), the username, the scope.
 const SESSIONS: Bytes = TableDefinition::new("sessions");
 
 /// Sessions by expiry (8 bytes) and id (16), valued nothing: whom to purge,
@@ -152,7 +161,9 @@ fn row(session: &Session) -> Vec<u8> {
         &time(session.created),
         &time(session.expires),
         &session.counter.to_be_bytes(),
+        &time(session.retry_until),
         &session.secret,
+        &session.fingerprint,
         &length.to_be_bytes(),
         username,
         session.scope.as_bytes(),
@@ -165,7 +176,9 @@ fn unrow(id: SessionId, bytes: &[u8]) -> Result<Session, Engine> {
     let (created, rest) = bytes.split_first_chunk().ok_or_else(bad)?;
     let (expires, rest) = rest.split_first_chunk().ok_or_else(bad)?;
     let (counter, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let (retry_until, rest) = rest.split_first_chunk().ok_or_else(bad)?;
     let (secret, rest) = rest.split_first_chunk().ok_or_else(bad)?;
+    let (fingerprint, rest) = rest.split_first_chunk().ok_or_else(bad)?;
     let (length, rest) = rest.split_first_chunk().ok_or_else(bad)?;
     let length = usize::try_from(u32::from_be_bytes(*length)).map_err(|_| bad())?;
     let (username, scope) = rest.split_at_checked(length).ok_or_else(bad)?;
@@ -177,7 +190,9 @@ fn unrow(id: SessionId, bytes: &[u8]) -> Result<Session, Engine> {
         created: untime(*created),
         expires: untime(*expires),
         counter: u32::from_be_bytes(*counter),
+        retry_until: untime(*retry_until),
         secret: *secret,
+        fingerprint: *fingerprint,
     })
 }
 
@@ -351,24 +366,40 @@ impl PersistentSessions {
             sync_dir(dir).map_err(io_error(dir))?;
         }
         let now = unix_now();
+        let mut ended = None;
         let found = write(&db, |t| {
             // Not 8 bytes: not a format this build knows (0).
             let found = t
                 .meta
                 .get(b"format".as_slice())?
                 .map(|v| v.value().try_into().map_or(0, u64::from_be_bytes));
-            if found.is_none() {
-                // A new file: its tables are created by this commit.
+            if found == Some(FORMAT_1) {
+                ended = Some(t.end_every_session()?);
+            }
+            if found.is_none_or(|f| f == FORMAT_1) {
+                // A new file (its tables are created by this commit), or
+                // one of format 1, now of this format.
                 t.meta
                     .insert(b"format".as_slice(), FORMAT.to_be_bytes().as_slice())?;
                 t.dirty = true;
             }
+            let found = found.filter(|&f| f != FORMAT_1);
             if found.is_none_or(|f| f == FORMAT) {
                 t.purge(now, usize::MAX)?;
             }
             Ok(found)
         })
         .map_err(|e| invalid(&e))?;
+        if let Some(ended) = ended {
+            crate::logging::emit(
+                crate::logging::SERVER_WARN,
+                format_args!(
+                    "password-bearer: {}: a store of format 1, now of format {FORMAT}: its \
+                     {ended} sessions were ended (their users log in again), its revocations kept",
+                    path.display()
+                ),
+            );
+        }
         if let Some(other) = found.filter(|&f| f != FORMAT) {
             return Err(OpenError::Invalid(
                 path,
@@ -381,7 +412,8 @@ impl PersistentSessions {
         let len = fs::metadata(&path).map_err(io_error(&path))?.len();
         let free = len.saturating_sub(used_bytes(&db).map_err(|e| invalid(&e))?);
         if len > COMPACT_ABOVE && free > len / 2 {
-            db.compact().map_err(|e| invalid(&e))?;
+            // One pass may leave pages that a second can move: until none.
+            while db.compact().map_err(|e| invalid(&e))? {}
         }
         let loaded = load_revocations(&db, now).map_err(|e| invalid(&e))?;
         Ok(PersistentSessions {
@@ -623,6 +655,16 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Removes every session (see [`FORMAT_1`]); revocations stay.
+    fn end_every_session(&mut self) -> Result<u64, Engine> {
+        let ended = self.sessions.len()?;
+        while self.sessions.pop_first()?.is_some() {}
+        while self.by_expiry.pop_first()?.is_some() {}
+        while self.by_user.pop_first()?.is_some() {}
+        self.dirty = true;
+        Ok(ended)
+    }
+
     /// Removes at most `limit` expired sessions and as many expired
     /// revocations.
     fn purge(&mut self, now: i64, limit: usize) -> Result<(), Engine> {
@@ -667,6 +709,7 @@ impl SessionStore for PersistentSessions {
         id: SessionId,
         from: u32,
         now: i64,
+        retry_until: i64,
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance> {
         self.run(move |inner| {
@@ -675,22 +718,21 @@ impl SessionStore for PersistentSessions {
                 // The check and the move in one transaction: redb runs one
                 // writer at a time, so a second refresh with the same token
                 // sees the counter already moved.
-                Ok(match t.get(id)? {
-                    Some(session) if now >= session.expires => Advance::Unknown,
-                    Some(mut session) if session.counter == from => {
-                        session.counter += 1;
-                        t.put(&session)?;
-                        Advance::Advanced
-                    }
-                    Some(session) if session.counter > from => {
+                let Some(mut session) = t.get(id)? else {
+                    return Ok(Advance::Unknown);
+                };
+                let outcome = session.rotate(from, now, retry_until);
+                match outcome {
+                    Advance::Advanced | Advance::Retried => t.put(&session)?,
+                    Advance::Reused => {
                         // Removed and recorded as revoked in one commit: a
                         // crash cannot leave the reuse half answered.
                         t.remove(session.id)?;
                         t.revoke(SESSION, id.0, revoke_until, inner.caps)?;
-                        Advance::Reused
                     }
-                    _ => Advance::Unknown,
-                })
+                    Advance::Unknown => {}
+                }
+                Ok(outcome)
             })
         })
     }
@@ -700,6 +742,30 @@ impl SessionStore for PersistentSessions {
             write(&inner.db, |t| {
                 t.remove(id)?;
                 t.revoke(SESSION, id.0, until, inner.caps)
+            })
+        })
+    }
+
+    fn end_sessions_of(&self, username: String, until: i64) -> StoreFuture<'_, Vec<SessionId>> {
+        self.run(move |inner| {
+            write(&inner.db, |t| {
+                let user = user_prefix(&username);
+                let own = keys(
+                    &t.by_user,
+                    &key(&[&user, &[0; 24]]),
+                    &key(&[&user, &[0xff; 24]]),
+                    usize::MAX,
+                )?;
+                let mut ended = Vec::with_capacity(own.len());
+                for entry in own {
+                    let id = SessionId(id_at_end(&entry)?);
+                    // Removed and recorded as revoked in one commit.
+                    if t.remove(id)? {
+                        t.revoke(SESSION, id.0, until, inner.caps)?;
+                        ended.push(id);
+                    }
+                }
+                Ok(ended)
             })
         })
     }
@@ -755,8 +821,10 @@ mod tests {
         unix_now()
     }
 
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+
     fn session(user: &str, at: i64, ttl: i64) -> Session {
-        Session::start(user, "me items", at, at + ttl).unwrap()
+        Session::start(user, HASH, "me items", at, at + ttl).unwrap()
     }
 
     async fn get(store: &PersistentSessions, id: SessionId, now: i64) -> Option<Session> {
@@ -771,24 +839,24 @@ mod tests {
         store.create(s.clone()).await.unwrap();
         assert_eq!(get(&store, s.id, t).await.as_ref(), Some(&s));
         assert_eq!(
-            store.advance(s.id, 0, t, t + 60).await.unwrap(),
+            store.advance(s.id, 0, t, t, t + 60).await.unwrap(),
             Advance::Advanced
         );
         assert_eq!(get(&store, s.id, t).await.unwrap().counter, 1);
         // A token ahead of the counter was never issued: nothing happens.
         assert_eq!(
-            store.advance(s.id, 5, t, t + 60).await.unwrap(),
+            store.advance(s.id, 5, t, t, t + 60).await.unwrap(),
             Advance::Unknown
         );
         assert_eq!(get(&store, s.id, t).await.unwrap().counter, 1);
         // The used token again: the session goes.
         assert_eq!(
-            store.advance(s.id, 0, t, t + 60).await.unwrap(),
+            store.advance(s.id, 0, t, t, t + 60).await.unwrap(),
             Advance::Reused
         );
         assert_eq!(get(&store, s.id, t).await, None);
         assert_eq!(
-            store.advance(s.id, 1, t, t + 60).await.unwrap(),
+            store.advance(s.id, 1, t, t, t + 60).await.unwrap(),
             Advance::Unknown
         );
         // The reuse was recorded as the session's revocation, in its commit.
@@ -811,7 +879,7 @@ mod tests {
         let tries: Vec<_> = (0..4)
             .map(|_| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.advance(s.id, 0, t, t + 60).await.unwrap() })
+                tokio::spawn(async move { store.advance(s.id, 0, t, t, t + 60).await.unwrap() })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -840,7 +908,10 @@ mod tests {
         assert!(get(&store, s.id, t + 9).await.is_some());
         assert_eq!(get(&store, s.id, t + 10).await, None);
         assert_eq!(
-            store.advance(s.id, 0, t + 10, t + 10 + 60).await.unwrap(),
+            store
+                .advance(s.id, 0, t + 10, t + 10, t + 10 + 60)
+                .await
+                .unwrap(),
             Advance::Unknown
         );
         assert_eq!(store.counts().0, 0, "the refresh purged it");
@@ -863,8 +934,8 @@ mod tests {
             assert_eq!(store.revocations(t), []);
             store.create(kept.clone()).await.unwrap();
             store.create(revoked.clone()).await.unwrap();
-            store.advance(kept.id, 0, t, t + 60).await.unwrap();
-            store.advance(kept.id, 1, t, t + 60).await.unwrap();
+            store.advance(kept.id, 0, t, t, t + 60).await.unwrap();
+            store.advance(kept.id, 1, t, t, t + 60).await.unwrap();
             store.revoke_session(revoked.id, t + 600).await.unwrap();
             store.revoke_token(token, t + 300).await.unwrap();
             // Already expired when the store is opened again.
@@ -874,6 +945,7 @@ mod tests {
         let store = PersistentSessions::open(&dir.0).unwrap();
         let mut expected = kept.clone();
         expected.counter = 2;
+        expected.retry_until = t;
         assert_eq!(get(&store, kept.id, t).await, Some(expected));
         assert_eq!(get(&store, revoked.id, t).await, None);
         assert_eq!(
@@ -890,7 +962,7 @@ mod tests {
         );
         // The reused counter is still detected after the reopen.
         assert_eq!(
-            store.advance(kept.id, 1, t, t + 60).await.unwrap(),
+            store.advance(kept.id, 1, t, t, t + 60).await.unwrap(),
             Advance::Reused
         );
     }
@@ -1015,7 +1087,7 @@ mod tests {
         .unwrap();
         drop(store);
         let err = PersistentSessions::open(&dir.0).unwrap_err();
-        assert!(err.to_string().contains("format 2"), "{err}");
+        assert!(err.to_string().contains("format 3"), "{err}");
     }
 
     #[tokio::test]
@@ -1038,9 +1110,113 @@ mod tests {
         assert!(err.contains(FILE_NAME), "{err}");
         assert!(err.contains("a session row does not read"), "{err}");
         assert!(!err.contains("johndoe"), "{err}");
-        assert!(store.advance(s.id, 0, now(), now() + 60).await.is_err());
+        assert!(store
+            .advance(s.id, 0, now(), now(), now() + 60)
+            .await
+            .is_err());
         let debug = format!("{store:?}");
         assert!(!debug.contains("johndoe"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn the_retry_window_and_the_fingerprint_survive_a_reopen() {
+        let dir = TempDir::new();
+        let t = now();
+        let s = session("johndoe", t, 1000);
+        {
+            let store = PersistentSessions::open(&dir.0).unwrap();
+            store.create(s.clone()).await.unwrap();
+            assert_eq!(
+                store.advance(s.id, 0, t, t + 60, t + 1800).await.unwrap(),
+                Advance::Advanced
+            );
+        }
+        // Reopened (a restart): the token whose answer was lost is
+        // answered once, then it, or the one before, is a reuse.
+        let store = PersistentSessions::open(&dir.0).unwrap();
+        let held = get(&store, s.id, t).await.unwrap();
+        assert!(held.started_with(HASH));
+        assert!(!held.started_with("$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$aGFzaGhhc2g"));
+        assert_eq!(held.retry_until, t + 60);
+        assert_eq!(
+            store
+                .advance(s.id, 0, t + 1, t + 61, t + 1800)
+                .await
+                .unwrap(),
+            Advance::Retried
+        );
+        assert_eq!(get(&store, s.id, t).await.unwrap().counter, 2);
+        assert_eq!(
+            store
+                .advance(s.id, 1, t + 1, t + 61, t + 1800)
+                .await
+                .unwrap(),
+            Advance::Reused
+        );
+        assert_eq!(store.counts(), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_users_sessions_end_together_revoked_across_a_reopen() {
+        let dir = TempDir::new();
+        let t = now();
+        let own: Vec<Session> = (0..3).map(|i| session("bob", t + i, 1000)).collect();
+        let other = session("bobby", t, 1000);
+        {
+            let store = PersistentSessions::open(&dir.0).unwrap();
+            for s in own.iter().chain([&other]) {
+                store.create(s.clone()).await.unwrap();
+            }
+            let ended = store.end_sessions_of("bob".into(), t + 600).await.unwrap();
+            assert_eq!(ended.len(), 3);
+            assert_eq!(store.counts(), (1, 3));
+        }
+        let store = PersistentSessions::open(&dir.0).unwrap();
+        for s in &own {
+            assert_eq!(get(&store, s.id, t).await, None);
+            assert!(store
+                .revocations(t)
+                .contains(&Revocation::Session(s.id, t + 600)));
+        }
+        assert!(get(&store, other.id, t).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_format_1_file_opens_with_its_sessions_ended_and_its_revocations_kept() {
+        let dir = TempDir::new();
+        let t = now();
+        let token = TokenId::random().unwrap();
+        let old = session("johndoe", t, 1000);
+        {
+            let store = PersistentSessions::open(&dir.0).unwrap();
+            store.revoke_token(token, t + 300).await.unwrap();
+            store.create(old.clone()).await.unwrap();
+            // What format 1 held: no retry window, no fingerprint.
+            write(&store.inner.db, |tables| {
+                let mut row = row(&old);
+                row.drain(20..28);
+                row.drain(52..68);
+                tables
+                    .sessions
+                    .insert(old.id.0.as_slice(), row.as_slice())?;
+                tables
+                    .meta
+                    .insert(b"format".as_slice(), FORMAT_1.to_be_bytes().as_slice())?;
+                tables.dirty = true;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let store = PersistentSessions::open(&dir.0).unwrap();
+        assert_eq!(store.revocations(t), [Revocation::Token(token, t + 300)]);
+        assert_eq!(store.counts(), (0, 1));
+        assert_eq!(get(&store, old.id, t).await, None);
+        let s = session("johndoe", t, 1000);
+        store.create(s.clone()).await.unwrap();
+        drop(store);
+        // Now of this format: opened again, nothing more is ended.
+        let store = PersistentSessions::open(&dir.0).unwrap();
+        assert_eq!(get(&store, s.id, t).await, Some(s));
     }
 
     #[test]
@@ -1052,13 +1228,14 @@ mod tests {
         for t in times {
             assert_eq!(untime(time(t)), t);
         }
-        let mut s = Session::start("名前 with\0 \u{0}", "", -3, i64::MAX).unwrap();
+        let mut s = Session::start("名前 with\0 \u{0}", HASH, "", -3, i64::MAX).unwrap();
         s.counter = u32::MAX;
+        s.retry_until = -9;
         assert_eq!(unrow(s.id, &row(&s)).unwrap(), s);
         s.scope = "me items".into();
         assert_eq!(unrow(s.id, &row(&s)).unwrap(), s);
         let whole = row(&s);
-        for cut in [0, 55, 56, whole.len() - s.scope.len() - 1] {
+        for cut in [0, 79, 80, whole.len() - s.scope.len() - 1] {
             assert!(unrow(s.id, &whole[..cut]).is_err(), "{cut}");
         }
         // A user's keys are contiguous: no username is a prefix of another's.
