@@ -242,8 +242,9 @@ fn throttled(per_user: u32, per_ip: u32) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_cost_at_most_the_limit_in_hashes() {
-    // Forty guesses in flight at once for one username: each admitted one
-    // is hashed and answered 400, the rest 429 without a hash.
+    // Forty guesses at once for one username: ten are let in (the budget
+    // in flight), hashed and answered 400; the thirty past the budget wait
+    // for their turn, then see the ten failures settled: 429, no hash.
     let guess = credentials("johndoe", "guess");
     let server = start_with(throttled(10, 0)).await;
     let statuses = logins_at_once(server.addr, 40, &guess, |_| loopback(2)).await;
@@ -278,6 +279,72 @@ async fn concurrent_guesses_cost_at_most_the_limit_in_hashes() {
         (10, 30),
         "{statuses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_right_logins_of_one_user_are_never_refused_as_failures() {
+    // Issue 18: one user logging in from 100 addresses, 1000 logins at
+    // once, at the default limits. Ten at a time are in flight (the
+    // username's budget); the others wait for their turn within the login
+    // queue's 2 s, and what the two hash slots cannot start by then is 503
+    // with Retry-After: no failure was made, so no 429.
+    let mut config = Config::new(Users::demo(), test_key());
+    quiet(&mut config);
+    let server = start_with(config).await;
+    let addr = server.addr;
+    let body = credentials("johndoe", "secret");
+    // All connected first, then all sent at once: 1000 logins in flight
+    // together, each timed from its request to its answer.
+    let all_connected = Arc::new(tokio::sync::Barrier::new(1000));
+    let mut logins = JoinSet::new();
+    for i in 0..1000u32 {
+        let (body, all_connected) = (body.clone(), all_connected.clone());
+        logins.spawn(async move {
+            let source = loopback(u8::try_from(10 + i % 100).expect("a small number"));
+            let mut conn = Conn::open_from(addr, source).await;
+            all_connected.wait().await;
+            let sent = Instant::now();
+            conn.send(&token_request(&body)).await;
+            let resp = conn.response().await;
+            (resp, sent.elapsed())
+        });
+    }
+    let (mut ok, mut busy, mut slowest) = (0, 0, Duration::ZERO);
+    while let Some(outcome) = logins.join_next().await {
+        let (resp, took) = outcome.expect("the login task");
+        slowest = slowest.max(took);
+        match resp.status {
+            200 => ok += 1,
+            503 => {
+                assert_busy(&resp);
+                busy += 1;
+            }
+            other => panic!("a right password answered {other}: {}", resp.text()),
+        }
+    }
+    eprintln!("1000 concurrent logins of johndoe: 200 x {ok}, 503 x {busy}, slowest {slowest:?}");
+    assert_eq!(ok + busy, 1000);
+    assert!(ok >= 10, "at least the first ten were served: {ok}");
+    assert!(
+        slowest < Duration::from_secs(5),
+        "the slowest took {slowest:?}"
+    );
+    // The queue counted nothing: the account still logs in at once.
+    assert_eq!(post_token(addr, &body).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_answers_ten_concurrent_guesses_without_a_503() {
+    // Issue 18: ten guesses on a server that has hashed nothing yet. Two
+    // slots hash them in a few rounds, well within the queue's 2 s: none
+    // may be refused on the first hash's time alone.
+    let mut config = Config::new(Users::demo(), test_key());
+    config.hash_slots = 2;
+    quiet(&mut config);
+    let server = start_with(config).await;
+    let guess = credentials("johndoe", "guess");
+    let statuses = logins_at_once(server.addr, 10, &guess, |_| loopback(2)).await;
+    assert_eq!(count(&statuses, 400), 10, "{statuses:?}");
 }
 
 /// A users file with one user whose hash is deliberately slow (t = 8), so
