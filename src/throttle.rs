@@ -53,6 +53,7 @@ use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -160,6 +161,9 @@ pub struct Throttle {
     /// Attempts waiting for one in flight to settle, by their keys' hash
     /// ([`WAKERS`]); notified at every settlement of a key of theirs.
     wakers: Box<[Notify; WAKERS]>,
+    /// Admissions under way that may wait: while none is, a settlement
+    /// wakes nobody, and costs no lock of a wait list.
+    admitting: AtomicUsize,
 }
 
 /// A login attempt [`Throttle::admit`] let through: it is in flight against
@@ -215,10 +219,10 @@ impl Attempt<'_> {
         }
         let throttle = self.throttle;
         let now = throttle.now_ms();
-        match (self.user, self.user_reserved) {
-            (Some(user), true) => lock(&throttle.users).settle(user, now, user_how),
-            // Not held in flight (the dimension is off): nothing to settle.
-            (Some(_), false) | (None, _) => {}
+        // Not held in flight (no username, or the dimension is off): nothing
+        // to settle there.
+        if let (Some(user), true) = (self.user, self.user_reserved) {
+            lock(&throttle.users).settle(user, now, user_how);
         }
         if let Some(ip) = self.ip {
             lock(&throttle.ips).settle(ip, now, ip_how);
@@ -246,6 +250,7 @@ impl Throttle {
             users: Mutex::new(Table::new(limits.per_user, window_ms, limits.max_entries)),
             ips: Mutex::new(Table::new(limits.per_ip, window_ms, limits.max_entries)),
             wakers: Box::new(std::array::from_fn(|_| Notify::new())),
+            admitting: AtomicUsize::new(0),
             epoch: clock.now(),
             hasher: RandomState::new(),
             clock,
@@ -291,6 +296,12 @@ impl Throttle {
         self.try_keys(Some(self.user_key(username)), ip.map(address_key))
     }
 
+    /// [`Throttle::admit_address`] without waiting: [`Refusal::Busy`] at
+    /// once when it would wait.
+    pub fn try_admit_address(&self, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
+        self.try_keys(None, ip.map(address_key))
+    }
+
     async fn wait_for(
         &self,
         user: Option<u64>,
@@ -298,6 +309,9 @@ impl Throttle {
         deadline: tokio::time::Instant,
     ) -> Result<Attempt<'_>, Refusal> {
         let (user_waker, ip_waker) = self.wakers_of(user, ip);
+        // Counted before its first try, so that a settlement after that
+        // try sees it (the tables' lock orders the two) and wakes it.
+        let _admitting = Admitting::count(&self.admitting);
         let mut timeout = pin!(tokio::time::sleep_until(deadline));
         loop {
             // Listening before trying: a settlement between a refusal and
@@ -408,6 +422,9 @@ impl Throttle {
 
     /// Wakes the attempts that may be waiting on these keys.
     fn wake(&self, user: Option<u64>, ip: Option<IpAddr>) {
+        if self.admitting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let (user_waker, ip_waker) = self.wakers_of(user, ip);
         if user.is_some() {
             user_waker.notify_waiters();
@@ -415,6 +432,23 @@ impl Throttle {
         if ip.is_some() && !std::ptr::eq(user_waker, ip_waker) {
             ip_waker.notify_waiters();
         }
+    }
+}
+
+/// One admission under way, counted in [`Throttle::admitting`] until it
+/// ends, its future dropped included.
+struct Admitting<'a>(&'a AtomicUsize);
+
+impl Admitting<'_> {
+    fn count(admitting: &AtomicUsize) -> Admitting<'_> {
+        admitting.fetch_add(1, Ordering::SeqCst);
+        Admitting(admitting)
+    }
+}
+
+impl Drop for Admitting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -781,10 +815,6 @@ mod tests {
         t.check(username, ip).map_err(|e| e.retry_after)
     }
 
-    fn try_admit_address(t: &Throttle, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
-        t.try_keys(None, ip.map(address_key))
-    }
-
     /// The 429 of a refusal; panics on a 503.
     fn throttled_by(refusal: Refusal) -> Throttled {
         match refusal {
@@ -1131,15 +1161,15 @@ mod tests {
     fn an_address_only_attempt_leaves_usernames_alone() {
         let (t, _) = throttle(limits(1, 2));
         t.try_admit("johndoe", OTHER_IP).unwrap().failed();
-        try_admit_address(&t, IP).unwrap().failed();
+        t.try_admit_address(IP).unwrap().failed();
         // A success refunds the address and resets no username.
-        try_admit_address(&t, IP).unwrap().refund();
+        t.try_admit_address(IP).unwrap().refund();
         assert!(wait(&t, "johndoe", None).is_err());
         assert_eq!(wait(&t, "x", IP), Ok(()));
-        try_admit_address(&t, IP).unwrap().failed();
-        let refused = throttled_by(try_admit_address(&t, IP).unwrap_err());
+        t.try_admit_address(IP).unwrap().failed();
+        let refused = throttled_by(t.try_admit_address(IP).unwrap_err());
         assert!(refused.address && !refused.username);
-        assert!(try_admit_address(&t, None).is_ok());
+        assert!(t.try_admit_address(None).is_ok());
     }
 
     #[test]
