@@ -29,10 +29,14 @@
 //!    down): that is nobody's failure. An attempt dropped unsettled (the
 //!    client went away mid-hash, the request timed out) counts as failed.
 //!
-//! Waiting costs no memory of the throttle's own: a waiting attempt holds
-//! no reservation, only its place in one of [`WAKERS`] fixed [`Notify`]
-//! lists (intrusive, in the waiting future itself), so waiters are bounded
-//! by the connections that can send a login. One that gives up (deadline,
+//! Waiting is first come, first served per key: a place freed on a key goes
+//! to the attempt waiting on it longest, not to a newcomer (nor to whichever
+//! waiter runs first), so under a steady flood every login waits about as
+//! long as the others. A waiting attempt holds no reservation: only its
+//! place in the lines of the keys that hold it back (one number each), and
+//! its place in one of [`WAKERS`] fixed [`Notify`] lists (intrusive, in the
+//! waiting future itself). So waiters, and what they cost, are bounded by
+//! the connections that can send a login. One that gives up (deadline,
 //! client gone) leaves nothing behind.
 //!
 //! Memory is bounded whatever clients send: each dimension holds at most
@@ -48,12 +52,12 @@
 
 use crate::addr::address_key;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -164,6 +168,8 @@ pub struct Throttle {
     /// Admissions under way that may wait: while none is, a settlement
     /// wakes nobody, and costs no lock of a wait list.
     admitting: AtomicUsize,
+    /// The next place in line, handed to an attempt when it first waits.
+    tickets: AtomicU64,
 }
 
 /// A login attempt [`Throttle::admit`] let through: it is in flight against
@@ -251,6 +257,7 @@ impl Throttle {
             ips: Mutex::new(Table::new(limits.per_ip, window_ms, limits.max_entries)),
             wakers: Box::new(std::array::from_fn(|_| Notify::new())),
             admitting: AtomicUsize::new(0),
+            tickets: AtomicU64::new(0),
             epoch: clock.now(),
             hasher: RandomState::new(),
             clock,
@@ -312,6 +319,15 @@ impl Throttle {
         // Counted before its first try, so that a settlement after that
         // try sees it (the tables' lock orders the two) and wakes it.
         let _admitting = Admitting::count(&self.admitting);
+        // Its place in line, left however the wait ends.
+        let mut queued = Queued {
+            throttle: self,
+            user,
+            ip,
+            ticket: None,
+            in_user: false,
+            in_ip: false,
+        };
         let mut timeout = pin!(tokio::time::sleep_until(deadline));
         loop {
             // Listening before trying: a settlement between a refusal and
@@ -320,7 +336,7 @@ impl Throttle {
             let mut ip_settled = pin!(ip_waker.notified());
             user_settled.as_mut().enable();
             ip_settled.as_mut().enable();
-            match self.try_keys(user, ip) {
+            match self.try_queued(&mut queued) {
                 Err(Refusal::Busy) => {}
                 verdict => return verdict,
             }
@@ -332,26 +348,91 @@ impl Throttle {
         }
     }
 
-    /// One admission's critical section.
+    /// One admission's critical section, for an attempt that waits for
+    /// nothing: it joins no line.
     fn try_keys(&self, user: Option<u64>, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
+        let mut queued = Queued {
+            throttle: self,
+            user,
+            ip,
+            ticket: None,
+            in_user: false,
+            in_ip: false,
+        };
+        // Whatever line it joined is left at once, as `queued` drops.
+        self.try_queued(&mut queued)
+    }
+
+    /// One admission's critical section, for an attempt with its place in
+    /// line: first come, first served, per key. A key's free places go to
+    /// those waiting on it longest: an attempt passes only where fewer
+    /// attempts older than it wait than there are places free, so neither
+    /// a newcomer nor a younger waiter takes the place a settlement freed
+    /// for an older one. It waits in line only on the keys that hold it
+    /// back, so it holds nobody back on a key it could pass.
+    fn try_queued(&self, queued: &mut Queued<'_>) -> Result<Attempt<'_>, Refusal> {
         let now = self.now_ms();
-        let mut users = lock(&self.users);
-        let mut ips = lock(&self.ips);
-        let user_verdict = user.map_or(Verdict::Go, |user| users.verdict(user, now));
-        let ip_verdict = ip.map_or(Verdict::Go, |ip| ips.verdict(ip, now));
-        throttled(user_verdict.throttled(), ip_verdict.throttled()).map_err(Refusal::Throttled)?;
-        if user_verdict == Verdict::Wait || ip_verdict == Verdict::Wait {
-            return Err(Refusal::Busy);
-        }
+        let (user, ip) = (queued.user, queued.ip);
+        let ticket = queued.ticket.unwrap_or(u64::MAX);
+        let (left_user, left_ip);
+        let verdict = {
+            let mut users = lock(&self.users);
+            let mut ips = lock(&self.ips);
+            let user_verdict = user.map_or(Verdict::Go, |user| users.verdict(user, now, ticket));
+            let ip_verdict = ip.map_or(Verdict::Go, |ip| ips.verdict(ip, now, ticket));
+            match throttled(user_verdict.throttled(), ip_verdict.throttled()) {
+                Err(throttled) => {
+                    left_user = queued.leave_user(&mut users, false);
+                    left_ip = queued.leave_ip(&mut ips, false);
+                    Err(Refusal::Throttled(throttled))
+                }
+                Ok(()) if user_verdict == Verdict::Wait || ip_verdict == Verdict::Wait => {
+                    let ticket = *queued
+                        .ticket
+                        .get_or_insert_with(|| self.tickets.fetch_add(1, Ordering::Relaxed));
+                    left_user = queued.leave_user(&mut users, user_verdict == Verdict::Wait);
+                    left_ip = queued.leave_ip(&mut ips, ip_verdict == Verdict::Wait);
+                    if let (Some(user), Verdict::Wait, false) = (user, user_verdict, queued.in_user)
+                    {
+                        users.join(user, ticket);
+                        queued.in_user = true;
+                    }
+                    if let (Some(ip), Verdict::Wait, false) = (ip, ip_verdict, queued.in_ip) {
+                        ips.join(ip, ticket);
+                        queued.in_ip = true;
+                    }
+                    Err(Refusal::Busy)
+                }
+                Ok(()) => {
+                    left_user = queued.leave_user(&mut users, false);
+                    left_ip = queued.leave_ip(&mut ips, false);
+                    Ok(self.reserve(&mut users, &mut ips, user, ip, now))
+                }
+            }
+        };
+        // The line moved: those behind may pass now.
+        self.wake(user.filter(|_| left_user), ip.filter(|_| left_ip));
+        verdict
+    }
+
+    /// Holds an attempt in flight against both keys; the tables locked.
+    fn reserve(
+        &self,
+        users: &mut Table<u64, BuildHasherDefault<Prehashed>>,
+        ips: &mut Table<IpAddr, RandomState>,
+        user: Option<u64>,
+        ip: Option<IpAddr>,
+        now: u64,
+    ) -> Attempt<'_> {
         let user_reserved = user.is_some_and(|user| users.reserve(user, now));
         let ip = ip.filter(|&ip| ips.reserve(ip, now));
-        Ok(Attempt {
+        Attempt {
             throttle: self,
             user,
             user_reserved,
             ip,
             settled: false,
-        })
+        }
     }
 
     /// `Ok` when `username` and `ip` have not reached their limits of
@@ -361,9 +442,13 @@ impl Throttle {
     pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
         let now = self.now_ms();
         let user = lock(&self.users)
-            .verdict(self.user_key(username), now)
+            .verdict(self.user_key(username), now, u64::MAX)
             .throttled();
-        let ip = ip.and_then(|ip| lock(&self.ips).verdict(address_key(ip), now).throttled());
+        let ip = ip.and_then(|ip| {
+            lock(&self.ips)
+                .verdict(address_key(ip), now, u64::MAX)
+                .throttled()
+        });
         throttled(user, ip)
     }
 
@@ -432,6 +517,61 @@ impl Throttle {
         if ip.is_some() && !std::ptr::eq(user_waker, ip_waker) {
             ip_waker.notify_waiters();
         }
+    }
+}
+
+/// An attempt's place in line, on the keys that hold it back; left when
+/// it is let through, refused, or given up (dropped).
+struct Queued<'a> {
+    throttle: &'a Throttle,
+    user: Option<u64>,
+    ip: Option<IpAddr>,
+    /// Its place, from the first time it had to wait; `None` before.
+    ticket: Option<u64>,
+    /// Whether it waits in line on the username, and on the address.
+    in_user: bool,
+    in_ip: bool,
+}
+
+impl Queued<'_> {
+    /// Leaves the username's line unless `stay`; whether it left it.
+    fn leave_user(
+        &mut self,
+        users: &mut Table<u64, BuildHasherDefault<Prehashed>>,
+        stay: bool,
+    ) -> bool {
+        match (self.user, self.ticket, self.in_user && !stay) {
+            (Some(user), Some(ticket), true) => {
+                users.leave(user, ticket);
+                self.in_user = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Leaves the address's line unless `stay`; whether it left it.
+    fn leave_ip(&mut self, ips: &mut Table<IpAddr, RandomState>, stay: bool) -> bool {
+        match (self.ip, self.ticket, self.in_ip && !stay) {
+            (Some(ip), Some(ticket), true) => {
+                ips.leave(ip, ticket);
+                self.in_ip = false;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if !self.in_user && !self.in_ip {
+            return;
+        }
+        let throttle = self.throttle;
+        let left_user = self.leave_user(&mut lock(&throttle.users), false);
+        let left_ip = self.leave_ip(&mut lock(&throttle.ips), false);
+        throttle.wake(self.user.filter(|_| left_user), self.ip.filter(|_| left_ip));
     }
 }
 
@@ -534,6 +674,9 @@ struct Table<K, H> {
     window_ms: u64,
     cap: usize,
     map: HashMap<K, Entry, H>,
+    /// The attempts waiting for a place on a key, by their place in line;
+    /// only keys someone waits on (waiters are bounded by connections).
+    lines: HashMap<K, BTreeSet<u64>, H>,
     /// Keys below their limit by the sequence number of their last
     /// activity (a failure or an admission), oldest first: what to purge,
     /// and whom to evict first.
@@ -566,6 +709,7 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
             window_ms,
             cap,
             map: HashMap::default(),
+            lines: HashMap::default(),
             open: BTreeMap::new(),
             full: BTreeMap::new(),
             next_seq: 0,
@@ -576,15 +720,27 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         self.limit > 0 && self.cap > 0 && self.window_ms > 0
     }
 
-    /// What `key` says of one more attempt now; drops the failures that
-    /// have left the window.
-    fn verdict(&mut self, key: K, now: u64) -> Verdict {
+    /// What `key` says of one more attempt now, from the attempt with
+    /// place `ticket` in line (`u64::MAX`: a newcomer, behind everyone);
+    /// drops the failures that have left the window.
+    fn verdict(&mut self, key: K, now: u64, ticket: u64) -> Verdict {
         if !self.enabled() {
             return Verdict::Go;
         }
         let window_ms = self.window_ms;
+        let limit = self.limit as usize;
+        // Waiting older than it, as many as there are places at most.
+        let older = |free: usize| {
+            self.lines
+                .get(&key)
+                .map_or(0, |line| line.range(..ticket).take(free).count())
+        };
         let Some(entry) = self.map.get_mut(&key) else {
-            return Verdict::Go;
+            return if older(limit) >= limit {
+                Verdict::Wait
+            } else {
+                Verdict::Go
+            };
         };
         while entry
             .times
@@ -593,13 +749,24 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         {
             entry.times.pop_front();
         }
-        let limit = self.limit as usize;
+        let taken = entry.times.len() + entry.in_flight as usize;
         let verdict = match entry.times.front() {
             Some(&oldest) if entry.times.len() >= limit => {
                 Verdict::Throttled(oldest.saturating_add(window_ms).saturating_sub(now))
             }
-            _ if entry.times.len() + entry.in_flight as usize >= limit => Verdict::Wait,
-            _ => Verdict::Go,
+            _ if taken >= limit => Verdict::Wait,
+            _ => {
+                let free = limit - taken;
+                let older = self
+                    .lines
+                    .get(&key)
+                    .map_or(0, |line| line.range(..ticket).take(free).count());
+                if older >= free {
+                    Verdict::Wait
+                } else {
+                    Verdict::Go
+                }
+            }
         };
         if entry.times.is_empty() && entry.in_flight == 0 {
             self.remove(key);
@@ -607,6 +774,21 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
             self.reindex(key);
         }
         verdict
+    }
+
+    /// Puts the attempt with place `ticket` in `key`'s line.
+    fn join(&mut self, key: K, ticket: u64) {
+        self.lines.entry(key).or_default().insert(ticket);
+    }
+
+    /// Takes the attempt with place `ticket` out of `key`'s line.
+    fn leave(&mut self, key: K, ticket: u64) {
+        if let Some(line) = self.lines.get_mut(&key) {
+            line.remove(&ticket);
+            if line.is_empty() {
+                self.lines.remove(&key);
+            }
+        }
     }
 
     /// Holds one attempt of `key` in flight from `now`; whether the table
@@ -1348,5 +1530,37 @@ mod tests {
             Refusal::Busy
         );
         held.refund();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_freed_place_goes_to_the_attempt_waiting_longest() {
+        let t = Arc::new(throttle(limits(1, 0)).0);
+        let deadline = tokio::time::Instant::now() + 10 * SECOND;
+        let held = t.try_admit("johndoe", IP).unwrap();
+        let mut waiters = Vec::new();
+        for i in 0..3u32 {
+            let t = t.clone();
+            waiters.push(tokio::spawn(async move {
+                let attempt = t.admit("johndoe", IP, deadline).await?;
+                let admitted = tokio::time::Instant::now();
+                tokio::time::sleep(SECOND).await;
+                attempt.succeeded();
+                Ok::<_, Refusal>((i, admitted))
+            }));
+            // Each in line before the next comes.
+            tokio::task::yield_now().await;
+        }
+        held.succeeded();
+        // A newcomer does not take the place freed for those in line.
+        assert_eq!(t.try_admit("johndoe", OTHER_IP).unwrap_err(), Refusal::Busy);
+        let mut order = Vec::new();
+        for waiter in waiters {
+            order.push(waiter.await.unwrap().unwrap());
+        }
+        order.sort_by_key(|&(_, admitted)| admitted);
+        let order: Vec<u32> = order.into_iter().map(|(i, _)| i).collect();
+        assert_eq!(order, [0, 1, 2], "first come, first served");
+        assert!(t.is_empty(), "{t:?}");
+        assert!(lock(&t.users).lines.is_empty(), "nobody left in line");
     }
 }
