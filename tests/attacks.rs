@@ -1,6 +1,8 @@
 //! Attacks tried as an attacker would try them, over TCP: a stalled body,
 //! answers never read, one address holding its connection cap, concurrent
-//! guesses, a login flood past the hash queue, a user store that fails, a
+//! guesses, a thousand concurrent right logins of one user, a fresh
+//! server's first burst, a client leaving while its login waits for its
+//! turn, a login flood past the hash queue, a user store that fails, a
 //! throttled flood's log lines, and a stderr nobody reads. Each must leave
 //! honest clients served and every advertised limit holding.
 //!
@@ -345,6 +347,65 @@ async fn a_fresh_server_answers_ten_concurrent_guesses_without_a_503() {
     let guess = credentials("johndoe", "guess");
     let statuses = logins_at_once(server.addr, 10, &guess, |_| loopback(2)).await;
     assert_eq!(count(&statuses, 400), 10, "{statuses:?}");
+}
+
+/// The demo users, whose lookups wait while the gate is shut: a login
+/// held in flight for as long as the test likes.
+struct Gated {
+    users: Users,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl UserStore for Gated {
+    async fn find(&self, username: &str) -> Result<Option<Arc<User>>, StoreError> {
+        let mut open = self.open.subscribe();
+        open.wait_for(|&open| open)
+            .await
+            .map_err(|_| StoreError::new("the gate was dropped"))?;
+        Ok(self.users.get(username).cloned())
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_client_leaves_while_it_waits_for_its_turn_counts_nothing() {
+    // One login of johndoe in flight at a time (the username's budget of
+    // 1), held at its user lookup: a wrong guess sent meanwhile waits for
+    // its turn. Its client leaves. Had it stayed in line, or left a
+    // reservation, it would be let in once the first settles and count a
+    // failure, and the right password after it would be a 429.
+    let store = Arc::new(Gated {
+        users: Users::demo(),
+        open: tokio::sync::watch::Sender::new(false),
+    });
+    let mut config = Config::new(store.clone(), test_key());
+    config.throttle.per_user = 1;
+    config.throttle.per_ip = 0;
+    quiet(&mut config);
+    let server = start_store(config).await;
+    let mut first = Conn::open(server.addr).await;
+    first
+        .send(&token_request(&credentials("johndoe", "secret")))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut leaving = Conn::open(server.addr).await;
+    leaving
+        .send(&token_request(&credentials("johndoe", "a wrong guess")))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(leaving);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.open.send_replace(true);
+    assert_eq!(first.response().await.status, 200);
+    let resp = post_token(server.addr, &credentials("johndoe", "secret")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // The same guess, its client staying, is counted: the limit holds.
+    assert_invalid_grant(&post_token(server.addr, &credentials("johndoe", "a wrong guess")).await);
+    let resp = post_token(server.addr, &credentials("johndoe", "secret")).await;
+    assert_eq!(resp.status, 429, "{}", resp.text());
 }
 
 /// A users file with one user whose hash is deliberately slow (t = 8), so
