@@ -52,7 +52,7 @@
 
 use crate::addr::address_key;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
@@ -674,9 +674,11 @@ struct Table<K, H> {
     window_ms: u64,
     cap: usize,
     map: HashMap<K, Entry, H>,
-    /// The attempts waiting for a place on a key, by their place in line;
-    /// only keys someone waits on (waiters are bounded by connections).
-    lines: HashMap<K, BTreeSet<u64>, H>,
+    /// The attempts waiting for a place on a key, by their place in line,
+    /// sorted (places are handed out in order, so a join is nearly always
+    /// a push); only keys someone waits on (waiters are bounded by
+    /// connections).
+    lines: HashMap<K, Vec<u64>, H>,
     /// Keys below their limit by the sequence number of their last
     /// activity (a failure or an admission), oldest first: what to purge,
     /// and whom to evict first.
@@ -730,10 +732,11 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         let window_ms = self.window_ms;
         let limit = self.limit as usize;
         // Waiting older than it, as many as there are places at most.
+        let lines = &self.lines;
         let older = |free: usize| {
-            self.lines
+            lines
                 .get(&key)
-                .map_or(0, |line| line.range(..ticket).take(free).count())
+                .map_or(0, |line| line.partition_point(|&t| t < ticket).min(free))
         };
         let Some(entry) = self.map.get_mut(&key) else {
             return if older(limit) >= limit {
@@ -755,18 +758,8 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
                 Verdict::Throttled(oldest.saturating_add(window_ms).saturating_sub(now))
             }
             _ if taken >= limit => Verdict::Wait,
-            _ => {
-                let free = limit - taken;
-                let older = self
-                    .lines
-                    .get(&key)
-                    .map_or(0, |line| line.range(..ticket).take(free).count());
-                if older >= free {
-                    Verdict::Wait
-                } else {
-                    Verdict::Go
-                }
-            }
+            _ if older(limit - taken) >= limit - taken => Verdict::Wait,
+            _ => Verdict::Go,
         };
         if entry.times.is_empty() && entry.in_flight == 0 {
             self.remove(key);
@@ -778,13 +771,17 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
 
     /// Puts the attempt with place `ticket` in `key`'s line.
     fn join(&mut self, key: K, ticket: u64) {
-        self.lines.entry(key).or_default().insert(ticket);
+        let line = self.lines.entry(key).or_default();
+        let at = line.partition_point(|&t| t < ticket);
+        line.insert(at, ticket);
     }
 
     /// Takes the attempt with place `ticket` out of `key`'s line.
     fn leave(&mut self, key: K, ticket: u64) {
         if let Some(line) = self.lines.get_mut(&key) {
-            line.remove(&ticket);
+            if let Ok(at) = line.binary_search(&ticket) {
+                line.remove(at);
+            }
             if line.is_empty() {
                 self.lines.remove(&key);
             }
