@@ -60,7 +60,7 @@ pub(crate) enum Refused {
     Unavailable(StoreError),
 }
 
-/// An attempt let through, one failure reserved against it.
+/// An attempt let through, held in flight until it is settled.
 #[derive(Debug)]
 #[must_use = "settle the attempt: failed, succeeded or refund"]
 pub(crate) enum Admitted<'a> {

@@ -140,8 +140,9 @@ pub struct Busy {
 /// for a slot, and a login that could not start its hash within `max_wait`
 /// is refused ([`Busy`]) instead of holding its connection for as long as
 /// the queue takes. It is refused at once when the queue ahead of it
-/// already needs longer than that (judged from the recent hashes' time),
-/// and after `max_wait` at the latest.
+/// already needs longer than that (judged from the recent hashes' time,
+/// with a margin of twice the speed), and after `max_wait` at the
+/// latest (measured from its arrival: [`Verifier::verify_by`]).
 pub struct Verifier {
     /// Tokio's semaphore (not a thread pool of our own) because waiting for
     /// a permit must not block a runtime thread; fair, so the queue is FIFO.
