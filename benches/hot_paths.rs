@@ -491,7 +491,7 @@ fn refresh_parts(c: &mut Criterion) {
     group.bench_function("2_throttle_admit_and_refund", |b| {
         b.iter(|| {
             throttle
-                .admit_address(black_box(ip))
+                .try_admit_address(black_box(ip))
                 .expect("never throttled")
                 .refund()
         })

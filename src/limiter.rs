@@ -6,19 +6,38 @@
 //! once.
 //!
 //! Either way the routes follow the same steps (admit, then failed,
-//! succeeded or refund); only the shared counts can fail to answer, which
-//! is [`Refused::Unavailable`]: 503, and nothing counted.
+//! succeeded or refund), and an attempt past a budget of attempts in
+//! flight waits, within the login queue's wait, for one ahead of it to
+//! settle ([`Refused::Busy`] when none did: 503, nothing counted). Only the
+//! shared counts can fail to answer, which is [`Refused::Unavailable`]:
+//! 503, and nothing counted.
 
 use crate::app::{App, Config};
 use crate::auth::store_unavailable;
 use crate::error::ApiError;
-use crate::throttle::{Attempt, Throttle, Throttled};
+use crate::logging::{self, LOGIN_REFUSED};
+use crate::metrics::{Counters, Login};
+use crate::throttle::{Attempt, Refusal, Throttle, Throttled};
 use crate::users::{StoreError, UserStore};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-/// The failed-login counts in use.
+/// The failed-login counts in use, and how long an attempt may wait for
+/// its turn.
 #[derive(Debug)]
-pub(crate) enum Limiter {
+pub(crate) struct Limiter {
+    counts: Counts,
+    /// The login queue's wait: what an attempt that names no deadline of
+    /// its own (a refresh) may wait for its turn.
+    wait: Duration,
+}
+
+/// Where the counts are. One per app, made once and never moved: the
+/// variants' sizes do not matter, and boxing the larger would only add a
+/// pointer to follow at each admission.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Counts {
     /// In this process.
     Local(Throttle),
     /// In Redis, shared by every instance.
@@ -31,13 +50,17 @@ pub(crate) enum Limiter {
 pub(crate) enum Refused {
     /// Too many failures: 429.
     Throttled(Throttled),
+    /// Attempts in flight filled a budget and none settled within the
+    /// wait: 503 with `Retry-After` (the wait, in whole seconds), nothing
+    /// counted.
+    Busy(Duration),
     /// The shared counts cannot be reached: 503. (Never built without the
     /// `redis` feature, where every count is in process.)
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Unavailable(StoreError),
 }
 
-/// An attempt let through, one failure reserved against it.
+/// An attempt let through, held in flight until it is settled.
 #[derive(Debug)]
 #[must_use = "settle the attempt: failed, succeeded or refund"]
 pub(crate) enum Admitted<'a> {
@@ -49,79 +72,103 @@ pub(crate) enum Admitted<'a> {
 impl Limiter {
     /// The counts `config` asks for.
     pub(crate) fn new<S>(config: &Config<S>) -> Limiter {
+        let wait = config.login_queue_wait;
         #[cfg(feature = "redis")]
         if let Some(redis) = &config.shared_throttle {
-            return Limiter::Shared(crate::redis::RedisThrottle::new(
-                redis.clone(),
-                config.throttle.clone(),
-            ));
+            return Limiter {
+                counts: Counts::Shared(crate::redis::RedisThrottle::new(
+                    redis.clone(),
+                    config.throttle.clone(),
+                )),
+                wait,
+            };
         }
-        Limiter::Local(Throttle::new(config.throttle.clone()))
+        Limiter {
+            counts: Counts::Local(Throttle::new(config.throttle.clone())),
+            wait,
+        }
     }
 
-    /// [`Throttle::admit`]: an attempt for `username` from `ip`.
+    /// [`Throttle::admit`]: an attempt for `username` from `ip`, which may
+    /// wait for its turn until `deadline`.
     pub(crate) async fn admit(
         &self,
         username: &str,
         ip: Option<IpAddr>,
+        deadline: tokio::time::Instant,
     ) -> Result<Admitted<'_>, Refused> {
-        match self {
-            Limiter::Local(throttle) => throttle
-                .admit(username, ip)
-                .map(Admitted::Local)
-                .map_err(Refused::Throttled),
+        match &self.counts {
+            Counts::Local(throttle) => self
+                .verdict(throttle.admit(username, ip, deadline).await)
+                .map(Admitted::Local),
             #[cfg(feature = "redis")]
-            Limiter::Shared(shared) => {
-                shared_verdict(shared.admit(Some(username), ip).await).map(Admitted::Shared)
-            }
+            Counts::Shared(shared) => self
+                .shared_verdict(shared.admit(Some(username), ip, deadline).await)
+                .map(Admitted::Shared),
         }
     }
 
-    /// [`Throttle::admit_address`]: an attempt that names no username.
+    /// [`Throttle::admit_address`]: an attempt that names no username; it
+    /// may wait for its turn for the login queue's wait.
     pub(crate) async fn admit_address(&self, ip: Option<IpAddr>) -> Result<Admitted<'_>, Refused> {
-        match self {
-            Limiter::Local(throttle) => throttle
-                .admit_address(ip)
-                .map(Admitted::Local)
-                .map_err(Refused::Throttled),
+        let deadline = tokio::time::Instant::now() + self.wait;
+        match &self.counts {
+            Counts::Local(throttle) => self
+                .verdict(throttle.admit_address(ip, deadline).await)
+                .map(Admitted::Local),
             #[cfg(feature = "redis")]
-            Limiter::Shared(shared) => {
-                shared_verdict(shared.admit(None, ip).await).map(Admitted::Shared)
-            }
+            Counts::Shared(shared) => self
+                .shared_verdict(shared.admit(None, ip, deadline).await)
+                .map(Admitted::Shared),
+        }
+    }
+
+    fn verdict<T>(&self, verdict: Result<T, Refusal>) -> Result<T, Refused> {
+        verdict.map_err(|refusal| match refusal {
+            Refusal::Throttled(throttled) => Refused::Throttled(throttled),
+            // The login queue's own words: its wait, at least a second.
+            Refusal::Busy => Refused::Busy(Duration::from_secs(
+                self.wait.as_secs_f64().ceil().max(1.0) as u64,
+            )),
+        })
+    }
+
+    #[cfg(feature = "redis")]
+    fn shared_verdict<T>(
+        &self,
+        verdict: Result<Result<T, Refusal>, StoreError>,
+    ) -> Result<T, Refused> {
+        match verdict {
+            Ok(verdict) => self.verdict(verdict),
+            Err(e) => Err(Refused::Unavailable(e)),
         }
     }
 
     /// [`Throttle::check`]: whether an attempt could go ahead; reserves
     /// nothing.
     pub(crate) async fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Refused> {
-        match self {
-            Limiter::Local(throttle) => throttle.check(username, ip).map_err(Refused::Throttled),
+        match &self.counts {
+            Counts::Local(throttle) => throttle.check(username, ip).map_err(Refused::Throttled),
             #[cfg(feature = "redis")]
-            Limiter::Shared(shared) => shared_verdict(shared.check(username, ip).await),
+            Counts::Shared(shared) => match shared.check(username, ip).await {
+                Ok(verdict) => verdict.map_err(Refused::Throttled),
+                Err(e) => Err(Refused::Unavailable(e)),
+            },
         }
     }
 
     /// Whether the counts can be reached, for `/healthz`.
     pub(crate) async fn health(&self) -> Result<(), StoreError> {
-        match self {
-            Limiter::Local(_) => Ok(()),
+        match &self.counts {
+            Counts::Local(_) => Ok(()),
             #[cfg(feature = "redis")]
-            Limiter::Shared(shared) => shared.health().await,
+            Counts::Shared(shared) => shared.health().await,
         }
     }
 }
 
-#[cfg(feature = "redis")]
-fn shared_verdict<T>(verdict: Result<Result<T, Throttled>, StoreError>) -> Result<T, Refused> {
-    match verdict {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(throttled)) => Err(Refused::Throttled(throttled)),
-        Err(e) => Err(Refused::Unavailable(e)),
-    }
-}
-
 impl Admitted<'_> {
-    /// The attempt failed: its reservations stand.
+    /// The attempt failed: it is counted.
     pub(crate) fn failed(self) {
         match self {
             Admitted::Local(attempt) => attempt.failed(),
@@ -150,15 +197,22 @@ impl Admitted<'_> {
 }
 
 impl Refused {
-    /// Whether this is a 429 (counted as a throttled login), not a 503.
-    pub(crate) fn is_throttled(&self) -> bool {
-        matches!(self, Refused::Throttled(_))
+    /// Counts a refused login by its kind: a 429 as throttled, a wait run
+    /// out as busy (the login queue's 503); a store down is counted by the
+    /// request's status alone.
+    pub(crate) fn count(&self, counters: &Counters) {
+        match self {
+            Refused::Throttled(_) => counters.login(Login::Throttled),
+            Refused::Busy(_) => counters.login(Login::Busy),
+            Refused::Unavailable(_) => {}
+        }
     }
 }
 
 impl<S: UserStore> App<S> {
     /// The answer to a refused attempt: 429 and its log tally when
-    /// throttled, 503 when the shared counts cannot be reached.
+    /// throttled, 503 when its wait ran out or the shared counts cannot be
+    /// reached.
     pub(crate) fn refused(
         &self,
         refused: Refused,
@@ -167,6 +221,16 @@ impl<S: UserStore> App<S> {
     ) -> ApiError {
         match refused {
             Refused::Throttled(throttled) => self.throttled(throttled, username, peer),
+            Refused::Busy(retry_after) => {
+                logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!(
+                        "login refused: attempts in flight for its username or address did \
+                         not settle within the login queue's wait"
+                    ),
+                );
+                ApiError::Unavailable(retry_after.as_secs())
+            }
             Refused::Unavailable(e) => store_unavailable(&e),
         }
     }

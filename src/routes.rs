@@ -104,24 +104,23 @@ impl<S: UserStore> App<S> {
             // would be a free way to fill the throttle's tables. A throttled
             // client still gets its 429, which tells it nothing new.
             if let Err(refused) = self.throttle.check(&form.username, ip).await {
-                if refused.is_throttled() {
-                    self.counters.login(Login::Throttled);
-                }
+                refused.count(&self.counters);
                 return Err(self.refused(refused, &form.username, peer));
             }
             self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
             return Err(ApiError::IncorrectLogin);
         }
-        // Admitted before any lookup or hash, a failure reserved against the
-        // username and the address; throttled, answered at once, right
-        // password or not, so a guesser gains nothing and costs us nothing.
-        let attempt = match self.throttle.admit(&form.username, ip).await {
+        // Admitted before any lookup or hash, in flight against the username
+        // and the address; throttled, answered at once, right password or
+        // not, so a guesser gains nothing and costs us nothing. Past the
+        // attempts in flight a key allows, it waits for its turn, then for
+        // a hash slot, both within the login queue's one wait.
+        let deadline = self.verifier.deadline();
+        let attempt = match self.throttle.admit(&form.username, ip, deadline).await {
             Ok(attempt) => attempt,
             Err(refused) => {
-                if refused.is_throttled() {
-                    self.counters.login(Login::Throttled);
-                }
+                refused.count(&self.counters);
                 return Err(self.refused(refused, &form.username, peer));
             }
         };
@@ -135,8 +134,12 @@ impl<S: UserStore> App<S> {
             }
         };
         let hash = user.as_ref().map(|u| u.hashed_password().clone());
-        let verified = match self.verifier.verify(hash, form.password.as_bytes()).await {
-            Ok(verified) => verified,
+        let verdict = match self
+            .verifier
+            .verify_by(hash, form.password.as_bytes(), deadline)
+            .await
+        {
+            Ok(verdict) => verdict,
             Err(Busy { retry_after }) => {
                 attempt.refund().await;
                 self.counters.login(Login::Busy);
@@ -149,10 +152,14 @@ impl<S: UserStore> App<S> {
                 return Err(ApiError::Unavailable(retry_after.as_secs()));
             }
         };
-        let Some(user) = user.filter(|_| verified) else {
+        let Some(user) = user.filter(|_| verdict.verified) else {
+            // Settled at once, so that the logins waiting for their turn
+            // behind this one learn of it; answered after the padding, so
+            // that the answer's time tells nothing of the user's hash.
             attempt.failed();
             self.counters.login(Login::Failed);
             self.log_login("failed", &form.username, peer);
+            verdict.padded().await;
             return Err(ApiError::IncorrectLogin);
         };
         // Grant what was asked and is allowed, each scope once; tell the

@@ -8,27 +8,47 @@
 //! even to the right password. A success resets that username's count, not
 //! the address's: one user logging in must not unlock a guessing address.
 //!
-//! The limits hold under concurrency. The handler's part, in order:
+//! The limits hold under concurrency, and only failures refuse. The
+//! handler's part, in order:
 //!
-//! 1. [`Throttle::admit`] before the password is hashed: it checks both
-//!    limits and, in the same critical section, reserves one failure
-//!    against each, so N guesses in flight at once pass it at most the
-//!    limit's number of times; an `Err` is the 429 and its `Retry-After`;
-//! 2. after the hash, [`Attempt::failed`] (the reservation stands),
-//!    [`Attempt::succeeded`] (the username's count is reset and the
-//!    address's reservation returned), or [`Attempt::refund`] when the
-//!    attempt was never judged (the server was busy or its user store
-//!    down): that is nobody's failure.
+//! 1. [`Throttle::admit`] before the password is hashed: in one critical
+//!    section it checks both limits and reserves the attempt against each
+//!    as *in flight*. A key whose settled failures reached its limit is
+//!    refused at once (the 429 and its `Retry-After`). A key whose settled
+//!    failures plus attempts in flight reached it makes the attempt *wait*
+//!    for one ahead of it to settle, until the caller's deadline (the login
+//!    queue's): then [`Refusal::Busy`], a 503 that counts nothing. So N
+//!    guesses sent at once cost at most the limit's number of hashes (the
+//!    first ones fail, and the waiting ones then see the limit reached),
+//!    while N right passwords are never refused as failures: each success
+//!    lets the next one in;
+//! 2. after the hash, [`Attempt::failed`] (the reservation becomes a
+//!    failure), [`Attempt::succeeded`] (the username's failures are reset
+//!    and the address's reservation returned), or [`Attempt::refund`] when
+//!    the attempt was never judged (the server was busy or its user store
+//!    down): that is nobody's failure. An attempt dropped unsettled (the
+//!    client went away mid-hash, the request timed out) counts as failed.
+//!
+//! Waiting is first come, first served per key: a place freed on a key goes
+//! to the attempt waiting on it longest, not to a newcomer (nor to whichever
+//! waiter runs first), so under a steady flood every login waits about as
+//! long as the others. A waiting attempt holds no reservation: only its
+//! place in the lines of the keys that hold it back (one number each), and
+//! its place in one of [`WAKERS`] fixed [`Notify`] lists (intrusive, in the
+//! waiting future itself). So waiters, and what they cost, are bounded by
+//! the connections that can send a login. One that gives up (deadline,
+//! client gone) leaves nothing behind.
 //!
 //! Memory is bounded whatever clients send: each dimension holds at most
 //! [`Limits::max_entries`] keys; a key holds at most its limit of
-//! timestamps; usernames are held as a keyed 64-bit hash, so a 16 KiB
-//! username costs 8 bytes. When a table is full, the key whose last failure
-//! is the oldest among those *not* throttled is evicted; a throttled key
-//! goes only when every key is throttled. So spraying distinct usernames
-//! or addresses, one failure each, evicts only other sprayed keys and never
-//! lifts a lockout: that would take `max_entries` throttled keys within one
-//! window, each bought with its limit's worth of hashed guesses.
+//! timestamps and a count of attempts in flight; usernames are held as a
+//! keyed 64-bit hash, so a 16 KiB username costs 8 bytes. When a table is
+//! full, the key whose last activity is the oldest among those *not*
+//! throttled is evicted; a throttled key goes only when every key is
+//! throttled. So spraying distinct usernames or addresses, one failure
+//! each, evicts only other sprayed keys and never lifts a lockout: that
+//! would take `max_entries` throttled keys within one window, each bought
+//! with its limit's worth of hashed guesses.
 
 use crate::addr::address_key;
 use std::collections::hash_map::RandomState;
@@ -36,8 +56,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// The source of time, injectable so that tests move it by hand instead of
 /// sleeping.
@@ -62,15 +85,17 @@ impl Clock for SystemClock {
 #[non_exhaustive]
 pub struct Limits {
     /// Failed logins per username within [`Self::window`] before that
-    /// username is throttled (default 10; 0 disables the dimension).
+    /// username is throttled (default 10; 0 disables the dimension). Also
+    /// the attempts one username may have in flight at once; more wait.
     pub per_user: u32,
     /// Failed logins per client address within [`Self::window`] before that
-    /// address is throttled (default 100; 0 disables the dimension).
+    /// address is throttled (default 100; 0 disables the dimension). Also
+    /// the attempts one address may have in flight at once; more wait.
     pub per_ip: u32,
     /// The sliding window failures are counted over (default 60 s).
     pub window: Duration,
     /// Most keys held per dimension (default 100 000 usernames and as many
-    /// addresses); past it a key is evicted, the one whose last failure is
+    /// addresses); past it a key is evicted, the one whose last activity is
     /// the oldest among those not throttled. 0 holds nothing, so throttles
     /// nothing.
     pub max_entries: usize,
@@ -92,6 +117,11 @@ impl Default for Limits {
 /// memory meanwhile.
 const PURGE_BATCH: usize = 16;
 
+/// How many wait lists the keys are spread over. A settlement wakes the
+/// lists of its two keys; a waiter of another key on the same list wakes
+/// for nothing and waits again. Fixed, so that waiting allocates nothing.
+pub const WAKERS: usize = 64;
+
 /// Why an attempt may not go ahead now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -103,6 +133,16 @@ pub struct Throttled {
     pub username: bool,
     /// Whether the client address is throttled.
     pub address: bool,
+}
+
+/// Why [`Throttle::admit`] did not let an attempt go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Settled failures reached a limit: 429, even to the right password.
+    Throttled(Throttled),
+    /// Attempts in flight filled a budget and none settled by the
+    /// deadline: 503, counted as nobody's failure.
+    Busy,
 }
 
 /// The failure counters of both dimensions. `Send + Sync`: share one behind
@@ -122,49 +162,84 @@ pub struct Throttle {
     // `admit` takes both, always users first.
     users: Mutex<Table<u64, BuildHasherDefault<Prehashed>>>,
     ips: Mutex<Table<IpAddr, RandomState>>,
+    /// Attempts waiting for one in flight to settle, by their keys' hash
+    /// ([`WAKERS`]); notified at every settlement of a key of theirs.
+    wakers: Box<[Notify; WAKERS]>,
+    /// Admissions under way that may wait: while none is, a settlement
+    /// wakes nobody, and costs no lock of a wait list.
+    admitting: AtomicUsize,
+    /// The next place in line, handed to an attempt when it first waits.
+    tickets: AtomicU64,
 }
 
-/// A login attempt [`Throttle::admit`] let through: one failure is reserved
-/// against its username and its address until it is settled. Dropped
-/// unsettled (the client went away mid-hash, the request timed out), the
-/// reservation stands as a failure: an attempt that cost a hash is counted.
+/// A login attempt [`Throttle::admit`] let through: it is in flight against
+/// its username and its address until it is settled. Dropped unsettled
+/// (the client went away mid-hash, the request timed out), it counts as a
+/// failure: an attempt that may have cost a hash is counted.
 #[derive(Debug)]
 #[must_use = "settle the attempt: failed, succeeded or refund"]
 pub struct Attempt<'a> {
     throttle: &'a Throttle,
     /// The username's key; `None` for an attempt that names no user.
     user: Option<u64>,
+    /// Whether the username's table holds the attempt in flight.
     user_reserved: bool,
-    /// The address's key, when a failure was reserved against it.
+    /// The address's key, when the attempt is in flight against it.
     ip: Option<IpAddr>,
-    /// When the reservations were made, as the tables hold it.
-    at: u64,
+    /// Whether it was settled (dropped unsettled, it failed).
+    settled: bool,
+}
+
+/// What a settlement does with an attempt in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// A failure: counted in the window.
+    Failed,
+    /// Never judged: nothing counted.
+    Returned,
+    /// A success: the key's failures are forgotten too.
+    Cleared,
 }
 
 impl Attempt<'_> {
-    /// The password was wrong (or the user unknown): the reservations stand.
-    pub fn failed(self) {}
+    /// The password was wrong (or the user unknown): counted as a failure.
+    pub fn failed(mut self) {
+        self.settle(Settle::Failed, Settle::Failed);
+    }
 
     /// The password was right: the username's failures are forgotten, and
     /// the address's reservation is returned.
-    pub fn succeeded(self) {
-        if let Some(user) = self.user {
-            lock(&self.throttle.users).remove(user);
-        }
-        if let Some(ip) = self.ip {
-            lock(&self.throttle.ips).unrecord(ip, self.at);
-        }
+    pub fn succeeded(mut self) {
+        self.settle(Settle::Cleared, Settle::Returned);
     }
 
     /// The attempt was never judged (the server was too busy to hash, or
-    /// the user store could not answer): both reservations are returned.
-    pub fn refund(self) {
+    /// the user store could not answer): nothing is counted.
+    pub fn refund(mut self) {
+        self.settle(Settle::Returned, Settle::Returned);
+    }
+
+    fn settle(&mut self, user_how: Settle, ip_how: Settle) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let throttle = self.throttle;
+        let now = throttle.now_ms();
+        // Not held in flight (no username, or the dimension is off): nothing
+        // to settle there.
         if let (Some(user), true) = (self.user, self.user_reserved) {
-            lock(&self.throttle.users).unrecord(user, self.at);
+            lock(&throttle.users).settle(user, now, user_how);
         }
         if let Some(ip) = self.ip {
-            lock(&self.throttle.ips).unrecord(ip, self.at);
+            lock(&throttle.ips).settle(ip, now, ip_how);
         }
+        throttle.wake(self.user, self.ip);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.settle(Settle::Failed, Settle::Failed);
     }
 }
 
@@ -180,6 +255,9 @@ impl Throttle {
         Throttle {
             users: Mutex::new(Table::new(limits.per_user, window_ms, limits.max_entries)),
             ips: Mutex::new(Table::new(limits.per_ip, window_ms, limits.max_entries)),
+            wakers: Box::new(std::array::from_fn(|_| Notify::new())),
+            admitting: AtomicUsize::new(0),
+            tickets: AtomicU64::new(0),
             epoch: clock.now(),
             hasher: RandomState::new(),
             clock,
@@ -192,55 +270,185 @@ impl Throttle {
         &self.limits
     }
 
-    /// Lets an attempt for `username` from `ip` go ahead, reserving one
-    /// failure against each, or refuses it when either is throttled now.
-    /// The check and the reservation are one critical section, so
-    /// concurrent attempts cannot all pass the check before any is counted.
-    pub fn admit(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt<'_>, Throttled> {
-        let now = self.now_ms();
+    /// Lets an attempt for `username` from `ip` go ahead, holding it in
+    /// flight against each; refuses it when either has reached its limit of
+    /// settled failures ([`Refusal::Throttled`]); and while the attempts in
+    /// flight fill either's budget, waits for one of them to settle, until
+    /// `deadline` ([`Refusal::Busy`]). Dropped while waiting, it leaves
+    /// nothing behind.
+    pub async fn admit(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Attempt<'_>, Refusal> {
         let user = self.user_key(username);
-        let ip = ip.map(address_key);
-        let mut users = lock(&self.users);
-        let mut ips = lock(&self.ips);
-        throttled(
-            users.retry_after(user, now),
-            ip.and_then(|ip| ips.retry_after(ip, now)),
-        )?;
-        let user_reserved = users.record(user, now);
-        let ip = ip.filter(|&ip| ips.record(ip, now));
-        Ok(Attempt {
-            throttle: self,
-            user: Some(user),
-            user_reserved,
-            ip,
-            at: now,
-        })
+        self.wait_for(Some(user), ip.map(address_key), deadline)
+            .await
     }
 
     /// [`Throttle::admit`] for an attempt that names no username (a refresh
-    /// token): only the address's limit applies and is reserved against.
-    pub fn admit_address(&self, ip: Option<IpAddr>) -> Result<Attempt<'_>, Throttled> {
-        let now = self.now_ms();
-        let ip = ip.map(address_key);
-        let mut ips = lock(&self.ips);
-        throttled(None, ip.and_then(|ip| ips.retry_after(ip, now)))?;
-        let ip = ip.filter(|&ip| ips.record(ip, now));
-        Ok(Attempt {
-            throttle: self,
-            user: None,
-            user_reserved: false,
-            ip,
-            at: now,
-        })
+    /// token): only the address's limit applies.
+    pub async fn admit_address(
+        &self,
+        ip: Option<IpAddr>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Attempt<'_>, Refusal> {
+        self.wait_for(None, ip.map(address_key), deadline).await
     }
 
-    /// `Ok` when an attempt for `username` from `ip` could go ahead now;
-    /// reserves nothing. For answers that cost no hash and must count
-    /// nothing, yet must not tell a throttled client anything new.
+    /// [`Throttle::admit`] without waiting: [`Refusal::Busy`] at once when
+    /// it would wait.
+    pub fn try_admit(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
+        self.try_keys(Some(self.user_key(username)), ip.map(address_key))
+    }
+
+    /// [`Throttle::admit_address`] without waiting: [`Refusal::Busy`] at
+    /// once when it would wait.
+    pub fn try_admit_address(&self, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
+        self.try_keys(None, ip.map(address_key))
+    }
+
+    async fn wait_for(
+        &self,
+        user: Option<u64>,
+        ip: Option<IpAddr>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Attempt<'_>, Refusal> {
+        let (user_waker, ip_waker) = self.wakers_of(user, ip);
+        // Counted before its first try, so that a settlement after that
+        // try sees it (the tables' lock orders the two) and wakes it.
+        let _admitting = Admitting::count(&self.admitting);
+        // Its place in line, left however the wait ends.
+        let mut queued = Queued {
+            throttle: self,
+            user,
+            ip,
+            ticket: None,
+            in_user: false,
+            in_ip: false,
+        };
+        let mut timeout = pin!(tokio::time::sleep_until(deadline));
+        loop {
+            // Listening before trying: a settlement between a refusal and
+            // the wait below still wakes this attempt.
+            let mut user_settled = pin!(user_waker.notified());
+            let mut ip_settled = pin!(ip_waker.notified());
+            user_settled.as_mut().enable();
+            ip_settled.as_mut().enable();
+            match self.try_queued(&mut queued) {
+                Err(Refusal::Busy) => {}
+                verdict => return verdict,
+            }
+            tokio::select! {
+                () = user_settled => {}
+                () = ip_settled => {}
+                () = &mut timeout => return Err(Refusal::Busy),
+            }
+        }
+    }
+
+    /// One admission's critical section, for an attempt that waits for
+    /// nothing: it joins no line.
+    fn try_keys(&self, user: Option<u64>, ip: Option<IpAddr>) -> Result<Attempt<'_>, Refusal> {
+        let mut queued = Queued {
+            throttle: self,
+            user,
+            ip,
+            ticket: None,
+            in_user: false,
+            in_ip: false,
+        };
+        // Whatever line it joined is left at once, as `queued` drops.
+        self.try_queued(&mut queued)
+    }
+
+    /// One admission's critical section, for an attempt with its place in
+    /// line: first come, first served, per key. A key's free places go to
+    /// those waiting on it longest: an attempt passes only where fewer
+    /// attempts older than it wait than there are places free, so neither
+    /// a newcomer nor a younger waiter takes the place a settlement freed
+    /// for an older one. It waits in line only on the keys that hold it
+    /// back, so it holds nobody back on a key it could pass.
+    fn try_queued(&self, queued: &mut Queued<'_>) -> Result<Attempt<'_>, Refusal> {
+        let now = self.now_ms();
+        let (user, ip) = (queued.user, queued.ip);
+        let ticket = queued.ticket.unwrap_or(u64::MAX);
+        let (left_user, left_ip);
+        let verdict = {
+            let mut users = lock(&self.users);
+            let mut ips = lock(&self.ips);
+            let user_verdict = user.map_or(Verdict::Go, |user| users.verdict(user, now, ticket));
+            let ip_verdict = ip.map_or(Verdict::Go, |ip| ips.verdict(ip, now, ticket));
+            match throttled(user_verdict.throttled(), ip_verdict.throttled()) {
+                Err(throttled) => {
+                    left_user = queued.leave_user(&mut users, false);
+                    left_ip = queued.leave_ip(&mut ips, false);
+                    Err(Refusal::Throttled(throttled))
+                }
+                Ok(()) if user_verdict == Verdict::Wait || ip_verdict == Verdict::Wait => {
+                    let ticket = *queued
+                        .ticket
+                        .get_or_insert_with(|| self.tickets.fetch_add(1, Ordering::Relaxed));
+                    left_user = queued.leave_user(&mut users, user_verdict == Verdict::Wait);
+                    left_ip = queued.leave_ip(&mut ips, ip_verdict == Verdict::Wait);
+                    if let (Some(user), Verdict::Wait, false) = (user, user_verdict, queued.in_user)
+                    {
+                        users.join(user, ticket);
+                        queued.in_user = true;
+                    }
+                    if let (Some(ip), Verdict::Wait, false) = (ip, ip_verdict, queued.in_ip) {
+                        ips.join(ip, ticket);
+                        queued.in_ip = true;
+                    }
+                    Err(Refusal::Busy)
+                }
+                Ok(()) => {
+                    left_user = queued.leave_user(&mut users, false);
+                    left_ip = queued.leave_ip(&mut ips, false);
+                    Ok(self.reserve(&mut users, &mut ips, user, ip, now))
+                }
+            }
+        };
+        // The line moved: those behind may pass now.
+        self.wake(user.filter(|_| left_user), ip.filter(|_| left_ip));
+        verdict
+    }
+
+    /// Holds an attempt in flight against both keys; the tables locked.
+    fn reserve(
+        &self,
+        users: &mut Table<u64, BuildHasherDefault<Prehashed>>,
+        ips: &mut Table<IpAddr, RandomState>,
+        user: Option<u64>,
+        ip: Option<IpAddr>,
+        now: u64,
+    ) -> Attempt<'_> {
+        let user_reserved = user.is_some_and(|user| users.reserve(user, now));
+        let ip = ip.filter(|&ip| ips.reserve(ip, now));
+        Attempt {
+            throttle: self,
+            user,
+            user_reserved,
+            ip,
+            settled: false,
+        }
+    }
+
+    /// `Ok` when `username` and `ip` have not reached their limits of
+    /// settled failures; reserves nothing. For answers that cost no hash
+    /// and must count nothing, yet must not tell a throttled client
+    /// anything new.
     pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Throttled> {
         let now = self.now_ms();
-        let user = lock(&self.users).retry_after(self.user_key(username), now);
-        let ip = ip.and_then(|ip| lock(&self.ips).retry_after(address_key(ip), now));
+        let user = lock(&self.users)
+            .verdict(self.user_key(username), now, u64::MAX)
+            .throttled();
+        let ip = ip.and_then(|ip| {
+            lock(&self.ips)
+                .verdict(address_key(ip), now, u64::MAX)
+                .throttled()
+        });
         throttled(user, ip)
     }
 
@@ -248,16 +456,21 @@ impl Throttle {
     /// without admission: for failures judged elsewhere.
     pub fn record_failure(&self, username: &str, ip: Option<IpAddr>) {
         let now = self.now_ms();
-        lock(&self.users).record(self.user_key(username), now);
+        let user = self.user_key(username);
+        lock(&self.users).record(user, now);
+        let ip = ip.map(address_key);
         if let Some(ip) = ip {
-            lock(&self.ips).record(address_key(ip), now);
+            lock(&self.ips).record(ip, now);
         }
+        self.wake(Some(user), ip);
     }
 
     /// Forgets `username`'s failures after it logged in. The address's stay:
     /// a guesser that also knows one password is still a guesser.
     pub fn record_success(&self, username: &str) {
-        lock(&self.users).remove(self.user_key(username));
+        let user = self.user_key(username);
+        lock(&self.users).clear(user);
+        self.wake(Some(user), None);
     }
 
     /// Keys held now, `(usernames, addresses)`; expired ones may still be
@@ -278,6 +491,104 @@ impl Throttle {
 
     fn user_key(&self, username: &str) -> u64 {
         self.hasher.hash_one(username)
+    }
+
+    /// The wait lists of a username's and an address's key.
+    fn wakers_of(&self, user: Option<u64>, ip: Option<IpAddr>) -> (&Notify, &Notify) {
+        // The usernames' keys are keyed hashes already; an address is
+        // hashed with the same secret key, so nobody aims at one list.
+        let user = user.unwrap_or(0);
+        let ip = ip.map_or(0, |ip| self.hasher.hash_one(ip));
+        // Truncation is the point: the low bits pick a list.
+        #[allow(clippy::cast_possible_truncation)]
+        let pick = |hash: u64| &self.wakers[hash as usize % WAKERS];
+        (pick(user), pick(ip))
+    }
+
+    /// Wakes the attempts that may be waiting on these keys.
+    fn wake(&self, user: Option<u64>, ip: Option<IpAddr>) {
+        if self.admitting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let (user_waker, ip_waker) = self.wakers_of(user, ip);
+        if user.is_some() {
+            user_waker.notify_waiters();
+        }
+        if ip.is_some() && !std::ptr::eq(user_waker, ip_waker) {
+            ip_waker.notify_waiters();
+        }
+    }
+}
+
+/// An attempt's place in line, on the keys that hold it back; left when
+/// it is let through, refused, or given up (dropped).
+struct Queued<'a> {
+    throttle: &'a Throttle,
+    user: Option<u64>,
+    ip: Option<IpAddr>,
+    /// Its place, from the first time it had to wait; `None` before.
+    ticket: Option<u64>,
+    /// Whether it waits in line on the username, and on the address.
+    in_user: bool,
+    in_ip: bool,
+}
+
+impl Queued<'_> {
+    /// Leaves the username's line unless `stay`; whether it left it.
+    fn leave_user(
+        &mut self,
+        users: &mut Table<u64, BuildHasherDefault<Prehashed>>,
+        stay: bool,
+    ) -> bool {
+        match (self.user, self.ticket, self.in_user && !stay) {
+            (Some(user), Some(ticket), true) => {
+                users.leave(user, ticket);
+                self.in_user = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Leaves the address's line unless `stay`; whether it left it.
+    fn leave_ip(&mut self, ips: &mut Table<IpAddr, RandomState>, stay: bool) -> bool {
+        match (self.ip, self.ticket, self.in_ip && !stay) {
+            (Some(ip), Some(ticket), true) => {
+                ips.leave(ip, ticket);
+                self.in_ip = false;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if !self.in_user && !self.in_ip {
+            return;
+        }
+        let throttle = self.throttle;
+        let left_user = self.leave_user(&mut lock(&throttle.users), false);
+        let left_ip = self.leave_ip(&mut lock(&throttle.ips), false);
+        throttle.wake(self.user.filter(|_| left_user), self.ip.filter(|_| left_ip));
+    }
+}
+
+/// One admission under way, counted in [`Throttle::admitting`] until it
+/// ends, its future dropped included.
+struct Admitting<'a>(&'a AtomicUsize);
+
+impl Admitting<'_> {
+    fn count(admitting: &AtomicUsize) -> Admitting<'_> {
+        admitting.fetch_add(1, Ordering::SeqCst);
+        Admitting(admitting)
+    }
+}
+
+impl Drop for Admitting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -335,6 +646,27 @@ impl Hasher for Prehashed {
     }
 }
 
+/// What one key says of an attempt now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Below its limit, counting the attempts in flight.
+    Go,
+    /// Below its limit of settled failures, but not with those in flight.
+    Wait,
+    /// At its limit of settled failures: milliseconds until the oldest
+    /// leaves the window.
+    Throttled(u64),
+}
+
+impl Verdict {
+    fn throttled(self) -> Option<u64> {
+        match self {
+            Verdict::Throttled(ms) => Some(ms),
+            Verdict::Go | Verdict::Wait => None,
+        }
+    }
+}
+
 /// One dimension's counters.
 struct Table<K, H> {
     /// Failures a key may have within the window; 0 disables the table.
@@ -342,8 +674,14 @@ struct Table<K, H> {
     window_ms: u64,
     cap: usize,
     map: HashMap<K, Entry, H>,
+    /// The attempts waiting for a place on a key, by their place in line,
+    /// sorted (places are handed out in order, so a join is nearly always
+    /// a push); only keys someone waits on (waiters are bounded by
+    /// connections).
+    lines: HashMap<K, Vec<u64>, H>,
     /// Keys below their limit by the sequence number of their last
-    /// failure, oldest first: what to purge, and whom to evict first.
+    /// activity (a failure or an admission), oldest first: what to purge,
+    /// and whom to evict first.
     open: BTreeMap<u64, K>,
     /// Keys at their limit (throttled), the same way: evicted only when no
     /// open key is left.
@@ -351,11 +689,15 @@ struct Table<K, H> {
     next_seq: u64,
 }
 
-/// One key's failures within the window.
+/// One key's failures within the window, and its attempts in flight.
 struct Entry {
-    /// Milliseconds since the throttle's epoch, oldest first; at most
-    /// `limit` of them, since older ones cannot change the verdict.
+    /// Settled failures, milliseconds since the throttle's epoch, oldest
+    /// first; at most `limit` of them, since older ones cannot change the
+    /// verdict.
     times: VecDeque<u64>,
+    /// Attempts admitted and not settled yet; at most `limit`, as
+    /// admission lets no more through.
+    in_flight: u32,
     /// This entry's key in [`Table::open`] or [`Table::full`].
     seq: u64,
     /// Which of the two it is in.
@@ -369,6 +711,7 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
             window_ms,
             cap,
             map: HashMap::default(),
+            lines: HashMap::default(),
             open: BTreeMap::new(),
             full: BTreeMap::new(),
             next_seq: 0,
@@ -379,13 +722,29 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         self.limit > 0 && self.cap > 0 && self.window_ms > 0
     }
 
-    /// Milliseconds until `key` may try again, when it is throttled.
-    fn retry_after(&mut self, key: K, now: u64) -> Option<u64> {
+    /// What `key` says of one more attempt now, from the attempt with
+    /// place `ticket` in line (`u64::MAX`: a newcomer, behind everyone);
+    /// drops the failures that have left the window.
+    fn verdict(&mut self, key: K, now: u64, ticket: u64) -> Verdict {
         if !self.enabled() {
-            return None;
+            return Verdict::Go;
         }
         let window_ms = self.window_ms;
-        let entry = self.map.get_mut(&key)?;
+        let limit = self.limit as usize;
+        // Waiting older than it, as many as there are places at most.
+        let lines = &self.lines;
+        let older = |free: usize| {
+            lines
+                .get(&key)
+                .map_or(0, |line| line.partition_point(|&t| t < ticket).min(free))
+        };
+        let Some(entry) = self.map.get_mut(&key) else {
+            return if older(limit) >= limit {
+                Verdict::Wait
+            } else {
+                Verdict::Go
+            };
+        };
         while entry
             .times
             .front()
@@ -393,19 +752,104 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         {
             entry.times.pop_front();
         }
-        let Some(&oldest) = entry.times.front() else {
-            self.remove(key);
-            return None;
+        let taken = entry.times.len() + entry.in_flight as usize;
+        let verdict = match entry.times.front() {
+            Some(&oldest) if entry.times.len() >= limit => {
+                Verdict::Throttled(oldest.saturating_add(window_ms).saturating_sub(now))
+            }
+            _ if taken >= limit => Verdict::Wait,
+            _ if older(limit - taken) >= limit - taken => Verdict::Wait,
+            _ => Verdict::Go,
         };
-        let throttled = entry.times.len() >= self.limit as usize;
+        if entry.times.is_empty() && entry.in_flight == 0 {
+            self.remove(key);
+        } else {
+            self.reindex(key);
+        }
+        verdict
+    }
+
+    /// Puts the attempt with place `ticket` in `key`'s line.
+    fn join(&mut self, key: K, ticket: u64) {
+        let line = self.lines.entry(key).or_default();
+        let at = line.partition_point(|&t| t < ticket);
+        line.insert(at, ticket);
+    }
+
+    /// Takes the attempt with place `ticket` out of `key`'s line.
+    fn leave(&mut self, key: K, ticket: u64) {
+        if let Some(line) = self.lines.get_mut(&key) {
+            if let Ok(at) = line.binary_search(&ticket) {
+                line.remove(at);
+            }
+            if line.is_empty() {
+                self.lines.remove(&key);
+            }
+        }
+    }
+
+    /// Holds one attempt of `key` in flight from `now`; whether the table
+    /// counts at all.
+    fn reserve(&mut self, key: K, now: u64) -> bool {
+        let Some(entry) = self.touch(key, now) else {
+            return false;
+        };
+        entry.in_flight = entry.in_flight.saturating_add(1);
         self.reindex(key);
-        throttled.then(|| oldest.saturating_add(window_ms).saturating_sub(now))
+        true
     }
 
     /// Counts a failure of `key` at `now`; whether the table counts at all.
     fn record(&mut self, key: K, now: u64) -> bool {
-        if !self.enabled() {
+        let limit = self.limit as usize;
+        let Some(entry) = self.touch(key, now) else {
             return false;
+        };
+        if entry.times.len() >= limit {
+            entry.times.pop_front();
+        }
+        entry.times.push_back(now);
+        self.reindex(key);
+        true
+    }
+
+    /// Settles one attempt of `key` held in flight.
+    fn settle(&mut self, key: K, now: u64, how: Settle) {
+        if let Some(entry) = self.map.get_mut(&key) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+        }
+        match how {
+            Settle::Failed => {
+                self.record(key, now);
+            }
+            Settle::Returned => self.drop_if_idle(key),
+            Settle::Cleared => self.clear(key),
+        }
+    }
+
+    /// Forgets `key`'s failures; its attempts in flight stay.
+    fn clear(&mut self, key: K) {
+        if let Some(entry) = self.map.get_mut(&key) {
+            entry.times.clear();
+        }
+        self.drop_if_idle(key);
+    }
+
+    /// Removes `key` when it holds neither failures nor attempts.
+    fn drop_if_idle(&mut self, key: K) {
+        match self.map.get(&key) {
+            Some(entry) if entry.times.is_empty() && entry.in_flight == 0 => self.remove(key),
+            Some(_) => self.reindex(key),
+            None => {}
+        }
+    }
+
+    /// `key`'s entry, made if need be (evicting at the cap), moved to the
+    /// young end of its order: `now` is its last activity. `None` when the
+    /// table counts nothing.
+    fn touch(&mut self, key: K, now: u64) -> Option<&mut Entry> {
+        if !self.enabled() {
+            return None;
         }
         self.purge(now);
         if !self.map.contains_key(&key) {
@@ -422,17 +866,12 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let limit = self.limit as usize;
         let entry = self.map.entry(key).or_insert(Entry {
             times: VecDeque::new(),
+            in_flight: 0,
             seq,
             full: false,
         });
-        if entry.times.len() >= limit {
-            entry.times.pop_front();
-        }
-        entry.times.push_back(now);
-        // A new last failure: the key moves to the young end of its order.
         let old = std::mem::replace(&mut entry.seq, seq);
         if entry.full {
             self.full.remove(&old);
@@ -441,24 +880,7 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
         }
         entry.full = false;
         self.open.insert(seq, key);
-        self.reindex(key);
-        true
-    }
-
-    /// Takes back the failure recorded for `key` at `at`, if it is still
-    /// held.
-    fn unrecord(&mut self, key: K, at: u64) {
-        let Some(entry) = self.map.get_mut(&key) else {
-            return;
-        };
-        if let Some(i) = entry.times.iter().rposition(|&t| t == at) {
-            entry.times.remove(i);
-        }
-        if entry.times.is_empty() {
-            self.remove(key);
-        } else {
-            self.reindex(key);
-        }
+        self.map.get_mut(&key)
     }
 
     /// Files `key` under `open` or `full` by whether it is at its limit.
@@ -492,8 +914,9 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
     }
 
     /// Drops up to [`PURGE_BATCH`] keys of each order whose last failure
-    /// has left the window: they throttle nothing, and would only wait for
-    /// eviction. Called where the table grows, in [`Table::record`].
+    /// has left the window and that have no attempt in flight: they
+    /// throttle nothing, and would only wait for eviction. Called where the
+    /// table grows.
     fn purge(&mut self, now: u64) {
         for full in [false, true] {
             for _ in 0..PURGE_BATCH {
@@ -501,8 +924,13 @@ impl<K: Copy + Eq + Hash, H: BuildHasher + Default> Table<K, H> {
                 let Some((_, &key)) = order.first_key_value() else {
                     break;
                 };
-                let last = self.map.get(&key).and_then(|e| e.times.back().copied());
-                if last.is_some_and(|t| now.saturating_sub(t) < self.window_ms) {
+                let live = self.map.get(&key).is_some_and(|e| {
+                    e.in_flight > 0
+                        || e.times
+                            .back()
+                            .is_some_and(|&t| now.saturating_sub(t) < self.window_ms)
+                });
+                if live {
                     break;
                 }
                 self.remove(key);
@@ -564,6 +992,14 @@ mod tests {
     /// [`Throttle::check`]'s verdict as the wait alone.
     fn wait(t: &Throttle, username: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         t.check(username, ip).map_err(|e| e.retry_after)
+    }
+
+    /// The 429 of a refusal; panics on a 503.
+    fn throttled_by(refusal: Refusal) -> Throttled {
+        match refusal {
+            Refusal::Throttled(throttled) => throttled,
+            Refusal::Busy => panic!("a wait, not a 429"),
+        }
     }
 
     fn fail(t: &Throttle, username: &str, ip: Option<IpAddr>, times: u32) {
@@ -830,13 +1266,16 @@ mod tests {
         let (t, _) = throttle(limits(10, 0));
         // Forty guesses in flight at once: none has been judged yet.
         let admitted: Vec<Attempt<'_>> = (0..40)
-            .filter_map(|_| t.admit("johndoe", IP).ok())
+            .filter_map(|_| t.try_admit("johndoe", IP).ok())
             .collect();
         assert_eq!(admitted.len(), 10);
-        let refused = t.admit("johndoe", IP).unwrap_err();
-        assert!(refused.username && !refused.address, "{refused:?}");
+        // The eleventh would wait: ten in flight fill the budget, yet no
+        // failure is settled, so it is no 429.
+        assert_eq!(t.try_admit("johndoe", IP).unwrap_err(), Refusal::Busy);
+        assert_eq!(wait(&t, "johndoe", IP), Ok(()), "nothing settled yet");
         admitted.into_iter().for_each(Attempt::failed);
-        assert!(t.admit("johndoe", OTHER_IP).is_err());
+        let refused = throttled_by(t.try_admit("johndoe", OTHER_IP).unwrap_err());
+        assert!(refused.username && !refused.address, "{refused:?}");
     }
 
     #[test]
@@ -844,7 +1283,7 @@ mod tests {
         let (t, _) = throttle(limits(10, 100));
         let admitted = (0..40u32)
             .filter_map(|i| {
-                t.admit("johndoe", Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))))
+                t.try_admit("johndoe", Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))))
                     .ok()
             })
             .count();
@@ -855,25 +1294,27 @@ mod tests {
     fn the_address_limit_reserves_too() {
         let (t, _) = throttle(limits(0, 5));
         let admitted: Vec<_> = (0..40)
-            .filter_map(|i| t.admit(&format!("user{i}"), IP).ok())
+            .filter_map(|i| t.try_admit(&format!("user{i}"), IP).ok())
             .collect();
         assert_eq!(admitted.len(), 5);
-        let refused = t.admit("other", IP).unwrap_err();
+        assert_eq!(t.try_admit("other", IP).unwrap_err(), Refusal::Busy);
+        assert!(t.try_admit("other", OTHER_IP).is_ok());
+        admitted.into_iter().for_each(Attempt::failed);
+        let refused = throttled_by(t.try_admit("other", IP).unwrap_err());
         assert!(refused.address && !refused.username, "{refused:?}");
-        assert!(t.admit("other", OTHER_IP).is_ok());
     }
 
     #[test]
     fn a_success_resets_the_username_and_returns_the_address_reservation() {
         let (t, _) = throttle(limits(3, 3));
-        for attempt in [t.admit("johndoe", IP), t.admit("johndoe", IP)] {
+        for attempt in [t.try_admit("johndoe", IP), t.try_admit("johndoe", IP)] {
             attempt.unwrap().failed();
         }
-        t.admit("johndoe", IP).unwrap().succeeded();
+        t.try_admit("johndoe", IP).unwrap().succeeded();
         // The username starts again from zero; the address keeps its two
         // failures, not the success.
         assert_eq!(wait(&t, "johndoe", None), Ok(()));
-        t.admit("x", IP).unwrap().failed();
+        t.try_admit("x", IP).unwrap().failed();
         assert!(wait(&t, "y", IP).is_err(), "two failures and this one");
     }
 
@@ -881,39 +1322,39 @@ mod tests {
     fn a_refund_counts_nothing() {
         let (t, _) = throttle(limits(2, 2));
         for _ in 0..10 {
-            t.admit("johndoe", IP).unwrap().refund();
+            t.try_admit("johndoe", IP).unwrap().refund();
         }
         assert_eq!(wait(&t, "johndoe", IP), Ok(()));
         assert!(t.is_empty(), "{t:?}");
         // A refund takes back its own reservation, not another's.
-        t.admit("johndoe", IP).unwrap().failed();
-        let pending = t.admit("johndoe", IP).unwrap();
-        assert!(t.admit("johndoe", IP).is_err());
+        t.try_admit("johndoe", IP).unwrap().failed();
+        let pending = t.try_admit("johndoe", IP).unwrap();
+        assert_eq!(t.try_admit("johndoe", IP).unwrap_err(), Refusal::Busy);
         pending.refund();
         assert_eq!(wait(&t, "johndoe", IP), Ok(()));
-        t.admit("johndoe", IP).unwrap().failed();
+        t.try_admit("johndoe", IP).unwrap().failed();
         assert!(wait(&t, "johndoe", IP).is_err());
     }
 
     #[test]
     fn an_address_only_attempt_leaves_usernames_alone() {
         let (t, _) = throttle(limits(1, 2));
-        t.admit("johndoe", OTHER_IP).unwrap().failed();
-        t.admit_address(IP).unwrap().failed();
+        t.try_admit("johndoe", OTHER_IP).unwrap().failed();
+        t.try_admit_address(IP).unwrap().failed();
         // A success refunds the address and resets no username.
-        t.admit_address(IP).unwrap().refund();
+        t.try_admit_address(IP).unwrap().refund();
         assert!(wait(&t, "johndoe", None).is_err());
         assert_eq!(wait(&t, "x", IP), Ok(()));
-        t.admit_address(IP).unwrap().failed();
-        let refused = t.admit_address(IP).unwrap_err();
+        t.try_admit_address(IP).unwrap().failed();
+        let refused = throttled_by(t.try_admit_address(IP).unwrap_err());
         assert!(refused.address && !refused.username);
-        assert!(t.admit_address(None).is_ok());
+        assert!(t.try_admit_address(None).is_ok());
     }
 
     #[test]
     fn a_dropped_attempt_counts_as_a_failure() {
         let (t, _) = throttle(limits(1, 0));
-        drop(t.admit("johndoe", None).unwrap());
+        drop(t.try_admit("johndoe", None).unwrap());
         assert!(wait(&t, "johndoe", None).is_err());
     }
 
@@ -957,10 +1398,12 @@ mod tests {
         let (t, clock) = throttle(Limits::default());
         let victim_ip = Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)));
         for _ in 0..10 {
-            t.admit("victim", victim_ip).unwrap().failed();
+            t.try_admit("victim", victim_ip).unwrap().failed();
         }
         for i in 0..90 {
-            t.admit(&format!("other{i}"), victim_ip).unwrap().failed();
+            t.try_admit(&format!("other{i}"), victim_ip)
+                .unwrap()
+                .failed();
         }
         assert!(t.check("victim", None).is_err());
         assert!(t.check("anyone", victim_ip).unwrap_err().address);
@@ -972,7 +1415,7 @@ mod tests {
             let ip = IpAddr::V6(std::net::Ipv6Addr::from(prefix | (subnet << 64) | i));
             username.clear();
             write!(username, "spray{i}").unwrap();
-            if let Ok(attempt) = t.admit(&username, Some(ip)) {
+            if let Ok(attempt) = t.try_admit(&username, Some(ip)) {
                 attempt.failed();
                 admitted += 1;
             }
@@ -989,5 +1432,132 @@ mod tests {
         // And the lockout still ends when its window does.
         clock.advance(60 * SECOND);
         assert_eq!(wait(&t, "victim", victim_ip), Ok(()));
+    }
+
+    #[test]
+    fn a_success_keeps_the_other_attempts_in_flight() {
+        // One right password among guesses in flight: resetting the
+        // username's failures must not free the guesses' places, or a
+        // guesser who also sends one good login would get past the limit.
+        let (t, _) = throttle(limits(3, 0));
+        let good = t.try_admit("johndoe", IP).unwrap();
+        let guesses = [t.try_admit("johndoe", IP), t.try_admit("johndoe", IP)];
+        good.succeeded();
+        let third = t.try_admit("johndoe", IP).unwrap();
+        assert_eq!(t.try_admit("johndoe", IP).unwrap_err(), Refusal::Busy);
+        guesses.into_iter().for_each(|g| g.unwrap().failed());
+        third.failed();
+        assert!(throttled_by(t.try_admit("johndoe", IP).unwrap_err()).username);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn right_passwords_past_the_budget_wait_and_are_let_in() {
+        let t = Arc::new(throttle(limits(10, 100)).0);
+        let deadline = tokio::time::Instant::now() + 2 * SECOND;
+        // 1000 logins of one user from 100 addresses at once, each right.
+        let mut logins = tokio::task::JoinSet::new();
+        for i in 0..1000u32 {
+            let t = t.clone();
+            logins.spawn(async move {
+                let ip = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + i % 100)));
+                let attempt = t.admit("johndoe", ip, deadline).await?;
+                // A hash's worth of time, ten at once.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                attempt.succeeded();
+                Ok::<(), Refusal>(())
+            });
+        }
+        let mut ok = 0;
+        while let Some(login) = logins.join_next().await {
+            assert_eq!(login.unwrap(), Ok(()));
+            ok += 1;
+        }
+        assert_eq!(ok, 1000, "every one in, ten at a time, within 2 s");
+        assert!(t.is_empty(), "{t:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_guesses_see_the_limit_reached_and_get_their_429() {
+        let t = Arc::new(throttle(limits(10, 0)).0);
+        let deadline = tokio::time::Instant::now() + 2 * SECOND;
+        let mut guesses = tokio::task::JoinSet::new();
+        for i in 0..40u32 {
+            let t = t.clone();
+            guesses.spawn(async move {
+                let ip = Some(IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + i)));
+                let attempt = t.admit("johndoe", ip, deadline).await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                attempt.failed();
+                Ok::<(), Refusal>(())
+            });
+        }
+        let (mut hashed, mut throttled) = (0, 0);
+        while let Some(guess) = guesses.join_next().await {
+            match guess.unwrap() {
+                Ok(()) => hashed += 1,
+                Err(Refusal::Throttled(_)) => throttled += 1,
+                Err(Refusal::Busy) => panic!("a 503 where the limit was known"),
+            }
+        }
+        assert_eq!((hashed, throttled), (10, 30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_ends_at_the_deadline_and_leaves_nothing() {
+        let t = Arc::new(throttle(limits(1, 0)).0);
+        let held = t.try_admit("johndoe", IP).unwrap();
+        let start = tokio::time::Instant::now();
+        let refused = t.admit("johndoe", OTHER_IP, start + SECOND).await;
+        assert_eq!(refused.unwrap_err(), Refusal::Busy);
+        assert_eq!(start.elapsed(), SECOND);
+        // A waiter given up (its client gone) leaves no reservation.
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            t.admit("johndoe", OTHER_IP, start + 10 * SECOND),
+        )
+        .await;
+        assert!(gone.is_err());
+        held.refund();
+        assert!(t.is_empty(), "{t:?}");
+        t.admit("johndoe", IP, start).await.unwrap().succeeded();
+        // The deadline in the past: admitted when free, Busy when not.
+        let held = t.try_admit("johndoe", IP).unwrap();
+        assert_eq!(
+            t.admit("johndoe", IP, start).await.unwrap_err(),
+            Refusal::Busy
+        );
+        held.refund();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_freed_place_goes_to_the_attempt_waiting_longest() {
+        let t = Arc::new(throttle(limits(1, 0)).0);
+        let deadline = tokio::time::Instant::now() + 10 * SECOND;
+        let held = t.try_admit("johndoe", IP).unwrap();
+        let mut waiters = Vec::new();
+        for i in 0..3u32 {
+            let t = t.clone();
+            waiters.push(tokio::spawn(async move {
+                let attempt = t.admit("johndoe", IP, deadline).await?;
+                let admitted = tokio::time::Instant::now();
+                tokio::time::sleep(SECOND).await;
+                attempt.succeeded();
+                Ok::<_, Refusal>((i, admitted))
+            }));
+            // Each in line before the next comes.
+            tokio::task::yield_now().await;
+        }
+        held.succeeded();
+        // A newcomer does not take the place freed for those in line.
+        assert_eq!(t.try_admit("johndoe", OTHER_IP).unwrap_err(), Refusal::Busy);
+        let mut order = Vec::new();
+        for waiter in waiters {
+            order.push(waiter.await.unwrap().unwrap());
+        }
+        order.sort_by_key(|&(_, admitted)| admitted);
+        let order: Vec<u32> = order.into_iter().map(|(i, _)| i).collect();
+        assert_eq!(order, [0, 1, 2], "first come, first served");
+        assert!(t.is_empty(), "{t:?}");
+        assert!(lock(&t.users).lines.is_empty(), "nobody left in line");
     }
 }
