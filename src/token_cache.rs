@@ -115,10 +115,18 @@ impl TokenCache {
     }
 }
 
-/// Whether the deny-list names the token or its session.
+/// Whether the deny-list names the token or its session, or holds a mark
+/// of its user covering it. A token without `jti` or `sid` (minted
+/// elsewhere) was never revocable, so no mark was made for it.
 fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
     (claims.sid.is_some() || claims.jti.is_some())
-        && revocations.denies(claims.sid.as_deref(), claims.jti.as_deref(), now)
+        && revocations.denies(
+            &claims.sub,
+            claims.iat,
+            claims.sid.as_deref(),
+            claims.jti.as_deref(),
+            now,
+        )
 }
 
 /// The slot of a token: from its last eight bytes, the end of the HMAC
@@ -305,7 +313,7 @@ mod tests {
         use crate::sessions::{Revocation, Revocations, SessionId, TokenId};
         use crate::token::issue_in_session;
         let cache = TokenCache::new();
-        let list = Revocations::new(10);
+        let list = Revocations::new(10, 10);
         let (sid, jti, other) = (
             SessionId::random().unwrap(),
             TokenId::random().unwrap(),

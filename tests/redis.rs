@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 /// A `redis-server` of this test binary's, killed when dropped and, by its
 /// watchdog, when the binary exits (statics are never dropped).
-struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
@@ -54,7 +54,7 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
@@ -143,13 +143,13 @@ fn answers_ping(port: u16) -> bool {
 }
 
 /// The binary's shared server.
-fn shared() -> &'static RedisServer {
+pub(crate) fn shared() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
     SERVER.get_or_init(RedisServer::start)
 }
 
 /// A key prefix no other test uses.
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
         "test-{}-{}:",
