@@ -719,3 +719,41 @@ fn heard(payload: &str) -> Option<(u64, Revocation, Option<&str>)> {
     let (revocation, owner) = revocation(parts.next()?, until)?;
     Some((seq, revocation, owner))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_and_messages_read_with_their_owners() {
+        let (sid, jti) = (SessionId::random().unwrap(), TokenId::random().unwrap());
+        let member = format!("s:{}:bob", sid.encode());
+        assert_eq!(
+            revocation(&member, 9),
+            Some((Revocation::Session(sid, 9), Some("bob")))
+        );
+        // A username may hold `:` and spaces; an older version's has none.
+        let message = format!("7 1700000000 t:{}:a: b", jti.encode());
+        assert_eq!(
+            heard(&message),
+            Some((7, Revocation::Token(jti, 1_700_000_000), Some("a: b")))
+        );
+        assert_eq!(
+            revocation(&format!("t:{}", jti.encode()), 9),
+            Some((Revocation::Token(jti, 9), None))
+        );
+        assert_eq!(
+            revocation("m:1700000000:mallory", 1_700_001_800),
+            Some((
+                Revocation::User {
+                    issued: 1_700_000_000,
+                    until: 1_700_001_800
+                },
+                Some("mallory")
+            ))
+        );
+        for bad in ["", "x:1:a", "s:nope:bob", "m:soon:bob", "t"] {
+            assert_eq!(revocation(bad, 9), None, "{bad}");
+        }
+    }
+}

@@ -13,8 +13,10 @@
 //! access token names it) is not enough to revoke it.
 //!
 //! Revocation is a list of what was revoked (`Revocations`), not of what
-//! is allowed: sessions and single access tokens, each kept until the
-//! access tokens it covers have expired. `GET /users/me` checks it on every
+//! is allowed: sessions and single access tokens, each kept with its user
+//! until the access tokens it covers have expired, and, for a user past the
+//! caps, one mark in place of their entries (nothing revoked is ever
+//! dropped to make room). `GET /users/me` checks it on every
 //! request at the cost of one atomic load while nothing new was revoked
 //! (see `token_cache`).
 //!

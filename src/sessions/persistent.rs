@@ -37,7 +37,9 @@
 //! 2 MiB) is compacted, so it stays near the size of its live entries at
 //! their peak. Measured (9-byte usernames): an empty store is under 1 MB,
 //! 100,000 sessions take 34 MB (a longer username adds twice its length to
-//! its session: the row and the per-user index), 100,000 revocations 9 MB.
+//! its session: the row and the per-user index), 100,000 revocations 9 MB
+//! in format 1 (format 2 keeps each one's owner twice too, in its row and
+//! the per-user index).
 //! Opening a file at the caps takes about 30 ms (release build), 70 ms
 //! after a `kill -9` (redb then checks every page's checksum and rebuilds
 //! its allocator).
@@ -1116,9 +1118,10 @@ mod tests {
         let store = PersistentSessions::open(&dir.0).unwrap();
         assert_eq!(store.counts(), (1, 0));
         // The purge alone would have grown it (copy-on-write); compacted,
-        // it is back to a new store's size.
+        // it is back to about a new store's size (the trees emptied by the
+        // purge may keep a root page or two: measured, at most 6 pages).
         assert!(
-            size(&store) <= new,
+            size(&store) <= new + (64 << 10),
             "{} bytes; {full} before, {new} new",
             size(&store)
         );
