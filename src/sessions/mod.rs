@@ -385,11 +385,14 @@ impl DenyList {
 /// `iat` with this host's clock: instances sharing a store must keep their
 /// clocks in step, as `exp` already requires.
 ///
-/// The caps, both in `O(log n)` per addition:
+/// The caps:
 /// - one user's entries pass `per_user` (default
-///   [`MAX_REVOCATIONS_PER_USER`]): that user's entries collapse;
+///   [`MAX_REVOCATIONS_PER_USER`]): that user's entries collapse, in
+///   `O(log n)` per entry;
 /// - all entries pass `cap` (`Config::max_revocations`): the user holding
-///   the most collapses, then the next, until the list is within its cap.
+///   the most collapses (found by a scan of the users, which frees their
+///   entries for the next additions), then the next, until the list is
+///   within its cap.
 ///
 /// So the list holds at most `cap` entries plus one mark per user who
 /// passed a cap (users are the operator's, each mark a name and two
@@ -430,14 +433,10 @@ struct Denied {
     by_end: BTreeSet<(i64, Denial)>,
     /// Each user's entries by their end.
     by_owner: HashMap<Arc<str>, BTreeSet<(i64, Denial)>>,
-    /// Users by how many entries they hold, most last: whom to collapse
-    /// over the total cap.
-    by_size: BTreeSet<(usize, Arc<str>)>,
     /// Each collapsed user's mark: tokens issued up to `.0` are revoked
-    /// until `.1`.
+    /// until `.1`. Ended ones go when a mark is set: marks are few (one
+    /// per user who passed a cap), so no index of their ends is kept.
     marks: HashMap<Arc<str>, (i64, i64)>,
-    /// The marks by their end, soonest first.
-    marks_by_end: BTreeSet<(i64, Arc<str>)>,
 }
 
 impl Revocations {
@@ -496,7 +495,7 @@ impl Revocations {
         match (revocation, owner) {
             (Revocation::User { issued, until }, Some(owner)) => {
                 if now < until {
-                    denied.mark(owner, issued, until);
+                    denied.mark(owner, issued, until, now);
                 }
             }
             // A mark of nobody covers nothing.
@@ -532,7 +531,12 @@ impl Revocations {
             }
         }
         while denied.until.len() > self.cap {
-            match denied.by_size.last().map(|(_, owner)| owner.clone()) {
+            let largest = denied
+                .by_owner
+                .iter()
+                .max_by_key(|(_, own)| own.len())
+                .map(|(owner, _)| owner.clone());
+            match largest {
                 Some(largest) => self.collapse(
                     denied,
                     &largest,
@@ -568,7 +572,7 @@ impl Revocations {
         for &(_, denial) in &own {
             denied.remove(denial);
         }
-        denied.mark(owner.clone(), now, latest);
+        denied.mark(owner.clone(), now, latest, now);
         self.collapsed
             .fetch_add(own.len() as u64, Ordering::Relaxed);
         crate::logging::tally(
@@ -581,7 +585,7 @@ impl Revocations {
         );
     }
 
-    /// Entries and marks held now.
+    /// Entries and marks held now (ended marks until the next is set).
     pub(crate) fn len(&self) -> usize {
         let denied = self.lock();
         denied.until.len() + denied.marks.len()
@@ -604,9 +608,6 @@ impl Denied {
         if let Some(owner) = &owner {
             let own = self.by_owner.entry(owner.clone()).or_default();
             own.insert((until, denial));
-            let held = own.len();
-            self.by_size.remove(&(held - 1, owner.clone()));
-            self.by_size.insert((held, owner.clone()));
         }
         self.until.insert(denial, (until, owner));
     }
@@ -618,29 +619,24 @@ impl Denied {
         if let Some(owner) = owner {
             if let Some(own) = self.by_owner.get_mut(&owner) {
                 own.remove(&(until, denial));
-                let held = own.len();
-                if held == 0 {
+                if own.is_empty() {
                     self.by_owner.remove(&owner);
-                }
-                self.by_size.remove(&(held + 1, owner.clone()));
-                if held > 0 {
-                    self.by_size.insert((held, owner));
                 }
             }
         }
         Some(until)
     }
 
-    /// Sets or widens `owner`'s mark: the later of each bound.
-    fn mark(&mut self, owner: Arc<str>, issued: i64, until: i64) {
+    /// Sets or widens `owner`'s mark: the later of each bound. Called at
+    /// `now`, it drops the marks that have ended.
+    fn mark(&mut self, owner: Arc<str>, issued: i64, until: i64, now: i64) {
+        self.marks.retain(|_, &mut (_, until)| now < until);
         let (issued, until) = match self.marks.get(&owner) {
             Some(&(before_issued, before_until)) => {
-                self.marks_by_end.remove(&(before_until, owner.clone()));
                 (before_issued.max(issued), before_until.max(until))
             }
             None => (issued, until),
         };
-        self.marks_by_end.insert((until, owner.clone()));
         self.marks.insert(owner, (issued, until));
     }
 
@@ -652,13 +648,6 @@ impl Denied {
                 break;
             }
             self.remove(denial);
-        }
-        while let Some((until, owner)) = self.marks_by_end.first().cloned() {
-            if now < until {
-                break;
-            }
-            self.marks_by_end.remove(&(until, owner.clone()));
-            self.marks.remove(&owner);
         }
     }
 }
@@ -883,7 +872,15 @@ mod tests {
         // No iat: could be of any time.
         assert!(list.denies("bob", None, None, Some(&id.encode()), NOW + 1));
         assert!(!denies_token(&list, "bobby", NOW, &id, NOW + 1));
-        list.add(Revocation::Token(id, NOW + 300), Some("x"), NOW + 200);
-        assert_eq!(list.len(), 1, "the mark expired and was purged");
+        assert!(!denies_token(&list, "bob", NOW, &id, NOW + 200), "ended");
+        list.add(
+            Revocation::User {
+                issued: NOW,
+                until: NOW + 300,
+            },
+            Some("carol"),
+            NOW + 200,
+        );
+        assert_eq!(list.len(), 1, "bob's ended mark went when carol's came");
     }
 }
