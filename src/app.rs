@@ -7,7 +7,7 @@ use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;
-use crate::sessions::{DenyList, Revocations, SessionStore};
+use crate::sessions::{DenyList, Revocations, SessionStore, MAX_REVOCATIONS_PER_USER};
 use crate::slots::Slots;
 use crate::throttle::Limits;
 use crate::token::SecretKey;
@@ -42,8 +42,12 @@ pub struct Config<S = Users> {
     /// on restart).
     pub sessions: Option<Arc<dyn SessionStore>>,
     /// Most revocations held in the deny-list (default 100,000); past it
-    /// the one expiring first is dropped.
+    /// the user holding the most has theirs collapsed into one mark (every
+    /// token issued to them until then), so none is dropped.
     pub max_revocations: usize,
+    /// Most revocations one user's may hold in the deny-list (default
+    /// [`MAX_REVOCATIONS_PER_USER`]) before they collapse into one mark.
+    pub max_revocations_per_user: usize,
     /// How long an issued token lives (default 30 minutes, as in FastAPI's
     /// JWT chapter).
     pub token_ttl: Duration,
@@ -126,6 +130,7 @@ impl<S: UserStore> Config<S> {
             refresh_retry_window: Duration::from_secs(60),
             sessions: None,
             max_revocations: 100_000,
+            max_revocations_per_user: MAX_REVOCATIONS_PER_USER,
             token_ttl: Duration::from_secs(30 * 60),
             leeway: Duration::ZERO,
             body_limit: 16 * 1024,
@@ -254,10 +259,12 @@ impl<S: UserStore> App<S> {
             let store = config
                 .sessions
                 .unwrap_or_else(|| Arc::new(MemorySessions::default()));
-            let revocations = Revocations::new(config.max_revocations);
+            let revocations =
+                Revocations::new(config.max_revocations, config.max_revocations_per_user);
             let now = crate::auth::unix_now();
-            for revocation in store.revocations(now) {
-                revocations.add(revocation, None, now);
+            // With their owners: each counts against its user's cap again.
+            for (revocation, owner) in store.revocations(now) {
+                revocations.add(revocation, owner.as_deref(), now);
             }
             let revocations = Arc::new(revocations);
             store.follow(DenyList(revocations.clone()));

@@ -446,6 +446,15 @@ impl Metrics<'_> {
                 "Revocations held in the deny-list.",
                 sessions.revocations.len(),
             );
+            let name = "password_bearer_revocations_collapsed_total";
+            family(
+                out,
+                name,
+                "counter",
+                "Deny-list entries collapsed into their user's mark (every token issued to \
+                 that user until then), or without an owner dropped, to keep within the caps.",
+            );
+            sample(out, name, "", sessions.revocations.collapsed());
         }
     }
 

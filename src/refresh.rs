@@ -330,7 +330,7 @@ impl<S: UserStore> App<S> {
         let until = self.revoked_until(now);
         sessions
             .store
-            .revoke_session(session.id, until)
+            .revoke_session(session.id, &session.username, until)
             .await
             .map_err(|e| store_unavailable(&e))?;
         sessions.revocations.add(
@@ -423,7 +423,7 @@ impl<S: UserStore> App<S> {
                 let until = claims.exp.saturating_add(self.leeway_secs);
                 sessions
                     .store
-                    .revoke_token(jti, until)
+                    .revoke_token(jti, &claims.sub, until)
                     .await
                     .map_err(|e| store_unavailable(&e))?;
                 sessions

@@ -115,10 +115,18 @@ impl TokenCache {
     }
 }
 
-/// Whether the deny-list names the token or its session.
+/// Whether the deny-list names the token or its session, or holds a mark
+/// of its user covering it. A token without `jti` or `sid` (minted
+/// elsewhere) was never revocable, so no mark was made for it.
 fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
     (claims.sid.is_some() || claims.jti.is_some())
-        && revocations.denies(claims.sid.as_deref(), claims.jti.as_deref(), now)
+        && revocations.denies(
+            &claims.sub,
+            claims.iat,
+            claims.sid.as_deref(),
+            claims.jti.as_deref(),
+            now,
+        )
 }
 
 /// The slot of a token: from its last eight bytes, the end of the HMAC
@@ -305,7 +313,7 @@ mod tests {
         use crate::sessions::{Revocation, Revocations, SessionId, TokenId};
         use crate::token::issue_in_session;
         let cache = TokenCache::new();
-        let list = Revocations::new(10);
+        let list = Revocations::new(10, 10);
         let (sid, jti, other) = (
             SessionId::random().unwrap(),
             TokenId::random().unwrap(),
@@ -334,5 +342,38 @@ mod tests {
         assert!(cache
             .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
+    }
+
+    #[test]
+    fn a_cached_token_is_refused_once_its_user_is_collapsed_into_a_mark() {
+        use crate::sessions::{Revocation, Revocations, SessionId, TokenId};
+        use crate::token::issue_in_session;
+        let cache = TokenCache::new();
+        let list = Revocations::new(10, 10);
+        let sid = SessionId::random().unwrap();
+        let mint = |user: &str, at: i64| {
+            let jti = TokenId::random().unwrap().encode();
+            issue_in_session(&key(), user, None, (&jti, &sid.encode()), at, 600)
+        };
+        let (before, after, other) = (
+            mint("johndoe", NOW),
+            mint("johndoe", NOW + 1),
+            mint("bob", NOW),
+        );
+        let check = |t: &str| cache.verify(&[key()], 0, t.as_bytes(), NOW + 1, 0, Some(&list));
+        for token in [&before, &after, &other] {
+            assert!(check(token).is_ok());
+        }
+        list.add(
+            Revocation::User {
+                issued: NOW,
+                until: NOW + 600,
+            },
+            Some("johndoe"),
+            NOW + 1,
+        );
+        assert_eq!(check(&before).unwrap_err(), TokenError::Revoked, "a hit");
+        assert!(check(&after).is_ok(), "issued after the mark");
+        assert!(check(&other).is_ok(), "another user's");
     }
 }

@@ -11,9 +11,14 @@
 //!   ends;
 //! - `u:<username>`, a sorted set of the user's sessions by end, to cap
 //!   them (the oldest goes, as in memory); it expires with the last one;
-//! - `revoked`, a sorted set of `s:<session id>` and `t:<token id>` by the
-//!   time the revocation may be forgotten; entries past it are removed at
-//!   each revocation, and the key expires with its last entry;
+//! - `revoked`, a sorted set of `s:<session id>:<owner>` and
+//!   `t:<token id>:<owner>` by the time the revocation may be forgotten,
+//!   and of `m:<owner>`, a user's mark (below); entries past it are removed
+//!   at each revocation, and the key expires with its last entry;
+//! - `revoked:u:<owner>`, a sorted set of that user's entries, to count
+//!   them; it expires with its last entry;
+//! - `revoked:marks`, a hash of each mark's latest `iat` covered, by owner;
+//!   it expires with the marks;
 //! - `revoked:seq`, the number of revocations made, one integer;
 //! - `all`, a sorted set of every session by end, for the
 //!   `password_bearer_sessions` gauge: what has ended is dropped at each
@@ -48,10 +53,21 @@
 //! and subscribes again. So a revocation reaches every instance that can
 //! reach Redis within [`POLL`] plus a round trip, and usually within one
 //! message's delivery.
+//!
+//! # What bounds the revocations
+//!
+//! Nothing revoked is dropped (see `Revocations` in `crate::sessions`):
+//! a user past [`MAX_REVOCATIONS_PER_USER`] entries has them replaced, in
+//! the script that adds the last one, by a mark, every token issued to that
+//! user until then, kept until the latest of them ends, and published as
+//! one message. So Redis holds at most that many entries per user, plus a
+//! mark; each instance's deny-list applies its own caps to what it hears,
+//! the owners included, and reads the marks with everything else.
 
 use super::Redis;
 use crate::sessions::{
     Advance, DenyList, Revocation, Session, SessionId, SessionStore, StoreFuture, TokenId,
+    MAX_REVOCATIONS_PER_USER,
 };
 use crate::users::StoreError;
 use ::redis::aio::{PubSubSink, PubSubStream};
@@ -67,19 +83,53 @@ use tokio::sync::{oneshot, Notify};
 /// the cost of one small script per instance per period.
 pub const POLL: Duration = Duration::from_millis(500);
 
-/// Records a revocation and tells every instance: prepended to the scripts
-/// that revoke. The entry keeps the later of two ends; what has expired is
-/// dropped; the set lives as long as its last entry.
+/// Records a revocation by `owner` and tells every instance: prepended to
+/// the scripts that revoke. The entry keeps the later of two ends; what has
+/// expired is dropped; the sets live as long as their last entry. Past
+/// `per_user` entries of the owner, they collapse into the owner's mark
+/// (widened if there is one), which is published instead of the entry.
 const REVOKE_LUA: &str = r"
-local function revoke(zset, seq, channel, member, untilv, now, owner)
+local function expire_with_last(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('EXPIREAT', key, last[2]) end
+  return last[2]
+end
+local function revoke(zset, seq, channel, entry, untilv, now, owner, per_user)
+  local marks = zset .. ':marks'
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', zset, '-inf', now)) do
+    if string.sub(m, 1, 2) == 'm:' then redis.call('HDEL', marks, string.sub(m, 3)) end
+  end
   redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
+  local member = entry .. ':' .. owner
   local before = redis.call('ZSCORE', zset, member)
   if before and tonumber(before) > tonumber(untilv) then untilv = before end
   redis.call('ZADD', zset, untilv, member)
-  local last = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
-  redis.call('EXPIREAT', zset, last[2])
+  local mine = zset .. ':u:' .. owner
+  redis.call('ZREMRANGEBYSCORE', mine, '-inf', now)
+  redis.call('ZADD', mine, untilv, member)
+  expire_with_last(mine)
+  if redis.call('ZCARD', mine) > tonumber(per_user) then
+    local own = redis.call('ZRANGE', mine, 0, -1, 'WITHSCORES')
+    local latest = tonumber(now)
+    for i = 1, #own, 2 do
+      redis.call('ZREM', zset, own[i])
+      if tonumber(own[i + 1]) > latest then latest = tonumber(own[i + 1]) end
+    end
+    redis.call('DEL', mine)
+    local issued = tonumber(now)
+    local was = redis.call('HGET', marks, owner)
+    if was and tonumber(was) > issued then issued = tonumber(was) end
+    was = redis.call('ZSCORE', zset, 'm:' .. owner)
+    if was and tonumber(was) > latest then latest = tonumber(was) end
+    redis.call('HSET', marks, owner, issued)
+    redis.call('ZADD', zset, latest, 'm:' .. owner)
+    redis.call('EXPIREAT', marks, expire_with_last(zset))
+    untilv, member = latest, 'm:' .. issued .. ':' .. owner
+  else
+    expire_with_last(zset)
+  end
   local n = redis.call('INCR', seq)
-  redis.call('PUBLISH', channel, n .. ' ' .. untilv .. ' ' .. member .. ' ' .. owner)
+  redis.call('PUBLISH', channel, n .. ' ' .. untilv .. ' ' .. member)
 end
 ";
 
@@ -113,9 +163,9 @@ add(KEYS[3], ARGV[5], ARGV[1])
 });
 
 /// KEYS: session, revoked, seq. ARGV: from, now, revoke until, id,
-/// channel, prefix, this rotation's name, retry until. Answers 0 unknown,
-/// 1 advanced, 2 reused (and revoked), 3 retried (as
-/// [`Session::rotate`]).
+/// channel, prefix, this rotation's name, retry until, most revocations
+/// per user. Answers 0 unknown, 1 advanced, 2 reused (and revoked), 3
+/// retried (as [`Session::rotate`]).
 static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REVOKE_LUA}{}",
@@ -134,7 +184,7 @@ if n < from then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[6] .. 'u:' .. v[3], ARGV[4])
 redis.call('ZREM', ARGV[6] .. 'all', ARGV[4])
-revoke(KEYS[2], KEYS[3], ARGV[5], 's:' .. ARGV[4], ARGV[3], ARGV[2], v[3])
+revoke(KEYS[2], KEYS[3], ARGV[5], 's:' .. ARGV[4], ARGV[3], ARGV[2], v[3], ARGV[9])
 return 2
 "
     ))
@@ -173,7 +223,8 @@ return 1
 /// longer than this runs the write unanswered and undone.
 const UNDO_FOR: Duration = Duration::from_secs(600);
 
-/// KEYS: session, revoked, seq. ARGV: id, until, now, channel, prefix.
+/// KEYS: session, revoked, seq. ARGV: id, until, now, channel, prefix,
+/// owner, most revocations per user.
 static REVOKE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REVOKE_LUA}{}",
@@ -183,17 +234,15 @@ if u then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', ARGV[5] .. 'u:' .. u, ARGV[1])
   redis.call('ZREM', ARGV[5] .. 'all', ARGV[1])
-else
-  u = ''
 end
-revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. ARGV[1], ARGV[2], ARGV[3], u)
+revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. ARGV[1], ARGV[2], ARGV[3], ARGV[6], ARGV[7])
 return 1
 "
     ))
 });
 
 /// KEYS: user's set, revoked, seq. ARGV: prefix, until, now, channel,
-/// username. Ends every session of the user, each revoked; answers their
+/// username, most revocations per user. Ends every session of the user, each revoked; answers their
 /// ids.
 static END_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -203,7 +252,7 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do
   redis.call('DEL', ARGV[1] .. 's:' .. id)
   redis.call('ZREM', ARGV[1] .. 'all', id)
-  revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. id, ARGV[2], ARGV[3], ARGV[5])
+  revoke(KEYS[2], KEYS[3], ARGV[4], 's:' .. id, ARGV[2], ARGV[3], ARGV[5], ARGV[6])
 end
 redis.call('DEL', KEYS[1])
 return ids
@@ -211,12 +260,13 @@ return ids
     ))
 });
 
-/// KEYS: revoked, seq. ARGV: token id, until, now, channel.
+/// KEYS: revoked, seq. ARGV: token id, until, now, channel, owner, most
+/// revocations per user.
 static REVOKE_TOKEN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{REVOKE_LUA}{}",
         r"
-revoke(KEYS[1], KEYS[2], ARGV[4], 't:' .. ARGV[1], ARGV[2], ARGV[3], '')
+revoke(KEYS[1], KEYS[2], ARGV[4], 't:' .. ARGV[1], ARGV[2], ARGV[3], ARGV[5], ARGV[6])
 return 1
 "
     ))
@@ -224,12 +274,21 @@ return 1
 
 /// KEYS: revoked, seq. ARGV: now. Answers the sequence number and every
 /// revocation in force, as one snapshot: whatever a later message says is
-/// newer than it.
+/// newer than it. A mark is answered as its message names it,
+/// `m:<issued>:<owner>`.
 static READ_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = tonumber(redis.call('GET', KEYS[2]) or '0')
-return {n, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')}
+local all = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'm:' then
+    local owner = string.sub(all[i], 3)
+    local issued = redis.call('HGET', KEYS[1] .. ':marks', owner) or all[i + 1]
+    all[i] = 'm:' .. issued .. ':' .. owner
+  end
+end
+return {n, all}
 ",
     )
 });
@@ -253,9 +312,11 @@ const UNKNOWN: u64 = u64::MAX;
 pub struct RedisSessions {
     redis: Redis,
     max_per_user: usize,
-    /// What was revoked when the store was opened, for
+    /// Most revocations of one user before they collapse into a mark.
+    revocations_per_user: usize,
+    /// What was revoked when the store was opened, with the owners, for
     /// [`SessionStore::revocations`].
-    snapshot: Vec<Revocation>,
+    snapshot: Vec<(Revocation, Option<String>)>,
     /// The deny-lists the follower task feeds; a std mutex, held to push
     /// one or to add one revocation to each.
     followers: Arc<Mutex<Vec<DenyList>>>,
@@ -298,12 +359,21 @@ impl RedisSessions {
         Ok(RedisSessions {
             redis,
             max_per_user: max_per_user.max(1),
-            snapshot: snapshot.into_iter().map(|(r, _)| r).collect(),
+            revocations_per_user: MAX_REVOCATIONS_PER_USER,
+            snapshot,
             followers,
             added,
             count,
             _stop: stop,
         })
+    }
+
+    /// This store with at most `n` revocations of one user (at least 1;
+    /// default [`MAX_REVOCATIONS_PER_USER`]) before they collapse into one
+    /// mark, as `Config::max_revocations_per_user` for the deny-list.
+    pub fn revocations_per_user(mut self, n: usize) -> RedisSessions {
+        self.revocations_per_user = n.max(1);
+        self
     }
 
     fn session_key(&self, id: SessionId) -> String {
@@ -382,7 +452,8 @@ impl SessionStore for RedisSessions {
                 .arg(self.redis.key("revoked"))
                 .arg(self.redis.key(""))
                 .arg(&rotation)
-                .arg(retry_until);
+                .arg(retry_until)
+                .arg(self.revocations_per_user);
             let advanced = self.redis.run::<u8>(&call).await;
             if advanced.is_err() {
                 // It may yet run (see the module's header).
@@ -403,7 +474,8 @@ impl SessionStore for RedisSessions {
         })
     }
 
-    fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()> {
+    fn revoke_session(&self, id: SessionId, owner: &str, until: i64) -> StoreFuture<'_, ()> {
+        let owner = owner.to_owned();
         Box::pin(async move {
             let mut call = REVOKE_SESSION.prepare_invoke();
             call.key(self.session_key(id))
@@ -413,7 +485,9 @@ impl SessionStore for RedisSessions {
                 .arg(until)
                 .arg(crate::auth::unix_now())
                 .arg(self.redis.key("revoked"))
-                .arg(self.redis.key(""));
+                .arg(self.redis.key(""))
+                .arg(&owner)
+                .arg(self.revocations_per_user);
             self.redis.run::<()>(&call).await
         })
     }
@@ -428,7 +502,8 @@ impl SessionStore for RedisSessions {
                 .arg(until)
                 .arg(crate::auth::unix_now())
                 .arg(self.redis.key("revoked"))
-                .arg(&username);
+                .arg(&username)
+                .arg(self.revocations_per_user);
             let ended: Vec<String> = self.redis.run(&call).await?;
             Ok(ended
                 .iter()
@@ -437,7 +512,8 @@ impl SessionStore for RedisSessions {
         })
     }
 
-    fn revoke_token(&self, id: TokenId, until: i64) -> StoreFuture<'_, ()> {
+    fn revoke_token(&self, id: TokenId, owner: &str, until: i64) -> StoreFuture<'_, ()> {
+        let owner = owner.to_owned();
         Box::pin(async move {
             let mut call = REVOKE_TOKEN.prepare_invoke();
             call.key(self.redis.key("revoked"))
@@ -445,18 +521,18 @@ impl SessionStore for RedisSessions {
                 .arg(id.encode())
                 .arg(until)
                 .arg(crate::auth::unix_now())
-                .arg(self.redis.key("revoked"));
+                .arg(self.redis.key("revoked"))
+                .arg(&owner)
+                .arg(self.revocations_per_user);
             self.redis.run::<()>(&call).await
         })
     }
 
-    fn revocations(&self, now: i64) -> Vec<Revocation> {
+    fn revocations(&self, now: i64) -> Vec<(Revocation, Option<String>)> {
         self.snapshot
             .iter()
-            .copied()
-            .filter(|r| match *r {
-                Revocation::Session(_, until) | Revocation::Token(_, until) => now < until,
-            })
+            .filter(|(r, _)| now < r.until())
+            .cloned()
             .collect()
     }
 
@@ -507,17 +583,31 @@ fn session_from(id: SessionId, fields: Vec<Option<Vec<u8>>>) -> Option<Session> 
     })
 }
 
-/// A revocation as the `revoked` set names it (`s:<id>`, `t:<id>`).
-fn revocation(member: &str, until: i64) -> Option<Revocation> {
-    match member.split_once(':')? {
-        ("s", id) => SessionId::decode(id).map(|id| Revocation::Session(id, until)),
-        ("t", id) => TokenId::decode(id).map(|id| Revocation::Token(id, until)),
-        _ => None,
-    }
+/// A revocation and its owner as the `revoked` set and its messages name
+/// them: `s:<id>:<owner>`, `t:<id>:<owner>`, a mark `m:<issued>:<owner>`,
+/// or, as an older version wrote them, `s:<id>` and `t:<id>` without one.
+fn revocation(member: &str, until: i64) -> Option<(Revocation, Option<&str>)> {
+    let (kind, rest) = member.split_once(':')?;
+    // Ids are base64url, times digits: the owner is all after the next `:`.
+    let (named, owner) = match rest.split_once(':') {
+        Some((named, owner)) => (named, Some(owner).filter(|o| !o.is_empty())),
+        None => (rest, None),
+    };
+    let revocation = match kind {
+        "s" => Revocation::Session(SessionId::decode(named)?, until),
+        "t" => Revocation::Token(TokenId::decode(named)?, until),
+        "m" => Revocation::User {
+            issued: named.parse::<f64>().ok()? as i64,
+            until,
+        },
+        _ => return None,
+    };
+    Some((revocation, owner))
 }
 
-/// Every revocation in force, and the sequence number they come to.
-async fn read_all(redis: &Redis) -> Result<(u64, Vec<(Revocation, i64)>), StoreError> {
+/// Every revocation in force with its owner, and the sequence number they
+/// come to.
+async fn read_all(redis: &Redis) -> Result<(u64, Vec<(Revocation, Option<String>)>), StoreError> {
     let now = crate::auth::unix_now();
     let mut call = READ_ALL.prepare_invoke();
     call.key(redis.key("revoked"))
@@ -528,7 +618,8 @@ async fn read_all(redis: &Redis) -> Result<(u64, Vec<(Revocation, i64)>), StoreE
         .chunks_exact(2)
         .filter_map(|pair| {
             let until = pair[1].parse::<f64>().ok()? as i64;
-            Some((revocation(&pair[0], until)?, until))
+            let (revocation, owner) = revocation(&pair[0], until)?;
+            Some((revocation, owner.map(str::to_owned)))
         })
         .collect();
     Ok((seq, revocations))
@@ -637,8 +728,8 @@ async fn follow(
 /// again.
 async fn catch_up(redis: &Redis, followers: &Mutex<Vec<DenyList>>, next: &mut u64) {
     if let Ok((seq, all)) = read_all(redis).await {
-        for (revocation, _) in all {
-            feed(followers, revocation, None);
+        for (revocation, owner) in all {
+            feed(followers, revocation, owner.as_deref());
         }
         *next = (*next).max(seq + 1);
     }
@@ -676,12 +767,50 @@ async fn answers(sink: &mut PubSubSink) -> bool {
     )
 }
 
-/// A message of the `revoked` channel: `<seq> <until> <member> <owner>`.
+/// A message of the `revoked` channel: `<seq> <until> <member>`, the member
+/// with its owner (see [`revocation`]).
 fn heard(payload: &str) -> Option<(u64, Revocation, Option<&str>)> {
-    let mut parts = payload.splitn(4, ' ');
+    let mut parts = payload.splitn(3, ' ');
     let seq = parts.next()?.parse().ok()?;
     let until = parts.next()?.parse::<f64>().ok()? as i64;
-    let revocation = revocation(parts.next()?, until)?;
-    let owner = parts.next().filter(|o| !o.is_empty());
+    let (revocation, owner) = revocation(parts.next()?, until)?;
     Some((seq, revocation, owner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_and_messages_read_with_their_owners() {
+        let (sid, jti) = (SessionId::random().unwrap(), TokenId::random().unwrap());
+        let member = format!("s:{}:bob", sid.encode());
+        assert_eq!(
+            revocation(&member, 9),
+            Some((Revocation::Session(sid, 9), Some("bob")))
+        );
+        // A username may hold `:` and spaces; an older version's has none.
+        let message = format!("7 1700000000 t:{}:a: b", jti.encode());
+        assert_eq!(
+            heard(&message),
+            Some((7, Revocation::Token(jti, 1_700_000_000), Some("a: b")))
+        );
+        assert_eq!(
+            revocation(&format!("t:{}", jti.encode()), 9),
+            Some((Revocation::Token(jti, 9), None))
+        );
+        assert_eq!(
+            revocation("m:1700000000:mallory", 1_700_001_800),
+            Some((
+                Revocation::User {
+                    issued: 1_700_000_000,
+                    until: 1_700_001_800
+                },
+                Some("mallory")
+            ))
+        );
+        for bad in ["", "x:1:a", "s:nope:bob", "m:soon:bob", "t"] {
+            assert_eq!(revocation(bad, 9), None, "{bad}");
+        }
+    }
 }

@@ -159,7 +159,7 @@ impl SessionStore for MemorySessions {
         ready(outcome)
     }
 
-    fn revoke_session(&self, id: SessionId, _until: i64) -> StoreFuture<'_, ()> {
+    fn revoke_session(&self, id: SessionId, _owner: &str, _until: i64) -> StoreFuture<'_, ()> {
         // The deny-list (the app's) remembers it; the session goes.
         self.lock().remove(id);
         ready(())
@@ -178,12 +178,12 @@ impl SessionStore for MemorySessions {
         ready(ended)
     }
 
-    fn revoke_token(&self, _id: TokenId, _until: i64) -> StoreFuture<'_, ()> {
+    fn revoke_token(&self, _id: TokenId, _owner: &str, _until: i64) -> StoreFuture<'_, ()> {
         // Only the app's deny-list needs it, and it is kept there.
         ready(())
     }
 
-    fn revocations(&self, _now: i64) -> Vec<Revocation> {
+    fn revocations(&self, _now: i64) -> Vec<(Revocation, Option<String>)> {
         Vec::new()
     }
 
@@ -299,7 +299,7 @@ mod tests {
         assert!(get(&store, sessions[1].id, NOW).await.is_none());
         assert!(get(&store, sessions[4].id, NOW).await.is_some());
         store
-            .revoke_session(sessions[4].id, NOW + 60)
+            .revoke_session(sessions[4].id, "u4", NOW + 60)
             .await
             .unwrap();
         assert!(get(&store, sessions[4].id, NOW).await.is_none());

@@ -30,8 +30,10 @@
 //! name) is refused, and the session ended.
 //!
 //! Revocation is a list of what was revoked (`Revocations`), not of what
-//! is allowed: sessions and single access tokens, each kept until the
-//! access tokens it covers have expired. `GET /users/me` checks it on every
+//! is allowed: sessions and single access tokens, each kept with its user
+//! until the access tokens it covers have expired, and, for a user past the
+//! caps, one mark in place of their entries (nothing revoked is ever
+//! dropped to make room). `GET /users/me` checks it on every
 //! request at the cost of one atomic load while nothing new was revoked
 //! (see `token_cache`).
 //!
@@ -335,7 +337,9 @@ pub enum Advance {
 }
 
 /// Something revoked, kept until `until` (Unix seconds), when every access
-/// token it covers has expired.
+/// token it covers has expired. Each is made by (or on behalf of) a user,
+/// its owner, which the stores keep with it: what bounds one user's
+/// entries (see `Revocations`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Revocation {
@@ -343,6 +347,26 @@ pub enum Revocation {
     Session(SessionId, i64),
     /// One access token.
     Token(TokenId, i64),
+    /// Every access token of its owner issued (`iat`) at or before
+    /// `issued`: what one user's many entries collapse into past their cap,
+    /// so that no revocation is ever dropped to make room.
+    User {
+        /// The latest `iat` covered, Unix seconds.
+        issued: i64,
+        /// When it may be forgotten, Unix seconds.
+        until: i64,
+    },
+}
+
+impl Revocation {
+    /// When it may be forgotten: every token it covers has expired.
+    pub fn until(&self) -> i64 {
+        match *self {
+            Revocation::Session(_, until)
+            | Revocation::Token(_, until)
+            | Revocation::User { until, .. } => until,
+        }
+    }
 }
 
 /// Where sessions and revocations are kept: in memory by default
@@ -377,8 +401,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         revoke_until: i64,
     ) -> StoreFuture<'_, Advance>;
 
-    /// Removes session `id`, and records it as revoked until `until`.
-    fn revoke_session(&self, id: SessionId, until: i64) -> StoreFuture<'_, ()>;
+    /// Removes session `id`, and records it as revoked until `until`, by
+    /// `owner` (the session's user).
+    fn revoke_session(&self, id: SessionId, owner: &str, until: i64) -> StoreFuture<'_, ()>;
 
     /// Removes every session of `username`, records each as revoked until
     /// `until` (as [`SessionStore::revoke_session`]), and answers their ids:
@@ -386,13 +411,16 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// password, ends their sessions with this.
     fn end_sessions_of(&self, username: String, until: i64) -> StoreFuture<'_, Vec<SessionId>>;
 
-    /// Records access token `id` as revoked until `until`.
-    fn revoke_token(&self, id: TokenId, until: i64) -> StoreFuture<'_, ()>;
+    /// Records access token `id` as revoked until `until`, by `owner` (its
+    /// `sub`).
+    fn revoke_token(&self, id: TokenId, owner: &str, until: i64) -> StoreFuture<'_, ()>;
 
-    /// What was revoked and is still in force at `now`, as the store held it
-    /// when it was opened: loaded into the deny-list once, when the app is
-    /// built. An in-memory store starts empty.
-    fn revocations(&self, now: i64) -> Vec<Revocation>;
+    /// What was revoked and is still in force at `now`, each with its owner
+    /// (`None` only for entries an older version wrote without one), as the
+    /// store held it when it was opened: loaded into the deny-list once,
+    /// when the app is built, where each counts against its owner's cap.
+    /// An in-memory store starts empty.
+    fn revocations(&self, now: i64) -> Vec<(Revocation, Option<String>)>;
 
     /// Sessions held now (expired ones included until they are purged),
     /// for the `password_bearer_sessions` gauge. Called on every scrape, on
@@ -433,24 +461,58 @@ impl DenyList {
 }
 
 /// The deny-list `GET /users/me` checks: the sessions and access tokens
-/// revoked, each until its `until`. A generation counter moves on every
-/// addition, so that a verified token cached with the generation it was
-/// checked at needs no lookup while nothing new was revoked.
+/// revoked, each until its `until`, and the users whose entries were
+/// collapsed. A generation counter moves on every addition, so that a
+/// verified token cached with the generation it was checked at needs no
+/// lookup while nothing new was revoked.
 ///
-/// Bounded twice, both in `O(log n)` per addition: at most
-/// [`MAX_REVOCATIONS_PER_USER`] entries for one user, so that one account,
-/// refreshing and revoking in a loop, can only push out its own entries;
-/// and at most `cap` in all (`Config::max_revocations`), past which the
-/// entry expiring first is dropped, and logged. Expired entries go first.
+/// # Bounded, and nothing revoked is ever dropped
+///
+/// A revocation that answered 200 must hold until the tokens it names
+/// expire, whatever anyone else does; and memory must stay bounded though
+/// one account, refreshing and revoking in a loop, can add an entry per
+/// request. Dropping entries (the soonest to expire, or the user's own)
+/// bounds memory but undoes revocations someone relies on. So past its
+/// caps the list does not drop an entry, it widens one: a user's entries
+/// are replaced by one mark, "every token of this user issued up to now is
+/// revoked", kept until the latest of them ends. Every token the entries
+/// named is covered by the mark (each was issued before it was revoked,
+/// hence before the mark), so no revocation is lost; what is given up is
+/// that user's other tokens of before the mark (they log in or refresh
+/// again), never another user's revocation. The mark compares the token's
+/// `iat` with this host's clock: instances sharing a store must keep their
+/// clocks in step, as `exp` already requires.
+///
+/// The caps:
+/// - one user's entries pass `per_user` (default
+///   [`MAX_REVOCATIONS_PER_USER`]): that user's entries collapse, in
+///   `O(log n)` per entry;
+/// - all entries pass `cap` (`Config::max_revocations`): the user holding
+///   the most collapses (found by a scan of the users, which frees their
+///   entries for the next additions), then the next, until the list is
+///   within its cap.
+///
+/// So the list holds at most `cap` entries plus one mark per user who
+/// passed a cap (users are the operator's, each mark a name and two
+/// times). Entries without an owner (written by an older version, so
+/// within one token lifetime of an upgrade) cannot collapse: over the cap
+/// with nothing else left, the one expiring first is dropped. Collapses and
+/// drops are logged (one line per user and period) and counted
+/// (`password_bearer_revocations_collapsed_total`). The stores keep the
+/// same marks with the same owners, so a restart loads what was in force.
 #[derive(Debug)]
 pub(crate) struct Revocations {
     generation: AtomicU64,
     denied: Mutex<Denied>,
     cap: usize,
+    per_user: usize,
+    /// Entries collapsed into marks or dropped, for the metrics.
+    collapsed: AtomicU64,
 }
 
-/// Most deny-list entries one user's revocations may hold: a thousand
-/// logouts within an access token's lifetime is more than any person makes.
+/// Most deny-list entries one user's revocations may hold before they
+/// collapse into a mark: a thousand logouts within an access token's
+/// lifetime is more than any person makes.
 pub const MAX_REVOCATIONS_PER_USER: usize = 1024;
 
 /// What an entry names.
@@ -462,21 +524,29 @@ enum Denial {
 
 #[derive(Debug, Default)]
 struct Denied {
-    /// Each entry's end, and whose it is (unknown for entries loaded from a
-    /// store at start).
+    /// Each entry's end, and whose it is (unknown only for entries an older
+    /// version stored without an owner).
     until: HashMap<Denial, (i64, Option<Arc<str>>)>,
     /// Every entry by its end, soonest first.
     by_end: BTreeSet<(i64, Denial)>,
     /// Each user's entries by their end.
     by_owner: HashMap<Arc<str>, BTreeSet<(i64, Denial)>>,
+    /// Each collapsed user's mark: tokens issued up to `.0` are revoked
+    /// until `.1`. Ended ones go when a mark is set: marks are few (one
+    /// per user who passed a cap), so no index of their ends is kept.
+    marks: HashMap<Arc<str>, (i64, i64)>,
 }
 
 impl Revocations {
-    pub(crate) fn new(cap: usize) -> Revocations {
+    /// A list of at most `cap` entries, `per_user` for one user (each at
+    /// least 1), plus the marks.
+    pub(crate) fn new(cap: usize, per_user: usize) -> Revocations {
         Revocations {
             generation: AtomicU64::new(0),
             denied: Mutex::new(Denied::default()),
             cap: cap.max(1),
+            per_user: per_user.max(1),
+            collapsed: AtomicU64::new(0),
         }
     }
 
@@ -485,9 +555,16 @@ impl Revocations {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Whether a token naming session `sid` and token id `jti` (their
-    /// claims, as text) is revoked at `now`.
-    pub(crate) fn denies(&self, sid: Option<&str>, jti: Option<&str>, now: i64) -> bool {
+    /// Whether a token of `sub` issued at `iat`, naming session `sid` and
+    /// token id `jti` (their claims, as text), is revoked at `now`.
+    pub(crate) fn denies(
+        &self,
+        sub: &str,
+        iat: Option<i64>,
+        sid: Option<&str>,
+        jti: Option<&str>,
+        now: i64,
+    ) -> bool {
         let denied = self.lock();
         let in_force = |denial: Denial| {
             denied
@@ -500,68 +577,121 @@ impl Revocations {
             || jti
                 .and_then(TokenId::decode)
                 .is_some_and(|jti| in_force(Denial::Token(jti)))
+            // A token without `iat` could be of any time: the mark covers it.
+            || denied.marks.get(sub).is_some_and(|&(issued, until)| {
+                now < until && iat.is_none_or(|iat| iat <= issued)
+            })
     }
 
     /// Adds `revocation`, made by (or on behalf of) the user `owner`; the
     /// generation moves after, so that a reader who sees the new generation
     /// sees the entry too.
     pub(crate) fn add(&self, revocation: Revocation, owner: Option<&str>, now: i64) {
-        let (denial, until) = match revocation {
-            Revocation::Session(id, until) => (Denial::Session(id), until),
-            Revocation::Token(id, until) => (Denial::Token(id), until),
-        };
         let mut denied = self.lock();
         denied.purge(now);
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
+        match (revocation, owner) {
+            (Revocation::User { issued, until }, Some(owner)) => {
+                if now < until {
+                    denied.mark(owner, issued, until, now);
+                }
+            }
+            // A mark of nobody covers nothing.
+            (Revocation::User { .. }, None) => {}
+            (Revocation::Session(id, until), owner) => {
+                self.insert(&mut denied, Denial::Session(id), until, owner, now);
+            }
+            (Revocation::Token(id, until), owner) => {
+                self.insert(&mut denied, Denial::Token(id), until, owner, now);
+            }
+        }
+        drop(denied);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn insert(
+        &self,
+        denied: &mut Denied,
+        denial: Denial,
+        until: i64,
+        owner: Option<Arc<str>>,
+        now: i64,
+    ) {
         // Revoked again: kept until the later of the two ends.
         let until = match denied.remove(denial) {
             Some(before) => before.max(until),
             None => until,
         };
-        let owner: Option<Arc<str>> = owner.map(Arc::from);
-        if let Some(owner) = &owner {
-            let full = denied
+        denied.insert(denial, until, owner.clone());
+        if let Some(owner) = owner {
+            if denied.by_owner.get(&owner).map_or(0, BTreeSet::len) > self.per_user {
+                self.collapse(denied, &owner, now, "passed its cap of entries");
+            }
+        }
+        while denied.until.len() > self.cap {
+            let largest = denied
                 .by_owner
-                .get(owner)
-                .is_some_and(|own| own.len() >= MAX_REVOCATIONS_PER_USER);
-            if full {
-                let soonest = denied
-                    .by_owner
-                    .get(owner)
-                    .and_then(|own| own.first().copied());
-                if let Some((_, soonest)) = soonest {
+                .iter()
+                .max_by_key(|(_, own)| own.len())
+                .map(|(owner, _)| owner.clone());
+            match largest {
+                Some(largest) => self.collapse(
+                    denied,
+                    &largest,
+                    now,
+                    "held the most entries of a full list",
+                ),
+                None => {
+                    let Some(&(_, soonest)) = denied.by_end.first() else {
+                        break;
+                    };
                     denied.remove(soonest);
+                    self.collapsed.fetch_add(1, Ordering::Relaxed);
+                    crate::logging::tally(
+                        crate::logging::SERVER_WARN,
+                        format_args!(
+                            "password-bearer: revocation list full ({} entries, none with an \
+                             owner): the one expiring first was dropped",
+                            self.cap
+                        ),
+                    );
                 }
             }
         }
-        if denied.until.len() >= self.cap {
-            if let Some(&(_, soonest)) = denied.by_end.first() {
-                denied.remove(soonest);
-            }
-            crate::logging::tally(
-                crate::logging::SERVER_WARN,
-                format_args!(
-                    "password-bearer: revocation list full ({} entries): the one expiring \
-                     first was dropped",
-                    self.cap
-                ),
-            );
-        }
-        denied.by_end.insert((until, denial));
-        if let Some(owner) = &owner {
-            denied
-                .by_owner
-                .entry(owner.clone())
-                .or_default()
-                .insert((until, denial));
-        }
-        denied.until.insert(denial, (until, owner));
-        drop(denied);
-        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Entries held now.
+    /// Replaces `owner`'s entries with their mark: every token issued to
+    /// them up to `now`, revoked until the latest entry's end.
+    fn collapse(&self, denied: &mut Denied, owner: &Arc<str>, now: i64, why: &str) {
+        let Some(own) = denied.by_owner.get(owner).cloned() else {
+            return;
+        };
+        let latest = own.last().map_or(now, |&(until, _)| until);
+        for &(_, denial) in &own {
+            denied.remove(denial);
+        }
+        denied.mark(owner.clone(), now, latest, now);
+        self.collapsed
+            .fetch_add(own.len() as u64, Ordering::Relaxed);
+        crate::logging::tally(
+            crate::logging::SERVER_WARN,
+            format_args!(
+                "password-bearer: the revocations of username={} {why}: they were collapsed \
+                 into one, of every token issued to that user until then",
+                crate::routes::Quoted(owner)
+            ),
+        );
+    }
+
+    /// Entries and marks held now (ended marks until the next is set).
     pub(crate) fn len(&self) -> usize {
-        self.lock().until.len()
+        let denied = self.lock();
+        denied.until.len() + denied.marks.len()
+    }
+
+    /// Entries collapsed into marks (or, without an owner, dropped) so far.
+    pub(crate) fn collapsed(&self) -> u64 {
+        self.collapsed.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Denied> {
@@ -571,6 +701,15 @@ impl Revocations {
 }
 
 impl Denied {
+    fn insert(&mut self, denial: Denial, until: i64, owner: Option<Arc<str>>) {
+        self.by_end.insert((until, denial));
+        if let Some(owner) = &owner {
+            let own = self.by_owner.entry(owner.clone()).or_default();
+            own.insert((until, denial));
+        }
+        self.until.insert(denial, (until, owner));
+    }
+
     /// Removes an entry; its end, if it was held.
     fn remove(&mut self, denial: Denial) -> Option<i64> {
         let (until, owner) = self.until.remove(&denial)?;
@@ -586,12 +725,25 @@ impl Denied {
         Some(until)
     }
 
+    /// Sets or widens `owner`'s mark: the later of each bound. Called at
+    /// `now`, it drops the marks that have ended.
+    fn mark(&mut self, owner: Arc<str>, issued: i64, until: i64, now: i64) {
+        self.marks.retain(|_, &mut (_, until)| now < until);
+        let (issued, until) = match self.marks.get(&owner) {
+            Some(&(before_issued, before_until)) => {
+                (before_issued.max(issued), before_until.max(until))
+            }
+            None => (issued, until),
+        };
+        self.marks.insert(owner, (issued, until));
+    }
+
     /// Drops what no longer covers any unexpired token: from the soonest
     /// end, so each entry is looked at once.
     fn purge(&mut self, now: i64) {
         while let Some(&(until, denial)) = self.by_end.first() {
             if now < until {
-                return;
+                break;
             }
             self.remove(denial);
         }
@@ -688,62 +840,182 @@ mod tests {
 
     #[test]
     fn the_deny_list_denies_until_the_tokens_have_expired() {
-        let list = Revocations::new(100);
+        let list = Revocations::new(100, MAX_REVOCATIONS_PER_USER);
         let (sid, jti) = (SessionId::random().unwrap(), TokenId::random().unwrap());
         let (sid_text, jti_text) = (sid.encode(), jti.encode());
-        assert!(!list.denies(Some(&sid_text), Some(&jti_text), NOW));
+        let denies = |sid: Option<&str>, jti: Option<&str>, now: i64| {
+            list.denies("johndoe", Some(NOW), sid, jti, now)
+        };
+        assert!(!denies(Some(&sid_text), Some(&jti_text), NOW));
         let before = list.generation();
         list.add(Revocation::Session(sid, NOW + 60), Some("johndoe"), NOW);
         assert_ne!(list.generation(), before);
-        assert!(list.denies(Some(&sid_text), None, NOW));
-        assert!(list.denies(Some(&sid_text), Some("other"), NOW + 59));
-        assert!(!list.denies(Some(&sid_text), None, NOW + 60));
+        assert!(denies(Some(&sid_text), None, NOW));
+        assert!(denies(Some(&sid_text), Some("other"), NOW + 59));
+        assert!(!denies(Some(&sid_text), None, NOW + 60));
         list.add(Revocation::Token(jti, NOW + 10), None, NOW);
-        assert!(list.denies(None, Some(&jti_text), NOW));
-        assert!(!list.denies(None, None, NOW));
-        assert!(!list.denies(Some("not an id"), Some("nor this"), NOW));
+        assert!(denies(None, Some(&jti_text), NOW));
+        assert!(!denies(None, None, NOW));
+        assert!(!denies(Some("not an id"), Some("nor this"), NOW));
     }
 
     #[test]
-    fn the_deny_list_is_bounded_and_drops_what_expires_first() {
-        let list = Revocations::new(3);
+    fn entries_without_an_owner_are_bounded_and_drop_what_expires_first() {
+        let list = Revocations::new(3, MAX_REVOCATIONS_PER_USER);
+        let denies =
+            |id: &TokenId, now: i64| list.denies("x", Some(NOW), None, Some(&id.encode()), now);
         let ids: Vec<TokenId> = (0..3).map(|_| TokenId::random().unwrap()).collect();
         for (i, id) in ids.iter().enumerate() {
             list.add(Revocation::Token(*id, NOW + 10 + i as i64), None, NOW);
         }
         let late = TokenId::random().unwrap();
         list.add(Revocation::Token(late, NOW + 100), None, NOW);
-        assert_eq!(list.len(), 3);
-        assert!(!list.denies(None, Some(&ids[0].encode()), NOW));
-        assert!(list.denies(None, Some(&late.encode()), NOW));
+        assert_eq!((list.len(), list.collapsed()), (3, 1));
+        assert!(!denies(&ids[0], NOW));
+        assert!(denies(&late, NOW));
         // Expired entries make room before anything in force is dropped.
         let later = TokenId::random().unwrap();
         list.add(Revocation::Token(later, NOW + 200), None, NOW + 50);
         assert_eq!(list.len(), 2);
-        assert!(list.denies(None, Some(&late.encode()), NOW + 50));
+        assert!(denies(&late, NOW + 50));
         // Revoked again: the later end is kept.
         list.add(Revocation::Token(late, NOW + 60), None, NOW + 50);
-        assert!(list.denies(None, Some(&late.encode()), NOW + 99));
+        assert!(denies(&late, NOW + 99));
+    }
+
+    /// A token of `sub` issued at `iat` with id `jti`, denied at `now`?
+    fn denies_token(list: &Revocations, sub: &str, iat: i64, jti: &TokenId, now: i64) -> bool {
+        list.denies(sub, Some(iat), None, Some(&jti.encode()), now)
     }
 
     #[test]
-    fn one_user_can_push_out_only_their_own_revocations() {
-        let list = Revocations::new(100_000);
+    fn a_user_past_their_cap_collapses_into_a_mark_and_loses_no_revocation() {
+        let list = Revocations::new(100_000, 8);
         let victim = TokenId::random().unwrap();
         list.add(Revocation::Token(victim, NOW + 1800), Some("alice"), NOW);
-        // An account refreshing and revoking in a loop.
-        // (Tokens issued one after the other: each ends a moment later.)
-        let first = TokenId::random().unwrap();
-        list.add(Revocation::Token(first, NOW + 1800), Some("mallory"), NOW);
-        for i in 1..=3 * MAX_REVOCATIONS_PER_USER as i64 {
+        // An account refreshing and revoking in a loop: every token it
+        // revoked stays revoked, the first ones included.
+        let mut flood = Vec::new();
+        for i in 0..3 * 9 {
             let id = TokenId::random().unwrap();
-            list.add(Revocation::Token(id, NOW + 1800 + i), Some("mallory"), NOW);
+            list.add(
+                Revocation::Token(id, NOW + 1800 + i),
+                Some("mallory"),
+                NOW + i,
+            );
+            flood.push((id, NOW + i));
         }
-        assert_eq!(list.len(), MAX_REVOCATIONS_PER_USER + 1);
-        assert!(list.denies(None, Some(&victim.encode()), NOW));
-        assert!(
-            !list.denies(None, Some(&first.encode()), NOW),
-            "mallory's own, ending first"
+        for &(id, iat) in &flood {
+            assert!(denies_token(&list, "mallory", iat, &id, NOW + 30), "{iat}");
+        }
+        assert!(denies_token(&list, "alice", NOW, &victim, NOW + 30));
+        // What mallory gave up: its tokens of before the last collapse,
+        // revoked or not; later ones work, and alice's others too.
+        let other = TokenId::random().unwrap();
+        assert!(denies_token(&list, "mallory", NOW + 1, &other, NOW + 30));
+        assert!(!denies_token(
+            &list,
+            "mallory",
+            NOW + 100,
+            &other,
+            NOW + 100
+        ));
+        assert!(!denies_token(&list, "alice", NOW, &other, NOW + 30));
+        // Three collapses into one mark, and alice's entry.
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.collapsed(), 3 * 9);
+        // The mark lasts as long as the latest entry it replaced.
+        assert!(denies_token(&list, "mallory", NOW, &flood[0].0, NOW + 1825));
+        assert!(!denies_token(
+            &list,
+            "mallory",
+            NOW,
+            &flood[0].0,
+            NOW + 1826
+        ));
+    }
+
+    #[test]
+    fn over_the_total_cap_the_largest_holder_collapses_not_the_others() {
+        let list = Revocations::new(10, 100);
+        let alice: Vec<TokenId> = (0..3).map(|_| TokenId::random().unwrap()).collect();
+        for id in &alice {
+            // Expiring first: a drop of the soonest would take these.
+            list.add(Revocation::Token(*id, NOW + 30), Some("alice"), NOW);
+        }
+        let mut flood = Vec::new();
+        for i in 0..20 {
+            let id = TokenId::random().unwrap();
+            list.add(Revocation::Token(id, NOW + 1800), Some("mallory"), NOW + i);
+            flood.push((id, NOW + i));
+        }
+        assert!(list.len() <= 10 + 1, "{}", list.len());
+        for id in &alice {
+            assert!(denies_token(&list, "alice", NOW, id, NOW + 5));
+        }
+        for &(id, iat) in &flood {
+            assert!(denies_token(&list, "mallory", iat, &id, NOW + 25));
+        }
+        assert!(list.collapsed() > 0);
+        // A full list of users holding one each: they collapse one by one,
+        // each into their own mark, and each still denies.
+        let list = Revocations::new(2, 100);
+        let ids: Vec<TokenId> = (0..4).map(|_| TokenId::random().unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            list.add(
+                Revocation::Token(*id, NOW + 60),
+                Some(&format!("u{i}")),
+                NOW,
+            );
+        }
+        for (i, id) in ids.iter().enumerate() {
+            assert!(denies_token(&list, &format!("u{i}"), NOW, id, NOW + 1));
+        }
+    }
+
+    #[test]
+    fn loaded_marks_widen_and_expire() {
+        let list = Revocations::new(10, 10);
+        let id = TokenId::random().unwrap();
+        list.add(
+            Revocation::User {
+                issued: NOW,
+                until: NOW + 100,
+            },
+            Some("bob"),
+            NOW,
         );
+        list.add(
+            Revocation::User {
+                issued: NOW - 50,
+                until: NOW + 200,
+            },
+            Some("bob"),
+            NOW,
+        );
+        list.add(
+            Revocation::User {
+                issued: NOW,
+                until: NOW + 100,
+            },
+            None,
+            NOW,
+        );
+        assert_eq!(list.len(), 1);
+        assert!(denies_token(&list, "bob", NOW, &id, NOW + 150));
+        assert!(!denies_token(&list, "bob", NOW + 1, &id, NOW + 1));
+        // No iat: could be of any time.
+        assert!(list.denies("bob", None, None, Some(&id.encode()), NOW + 1));
+        assert!(!denies_token(&list, "bobby", NOW, &id, NOW + 1));
+        assert!(!denies_token(&list, "bob", NOW, &id, NOW + 200), "ended");
+        list.add(
+            Revocation::User {
+                issued: NOW,
+                until: NOW + 300,
+            },
+            Some("carol"),
+            NOW + 200,
+        );
+        assert_eq!(list.len(), 1, "bob's ended mark went when carol's came");
     }
 }

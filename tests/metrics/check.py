@@ -32,6 +32,7 @@ expected_types = {
     "password_bearer_connections_refused": "counter",
     "password_bearer_sessions": "gauge",
     "password_bearer_revocations": "gauge",
+    "password_bearer_revocations_collapsed": "counter",
 }
 types = {name: f.type for name, f in families.items()}
 assert types == expected_types, f"families: {types}"
@@ -52,6 +53,7 @@ checks = {
     ("password_bearer_refreshes_total", (("outcome", "ok"),)): 1,
     ("password_bearer_sessions", ()): 1,
     ("password_bearer_revocations", ()): 0,
+    ("password_bearer_revocations_collapsed_total", ()): 0,
     ("password_bearer_hash_duration_seconds_count", ()): 3,
     ("password_bearer_hash_queue_wait_seconds_count", ()): 3,
 }
