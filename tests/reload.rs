@@ -8,6 +8,7 @@
 //! concurrent requests.
 
 use crate::cli::*;
+use crate::sessions::{log_in, me_status, refused};
 use crate::support::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -65,7 +66,7 @@ async fn sighup_adds_removes_and_disables_users_while_a_connection_stays_open() 
     proc.wait_line("reloaded: 2 users, 1 keys");
 
     // The same connection, answered from the new users. johndoe's
-    // sessions ended with his disabling (tests/session_promises.rs), so his
+    // sessions ended with his disabling (tests/promises/sessions.rs), so his
     // token of one is revoked; one of no session says he is inactive.
     assert_401(&me_on(&mut conn, &carol).await, INVALID_CREDENTIALS);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -82,6 +83,44 @@ async fn sighup_adds_removes_and_disables_users_while_a_connection_stays_open() 
     let dave = login(addr, "dave", "dave's").await;
     assert_eq!(me_on(&mut conn, &dave).await.status, 200);
     assert_invalid_grant(&post_token(addr, &credentials("carol", "carol's")).await);
+}
+
+/// bob's password changed in the users file, then SIGHUP: his session
+/// from before ends, refresh and access tokens alike; the new password
+/// logs in. (Every store's: tests/promises/sessions.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_new_password_ends_the_binarys_sessions() {
+    let tmp = TempDir::new();
+    let before = users_json(&[("bob", "old", false)]);
+    let users = tmp.file("users.json", before.as_bytes());
+    let key = tmp.file("key", TEST_KEY);
+    let (mut proc, addr) = server(&users, &[&key]);
+    let (access, current) = log_in(addr, "bob", "old").await;
+    tmp.file(
+        "users.json",
+        users_json(&[("bob", "new", false)]).as_bytes(),
+    );
+    proc.signal("HUP");
+    proc.wait_line("reloaded: 1 users");
+    // Ended within 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = me_status(addr, &access).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let ended = r#"sessions ended by the reload: 1 username="bob""#;
+    if !proc.seen.iter().any(|line| line.contains(ended)) {
+        proc.wait_line(ended);
+    }
+    refused(addr, &current).await;
+    log_in(addr, "bob", "new").await;
 }
 
 /// A users file in `tmp` holding johndoe (password "secret") alone.

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 const INVALID_REFRESH: &str = r#"{"detail":"Invalid refresh token","error":"invalid_grant","error_description":"The refresh token is unknown, expired, revoked or used up, or its user can no longer log in"}"#;
 const INVALID_SCOPE: &str = r#"{"detail":"Invalid scope","error":"invalid_scope","error_description":"The requested scope is beyond the scope granted at login"}"#;
 
-/// A login's whole answer (tests/redis.rs uses these helpers too).
+/// A login's whole answer (tests/redis.rs and tests/promises/ use these
+/// helpers too).
 pub(crate) async fn login_json(
     addr: SocketAddr,
     username: &str,
@@ -56,6 +57,29 @@ pub(crate) async fn refresh(
     resp
 }
 
+/// A login's access and refresh tokens.
+pub(crate) async fn log_in(addr: SocketAddr, username: &str, password: &str) -> (String, String) {
+    let json = login_json(addr, username, password, "").await;
+    (field(&json, "access_token"), field(&json, "refresh_token"))
+}
+
+/// A refresh that must succeed: its access and refresh tokens.
+pub(crate) async fn refreshed(addr: SocketAddr, refresh_token: &str) -> (String, String) {
+    let resp = refresh(addr, refresh_token, None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let json = resp.json();
+    (field(&json, "access_token"), field(&json, "refresh_token"))
+}
+
+/// A refresh that must be refused as a bad refresh token.
+pub(crate) async fn refused(addr: SocketAddr, refresh_token: &str) {
+    assert_json_exact(
+        &refresh(addr, refresh_token, None).await,
+        400,
+        INVALID_REFRESH,
+    );
+}
+
 pub(crate) async fn revoke(addr: SocketAddr, token: &str) -> Response {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
@@ -82,7 +106,7 @@ fn assert_revoked_ok(resp: &Response) {
     );
 }
 
-async fn me_status(addr: SocketAddr, access_token: &str) -> u16 {
+pub(crate) async fn me_status(addr: SocketAddr, access_token: &str) -> u16 {
     get_me(addr, &format!("Bearer {access_token}")).await.status
 }
 
@@ -147,7 +171,7 @@ async fn a_reused_refresh_token_revokes_the_whole_session() {
     assert_eq!(me_status(server.addr, &first_access).await, 200);
     // A used-up token again, two rotations back: it was stolen. (The one
     // just before the current one is forgiven once, for a client whose
-    // answer was lost: tests/session_promises.rs.)
+    // answer was lost: tests/promises/sessions.rs.)
     let resp = refresh(server.addr, &first_refresh, None).await;
     assert_json_exact(&resp, 400, INVALID_REFRESH);
     // Every token of the session is dead, the ones issued before included.

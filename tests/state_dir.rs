@@ -1,7 +1,7 @@
 //! `--state-dir`: sessions and revocations that survive `kill -9` and a
 //! restart of the binary (built with the `persist` feature: `cargo test
-//! --features persist`), one server per directory, and a bad directory is
-//! one line and exit 2. Without the feature, the flag is refused.
+//! --features persist`), a refresh's lost answer retried across one, one
+//! server per directory, and a bad directory is one line and exit 2. Without the feature, the flag is refused.
 
 use crate::cli::*;
 
@@ -123,6 +123,35 @@ mod persist {
         assert_json_exact(&refresh(addr, &b_first).await, 400, INVALID_REFRESH_TOKEN);
         assert_json_exact(&refresh(addr, &b_next).await, 400, INVALID_REFRESH_TOKEN);
         assert_401(&me(addr, &b_access2).await, INVALID_CREDENTIALS);
+    }
+
+    /// A refresh committed, its answer lost, then `kill -9` before the
+    /// client retries: after the restart, the retry with the token it holds
+    /// is answered (once), and the session goes on. (Every store's, on a
+    /// restart: tests/promises/sessions.rs.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_after_kill_9_between_commit_and_answer_is_answered() {
+        let tmp = TempDir::new();
+        let dir = path_str(&tmp.0.join("state"));
+        let key = tmp.file("key", TEST_KEY);
+        let (mut proc, addr) = server(&dir, &key);
+        let (_, first) = log_in(addr).await;
+        let (_, held) = refreshed(addr, &first).await;
+        // This rotation is on disk; its answer never reaches the client.
+        let _lost = refreshed(addr, &held).await;
+        proc.signal("KILL");
+        proc.wait_exit();
+
+        let (_proc, addr) = server(&dir, &key);
+        let (access, current) = refreshed(addr, &held).await;
+        assert_json_exact(&me(addr, &access).await, 200, JOHNDOE_ME);
+        let (access, current) = refreshed(addr, &current).await;
+        assert_eq!(me(addr, &access).await.status, 200);
+        // The retried token again, from before the last rotation: a reuse,
+        // which ends the session.
+        assert_json_exact(&refresh(addr, &held).await, 400, INVALID_REFRESH_TOKEN);
+        assert_401(&me(addr, &access).await, INVALID_CREDENTIALS);
+        assert_json_exact(&refresh(addr, &current).await, 400, INVALID_REFRESH_TOKEN);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

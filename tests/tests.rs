@@ -19,17 +19,16 @@ mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clie
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 #[cfg(feature = "postgres")]
 mod postgres; // --users postgres://… against a real, throwaway PostgreSQL: two instances see SQL changes within 1 s, outage 503 and recovery
-mod promises; // the session and revocation promises, once for every store (memory, --state-dir, Redis): revocation floods, restarts, two instances
+mod promises; // one suite, a test per store (memory, --state-dir, Redis): revocation floods; a password change, removal or disable ends the session (reload or in place); a lost answer's retry answered once; restarts, two instances
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 #[cfg(feature = "redis")]
 mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back
-mod reload; // SIGHUP: users and keys read again on open connections, a broken file changes nothing; App::reload swaps one set
+mod reload; // SIGHUP: users and keys read again on open connections, a new password ends the sessions, a broken file changes nothing; App::reload swaps one set
 mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
-mod session_promises; // in every store: a password change, removal or disable ends the session (reload or in place); a lost answer's retry answered once, also after kill -9
 mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
 mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
-mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, one server per directory, bad directories exit 2
+mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, a lost answer's retry too, one server per directory, bad directories exit 2
 mod systemd; // under systemd without systemd: socket activation (LISTEN_FDS at fd 3), READY=1/STOPPING=1 to NOTIFY_SOCKET
 mod timing; // failed logins take as long whatever the user's hash parameters: unknown, wrong password, a 64 MiB user, disabled
 mod tls; // TLS (the tls feature): login over 1.3 and 1.2, plain HTTP closed, stalled handshakes, certificate reload, bad files exit 2

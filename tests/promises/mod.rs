@@ -6,22 +6,33 @@
 //! where it is shared.
 //!
 //! [`Deployment`] is the harness: the instances of one [`Backend`], each an
-//! API listener and a metrics listener, which it restarts on the same store
-//! or joins with another instance. A promise is an async fn of a `Backend`
-//! that asks the deployment what the store can do ([`Backend::durable`],
-//! [`Backend::shared`]) rather than which one it is; [`promises!`] makes a
-//! test of it per store. To add one (a password change ending sessions, a
-//! refresh retried after a lost answer), write the fn and list it there.
+//! API listener and a metrics listener, which it restarts on the same store,
+//! joins with another instance, or reloads with other users (as SIGHUP
+//! does); its users may also be a [`Live`] store, changed in place with no
+//! reload, as SQL changes PostgreSQL's. A promise is an async fn of a
+//! `Backend` that asks the deployment what the store can do
+//! ([`Backend::durable`], [`Backend::shared`]) rather than which one it is;
+//! [`promises!`] makes a test of it per store. To add one, write the fn in
+//! the module of its kind and list it there.
+//!
+//! - [`revocations`]: a revocation that answered 200 holds, whatever
+//!   another account floods.
+//! - [`sessions`]: a session ends with its user's password, removal or
+//!   disabling; a refresh retried after a lost answer is answered once;
+//!   the store's own rotation rules.
+
+mod revocations;
+mod sessions;
 
 use crate::metrics::{scrape, value};
-use crate::sessions::{field, login_json, refresh, revoke};
 use crate::support::*;
-use password_bearer::sessions::MAX_REVOCATIONS_PER_USER;
-use password_bearer::users::Users;
+use password_bearer::sessions::memory::MemorySessions;
+use password_bearer::sessions::{SessionStore, MAX_REVOCATIONS_PER_USER};
+use password_bearer::users::{StoreError, User, UserStore, Users};
 use password_bearer::{serve, serve_metrics, App, Config};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -55,20 +66,25 @@ impl Backend {
     }
 }
 
-/// The settings a promise is tested at: lowered caps keep a flood short.
+/// The settings a promise is tested at: lowered caps keep a flood short,
+/// a short retry window a wait.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     /// `Config::max_revocations`, and the `--state-dir` file's cap.
     pub(crate) max_revocations: usize,
     /// `Config::max_revocations_per_user`, and every store's.
     pub(crate) max_revocations_per_user: usize,
+    /// `Config::refresh_retry_window`.
+    pub(crate) refresh_retry_window: Duration,
 }
 
 impl Default for Settings {
+    /// `Config::new`'s.
     fn default() -> Settings {
         Settings {
             max_revocations: 100_000,
             max_revocations_per_user: MAX_REVOCATIONS_PER_USER,
+            refresh_retry_window: Duration::from_secs(60),
         }
     }
 }
@@ -87,15 +103,20 @@ enum Store {
 
 /// One instance: an app served on an API listener and a metrics listener,
 /// shut down when dropped.
-pub(crate) struct Instance {
+pub(crate) struct Instance<S = Users> {
     pub(crate) api: SocketAddr,
     pub(crate) metrics: SocketAddr,
+    /// To reload.
+    app: Arc<App<S>>,
+    /// Its session store, to ask directly.
+    sessions: Arc<dyn SessionStore>,
     stop: Option<watch::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Instance {
-    async fn serve(config: Config) -> Instance {
+impl<S: UserStore> Instance<S> {
+    async fn serve(config: Config<S>) -> Instance<S> {
+        let sessions = config.sessions.clone().expect("the harness sets the store");
         let app = Arc::new(App::new(config));
         let bind = || TcpListener::bind("127.0.0.1:0");
         let (api, metrics) = (bind().await.expect("bind"), bind().await.expect("bind"));
@@ -107,11 +128,13 @@ impl Instance {
         };
         let tasks = vec![
             tokio::spawn(serve(api, app.clone(), signal(stopped.clone()))),
-            tokio::spawn(serve_metrics(metrics, app, signal(stopped))),
+            tokio::spawn(serve_metrics(metrics, app.clone(), signal(stopped))),
         ];
         Instance {
             api: addrs.0,
             metrics: addrs.1,
+            app,
+            sessions,
             stop: Some(stop),
             tasks,
         }
@@ -130,30 +153,31 @@ impl Instance {
     }
 }
 
-impl Drop for Instance {
+impl<S> Drop for Instance<S> {
     fn drop(&mut self) {
         drop(self.stop.take());
     }
 }
 
-/// The instances of one store.
-pub(crate) struct Deployment {
+/// The instances of one store, serving the users of `S`: a users file's
+/// ([`Users`], reloaded whole) or a [`Live`] store.
+pub(crate) struct Deployment<S = Users> {
     pub(crate) backend: Backend,
     settings: Settings,
-    users: Users,
+    users: S,
     store: Store,
-    pub(crate) instances: Vec<Instance>,
+    pub(crate) instances: Vec<Instance<S>>,
 }
 
-impl Deployment {
+impl<S: UserStore + Clone> Deployment<S> {
     /// One instance of `backend` for `users`, at `settings`; where the store
     /// is shared, `instances` of them.
     pub(crate) async fn start(
         backend: Backend,
-        users: Users,
+        users: S,
         settings: Settings,
         instances: usize,
-    ) -> Deployment {
+    ) -> Deployment<S> {
         let store = match backend {
             Backend::Memory => Store::Memory,
             #[cfg(feature = "persist")]
@@ -214,6 +238,24 @@ impl Deployment {
         }
     }
 
+    /// Every instance given `users` (and the test key) at once, as SIGHUP
+    /// with a new users file does, the sessions it ends ended before this
+    /// returns; a restart starts on them.
+    pub(crate) async fn reload(&mut self, users: S) {
+        for instance in &self.instances {
+            instance
+                .app
+                .reload(users.clone(), test_key(), Vec::new())
+                .await;
+        }
+        self.users = users;
+    }
+
+    /// The first instance's session store, to ask directly.
+    pub(crate) fn sessions(&self) -> Arc<dyn SessionStore> {
+        self.instances[0].sessions.clone()
+    }
+
     /// `password_bearer_revocations_collapsed_total`, summed over the
     /// instances.
     pub(crate) async fn collapsed(&self) -> f64 {
@@ -226,19 +268,22 @@ impl Deployment {
         sum
     }
 
-    async fn config(&self) -> Config {
+    async fn config(&self) -> Config<S> {
         let mut config = Config::new(self.users.clone(), test_key());
         config.login_log = false;
         config.max_revocations = self.settings.max_revocations;
         config.max_revocations_per_user = self.settings.max_revocations_per_user;
+        config.refresh_retry_window = self.settings.refresh_retry_window;
         match &self.store {
-            Store::Memory => {}
+            // What `App::new` makes of `None`, made here to keep a handle.
+            Store::Memory => config.sessions = Some(Arc::new(MemorySessions::default())),
             #[cfg(feature = "persist")]
             Store::Dir(dir) => {
                 use password_bearer::sessions::memory::{
                     DEFAULT_MAX_PER_USER, DEFAULT_MAX_SESSIONS,
                 };
                 use password_bearer::sessions::persistent::{OpenError, PersistentSessions};
+                use std::time::Instant;
                 // The previous instance's blocking tasks may hold the file
                 // a moment after it stopped.
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -276,201 +321,64 @@ impl Deployment {
     }
 }
 
-/// One test of a promise per store: `promises! { name, ... }` for each
-/// `async fn name(backend: Backend)`.
+/// A users store changed in place, as SQL changes a database's users: no
+/// reload tells the server; each request looks the user up.
+#[derive(Clone)]
+pub(crate) struct Live(Arc<RwLock<Users>>);
+
+impl Live {
+    pub(crate) fn new(users: Users) -> Live {
+        Live(Arc::new(RwLock::new(users)))
+    }
+
+    pub(crate) fn set(&self, users: Users) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = users;
+    }
+}
+
+impl UserStore for Live {
+    async fn find(&self, username: &str) -> Result<Option<Arc<User>>, StoreError> {
+        let users = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(users.get(username).cloned())
+    }
+}
+
+/// One test of a promise per store: `promises! { module::name, ... }` for
+/// each `async fn name(backend: Backend)` of `module`, as
+/// `promises::name::{memory, state_dir, redis}`.
 macro_rules! promises {
-    ($($promise:ident),* $(,)?) => {$(
+    ($($module:ident::$promise:ident),* $(,)?) => {$(
         mod $promise {
             use super::Backend;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                super::$promise(Backend::Memory).await
+                super::$module::$promise(Backend::Memory).await
             }
 
             #[cfg(feature = "persist")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn state_dir() {
-                super::$promise(Backend::StateDir).await
+                super::$module::$promise(Backend::StateDir).await
             }
 
             #[cfg(feature = "redis")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                super::$promise(Backend::Redis).await
+                super::$module::$promise(Backend::Redis).await
             }
         }
     )*};
 }
 
 promises! {
-    a_revocation_flood_undoes_no_other_users_revocation,
-    a_full_list_restarted_then_flooded_keeps_other_users_revocations,
-}
-
-// ---------------------------------------------------------------------------
-// The revocations: one that answered 200 holds until its tokens expire,
-// whatever another account does, across restarts and instances.
-
-/// The victim and the flooder, both active.
-fn bob_and_mallory() -> Users {
-    users_with(&[
-        ("bob", "bob-password", false),
-        ("mallory", "mallory-password", false),
-    ])
-}
-
-/// bob's revocations, made before anything else: an access token revoked
-/// alone, and a session revoked with its access token; and a session of
-/// his that nobody revoked.
-struct Victim {
-    revoked: [String; 2],
-    live: String,
-}
-
-impl Victim {
-    async fn revoke_on(addr: SocketAddr) -> Victim {
-        let one = login_json(addr, "bob", "bob-password", "").await;
-        let two = login_json(addr, "bob", "bob-password", "").await;
-        let three = login_json(addr, "bob", "bob-password", "").await;
-        assert_eq!(revoke(addr, &field(&one, "access_token")).await.status, 200);
-        assert_eq!(
-            revoke(addr, &field(&two, "refresh_token")).await.status,
-            200
-        );
-        Victim {
-            revoked: [field(&one, "access_token"), field(&two, "access_token")],
-            live: field(&three, "refresh_token"),
-        }
-    }
-
-    /// On every instance: both revoked tokens 401, and his live session
-    /// refreshes to an access token that works.
-    async fn holds(&mut self, deployment: &Deployment) {
-        for addr in deployment.addrs() {
-            for token in &self.revoked {
-                assert_revoked(addr, token).await;
-            }
-            let resp = refresh(addr, &self.live, None).await;
-            assert_eq!(resp.status, 200, "{}", resp.text());
-            let json = resp.json();
-            self.live = field(&json, "refresh_token");
-            let me = get_me(addr, &format!("Bearer {}", field(&json, "access_token"))).await;
-            assert_eq!(me.status, 200, "{}", me.text());
-        }
-    }
-}
-
-/// `token` answers 401 on `addr`: at once, or, on another instance of a
-/// shared store, within the propagation bound (a second).
-async fn assert_revoked(addr: SocketAddr, token: &str) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let resp = get_me(addr, &format!("Bearer {token}")).await;
-        if resp.status == 401 {
-            assert_401(&resp, INVALID_CREDENTIALS);
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a revoked token answered {} on {addr}: {}",
-            resp.status,
-            resp.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// mallory's session refreshed and its new access token revoked, `times`
-/// times, over the instances in turn: what the attack of issue 18 does.
-/// Her revoked access tokens.
-async fn flood(deployment: &Deployment, times: usize) -> Vec<String> {
-    let addrs = deployment.addrs();
-    let login = login_json(addrs[0], "mallory", "mallory-password", "").await;
-    let mut refresh_token = field(&login, "refresh_token");
-    let mut revoked = Vec::new();
-    for i in 0..times {
-        let addr = addrs[i % addrs.len()];
-        let resp = refresh(addr, &refresh_token, None).await;
-        assert_eq!(resp.status, 200, "refresh {i}: {}", resp.text());
-        let json = resp.json();
-        refresh_token = field(&json, "refresh_token");
-        let access = field(&json, "access_token");
-        let answer = revoke(addr, &access).await;
-        assert_eq!(answer.status, 200, "revoke {i}: {}", answer.text());
-        revoked.push(access);
-    }
-    revoked
-}
-
-/// mallory's revoked tokens: each 401 on the first instance, and the
-/// first, one in the middle and the last on every other.
-async fn flood_holds(deployment: &Deployment, revoked: &[String]) {
-    for token in revoked {
-        assert_revoked(deployment.addr(), token).await;
-    }
-    let sample = [0, revoked.len() / 2, revoked.len() - 1];
-    for &addr in &deployment.addrs()[1..] {
-        for &i in &sample {
-            assert_revoked(addr, &revoked[i]).await;
-        }
-    }
-}
-
-/// One account revoking far past its cap (issue 18: "refresh, then revoke
-/// the new access token", in a loop) undoes none of another account's
-/// revocations, nor its own: not in memory, not in the file across a
-/// restart, not on either of two instances sharing Redis, nor on both
-/// after their restart; what was collapsed is counted.
-async fn a_revocation_flood_undoes_no_other_users_revocation(backend: Backend) {
-    let settings = Settings {
-        max_revocations: 64,
-        max_revocations_per_user: 16,
-    };
-    let mut deployment = Deployment::start(backend, bob_and_mallory(), settings, 2).await;
-    let mut victim = Victim::revoke_on(deployment.addr()).await;
-    let revoked = flood(&deployment, 4 * 16 + 3).await;
-    victim.holds(&deployment).await;
-    flood_holds(&deployment, &revoked).await;
-    assert!(
-        deployment.collapsed().await >= 16.0,
-        "the collapses are counted"
-    );
-    if backend.durable() {
-        deployment.restart().await;
-        victim.holds(&deployment).await;
-        flood_holds(&deployment, &revoked).await;
-    }
-}
-
-/// The variant of issue 18: the revocations filled to the total cap, a
-/// restart, and two more by the flooder: the victim's revoked tokens stay
-/// refused, without any further restart, and after one.
-async fn a_full_list_restarted_then_flooded_keeps_other_users_revocations(backend: Backend) {
-    let settings = Settings {
-        max_revocations: 24,
-        max_revocations_per_user: MAX_REVOCATIONS_PER_USER,
-    };
-    let mut deployment = Deployment::start(backend, bob_and_mallory(), settings, 2).await;
-    let mut victim = Victim::revoke_on(deployment.addr()).await;
-    // bob revoked before: his entries end first, what a list full of
-    // entries would drop (waiting out the clock's second, so that they do).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    // bob's two and mallory's: the list and the store at their cap.
-    let mut revoked = flood(&deployment, 24 - 2).await;
-    if backend.durable() {
-        deployment.restart().await;
-    }
-    revoked.extend(flood(&deployment, 2).await);
-    victim.holds(&deployment).await;
-    flood_holds(&deployment, &revoked).await;
-    assert!(
-        deployment.collapsed().await >= 1.0,
-        "the collapse is counted"
-    );
-    if backend.durable() {
-        deployment.restart().await;
-        victim.holds(&deployment).await;
-        flood_holds(&deployment, &revoked).await;
-    }
+    revocations::a_revocation_flood_undoes_no_other_users_revocation,
+    revocations::a_full_list_restarted_then_flooded_keeps_other_users_revocations,
+    sessions::a_password_changed_by_a_reload_ends_the_session,
+    sessions::a_password_changed_in_place_ends_the_session_at_its_refresh,
+    sessions::a_user_re_created_under_the_name_inherits_no_session,
+    sessions::a_user_disabled_then_enabled_has_no_session_from_before,
+    sessions::a_retry_after_a_lost_answer_is_answered_once,
+    sessions::a_retry_after_the_window_is_a_reuse,
+    sessions::the_store_rotates_retries_and_ends_by_the_rules,
 }
