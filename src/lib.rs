@@ -77,6 +77,9 @@
 //!   events tallied.
 //! - [`metrics`]: the Prometheus series ([`App::metrics`]) and
 //!   [`serve_metrics`], the `/metrics` listener of its own.
+//!
+//! The [`embedding_guide`] walks through embedding step by step; the
+//! repository's `ARCHITECTURE.md` is the code map.
 
 #![deny(missing_docs)]
 
@@ -107,6 +110,12 @@ pub mod tls;
 pub mod token;
 mod token_cache;
 pub mod users;
+
+/// The embedding guide (`docs/embedding.md`): mounting the routes in a
+/// service of your own, protecting your routes, your own user store, the
+/// dev-profile setting your `Cargo.toml` needs. Its code runs as doctests.
+#[doc = include_str!("../docs/embedding.md")]
+pub mod embedding_guide {}
 
 pub use app::{App, Config};
 pub use metrics::serve_metrics;
