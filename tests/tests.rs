@@ -8,6 +8,7 @@ mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 mod attacks; // stalled bodies, unread answers, per-address caps, concurrent guesses, the hash queue, a failing store, log floods
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
 mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
+mod docs; // the sample outputs of README.md and docs/ are what the server answers now
 mod embedding; // App::handle without sockets, a store of our own, the chain in our handlers, examples/embed.rs
 mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
 mod hardening; // throttling, password and connection caps, panics, SIGTERM under load
