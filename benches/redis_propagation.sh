@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How long a revocation made on one instance takes to be honoured by
-# another sharing the same Redis (the redis feature, README "Scaling out").
+# another sharing the same Redis (the redis feature, docs/scaling-out.md "Redis").
 #
 #   benches/redis_propagation.sh [N]
 #

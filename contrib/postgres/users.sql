@@ -10,7 +10,7 @@
 --   scopes           what /token may grant this user; NULL is none
 --
 -- A change made with plain SQL (INSERT, UPDATE, DELETE) counts on every
--- instance within 0.5 s, with no reload (README, Scaling out).
+-- instance within 0.5 s, with no reload (docs/scaling-out.md).
 CREATE TABLE IF NOT EXISTS users (
     username        text PRIMARY KEY,
     hashed_password text NOT NULL,
