@@ -101,27 +101,27 @@ async fn curl_f_logs_in() {
 }
 
 /// The exact requests real clients sent for a login (captured by
-/// tests/clients/capture.py).
+/// interop/clients/capture.py).
 const CLIENT_LOGINS: [(&str, &[u8]); 5] = [
     (
         "curl -F",
-        include_bytes!("clients/fixtures/curl_login.http"),
+        include_bytes!("fixtures/clients/curl_login.http"),
     ),
     (
         "requests, files=",
-        include_bytes!("clients/fixtures/requests_files.http"),
+        include_bytes!("fixtures/clients/requests_files.http"),
     ),
     (
         "requests, data= and files=",
-        include_bytes!("clients/fixtures/requests_data_and_file.http"),
+        include_bytes!("fixtures/clients/requests_data_and_file.http"),
     ),
     (
         "httpx, files=",
-        include_bytes!("clients/fixtures/httpx_files.http"),
+        include_bytes!("fixtures/clients/httpx_files.http"),
     ),
     (
         "httpx, data= and files=",
-        include_bytes!("clients/fixtures/httpx_data_and_file.http"),
+        include_bytes!("fixtures/clients/httpx_data_and_file.http"),
     ),
 ];
 
@@ -143,7 +143,7 @@ async fn what_curl_requests_and_httpx_send_logs_in() {
 async fn a_file_from_curl_is_fastapis_string_type_entry() {
     // `curl -F username=@johndoe.txt -F password=secret`
     let server = start().await;
-    let raw = include_bytes!("clients/fixtures/curl_username_file.http");
+    let raw = include_bytes!("fixtures/clients/curl_username_file.http");
     let resp = send_raw(server.addr, raw).await;
     assert_json_exact(
         &resp,

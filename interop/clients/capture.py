@@ -2,7 +2,7 @@
 """Records the exact bytes real clients send for a multipart login to
 POST /token, as the fixtures that tests/multipart.rs replays.
 
-    python3 tests/clients/capture.py        # rewrites tests/clients/fixtures/
+    python3 interop/clients/capture.py        # rewrites tests/fixtures/clients/
 
 Needs curl, and Python's requests and httpx. A throwaway listener on
 127.0.0.1 reads each request (head, then Content-Length bytes of body),
@@ -18,7 +18,9 @@ import sys
 import tempfile
 import threading
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+FIXTURES = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "clients"
+)
 ANSWER = b'{"access_token":"x","token_type":"bearer"}'
 
 

@@ -6,7 +6,7 @@
 # nothing: the release binary must be built with the tls feature first
 # (.ci/run does). Needs openssl and curl. Exits non-zero if a check failed.
 #
-#   cargo build --release --features tls && tests/tls/run.sh
+#   cargo build --release --features tls && interop/tls/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in curl openssl; do

@@ -7,7 +7,7 @@
 # the other, never both. For CI; needs curl, python3 and the
 # openapi-spec-validator package (which brings jsonschema).
 #
-#   tests/openapi/run.sh
+#   interop/openapi/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in curl python3; do

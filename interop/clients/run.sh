@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Real clients log in with multipart/form-data against the release binary:
 # curl -F, and Python's requests and httpx, over TCP on 127.0.0.1. For CI
-# (cargo test replays what these clients sent, from tests/clients/fixtures,
+# (cargo test replays what these clients sent, from tests/fixtures/clients,
 # without needing them). Then the OAuth2 client libraries users would
 # reach for, requests-oauthlib and authlib, log in, refresh, auto-refresh
 # and revoke (oauth_clients.py; each of its checks counts here). Needs
 # curl, python3, and the requests, httpx, requests-oauthlib and authlib
 # packages. Exits non-zero if any check failed.
 #
-#   tests/clients/run.sh
+#   interop/clients/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in curl python3; do
@@ -121,7 +121,7 @@ check "httpx logs in (files=, data= and files=)" python_login httpx
 # line per check, counted with the checks above. A crash before or between
 # its checks counts as one failure.
 oauth_status=0
-oauth_out=$(python3 tests/clients/oauth_clients.py "$url" 2>&1) || oauth_status=$?
+oauth_out=$(python3 interop/clients/oauth_clients.py "$url" 2>&1) || oauth_status=$?
 printf '%s\n' "$oauth_out"
 oauth_passed=$(grep -c '^ok ' <<<"$oauth_out" || true)
 oauth_failed=$(grep -c '^FAILED ' <<<"$oauth_out" || true)

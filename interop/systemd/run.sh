@@ -11,7 +11,7 @@
 # Needs systemd's tools (Debian's systemd package; no running systemd),
 # curl and python3.
 #
-#   tests/systemd/run.sh
+#   interop/systemd/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in systemd-analyze systemd-socket-activate curl python3; do

@@ -19,7 +19,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-here=tests/browser
+here=interop/browser
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 # Belt and braces: playwright-core has no install step, and installs run
 # with --ignore-scripts (swagger-ui-dist's dependency @scarf/scarf would

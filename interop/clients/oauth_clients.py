@@ -3,7 +3,7 @@ documentation tells users to: requests-oauthlib (the password grant through
 oauthlib's LegacyApplicationClient, refresh, auto-refresh) and authlib
 (password grant, refresh, auto-refresh, RFC 7009 revocation).
 
-    python3 tests/clients/oauth_clients.py http://127.0.0.1:PORT
+    python3 interop/clients/oauth_clients.py http://127.0.0.1:PORT
 
 Prints the libraries' versions, then one line per check, as run.sh does:
 "ok      NAME" or "FAILED  NAME: why". Exits non-zero if any check failed.

@@ -7,7 +7,7 @@
 # anything but GET /metrics, and the API's listener has no /metrics. For
 # CI; needs curl, python3 and the prometheus-client package.
 #
-#   tests/metrics/run.sh
+#   interop/metrics/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in curl python3; do
@@ -67,4 +67,4 @@ expect 405 "$(status POST "http://$metrics/metrics")" "POST /metrics"
 curl -sS -D "$work/head" -o "$work/scrape" "http://$metrics/metrics"
 grep -qi '^content-type: text/plain; version=0.0.4; charset=utf-8' "$work/head" ||
     { echo "run.sh: the scrape's content type: $(cat "$work/head")" >&2; exit 1; }
-python3 tests/metrics/check.py "$work/scrape"
+python3 interop/metrics/check.py "$work/scrape"
