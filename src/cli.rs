@@ -710,11 +710,11 @@ pub(crate) fn parse(
 /// swapped. Dashes are not counted, so `-users` and `users` find `--users`.
 fn closest_flag(arg: &str) -> Option<String> {
     let bare = arg.trim_start_matches('-');
-    let names = FLAGS
+    let mut names = FLAGS
         .iter()
         .map(|flag| flag.name)
         .chain(["hash-password", "help", "version"]);
-    closest(bare, names).map(|name| match name {
+    closest(bare, &mut names).map(|name| match name {
         "hash-password" => name.to_owned(),
         _ => format!("--{name}"),
     })
@@ -722,8 +722,9 @@ fn closest_flag(arg: &str) -> Option<String> {
 
 /// Of `names`, the one closest to `typed` by [`edit_distance`], if within a
 /// typo's reach: at most 2 edits, and at most a third of the name, so that
-/// short words do not match everything.
-fn closest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// short words do not match everything. (`dyn`: one copy in the binary for
+/// flags and variables.)
+fn closest(typed: &str, names: &mut dyn Iterator<Item = &'static str>) -> Option<&'static str> {
     names
         .map(|name| (edit_distance(typed, name), name))
         .filter(|&(distance, name)| distance <= 2 && distance * 3 <= name.len())
@@ -760,25 +761,39 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// otherwise serve the defaults (the demo users) without a word. Names
 /// only: a value may be a secret.
 pub(crate) fn unknown_variables(names: impl IntoIterator<Item = OsString>) -> Vec<String> {
-    let known: Vec<String> = FLAGS.iter().map(Flag::env_var).collect();
-    let mut warnings: Vec<String> = names
-        .into_iter()
-        .filter_map(|name| {
-            let name = name.to_string_lossy().into_owned();
-            (name.starts_with(ENV_PREFIX) && !known.contains(&name)).then_some(name)
-        })
-        .map(|name| {
-            // Measured without the shared prefix, as for a flag.
-            let suffixes = known.iter().map(|var| &var[ENV_PREFIX.len()..]);
-            match closest(&name[ENV_PREFIX.len()..], suffixes) {
-                Some(close) => {
-                    format!("{name} is not a setting, ignored; did you mean {ENV_PREFIX}{close}?")
+    let mut warnings = Vec::new();
+    for name in names {
+        // A name that is not UTF-8 is not a flag's variable, nor close to one.
+        let Some(rest) = name.to_str().and_then(|name| name.strip_prefix(ENV_PREFIX)) else {
+            continue;
+        };
+        // Compared as flag names (`USERS` as `users`): a variable is a
+        // flag's when its rest is the flag's name in upper case, `_` for `-`.
+        let as_flag: String = rest
+            .chars()
+            .map(|c| {
+                if c == '_' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
                 }
-                None => format!("{name} is not a setting, ignored (see --help)"),
-            }
-        })
-        .collect();
-    warnings.sort();
+            })
+            .collect();
+        let flag = FLAGS.iter().position(|flag| flag.name == as_flag);
+        if flag.is_some() && !rest.bytes().any(|b| b.is_ascii_lowercase()) {
+            continue;
+        }
+        let close = flag
+            .map(|i| FLAGS[i].name)
+            .or_else(|| closest(&as_flag, &mut FLAGS.iter().map(|flag| flag.name)));
+        let hint = match close.and_then(|name| FLAGS.iter().find(|f| f.name == name)) {
+            Some(flag) => format!("; did you mean {}?", flag.env_var()),
+            None => " (see --help)".to_owned(),
+        };
+        warnings.push(format!(
+            "{ENV_PREFIX}{rest} is not a setting, ignored{hint}"
+        ));
+    }
     warnings
 }
 
@@ -1351,16 +1366,20 @@ mod tests {
             "PASSWORD_BEARER_FROBNICATE",
             "PASSWORD_BEARER_SECRET_KEY",
             "PASSWORD_BEARER_NO_DOC",
+            // Read as written: the binary reads only the upper-case name.
+            "PASSWORD_BEARER_users",
             "password_bearer_users",
         ];
         assert_eq!(
             unknown_variables(names.map(OsString::from)),
             [
+                "PASSWORD_BEARER_USER is not a setting, ignored; \
+                 did you mean PASSWORD_BEARER_USERS?",
                 "PASSWORD_BEARER_FROBNICATE is not a setting, ignored (see --help)",
+                "PASSWORD_BEARER_SECRET_KEY is not a setting, ignored (see --help)",
                 "PASSWORD_BEARER_NO_DOC is not a setting, ignored; \
                  did you mean PASSWORD_BEARER_NO_DOCS?",
-                "PASSWORD_BEARER_SECRET_KEY is not a setting, ignored (see --help)",
-                "PASSWORD_BEARER_USER is not a setting, ignored; \
+                "PASSWORD_BEARER_users is not a setting, ignored; \
                  did you mean PASSWORD_BEARER_USERS?",
             ]
         );
