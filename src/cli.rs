@@ -726,6 +726,9 @@ fn closest_flag(arg: &str) -> Option<String> {
 /// flags and variables.)
 fn closest(typed: &str, names: &mut dyn Iterator<Item = &'static str>) -> Option<&'static str> {
     names
+        // A length apart by more than 2 is more than 2 edits: not worth
+        // measuring (and a megabyte argument costs nothing).
+        .filter(|name| typed.len().abs_diff(name.len()) <= 2)
         .map(|name| (edit_distance(typed, name), name))
         .filter(|&(distance, name)| distance <= 2 && distance * 3 <= name.len())
         .min_by_key(|&(distance, _)| distance)
@@ -790,8 +793,14 @@ pub(crate) fn unknown_variables(names: impl IntoIterator<Item = OsString>) -> Ve
             Some(flag) => format!("; did you mean {}?", flag.env_var()),
             None => " (see --help)".to_owned(),
         };
+        // A name may hold a newline, which must not start a line of its
+        // own in the log: control characters are shown as `?`.
+        let shown: String = rest
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         warnings.push(format!(
-            "{ENV_PREFIX}{rest} is not a setting, ignored{hint}"
+            "{ENV_PREFIX}{shown} is not a setting, ignored{hint}"
         ));
     }
     warnings
@@ -1369,6 +1378,7 @@ mod tests {
             // Read as written: the binary reads only the upper-case name.
             "PASSWORD_BEARER_users",
             "password_bearer_users",
+            "PASSWORD_BEARER_X\nforged line",
         ];
         assert_eq!(
             unknown_variables(names.map(OsString::from)),
@@ -1381,6 +1391,7 @@ mod tests {
                  did you mean PASSWORD_BEARER_NO_DOCS?",
                 "PASSWORD_BEARER_users is not a setting, ignored; \
                  did you mean PASSWORD_BEARER_USERS?",
+                "PASSWORD_BEARER_X?forged line is not a setting, ignored (see --help)",
             ]
         );
         let every: Vec<OsString> = FLAGS.iter().map(|f| f.env_var().into()).collect();
