@@ -25,6 +25,10 @@ use std::time::Duration;
 /// meant for has cores.
 pub(crate) const MAX_WORKERS: usize = 256;
 
+/// What serves without `--users`: `--help`'s default, and the startup
+/// line that says so (`password_bearer::users::Users::demo`).
+pub(crate) const DEMO_USERS: &str = "the demo users johndoe, alice";
+
 /// The prefix of every flag's environment variable.
 pub(crate) const ENV_PREFIX: &str = "PASSWORD_BEARER_";
 
@@ -150,7 +154,7 @@ pub(crate) const FLAGS: &[Flag] = &[
         help: "users JSON, the seed's fake_users_db shape with argon2 PHC hashes; \
                or a postgres:// URL: users in a PostgreSQL table, shared by every \
                instance (builds with the `postgres` feature)",
-        default: "the demo users johndoe, alice",
+        default: DEMO_USERS,
         apply: Apply::Value("FILE|URL", |o, v| {
             o.users = Some(v.into());
             Ok(())
@@ -450,7 +454,13 @@ on the command line wins; a switch's variable is on when 1 or true, off when
             }
             writeln!(f, "{:COLUMN$}[env: {}]", "", flag.env_var())?;
         }
-        writeln!(f, "  {:<w$}print this help", "-h, --help", w = COLUMN - 2)
+        writeln!(f, "  {:<w$}print this help", "-h, --help", w = COLUMN - 2)?;
+        writeln!(
+            f,
+            "  {:<w$}print the version",
+            "-V, --version",
+            w = COLUMN - 2
+        )
     }
 }
 
@@ -482,7 +492,13 @@ pub(crate) enum Command {
     HashPassword,
     /// Print [`USAGE`].
     Help,
+    /// Print [`VERSION`].
+    Version,
 }
+
+/// What `--version` prints: the name and the crate's version, as
+/// `cargo --version` and most tools do.
+pub(crate) const VERSION: &str = concat!("password-bearer ", env!("CARGO_PKG_VERSION"));
 
 /// The serving options, as given (files not yet read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -639,6 +655,9 @@ pub(crate) fn parse(
         if arg == "-h" || arg == "--help" {
             return Ok(Command::Help);
         }
+        if arg == "-V" || arg == "--version" {
+            return Ok(Command::Version);
+        }
         let (name, inline) = match arg.split_once('=') {
             Some((name, value)) if name.starts_with("--") => {
                 (name.to_owned(), Some(value.to_owned()))
@@ -649,7 +668,11 @@ pub(crate) fn parse(
             .strip_prefix("--")
             .and_then(|bare| FLAGS.iter().position(|flag| flag.name == bare))
         else {
-            return Err(ConfigError::new(name, "unknown option (see --help)"));
+            let problem = match closest_flag(&name) {
+                Some(close) => format!("unknown option; did you mean `{close}`?"),
+                None => "unknown option (see --help)".to_owned(),
+            };
+            return Err(ConfigError::new(name, problem));
         };
         let flag = &FLAGS[index];
         let text = match (inline, flag.kind()) {
@@ -679,6 +702,108 @@ pub(crate) fn parse(
         }
     }
     Ok(Command::Serve(Box::new(options)))
+}
+
+/// What a mistyped `arg` most likely meant: the flag (or `hash-password`,
+/// `--help`, `--version`) closest to it, when close enough to be a typo
+/// rather than another word: a letter or two dropped, added, changed or
+/// swapped. Dashes are not counted, so `-users` and `users` find `--users`.
+fn closest_flag(arg: &str) -> Option<String> {
+    let bare = arg.trim_start_matches('-');
+    let mut names = FLAGS
+        .iter()
+        .map(|flag| flag.name)
+        .chain(["hash-password", "help", "version"]);
+    closest(bare, &mut names).map(|name| match name {
+        "hash-password" => name.to_owned(),
+        _ => format!("--{name}"),
+    })
+}
+
+/// Of `names`, the one closest to `typed` by [`edit_distance`], if within a
+/// typo's reach: at most 2 edits, and at most a third of the name, so that
+/// short words do not match everything. (`dyn`: one copy in the binary for
+/// flags and variables.)
+fn closest(typed: &str, names: &mut dyn Iterator<Item = &'static str>) -> Option<&'static str> {
+    names
+        // A length apart by more than 2 is more than 2 edits: not worth
+        // measuring (and a megabyte argument costs nothing).
+        .filter(|name| typed.len().abs_diff(name.len()) <= 2)
+        .map(|name| (edit_distance(typed, name), name))
+        .filter(|&(distance, name)| distance <= 2 && distance * 3 <= name.len())
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, name)| name)
+}
+
+/// Edits (a character inserted, removed, replaced, or two neighbours
+/// swapped) from `a` to `b`: the optimal string alignment distance, with
+/// two rows of the table. Flag names are ASCII; other characters count
+/// byte by byte, which only makes them look further apart.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut before: Vec<usize> = Vec::new();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut current = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            current[j] = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                current[j] = current[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut previous, current);
+    }
+    previous[b.len()]
+}
+
+/// One warning per `PASSWORD_BEARER_*` variable among `names` that is no
+/// flag's: it is ignored, and a typo (`PASSWORD_BEARER_USER`) would
+/// otherwise serve the defaults (the demo users) without a word. Names
+/// only: a value may be a secret.
+pub(crate) fn unknown_variables(names: impl IntoIterator<Item = OsString>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for name in names {
+        // A name that is not UTF-8 is not a flag's variable, nor close to one.
+        let Some(rest) = name.to_str().and_then(|name| name.strip_prefix(ENV_PREFIX)) else {
+            continue;
+        };
+        // Compared as flag names (`USERS` as `users`): a variable is a
+        // flag's when its rest is the flag's name in upper case, `_` for `-`.
+        let as_flag: String = rest
+            .chars()
+            .map(|c| {
+                if c == '_' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        let flag = FLAGS.iter().position(|flag| flag.name == as_flag);
+        if flag.is_some() && !rest.bytes().any(|b| b.is_ascii_lowercase()) {
+            continue;
+        }
+        let close = flag
+            .map(|i| FLAGS[i].name)
+            .or_else(|| closest(&as_flag, &mut FLAGS.iter().map(|flag| flag.name)));
+        let hint = match close.and_then(|name| FLAGS.iter().find(|f| f.name == name)) {
+            Some(flag) => format!("; did you mean {}?", flag.env_var()),
+            None => " (see --help)".to_owned(),
+        };
+        // A name may hold a newline, which must not start a line of its
+        // own in the log: control characters are shown as `?`.
+        let shown: String = rest
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        warnings.push(format!(
+            "{ENV_PREFIX}{shown} is not a setting, ignored{hint}"
+        ));
+    }
+    warnings
 }
 
 /// [`parse`] with the process environment.
@@ -960,11 +1085,10 @@ impl Options {
         let mut keys = Vec::with_capacity(self.secret_key_files.len());
         for path in &self.secret_key_files {
             let what = format!("{} {}", self.origin("secret-key-file"), path.display());
-            let bytes = std::fs::read(path)
-                .map_err(|e| ConfigError::new(&what, format!("cannot read: {e}")))?;
             // Trimmed, as PyJWT users write keys with `echo` and editors
-            // add a final newline.
-            keys.push(SecretKey::new(bytes.trim_ascii()).map_err(|e| ConfigError::new(&what, e))?);
+            // add a final newline; the library's constructor, so that an
+            // embedded app reads the same file as the same key.
+            keys.push(SecretKey::from_file(path).map_err(|e| ConfigError::new(&what, e))?);
         }
         Ok((users, keys))
     }
@@ -1174,6 +1298,117 @@ mod tests {
             args_only(&["--port", "1", "-h"]),
             Ok(Command::Help)
         ));
+    }
+
+    #[test]
+    fn version_is_a_command_of_its_own() {
+        for arg in ["--version", "-V"] {
+            assert!(matches!(args_only(&[arg]), Ok(Command::Version)), "{arg}");
+            assert!(matches!(
+                with_env(&["--port", "1", arg], &[("PASSWORD_BEARER_PORT", "x")]),
+                Ok(Command::Version)
+            ));
+        }
+        assert_eq!(
+            VERSION,
+            format!("password-bearer {}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(USAGE.to_string().contains("-V, --version"));
+    }
+
+    #[test]
+    fn a_mistyped_flag_is_told_the_closest() {
+        let err = |args: &[&str]| args_only(args).unwrap_err().to_string();
+        for (typed, meant) in [
+            ("--user", "--users"),
+            ("--user=users.json", "--users"),
+            ("-users", "--users"),
+            ("--prot", "--port"),
+            ("--hots", "--host"),
+            ("--secret-key-files", "--secret-key-file"),
+            ("--no-doc", "--no-docs"),
+            ("--verison", "--version"),
+            ("--hlep", "--help"),
+            ("hash_password", "hash-password"),
+        ] {
+            let name = typed.split('=').next().unwrap();
+            assert_eq!(
+                err(&[typed]),
+                format!("{name}: unknown option; did you mean `{meant}`?"),
+                "{typed}"
+            );
+        }
+        // Too far from any flag to be its typo.
+        for typed in ["--bogus", "--secret-key", "--tls", "--x", "users.json"] {
+            assert_eq!(
+                err(&[typed]),
+                format!("{typed}: unknown option (see --help)"),
+            );
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        for (a, b, distance) in [
+            ("", "", 0),
+            ("users", "users", 0),
+            ("user", "users", 1),
+            ("usrs", "users", 1),
+            ("uzers", "users", 1),
+            ("prot", "port", 1),
+            ("", "port", 4),
+            ("port", "", 4),
+            ("kitten", "sitting", 3),
+            ("ca", "abc", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), distance, "{a:?} {b:?}");
+            assert_eq!(edit_distance(b, a), distance, "{b:?} {a:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_the_closest() {
+        let names = [
+            "PATH",
+            "PASSWORD_BEARER_USER",
+            "PASSWORD_BEARER_PORT",
+            "PASSWORD_BEARER_FROBNICATE",
+            "PASSWORD_BEARER_SECRET_KEY",
+            "PASSWORD_BEARER_NO_DOC",
+            // Read as written: the binary reads only the upper-case name.
+            "PASSWORD_BEARER_users",
+            "password_bearer_users",
+            "PASSWORD_BEARER_X\nforged line",
+        ];
+        assert_eq!(
+            unknown_variables(names.map(OsString::from)),
+            [
+                "PASSWORD_BEARER_USER is not a setting, ignored; \
+                 did you mean PASSWORD_BEARER_USERS?",
+                "PASSWORD_BEARER_FROBNICATE is not a setting, ignored (see --help)",
+                "PASSWORD_BEARER_SECRET_KEY is not a setting, ignored (see --help)",
+                "PASSWORD_BEARER_NO_DOC is not a setting, ignored; \
+                 did you mean PASSWORD_BEARER_NO_DOCS?",
+                "PASSWORD_BEARER_users is not a setting, ignored; \
+                 did you mean PASSWORD_BEARER_USERS?",
+                "PASSWORD_BEARER_X?forged line is not a setting, ignored (see --help)",
+            ]
+        );
+        let every: Vec<OsString> = FLAGS.iter().map(|f| f.env_var().into()).collect();
+        assert!(unknown_variables(every).is_empty());
+    }
+
+    #[test]
+    fn the_demo_users_named_are_the_demo_users() {
+        let demo = password_bearer::users::Users::demo();
+        let named: Vec<&str> = DEMO_USERS
+            .trim_start_matches("the demo users ")
+            .split(", ")
+            .collect();
+        assert_eq!(named.len(), demo.len(), "{DEMO_USERS}");
+        for name in named {
+            assert!(demo.get(name).is_some(), "{name}");
+        }
     }
 
     #[test]

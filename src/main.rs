@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             print!("{}", cli::USAGE);
             Ok(())
         }
+        Ok(Command::Version) => {
+            println!("{}", cli::VERSION);
+            Ok(())
+        }
         Ok(Command::HashPassword) => hash_password(),
         Ok(Command::Serve(options)) => run(&options),
         Err(e) => Err(e),
@@ -77,6 +81,9 @@ fn hash_password() -> Result<(), ConfigError> {
 /// are one multi-thread runtime, whose work stealing moves a connection
 /// away from a core a password hash holds (README, Performance).
 fn run(options: &Options) -> Result<(), ConfigError> {
+    // Read before systemd's variables are taken from the environment;
+    // printed with the other warnings, once the configuration is good.
+    let unknown_variables = cli::unknown_variables(std::env::vars_os().map(|(name, _)| name));
     let (config, warning) = options.load()?;
     let tls = options.tls()?;
     // Before the runtime's threads start: this edits the environment.
@@ -116,8 +123,19 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         if let Some(addr) = &options.metrics_addr {
             start_metrics(addr, &app).await?;
         }
+        for warning in &unknown_variables {
+            stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
+        }
         if let Some(warning) = warning {
             stderr_log::write_now(format_args!("password-bearer: warning: {warning}"));
+        }
+        if options.users.is_none() {
+            // The names only: their passwords are in the README, not in logs.
+            stderr_log::write_now(format_args!(
+                "password-bearer: warning: serving {} (no --users): not for production, \
+                 give --users FILE",
+                cli::DEMO_USERS
+            ));
         }
         if let Some(connected) = connected {
             stderr_log::write_now(format_args!("password-bearer: {connected}"));

@@ -42,17 +42,60 @@ pub enum PasswordError {
     Params(String),
     /// The OS random source failed while making a salt.
     Random(String),
+    /// A well-known hash format other than argon2 (bcrypt, as passlib and
+    /// Django make it; PBKDF2; scrypt; crypt(3)'s SHA-2 and MD5): its name.
+    Unsupported(&'static str),
+}
+
+/// Hash formats a users file imported from another framework may hold, by
+/// prefix, with the name an error gives them: told apart so that a bcrypt
+/// hash is not reported as a PHC string with a bad salt. Only these fixed
+/// names are ever shown: the text of a hash that matches none is not.
+const FOREIGN_SCHEMES: &[(&str, &str)] = &[
+    ("$2a$", "bcrypt"),
+    ("$2b$", "bcrypt"),
+    ("$2x$", "bcrypt"),
+    ("$2y$", "bcrypt"),
+    // passlib's bcrypt_sha256 (`$bcrypt-sha256$v=2,t=2b,r=12$...`).
+    ("$bcrypt-sha256$", "bcrypt"),
+    // Django's: `bcrypt$$2b$...`, `bcrypt_sha256$$2b$...`.
+    ("bcrypt$", "bcrypt"),
+    ("bcrypt_sha256$", "bcrypt"),
+    // passlib's `$pbkdf2-sha256$29000$...`; Django's `pbkdf2_sha256$...`.
+    ("$pbkdf2", "PBKDF2"),
+    ("pbkdf2_", "PBKDF2"),
+    ("$scrypt$", "scrypt"),
+    ("scrypt$", "scrypt"),
+    ("$7$", "scrypt"),
+    ("$1$", "MD5-crypt"),
+    ("$5$", "SHA-256-crypt"),
+    ("$6$", "SHA-512-crypt"),
+];
+
+/// The name of the foreign hash format `text` is in, if it is a known one.
+fn foreign_scheme(text: &str) -> Option<&'static str> {
+    FOREIGN_SCHEMES
+        .iter()
+        .find(|(prefix, _)| text.starts_with(prefix))
+        .map(|&(_, name)| name)
 }
 
 impl fmt::Display for PasswordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PasswordError::NotPhc(e) => write!(f, "not an argon2 PHC string ({e})"),
-            PasswordError::Algorithm(a) => {
-                write!(f, "hash algorithm {a:?} is not supported (use argon2id)")
-            }
+            PasswordError::Algorithm(a) => write!(
+                f,
+                "hash algorithm {a:?} is not supported (use argon2id); \
+                 rehash with `password-bearer hash-password`"
+            ),
             PasswordError::Params(e) => write!(f, "invalid argon2 parameters ({e})"),
             PasswordError::Random(e) => write!(f, "cannot read random bytes from the OS: {e}"),
+            PasswordError::Unsupported(scheme) => write!(
+                f,
+                "a {scheme} hash: {scheme} is not supported (argon2 only); \
+                 rehash with `password-bearer hash-password`"
+            ),
         }
     }
 }
@@ -81,7 +124,10 @@ fn hash_with_params(password: &[u8], params: Params) -> Result<String, PasswordE
 /// and returns those parameters. Run on every hash of a users file at load,
 /// so that a bad hash stops startup instead of failing every login.
 pub fn check_phc(phc: &str) -> Result<Params, PasswordError> {
-    let hash = PasswordHash::new(phc).map_err(|e| PasswordError::NotPhc(e.to_string()))?;
+    let hash = PasswordHash::new(phc).map_err(|e| match foreign_scheme(phc) {
+        Some(scheme) => PasswordError::Unsupported(scheme),
+        None => PasswordError::NotPhc(e.to_string()),
+    })?;
     Algorithm::try_from(hash.algorithm)
         .map_err(|_| PasswordError::Algorithm(hash.algorithm.as_str().to_owned()))?;
     if hash.hash.is_none() {
@@ -632,6 +678,58 @@ mod tests {
             Err(PasswordError::NotPhc(_))
         ));
         assert!(!verify_password("garbage", b"secret"));
+    }
+
+    #[test]
+    fn other_frameworks_hashes_are_named_and_never_shown() {
+        for (hash, scheme) in [
+            // passlib's bcrypt, and the other prefixes bcrypt libraries write.
+            (
+                "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+                "bcrypt",
+            ),
+            (
+                "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+                "bcrypt",
+            ),
+            (
+                "$2y$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+                "bcrypt",
+            ),
+            (
+                "$bcrypt-sha256$v=2,t=2b,r=12$n79VH.0Q2TMWmt3Oqt9uku$Kq4Noyk3094Y2QlB8NdRT8SvGiI4ft2",
+                "bcrypt",
+            ),
+            (
+                "bcrypt_sha256$$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+                "bcrypt",
+            ),
+            (
+                "$pbkdf2-sha256$29000$N2YuJcL5HyPzrmuWiaAbUg$PGpz5iNPMJmcz3BC8eWvmoT5DTQQqAPyGQvvobOA/H0",
+                "PBKDF2",
+            ),
+            (
+                "pbkdf2_sha256$600000$c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA=",
+                "PBKDF2",
+            ),
+            ("$6$rounds=656000$c2FsdA$aGFzaA", "SHA-512-crypt"),
+        ] {
+            assert_eq!(check_phc(hash), Err(PasswordError::Unsupported(scheme)), "{hash}");
+            let shown = check_phc(hash).unwrap_err().to_string();
+            assert_eq!(
+                shown,
+                format!(
+                    "a {scheme} hash: {scheme} is not supported (argon2 only); \
+                     rehash with `password-bearer hash-password`"
+                )
+            );
+            assert!(!verify_password(hash, b"secret"));
+        }
+        // What matches no known format is not named after its first field.
+        assert!(matches!(
+            check_phc("$secretword$x$y"),
+            Err(PasswordError::NotPhc(e)) if !e.contains("secretword")
+        ));
     }
 
     #[tokio::test]

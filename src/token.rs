@@ -88,6 +88,21 @@ impl SecretKey {
         getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
         SecretKey::new(&bytes)
     }
+
+    /// The key in the file at `path`: its bytes with leading and trailing
+    /// ASCII whitespace trimmed, as the binary's `--secret-key-file` reads
+    /// it (a key written with `echo` or an editor ends in a newline). An
+    /// embedded app and the binary sharing one key file thus accept each
+    /// other's tokens; `SecretKey::new(&fs::read(path)?)` would key the
+    /// newline too, and the only symptom would be a 401. The error does not
+    /// name `path`: the caller knows which file it gave.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<SecretKey, KeyError> {
+        let bytes = std::fs::read(path).map_err(|e| KeyError::Read {
+            kind: e.kind(),
+            message: e.to_string(),
+        })?;
+        SecretKey::new(bytes.trim_ascii())
+    }
 }
 
 impl fmt::Debug for SecretKey {
@@ -109,6 +124,13 @@ pub enum KeyError {
     },
     /// The operating system's random source failed; holds its message.
     Random(String),
+    /// [`SecretKey::from_file`] could not read the file.
+    Read {
+        /// The I/O error's kind (`NotFound`, `PermissionDenied`, ...).
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for KeyError {
@@ -120,6 +142,7 @@ impl fmt::Display for KeyError {
                 SecretKey::MIN_LEN
             ),
             KeyError::Random(msg) => write!(f, "cannot read random bytes from the OS: {msg}"),
+            KeyError::Read { message, .. } => write!(f, "cannot read: {message}"),
         }
     }
 }

@@ -316,6 +316,20 @@ async fn the_demo_walkthrough_on_a_free_port() {
     let addr = proc.wait_listening();
     assert!(addr.ip().is_loopback(), "{addr}");
     assert_ne!(addr.port(), 0, "the real port, not 0");
+    // No users file: the demo users, and the operator is told, by name
+    // only (their passwords are in the README, not in logs).
+    let demo = proc
+        .seen
+        .iter()
+        .find(|l| l.contains("demo users"))
+        .unwrap_or_else(|| panic!("a line about the demo users: {:?}", proc.seen));
+    assert!(
+        demo.contains("johndoe, alice")
+            && demo.contains("not for production")
+            && demo.contains("--users FILE"),
+        "{demo}"
+    );
+    assert!(!demo.contains("secret"), "{demo}");
     // No key file: a random key, and the operator is told.
     assert!(
         proc.seen
@@ -439,6 +453,11 @@ async fn hash_password_output_works_in_a_users_file() {
     let users_file = dir.file("users.json", users.to_string().as_bytes());
     let mut proc = Proc::spawn(&["--port", "0", "--users", &users_file]);
     let addr = proc.wait_listening();
+    assert!(
+        !proc.seen.iter().any(|l| l.contains("demo users")),
+        "no demo users with a users file: {:?}",
+        proc.seen
+    );
     // The newline was not part of the password.
     let token = login(addr, "mallory", "correct horse battery").await;
     let resp = get_me(addr, &format!("Bearer {token}")).await;
@@ -550,6 +569,74 @@ fn bad_flags_are_one_line_and_exit_2() {
         &["--port", "0", "--docs-assets-url", "cdn.example.com"],
         "--docs-assets-url",
     );
+}
+
+#[test]
+fn version_prints_the_name_and_the_crate_version() {
+    for flag in ["--version", "-V"] {
+        let out = run(&[flag], b"");
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("password-bearer {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+        assert!(out.stderr.is_empty(), "{flag}: {:?}", out.stderr);
+    }
+}
+
+#[test]
+fn a_mistyped_flag_is_told_the_flag_it_meant() {
+    let dir = TempDir::new();
+    let users = dir.file("users.json", b"{}");
+    for (typed, meant) in [
+        ("--user", "did you mean `--users`?"),
+        ("--prot", "did you mean `--port`?"),
+        ("--verison", "did you mean `--version`?"),
+    ] {
+        assert_config_error(&["--port", "0", typed, &users], &format!("{typed}: "));
+        assert_config_error(&["--port", "0", typed, &users], meant);
+    }
+    // No guess when nothing is close.
+    let out = run(&["--frobnicate"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("did you mean"), "{stderr:?}");
+}
+
+#[test]
+fn a_users_file_from_another_framework_is_told_to_rehash() {
+    let dir = TempDir::new();
+    for (name, hash, scheme) in [
+        (
+            "passlib-bcrypt.json",
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+            "bcrypt",
+        ),
+        (
+            "php-bcrypt.json",
+            "$2y$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+            "bcrypt",
+        ),
+        (
+            "passlib-pbkdf2.json",
+            "$pbkdf2-sha256$29000$N2YuJcL5HyPzrmuWiaAbUg$PGpz5iNPMJmcz3BC8eWvmoT5DTQQqAPyGQvvobOA/H0",
+            "PBKDF2",
+        ),
+    ] {
+        let users = serde_json::json!({"bob": {"username": "bob", "hashed_password": hash}});
+        let file = dir.file(name, users.to_string().as_bytes());
+        let args = ["--port", "0", "--users", &file];
+        assert_config_error(&args, &file);
+        let stderr = String::from_utf8_lossy(&run(&args, b"").stderr).into_owned();
+        assert!(
+            stderr.contains(&format!("{scheme} is not supported"))
+                && stderr.contains("rehash with `password-bearer hash-password`"),
+            "{stderr:?}"
+        );
+        assert!(!stderr.contains("salt"), "{stderr:?}");
+        let secret_part = &hash[hash.len() - 20..];
+        assert!(!stderr.contains(secret_part), "the hash is not shown: {stderr:?}");
+    }
 }
 
 #[test]

@@ -136,3 +136,79 @@ async fn no_docs_variable_turns_off_docs_and_openapi_json() {
         200
     );
 }
+
+/// `PASSWORD_BEARER_USER=users.json` (no S) is no setting: the server
+/// serves the demo users, and says so, and says which variable it ignored
+/// and which it may have meant; never the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_variable_is_a_warning_naming_the_closest() {
+    let dir = TempDir::new();
+    let users = users_json(&[("carol", "carol's password", false)]);
+    let users_file = dir.file("users.json", users.as_bytes());
+    let mut proc = Proc::spawn_with_env(
+        &["--port", "0"],
+        &[
+            ("PASSWORD_BEARER_USER", &users_file),
+            ("PASSWORD_BEARER_FROBNICATE", "a-value-never-shown"),
+        ],
+    );
+    let addr = proc.wait_listening();
+    let warnings: Vec<&String> = proc
+        .seen
+        .iter()
+        .filter(|l| l.contains("is not a setting"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{:?}", proc.seen);
+    assert!(
+        warnings.iter().any(|l| l.contains(
+            "PASSWORD_BEARER_USER is not a setting, ignored; did you mean PASSWORD_BEARER_USERS?"
+        )),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("PASSWORD_BEARER_FROBNICATE") && !l.contains("did you mean")),
+        "{warnings:?}"
+    );
+    for line in &proc.seen {
+        assert!(
+            !line.contains(&users_file) && !line.contains("a-value-never-shown"),
+            "{line}"
+        );
+    }
+    assert!(
+        proc.seen
+            .iter()
+            .any(|l| l.contains("demo users johndoe, alice")),
+        "{:?}",
+        proc.seen
+    );
+    // Ignored indeed: the demo users serve, the file's do not.
+    login(addr, "johndoe", "secret").await;
+    assert_invalid_grant(&post_token(addr, &credentials("carol", "carol's password")).await);
+}
+
+#[test]
+fn known_variables_are_not_warned_about() {
+    let dir = TempDir::new();
+    let users = users_json(&[("carol", "carol's password", false)]);
+    let users_file = dir.file("users.json", users.as_bytes());
+    let mut proc = Proc::spawn_with_env(
+        &[],
+        &[
+            ("PASSWORD_BEARER_PORT", "0"),
+            ("PASSWORD_BEARER_USERS", &users_file),
+            ("PASSWORD_BEARER_NO_DOCS", ""),
+        ],
+    );
+    proc.wait_listening();
+    assert!(
+        !proc
+            .seen
+            .iter()
+            .any(|l| l.contains("is not a setting") || l.contains("demo users")),
+        "{:?}",
+        proc.seen
+    );
+}

@@ -2,9 +2,11 @@
 //! verifying tokens (checked against our own HMAC), password hashes, and
 //! loading users files.
 
+use crate::cli::{Proc, TempDir};
 use crate::support::*;
+use password_bearer::app::Config;
 use password_bearer::password::hash_password;
-use password_bearer::token::{issue, verify, SecretKey};
+use password_bearer::token::{issue, verify, KeyError, SecretKey};
 use password_bearer::users::Users;
 
 #[test]
@@ -107,4 +109,59 @@ fn users_files_in_the_seed_shape_load_and_bad_ones_do_not() {
     ] {
         assert!(Users::from_json(&bad).is_err(), "{bad}");
     }
+}
+
+/// `SecretKey::from_file` reads a key file as the binary's
+/// `--secret-key-file` does (trimmed), so an embedded app and the binary
+/// sharing the file accept each other's tokens; the bytes as read, final
+/// newline and all, are another key, refused with a bare 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_is_one_key_for_an_embedded_app_and_the_binary() {
+    let dir = TempDir::new();
+    let key_file = dir.file("key", b" a-shared-key-file-of-more-than-32-bytes-0123\n");
+    let mut binary = Proc::spawn(&["--port", "0", "--secret-key-file", &key_file]);
+    let binary = binary.wait_listening();
+    let key = SecretKey::from_file(&key_file).expect("a readable key file");
+    let embedded = start_with(Config::new(Users::demo(), key)).await;
+
+    let from_binary = login(binary, "johndoe", "secret").await;
+    let from_embedded = login(embedded.addr, "johndoe", "secret").await;
+    for (addr, token) in [(embedded.addr, &from_binary), (binary, &from_embedded)] {
+        assert_json_exact(
+            &get_me(addr, &format!("Bearer {token}")).await,
+            200,
+            JOHNDOE_ME,
+        );
+    }
+
+    // What `from_file` saves an embedder from.
+    let untrimmed = std::fs::read(&key_file).expect("read the key file");
+    let untrimmed = SecretKey::new(&untrimmed).expect("long enough");
+    let mismatched = start_with(Config::new(Users::demo(), untrimmed)).await;
+    assert_401(
+        &get_me(mismatched.addr, &format!("Bearer {from_binary}")).await,
+        INVALID_CREDENTIALS,
+    );
+}
+
+#[test]
+fn a_key_file_that_cannot_serve_is_an_error() {
+    let dir = TempDir::new();
+    let missing = dir.0.join("no-such.key");
+    match SecretKey::from_file(&missing) {
+        Err(e @ KeyError::Read { kind, .. }) => {
+            assert_eq!(kind, std::io::ErrorKind::NotFound);
+            assert!(e.to_string().starts_with("cannot read: "), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 36 bytes on disk, 31 once trimmed: the trimmed length counts.
+    let padded = dir.file(
+        "padded.key",
+        &[b"  ".as_slice(), &[b'k'; 31], b"\n\n\n"].concat(),
+    );
+    assert_eq!(
+        SecretKey::from_file(&padded).map(|_| ()),
+        Err(KeyError::TooShort { len: 31 })
+    );
 }
