@@ -4,7 +4,7 @@
 //! Without the feature the store is the users file's type itself, so the
 //! default build serves exactly what it served before.
 
-use crate::cli::ConfigError;
+use crate::error::ConfigError;
 use password_bearer::users::Users;
 use std::path::Path;
 

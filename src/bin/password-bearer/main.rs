@@ -6,6 +6,7 @@
 //! again.
 
 mod cli;
+mod error;
 mod stderr_log;
 mod store;
 mod systemd;

@@ -17,7 +17,7 @@ mod activation;
 #[cfg(target_os = "linux")]
 pub(crate) mod notify;
 
-use crate::cli::ConfigError;
+use crate::error::ConfigError;
 
 /// Takes what systemd passed in the environment: the listening socket of a
 /// socket-activated start (`None` when there is none: bind as usual) and

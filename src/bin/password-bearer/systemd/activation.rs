@@ -32,7 +32,7 @@
 //! this process. That the socket listens (`SO_ACCEPTCONN`) is checked with
 //! `socket2`, already built for tokio.
 
-use crate::cli::ConfigError;
+use crate::error::ConfigError;
 use std::ffi::OsStr;
 use std::fmt;
 use std::net::TcpListener;
