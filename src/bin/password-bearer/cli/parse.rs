@@ -39,17 +39,20 @@ pub(crate) fn parse(
             }
             _ => (arg, None),
         };
-        let Some(index) = name
-            .strip_prefix("--")
-            .and_then(|bare| FLAGS.iter().position(|flag| flag.name == bare))
-        else {
+        // The flag and its slot in `given` together, rather than an index
+        // into each: no bounds check, no panic path in the binary.
+        let Some((flag, seen)) = name.strip_prefix("--").and_then(|bare| {
+            FLAGS
+                .iter()
+                .zip(given.iter_mut())
+                .find(|(flag, _)| flag.name == bare)
+        }) else {
             let problem = match closest_flag(&name) {
                 Some(close) => format!("unknown option; did you mean `{close}`?"),
                 None => "unknown option (see --help)".to_owned(),
             };
             return Err(ConfigError::new(name, problem));
         };
-        let flag = &FLAGS[index];
         let text = match (inline, flag.kind()) {
             (Some(text), _) => text,
             (None, Kind::Switch) => "true".to_owned(),
@@ -58,7 +61,7 @@ pub(crate) fn parse(
                 .ok_or_else(|| ConfigError::new(&name, "needs a value"))?,
         };
         flag.set(&mut options, &name, &text)?;
-        given[index] = true;
+        *seen = true;
     }
     // After the command line, so that a flag wins even over a variable whose
     // value is invalid: the operator's explicit choice is the one checked.
@@ -160,12 +163,12 @@ pub(crate) fn unknown_variables(names: impl IntoIterator<Item = OsString>) -> Ve
                 }
             })
             .collect();
-        let flag = FLAGS.iter().position(|flag| flag.name == as_flag);
+        let flag = FLAGS.iter().find(|flag| flag.name == as_flag);
         if flag.is_some() && !rest.bytes().any(|b| b.is_ascii_lowercase()) {
             continue;
         }
         let close = flag
-            .map(|i| FLAGS[i].name)
+            .map(|flag| flag.name)
             .or_else(|| closest(&as_flag, &mut FLAGS.iter().map(|flag| flag.name)));
         let hint = match close.and_then(|name| FLAGS.iter().find(|f| f.name == name)) {
             Some(flag) => format!("; did you mean {}?", flag.env_var()),
