@@ -137,11 +137,12 @@ fn monotonic_usec() -> Option<u64> {
 /// The microseconds of a timespec's `Debug` form.
 fn timespec_usec(debug: &str) -> Option<u64> {
     let field = |name: &str| -> Option<u64> {
-        let rest = &debug[debug.find(name)? + name.len()..];
-        let end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        rest[..end].parse().ok()
+        // Splits rather than slices: no index to check, so no panic path.
+        let (_, rest) = debug.split_once(name)?;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     let (sec, nsec) = (field("tv_sec: ")?, field("tv_nsec: ")?);
     (nsec < 1_000_000_000).then_some(sec.checked_mul(1_000_000)?.checked_add(nsec / 1000)?)
