@@ -261,7 +261,7 @@ impl<S: UserStore> App<S> {
                 .unwrap_or_else(|| Arc::new(MemorySessions::default()));
             let revocations =
                 Revocations::new(config.max_revocations, config.max_revocations_per_user);
-            let now = crate::auth::unix_now();
+            let now = crate::clock::unix_now();
             // With their owners: each counts against its user's cap again.
             for (revocation, owner) in store.revocations(now) {
                 revocations.add(revocation, owner.as_deref(), now);

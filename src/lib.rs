@@ -87,6 +87,7 @@ mod addr;
 pub mod app;
 pub mod auth;
 pub mod bearer;
+mod clock;
 mod deadline;
 mod drain;
 pub mod error;

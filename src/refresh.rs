@@ -15,7 +15,8 @@
 //! same name, the user starts again with no session.
 
 use crate::app::App;
-use crate::auth::{store_unavailable, unix_now};
+use crate::auth::store_unavailable;
+use crate::clock::unix_now;
 use crate::error::{json_response, ApiError};
 use crate::form::TokenForm;
 use crate::logging::{self, LOGIN, LOGIN_REFUSED};
