@@ -246,7 +246,12 @@ impl<S: UserStore> App<S> {
             config.login_queue_wait,
         );
         verifier.set_slowest_params(&slowest_params(&config.users));
-        let throttle = Limiter::new(&config);
+        let throttle = Limiter::new(
+            &config.throttle,
+            config.login_queue_wait,
+            #[cfg(feature = "redis")]
+            config.shared_throttle.as_ref(),
+        );
         let docs = config.docs.then(|| {
             Docs::new(
                 &config.users.scopes(),

@@ -8,6 +8,7 @@ use crate::bearer::bearer_bytes;
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
+use crate::limiter::Refused;
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::metrics::{Counters, Endpoint, Login};
 use crate::openapi::Docs;
@@ -254,6 +255,31 @@ impl<S: UserStore> App<S> {
             })?
             .to_bytes();
         Ok((parts.headers.remove(CONTENT_TYPE), body))
+    }
+
+    /// The answer to a refused attempt: 429 and its log tally when
+    /// throttled, 503 when its wait ran out or the shared counts cannot be
+    /// reached.
+    pub(crate) fn refused(
+        &self,
+        refused: Refused,
+        username: &str,
+        peer: Option<SocketAddr>,
+    ) -> ApiError {
+        match refused {
+            Refused::Throttled(throttled) => self.throttled(throttled, username, peer),
+            Refused::Busy(retry_after) => {
+                logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!(
+                        "login refused: attempts in flight for its username or address did \
+                         not settle within the login queue's wait"
+                    ),
+                );
+                ApiError::Unavailable(retry_after.as_secs())
+            }
+            Refused::Unavailable(e) => store_unavailable(&e),
+        }
     }
 
     /// The 429 of a throttled attempt, tallied in the log: one line per
