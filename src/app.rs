@@ -2,8 +2,8 @@
 //! password verifier, and the limits and switches the routes apply; and
 //! [`App::reload`], which swaps the users and keys while the server runs.
 
+use crate::counters::Counters;
 use crate::limiter::Limiter;
-use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;

@@ -88,6 +88,7 @@ pub mod app;
 pub mod auth;
 pub mod bearer;
 mod clock;
+mod counters;
 mod deadline;
 mod drain;
 pub mod error;

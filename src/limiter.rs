@@ -12,7 +12,7 @@
 //! shared counts can fail to answer, which is [`Refused::Unavailable`]:
 //! 503, and nothing counted.
 
-use crate::metrics::{Counters, Login};
+use crate::counters::{Counters, Login};
 use crate::throttle::{Attempt, Limits, Refusal, Throttle, Throttled};
 use crate::users::StoreError;
 use std::net::IpAddr;

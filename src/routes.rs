@@ -5,12 +5,12 @@
 use crate::app::{App, Loaded, MAX_PASSWORD_BYTES};
 use crate::auth::{current_active_user, store_unavailable, user_named_by, verify_token};
 use crate::bearer::bearer_bytes;
+use crate::counters::{Counters, Endpoint, Login};
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::limiter::Refused;
 use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
-use crate::metrics::{Counters, Endpoint, Login};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
