@@ -10,7 +10,7 @@ use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
 use crate::limiter::Refused;
-use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
+use crate::logging::{self, Peer, Quoted, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -22,7 +22,6 @@ use hyper::body::Body;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -663,31 +662,6 @@ impl AccessEntry {
     }
 }
 
-/// A client-supplied string in a log line: quoted and escaped (no forged
-/// lines through newlines), and cut at 64 characters.
-pub(crate) struct Quoted<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX: usize = 64;
-        match self.0.char_indices().nth(MAX) {
-            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
-            None => write!(f, "{:?}", self.0),
-        }
-    }
-}
-
-/// The peer address, or `-` when unknown.
-pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(addr) => write!(f, "{addr}"),
-            None => f.write_str("-"),
-        }
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
