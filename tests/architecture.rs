@@ -60,11 +60,11 @@ fn library_modules() -> BTreeSet<String> {
     let lib = fs::read_to_string(src().join("lib.rs")).expect("read src/lib.rs");
     lib.lines()
         .map(str::trim)
-        .filter_map(|line| {
-            line.strip_prefix("pub ")
-                .unwrap_or(line)
-                .strip_prefix("mod ")
+        .map(|line| {
+            let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
+            line.strip_prefix("pub ").unwrap_or(line)
         })
+        .filter_map(|line| line.strip_prefix("mod "))
         .filter_map(|rest| rest.strip_suffix(';'))
         .map(str::to_owned)
         .collect()
