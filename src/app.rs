@@ -2,8 +2,8 @@
 //! password verifier, and the limits and switches the routes apply; and
 //! [`App::reload`], which swaps the users and keys while the server runs.
 
+use crate::counters::Counters;
 use crate::limiter::Limiter;
-use crate::metrics::Counters;
 use crate::openapi::{Docs, SwaggerAssets};
 use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::sessions::memory::MemorySessions;
@@ -246,7 +246,12 @@ impl<S: UserStore> App<S> {
             config.login_queue_wait,
         );
         verifier.set_slowest_params(&slowest_params(&config.users));
-        let throttle = Limiter::new(&config);
+        let throttle = Limiter::new(
+            &config.throttle,
+            config.login_queue_wait,
+            #[cfg(feature = "redis")]
+            config.shared_throttle.as_ref(),
+        );
         let docs = config.docs.then(|| {
             Docs::new(
                 &config.users.scopes(),
@@ -261,7 +266,7 @@ impl<S: UserStore> App<S> {
                 .unwrap_or_else(|| Arc::new(MemorySessions::default()));
             let revocations =
                 Revocations::new(config.max_revocations, config.max_revocations_per_user);
-            let now = crate::auth::unix_now();
+            let now = crate::clock::unix_now();
             // With their owners: each counts against its user's cap again.
             for (revocation, owner) in store.revocations(now) {
                 revocations.add(revocation, owner.as_deref(), now);

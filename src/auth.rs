@@ -6,12 +6,12 @@
 //! answer, so an embedder's handler is three `?`s.
 
 use crate::app::{App, Loaded};
+use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::logging::{self, STORE_DOWN};
 use crate::token::Claims;
 use crate::users::{is_scope_token, StoreError, User, UserStore};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A user authenticated by a bearer token, with the token's claims (its
 /// granted scopes among them).
@@ -113,12 +113,4 @@ pub fn require_scopes(current: &CurrentUser, required: &[&str]) -> Result<(), Ap
         .filter(|s| is_scope_token(s))
         .collect();
     Err(ApiError::NotEnoughPermissions(named.join(" ")))
-}
-
-/// Seconds since the Unix epoch. A clock set before 1970 is broken; it
-/// reads as 0 rather than panicking a request.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

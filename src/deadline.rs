@@ -13,8 +13,8 @@
 //! and written at once (`GET /users/me`, the hot path) costs neither a
 //! clock read nor a timer.
 
+use crate::counters::Counters;
 use crate::error::ApiError;
-use crate::metrics::Counters;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;

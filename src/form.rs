@@ -6,6 +6,7 @@
 //! repeated); and the `POST /revoke` form (RFC 7009), read the same way.
 
 pub use crate::multipart::MultipartError;
+use crate::multipart::{Field, Value};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -122,24 +123,6 @@ impl fmt::Display for BodyError {
 }
 
 impl std::error::Error for BodyError {}
-
-/// One field of a body, whichever its encoding: its name and its value.
-pub(crate) type Field<'a> = (Cow<'a, str>, Value<'a>);
-
-/// A field's value as the body carried it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Value<'a> {
-    /// Text: decoded from urlencoding, or a multipart part's bytes.
-    Text(Cow<'a, str>),
-    /// A multipart part with a filename: FastAPI's `UploadFile`, never a
-    /// `str`, however short.
-    File {
-        /// The part's `filename`.
-        filename: Cow<'a, str>,
-        /// The part's content length in bytes.
-        size: usize,
-    },
-}
 
 const URLENCODED: &[u8] = b"application/x-www-form-urlencoded";
 const MULTIPART: &[u8] = b"multipart/form-data";

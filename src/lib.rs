@@ -87,6 +87,8 @@ mod addr;
 pub mod app;
 pub mod auth;
 pub mod bearer;
+mod clock;
+mod counters;
 mod deadline;
 mod drain;
 pub mod error;

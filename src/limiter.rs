@@ -12,14 +12,10 @@
 //! shared counts can fail to answer, which is [`Refused::Unavailable`]:
 //! 503, and nothing counted.
 
-use crate::app::{App, Config};
-use crate::auth::store_unavailable;
-use crate::error::ApiError;
-use crate::logging::{self, LOGIN_REFUSED};
-use crate::metrics::{Counters, Login};
-use crate::throttle::{Attempt, Refusal, Throttle, Throttled};
-use crate::users::{StoreError, UserStore};
-use std::net::{IpAddr, SocketAddr};
+use crate::counters::{Counters, Login};
+use crate::throttle::{Attempt, Limits, Refusal, Throttle, Throttled};
+use crate::users::StoreError;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// The failed-login counts in use, and how long an attempt may wait for
@@ -70,21 +66,27 @@ pub(crate) enum Admitted<'a> {
 }
 
 impl Limiter {
-    /// The counts `config` asks for.
-    pub(crate) fn new<S>(config: &Config<S>) -> Limiter {
-        let wait = config.login_queue_wait;
+    /// The counts a `Config` asks for: `limits`, kept in Redis when
+    /// `shared` names a connection, and the login queue's `wait`. Takes
+    /// the settings rather than the `Config`, so that this module sits
+    /// below `app` and never imports it.
+    pub(crate) fn new(
+        limits: &Limits,
+        wait: Duration,
+        #[cfg(feature = "redis")] shared: Option<&crate::redis::Redis>,
+    ) -> Limiter {
         #[cfg(feature = "redis")]
-        if let Some(redis) = &config.shared_throttle {
+        if let Some(redis) = shared {
             return Limiter {
                 counts: Counts::Shared(crate::redis::RedisThrottle::new(
                     redis.clone(),
-                    config.throttle.clone(),
+                    limits.clone(),
                 )),
                 wait,
             };
         }
         Limiter {
-            counts: Counts::Local(Throttle::new(config.throttle.clone())),
+            counts: Counts::Local(Throttle::new(limits.clone())),
             wait,
         }
     }
@@ -205,33 +207,6 @@ impl Refused {
             Refused::Throttled(_) => counters.login(Login::Throttled),
             Refused::Busy(_) => counters.login(Login::Busy),
             Refused::Unavailable(_) => {}
-        }
-    }
-}
-
-impl<S: UserStore> App<S> {
-    /// The answer to a refused attempt: 429 and its log tally when
-    /// throttled, 503 when its wait ran out or the shared counts cannot be
-    /// reached.
-    pub(crate) fn refused(
-        &self,
-        refused: Refused,
-        username: &str,
-        peer: Option<SocketAddr>,
-    ) -> ApiError {
-        match refused {
-            Refused::Throttled(throttled) => self.throttled(throttled, username, peer),
-            Refused::Busy(retry_after) => {
-                logging::tally(
-                    LOGIN_REFUSED,
-                    format_args!(
-                        "login refused: attempts in flight for its username or address did \
-                         not settle within the login queue's wait"
-                    ),
-                );
-                ApiError::Unavailable(retry_after.as_secs())
-            }
-            Refused::Unavailable(e) => store_unavailable(&e),
         }
     }
 }

@@ -32,6 +32,7 @@ use log::Level;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -266,6 +267,32 @@ fn summary_line(event: &str, more: u64, over: Duration) -> String {
     let seconds = over.as_millis().div_ceil(1000);
     let _ = write!(line, " repeated={more} seconds={seconds}");
     line
+}
+
+/// A client-supplied string in a log line: quoted and escaped (no forged
+/// lines through newlines), and cut at 64 characters.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        match self.0.char_indices().nth(MAX) {
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// The peer address, or `-` when unknown.
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 #[cfg(test)]

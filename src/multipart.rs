@@ -16,9 +16,26 @@
 //! more than the body. No input makes it panic (a property test and a fuzz
 //! target try).
 
-use crate::form::{Field, Value};
 use std::borrow::Cow;
 use std::fmt;
+
+/// One field of a body, whichever its encoding: its name and its value.
+pub(crate) type Field<'a> = (Cow<'a, str>, Value<'a>);
+
+/// A field's value as the body carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// Text: decoded from urlencoding, or a multipart part's bytes.
+    Text(Cow<'a, str>),
+    /// A multipart part with a filename: FastAPI's `UploadFile`, never a
+    /// `str`, however short.
+    File {
+        /// The part's `filename`.
+        filename: Cow<'a, str>,
+        /// The part's content length in bytes.
+        size: usize,
+    },
+}
 
 /// RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 const MAX_BOUNDARY_LEN: usize = 70;

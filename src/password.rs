@@ -14,7 +14,7 @@
 //! would take: the time of a failure tells nothing about the parameters of
 //! the user it named, nor whether that user exists (see `Padding`).
 
-use crate::metrics::Histogram;
+use crate::counters::Histogram;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;

@@ -15,11 +15,11 @@
 //! same name, the user starts again with no session.
 
 use crate::app::App;
-use crate::auth::{store_unavailable, unix_now};
+use crate::auth::store_unavailable;
+use crate::clock::unix_now;
 use crate::error::{json_response, ApiError};
 use crate::form::TokenForm;
-use crate::logging::{self, LOGIN, LOGIN_REFUSED};
-use crate::routes::{Peer, Quoted};
+use crate::logging::{self, Peer, Quoted, LOGIN, LOGIN_REFUSED};
 use crate::sessions::{Advance, RefreshToken, Revocation, Session, TokenId};
 use crate::token::{self, SecretKey};
 use crate::users::{User, UserStore};

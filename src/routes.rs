@@ -5,11 +5,12 @@
 use crate::app::{App, Loaded, MAX_PASSWORD_BYTES};
 use crate::auth::{current_active_user, store_unavailable, user_named_by, verify_token};
 use crate::bearer::bearer_bytes;
+use crate::counters::{Counters, Endpoint, Login};
 use crate::deadline::Answered;
 use crate::error::{json_response, no_store, ApiError};
 use crate::form::{parse_revoke_body, parse_token_body, BodyError, TokenForm};
-use crate::logging::{self, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
-use crate::metrics::{Counters, Endpoint, Login};
+use crate::limiter::Refused;
+use crate::logging::{self, Peer, Quoted, ACCESS, LOGIN, LOGIN_REFUSED, STORE_DOWN};
 use crate::openapi::Docs;
 use crate::password::Busy;
 use crate::throttle::Throttled;
@@ -21,7 +22,6 @@ use hyper::body::Body;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -254,6 +254,31 @@ impl<S: UserStore> App<S> {
             })?
             .to_bytes();
         Ok((parts.headers.remove(CONTENT_TYPE), body))
+    }
+
+    /// The answer to a refused attempt: 429 and its log tally when
+    /// throttled, 503 when its wait ran out or the shared counts cannot be
+    /// reached.
+    pub(crate) fn refused(
+        &self,
+        refused: Refused,
+        username: &str,
+        peer: Option<SocketAddr>,
+    ) -> ApiError {
+        match refused {
+            Refused::Throttled(throttled) => self.throttled(throttled, username, peer),
+            Refused::Busy(retry_after) => {
+                logging::tally(
+                    LOGIN_REFUSED,
+                    format_args!(
+                        "login refused: attempts in flight for its username or address did \
+                         not settle within the login queue's wait"
+                    ),
+                );
+                ApiError::Unavailable(retry_after.as_secs())
+            }
+            Refused::Unavailable(e) => store_unavailable(&e),
+        }
     }
 
     /// The 429 of a throttled attempt, tallied in the log: one line per
@@ -637,31 +662,6 @@ impl AccessEntry {
     }
 }
 
-/// A client-supplied string in a log line: quoted and escaped (no forged
-/// lines through newlines), and cut at 64 characters.
-pub(crate) struct Quoted<'a>(pub(crate) &'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX: usize = 64;
-        match self.0.char_indices().nth(MAX) {
-            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
-            None => write!(f, "{:?}", self.0),
-        }
-    }
-}
-
-/// The peer address, or `-` when unknown.
-pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(addr) => write!(f, "{addr}"),
-            None => f.write_str("-"),
-        }
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;

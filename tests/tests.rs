@@ -5,6 +5,7 @@
 
 mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 
+mod architecture; // the library's modules import no cycle and never a layer above their own (read from src/)
 mod attacks; // stalled bodies, unread answers, per-address caps, concurrent guesses, the hash queue, a failing store, log floods
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
 mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown

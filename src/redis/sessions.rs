@@ -483,7 +483,7 @@ impl SessionStore for RedisSessions {
                 .key(self.redis.key("revoked:seq"))
                 .arg(id.encode())
                 .arg(until)
-                .arg(crate::auth::unix_now())
+                .arg(crate::clock::unix_now())
                 .arg(self.redis.key("revoked"))
                 .arg(self.redis.key(""))
                 .arg(&owner)
@@ -500,7 +500,7 @@ impl SessionStore for RedisSessions {
                 .key(self.redis.key("revoked:seq"))
                 .arg(self.redis.key(""))
                 .arg(until)
-                .arg(crate::auth::unix_now())
+                .arg(crate::clock::unix_now())
                 .arg(self.redis.key("revoked"))
                 .arg(&username)
                 .arg(self.revocations_per_user);
@@ -520,7 +520,7 @@ impl SessionStore for RedisSessions {
                 .key(self.redis.key("revoked:seq"))
                 .arg(id.encode())
                 .arg(until)
-                .arg(crate::auth::unix_now())
+                .arg(crate::clock::unix_now())
                 .arg(self.redis.key("revoked"))
                 .arg(&owner)
                 .arg(self.revocations_per_user);
@@ -608,7 +608,7 @@ fn revocation(member: &str, until: i64) -> Option<(Revocation, Option<&str>)> {
 /// Every revocation in force with its owner, and the sequence number they
 /// come to.
 async fn read_all(redis: &Redis) -> Result<(u64, Vec<(Revocation, Option<String>)>), StoreError> {
-    let now = crate::auth::unix_now();
+    let now = crate::clock::unix_now();
     let mut call = READ_ALL.prepare_invoke();
     call.key(redis.key("revoked"))
         .key(redis.key("revoked:seq"))
@@ -640,7 +640,7 @@ async fn poll_counts(redis: &Redis) -> Result<(u64, u64), StoreError> {
     let mut call = POLL_COUNTS.prepare_invoke();
     call.key(redis.key("revoked:seq"))
         .key(redis.key("all"))
-        .arg(crate::auth::unix_now());
+        .arg(crate::clock::unix_now());
     redis.run(&call).await
 }
 
@@ -737,7 +737,7 @@ async fn catch_up(redis: &Redis, followers: &Mutex<Vec<DenyList>>, next: &mut u6
 
 /// Adds `revocation` to every deny-list the store feeds.
 fn feed(followers: &Mutex<Vec<DenyList>>, revocation: Revocation, owner: Option<&str>) {
-    let now = crate::auth::unix_now();
+    let now = crate::clock::unix_now();
     for deny_list in followers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

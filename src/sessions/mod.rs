@@ -678,7 +678,7 @@ impl Revocations {
             format_args!(
                 "password-bearer: the revocations of username={} {why}: they were collapsed \
                  into one, of every token issued to that user until then",
-                crate::routes::Quoted(owner)
+                crate::logging::Quoted(owner)
             ),
         );
     }

@@ -51,6 +51,7 @@ use super::{
     Advance, Revocation, Session, SessionId, SessionStore, StoreFuture, TokenId,
     MAX_REVOCATIONS_PER_USER,
 };
+use crate::clock::unix_now;
 use crate::users::StoreError;
 use redb::{
     Database, Durability, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
@@ -61,7 +62,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The file the store keeps in its directory.
 pub const FILE_NAME: &str = "sessions.redb";
@@ -517,12 +517,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The bytes of the file's pages in use.
