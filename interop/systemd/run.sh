@@ -46,7 +46,15 @@ systemd-socket-activate --listen="127.0.0.1:$port" "$bin" --port 1 \
     >/dev/null 2>"$work/err" &
 echo $! >"$work/pid"
 # systemd-socket-activate starts the binary at the first connection, which
-# then waits in the socket's backlog: no polling needed.
+# then waits in the socket's backlog; but the socket itself is bound in the
+# background, so wait (at most 10 s) until the kernel lists it as listening
+# (/proc/net/tcp: 127.0.0.1 and the port in hex, state 0A) before the first
+# connection, which would otherwise be refused on a busy machine.
+hexport=$(printf '%04X' "$port")
+for _ in $(seq 100); do
+    grep -q " 0100007F:$hexport 00000000:0000 0A " /proc/net/tcp && break
+    sleep 0.1
+done
 token=$(curl -sS --max-time 30 -X POST "http://127.0.0.1:$port/token" \
     -d 'username=johndoe&password=secret' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
