@@ -748,12 +748,7 @@ mod tests {
         let cheap = Params::new(8, 1, 1, None).unwrap();
         let verifier = Arc::new(Verifier::new(cheap.clone()));
         let phc: Arc<str> = hash_with_params(b"pw", cheap).unwrap().into();
-        let checks: Vec<_> = (0..32)
-            .map(|_| {
-                let (verifier, phc) = (verifier.clone(), phc.clone());
-                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
-            })
-            .collect();
+        let checks = verifying(&verifier, &phc, 32);
         for check in checks {
             assert_eq!(check.await.unwrap(), Ok(true));
         }
@@ -769,6 +764,20 @@ mod tests {
         assert_eq!(verifier.verify(Some(phc.clone()), b"pw").await, Ok(true));
         assert_eq!(verifier.verify(Some(phc), b"nope").await, Ok(false));
         assert_eq!(verifier.verify(None, b"pw").await, Ok(false));
+    }
+
+    /// `n` logins of the right password, each verifying on its own task.
+    fn verifying(
+        verifier: &Arc<Verifier>,
+        phc: &Arc<str>,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<bool, Busy>>> {
+        (0..n)
+            .map(|_| {
+                let (verifier, phc) = (verifier.clone(), phc.clone());
+                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
+            })
+            .collect()
     }
 
     fn cheap_verifier(slots: usize, max_wait: Duration) -> (Arc<Verifier>, Arc<str>) {
@@ -811,12 +820,7 @@ mod tests {
             .acquire_many_owned(2)
             .await
             .unwrap();
-        let waiters: Vec<_> = (0..6)
-            .map(|_| {
-                let (verifier, phc) = (verifier.clone(), phc.clone());
-                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
-            })
-            .collect();
+        let waiters = verifying(&verifier, &phc, 6);
         tokio::task::yield_now().await;
         // Six wait (the last of them to start after two more rounds, at
         // 50 ms within the wait); the next would need three even at 50 ms.
@@ -836,12 +840,7 @@ mod tests {
         let (verifier, phc) = cheap_verifier(1, Duration::from_secs(2));
         let held = verifier.permits.clone().acquire_owned().await.unwrap();
         // Ten logins arrive before any hash was timed: all of them wait.
-        let waiters: Vec<_> = (0..10)
-            .map(|_| {
-                let (verifier, phc) = (verifier.clone(), phc.clone());
-                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
-            })
-            .collect();
+        let waiters = verifying(&verifier, &phc, 10);
         tokio::task::yield_now().await;
         assert_eq!(verifier.waiting.load(Ordering::Relaxed), 10);
         // The first hash took 1 s: even were hashes twice as fast, those
@@ -883,12 +882,7 @@ mod tests {
             .acquire_many_owned(2)
             .await
             .unwrap();
-        let waiters: Vec<_> = (0..8)
-            .map(|_| {
-                let (verifier, phc) = (verifier.clone(), phc.clone());
-                tokio::spawn(async move { verifier.verify(Some(phc), b"pw").await })
-            })
-            .collect();
+        let waiters = verifying(&verifier, &phc, 8);
         tokio::task::yield_now().await;
         assert!(average_in(
             &verifier.hash_micros,

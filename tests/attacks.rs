@@ -311,19 +311,13 @@ async fn a_thousand_concurrent_right_logins_of_one_user_are_never_refused_as_fai
             (resp, sent.elapsed())
         });
     }
-    let (mut ok, mut busy, mut slowest) = (0, 0, Duration::ZERO);
+    let (mut answers, mut slowest) = (RightLogins::default(), Duration::ZERO);
     while let Some(outcome) = logins.join_next().await {
         let (resp, took) = outcome.expect("the login task");
         slowest = slowest.max(took);
-        match resp.status {
-            200 => ok += 1,
-            503 => {
-                assert_busy(&resp);
-                busy += 1;
-            }
-            other => panic!("a right password answered {other}: {}", resp.text()),
-        }
+        answers.count(&resp);
     }
+    let RightLogins { ok, busy } = answers;
     eprintln!("1000 concurrent logins of johndoe: 200 x {ok}, 503 x {busy}, slowest {slowest:?}");
     assert_eq!(ok + busy, 1000);
     assert!(ok >= 10, "at least the first ten were served: {ok}");

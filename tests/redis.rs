@@ -272,18 +272,11 @@ async fn concurrent_right_logins_over_two_instances_are_never_429() {
             post_token_from(server, source, &credentials("johndoe", "secret")).await
         });
     }
-    let (mut ok, mut busy) = (0, 0);
+    let mut answers = RightLogins::default();
     while let Some(resp) = logins.join_next().await {
-        let resp = resp.expect("the login task did not panic");
-        match resp.status {
-            200 => ok += 1,
-            503 => {
-                assert_busy(&resp);
-                busy += 1;
-            }
-            other => panic!("a right password answered {other}: {}", resp.text()),
-        }
+        answers.count(&resp.expect("the login task did not panic"));
     }
+    let RightLogins { ok, busy } = answers;
     eprintln!("100 concurrent logins over two instances: 200 x {ok}, 503 x {busy}");
     assert!(ok >= 10, "{ok} served, {busy} busy");
     // Nothing is left in flight or counted: both still log johndoe in.

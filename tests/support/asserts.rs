@@ -164,6 +164,29 @@ pub(crate) fn assert_busy(resp: &Response) {
     );
 }
 
+/// Answers to right-password logins, counted: each must be 200 or the
+/// busy 503 ([`assert_busy`]), never a failure or a 429.
+#[derive(Debug, Default)]
+pub(crate) struct RightLogins {
+    pub(crate) ok: usize,
+    pub(crate) busy: usize,
+}
+
+impl RightLogins {
+    /// Counts `resp`, asserting it is one of the two.
+    #[track_caller]
+    pub(crate) fn count(&mut self, resp: &Response) {
+        match resp.status {
+            200 => self.ok += 1,
+            503 => {
+                assert_busy(resp);
+                self.busy += 1;
+            }
+            other => panic!("a right password answered {other}: {}", resp.text()),
+        }
+    }
+}
+
 /// The exact 400 of a failed login.
 #[track_caller]
 pub(crate) fn assert_invalid_grant(resp: &Response) {
