@@ -58,7 +58,7 @@
 //!   keeps recently verified tokens.
 //! - [`password`]: argon2id hashes and the bounded verifier.
 //! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait,
-//!   its in-memory store and (the `persist` feature) its store on disk, and
+//!   its in-memory store and (the `state-dir` feature) its store on disk, and
 //!   what was revoked; `refresh` answers the refresh grant and
 //!   `POST /revoke`.
 //! - [`throttle`]: counting failed logins per username and per address;
