@@ -98,6 +98,8 @@ impl Session {
     /// store that keeps its sessions as [`Session`]s runs this under its
     /// lock or in its transaction, and removes the session when the
     /// answer is [`Advance::Reused`].
+    ///
+    /// [`SessionStore::advance`]: super::SessionStore::advance
     pub fn rotate(&mut self, from: u32, now: i64, retry_until: i64) -> Advance {
         if now >= self.expires {
             Advance::Unknown

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// The app's deny-list as a store may feed it ([`SessionStore::follow`]):
 /// revocations made by other instances, so that `GET /users/me` refuses
 /// their tokens without asking the store.
+///
+/// [`SessionStore::follow`]: super::SessionStore::follow
 #[derive(Debug, Clone)]
 pub struct DenyList(pub(crate) Arc<Revocations>);
 

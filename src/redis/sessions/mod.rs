@@ -34,7 +34,7 @@
 //! past the retry window, a reuse, and the session ended. So each rotation
 //! marks the session with its own name (`a`) and what it changed (`ab`,
 //! `rb`: the counter and retry window before it), and one that failed is
-//! moved back in the background ([`Redis::undo_later`]) if it ran and
+//! moved back in the background (`Redis::undo_later`) if it ran and
 //! nothing rotated the session since.
 //! Likewise a login's session Redis did not confirm is removed: nobody
 //! holds its refresh token.

@@ -45,6 +45,7 @@
 //! its allocator).
 //!
 //! [`MemorySessions`]: crate::sessions::memory::MemorySessions
+//! [`Durability::Immediate`]: redb::Durability::Immediate
 
 use crate::sessions::memory::{DEFAULT_MAX_PER_USER, DEFAULT_MAX_SESSIONS};
 use crate::sessions::{
