@@ -55,12 +55,12 @@
 //! - [`form`]: the `/token` form, urlencoded or multipart, and its
 //!   validation errors; `multipart` reads `multipart/form-data` bodies.
 //! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
-//!   keeps recently verified tokens.
+//!   keeps recently verified tokens, in a fixed number of buckets.
 //! - [`password`]: argon2id hashes and the bounded verifier.
 //! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait,
-//!   its in-memory store and (the `persist` feature) its store on disk, and
-//!   what was revoked; `refresh` answers the refresh grant and
-//!   `POST /revoke`.
+//!   its in-memory store and (the `state-dir` feature) its store on disk
+//!   behind `--state-dir`, `sessions::state_dir`, and what was revoked;
+//!   `refresh` answers the refresh grant and `POST /revoke`.
 //! - [`throttle`]: counting failed logins per username and per address;
 //!   `addr` says how the per-address limits count an address; `limiter`
 //!   picks the counts in use (in process, or in Redis).

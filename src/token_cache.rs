@@ -6,7 +6,7 @@
 //! byte (compared in constant time), a token that passed full verification
 //! under this app's key; the time rules (`exp`, `nbf`) are checked again on
 //! every hit, so an entry never outlives its token. The cache is
-//! direct-mapped: a fixed number of slots, each holding one token, so its
+//! direct-mapped: a fixed number of buckets, each holding one token, so its
 //! memory is bounded whatever clients send, and a collision only evicts.
 //!
 //! A hit also requires the keys to be the ones the token was verified
@@ -22,9 +22,9 @@ use crate::sessions::Revocations;
 use crate::token::{self, check_times, Claims, SecretKey, TokenError};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Slots in the cache: enough for the clients of a small deployment, 32 KiB
+/// Buckets in the cache: enough for the clients of a small deployment, 32 KiB
 /// when empty.
-const SLOTS: usize = 1024;
+const BUCKETS: usize = 1024;
 
 /// One verified token and its claims.
 struct Entry {
@@ -39,15 +39,15 @@ struct Entry {
 
 /// A fixed-size cache of verified tokens.
 pub(crate) struct TokenCache {
-    /// One std mutex per slot: held for a compare or a swap, never across
-    /// an await, and two requests contend only when their tokens share a slot.
-    slots: Box<[Mutex<Option<Entry>>]>,
+    /// One std mutex per bucket: held for a compare or a swap, never across
+    /// an await, and two requests contend only when their tokens share a bucket.
+    buckets: Box<[Mutex<Option<Entry>>]>,
 }
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("slots", &self.slots.len())
+            .field("buckets", &self.buckets.len())
             .finish()
     }
 }
@@ -55,7 +55,7 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     pub(crate) fn new() -> TokenCache {
         TokenCache {
-            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            buckets: (0..BUCKETS).map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -72,9 +72,9 @@ impl TokenCache {
         leeway: i64,
         revocations: Option<&Revocations>,
     ) -> Result<Arc<Claims>, TokenError> {
-        let slot = &self.slots[slot_of(token)];
+        let bucket = &self.buckets[bucket_of(token)];
         let hit = {
-            let mut entry = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut entry = bucket.lock().unwrap_or_else(PoisonError::into_inner);
             match entry.as_mut() {
                 Some(e) if e.keys == keys_generation && constant_time_eq(&e.token, token) => {
                     if let Some(revocations) = revocations {
@@ -105,7 +105,7 @@ impl TokenCache {
         if revocations.is_some_and(|r| denied(r, &claims, now)) {
             return Err(TokenError::Revoked);
         }
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
+        *bucket.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
             token: token.into(),
             claims: claims.clone(),
             keys: keys_generation,
@@ -129,15 +129,15 @@ fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
         )
 }
 
-/// The slot of a token: from its last eight bytes, the end of the HMAC
+/// The bucket of a token: from its last eight bytes, the end of the HMAC
 /// signature, which is uniformly spread for real tokens. A client crafting
-/// tokens for one slot only evicts entries; it cannot make a hit.
-fn slot_of(token: &[u8]) -> usize {
+/// tokens for one bucket only evicts entries; it cannot make a hit.
+fn bucket_of(token: &[u8]) -> usize {
     let tail = &token[token.len().saturating_sub(8)..];
     let mut bytes = [0u8; 8];
     bytes[..tail.len()].copy_from_slice(tail);
     let mixed = u64::from_le_bytes(bytes).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> 32) as usize % SLOTS
+    (mixed >> 32) as usize % BUCKETS
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes
@@ -224,12 +224,12 @@ mod tests {
         assert!(cache
             .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
-        // Same slot (same tail), different payload byte: must not hit.
+        // Same bucket (same tail), different payload byte: must not hit.
         let mut forged = token.clone().into_bytes();
         let dot = forged.iter().position(|&b| b == b'.').unwrap();
         forged[dot + 3] ^= 1;
         let forged = String::from_utf8(forged).unwrap();
-        assert_eq!(slot_of(forged.as_bytes()), slot_of(token.as_bytes()));
+        assert_eq!(bucket_of(forged.as_bytes()), bucket_of(token.as_bytes()));
         assert!(cache
             .verify(&[key()], 0, forged.as_bytes(), NOW, 0, None)
             .is_err());

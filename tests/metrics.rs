@@ -511,8 +511,8 @@ async fn the_binary_serves_metrics_on_metrics_addr_only() {
     assert_eq!(number(&seen, "password_bearer_sessions", &[]), 1.0);
 }
 
-/// The sessions gauge of the persistent store: its table's stored length.
-#[cfg(feature = "persist")]
+/// The sessions gauge of the `--state-dir` store: its table's stored length.
+#[cfg(feature = "state-dir")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sessions_gauge_counts_the_state_dirs_sessions() {
     let tmp = crate::cli::TempDir::new();

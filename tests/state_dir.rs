@@ -1,12 +1,12 @@
 //! `--state-dir`: sessions and revocations that survive `kill -9` and a
-//! restart of the binary (built with the `persist` feature: `cargo test
-//! --features persist`), a refresh's lost answer retried across one, one
+//! restart of the binary (built with the `state-dir` feature: `cargo test
+//! --features state-dir`), a refresh's lost answer retried across one, one
 //! server per directory, and a bad directory is one line and exit 2. Without the feature, the flag is refused.
 
 use crate::cli::*;
 
-#[cfg(feature = "persist")]
-mod persist {
+#[cfg(feature = "state-dir")]
+mod with_the_feature {
     use super::*;
     use crate::support::*;
     use std::net::SocketAddr;
@@ -205,13 +205,13 @@ mod persist {
     }
 }
 
-#[cfg(not(feature = "persist"))]
+#[cfg(not(feature = "state-dir"))]
 #[test]
 fn without_the_feature_the_flag_is_refused() {
     let tmp = TempDir::new();
     let dir = path_str(&tmp.0);
     assert_config_error(
         &["--port", "0", "--state-dir", &dir],
-        &format!("--state-dir {dir}: this binary was built without the `persist` feature"),
+        &format!("--state-dir {dir}: this binary was built without the `state-dir` feature"),
     );
 }

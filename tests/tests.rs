@@ -30,7 +30,7 @@ mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
 mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
 mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
-mod state_dir; // --state-dir (the persist feature): sessions and revocations survive kill -9, a lost answer's retry too, one server per directory, bad directories exit 2
+mod state_dir; // --state-dir (the state-dir feature): sessions and revocations survive kill -9, a lost answer's retry too, one server per directory, bad directories exit 2
 mod systemd; // under systemd without systemd: socket activation (LISTEN_FDS at fd 3), READY=1/STOPPING=1 to NOTIFY_SOCKET
 mod timing; // failed logins take as long whatever the user's hash parameters: unknown, wrong password, a 64 MiB user, disabled
 mod tls; // TLS (the tls feature): login over 1.3 and 1.2, plain HTTP closed, stalled handshakes, certificate reload, bad files exit 2

@@ -20,7 +20,7 @@
 //! A call that timed out may still run: a slow or frozen Redis runs what it
 //! received once it moves again. A write whose effect would then outlast
 //! the 503 that answered it is undone in the background
-//! ([`Redis::undo_later`]): a failed login's reservations (failures nobody
+//! (`Redis::undo_later`): a failed login's reservations (failures nobody
 //! made), a refresh token's rotation (the client, told to retry, would
 //! present the token it still holds and be taken for a thief), a login's
 //! session (nobody holds its refresh token).

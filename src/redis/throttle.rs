@@ -31,7 +31,7 @@
 //! received once it moves again), leaving reservations nobody settles:
 //! failures nobody made, which would lock the user out once Redis is back.
 //! So an admission that fails is returned, and a settlement that fails is
-//! sent again, in the background ([`Redis::undo_later`]): each is
+//! sent again, in the background (`Redis::undo_later`): each is
 //! idempotent (a `ZREM` or a clear of what this attempt reserved), and
 //! none outlives the window, after which the reservation no longer counts.
 

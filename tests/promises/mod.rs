@@ -1,5 +1,5 @@
 //! The session and revocation promises, written once and run against every
-//! store: in memory, `--state-dir` (the `persist` feature, in-process on a
+//! store: in memory, `--state-dir` (the `state-dir` feature, in-process on a
 //! directory of its own) and Redis (the `redis` feature, the binary's
 //! throwaway `redis-server` under a prefix of its own), over real TCP,
 //! across a restart where the store survives one, and on two instances
@@ -43,7 +43,7 @@ pub(crate) enum Backend {
     /// The default: each instance its own, gone with it.
     Memory,
     /// `--state-dir`: a file that survives a restart, one instance at a time.
-    #[cfg(feature = "persist")]
+    #[cfg(feature = "state-dir")]
     StateDir,
     /// `--redis-url`: shared by every instance, outlives them.
     #[cfg(feature = "redis")]
@@ -92,7 +92,7 @@ impl Default for Settings {
 /// Where a deployment's store is.
 enum Store {
     Memory,
-    #[cfg(feature = "persist")]
+    #[cfg(feature = "state-dir")]
     Dir(crate::cli::TempDir),
     #[cfg(feature = "redis")]
     Redis {
@@ -180,7 +180,7 @@ impl<S: UserStore + Clone> Deployment<S> {
     ) -> Deployment<S> {
         let store = match backend {
             Backend::Memory => Store::Memory,
-            #[cfg(feature = "persist")]
+            #[cfg(feature = "state-dir")]
             Backend::StateDir => Store::Dir(crate::cli::TempDir::new()),
             #[cfg(feature = "redis")]
             Backend::Redis => Store::Redis {
@@ -277,18 +277,18 @@ impl<S: UserStore + Clone> Deployment<S> {
         match &self.store {
             // What `App::new` makes of `None`, made here to keep a handle.
             Store::Memory => config.sessions = Some(Arc::new(MemorySessions::default())),
-            #[cfg(feature = "persist")]
+            #[cfg(feature = "state-dir")]
             Store::Dir(dir) => {
                 use password_bearer::sessions::memory::{
                     DEFAULT_MAX_PER_USER, DEFAULT_MAX_SESSIONS,
                 };
-                use password_bearer::sessions::persistent::{OpenError, PersistentSessions};
+                use password_bearer::sessions::state_dir::{OpenError, StateDirSessions};
                 use std::time::Instant;
                 // The previous instance's blocking tasks may hold the file
                 // a moment after it stopped.
                 let deadline = Instant::now() + Duration::from_secs(10);
                 let store = loop {
-                    match PersistentSessions::open_bounded(
+                    match StateDirSessions::open_bounded(
                         &dir.0,
                         DEFAULT_MAX_SESSIONS,
                         DEFAULT_MAX_PER_USER,
@@ -356,7 +356,7 @@ macro_rules! promises {
                 super::$module::$promise(Backend::Memory).await
             }
 
-            #[cfg(feature = "persist")]
+            #[cfg(feature = "state-dir")]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn state_dir() {
                 super::$module::$promise(Backend::StateDir).await

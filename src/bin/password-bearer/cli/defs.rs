@@ -188,7 +188,7 @@ pub(crate) const FLAGS: &[Flag] = &[
     Flag {
         name: "state-dir",
         help: "keep sessions and revocations in this directory, so that they survive \
-               a restart (builds with the `persist` feature)",
+               a restart (builds with the `state-dir` feature)",
         default: "in memory; lost on restart",
         apply: Apply::Value("DIR", |o, v| {
             o.state_dir = Some(v.into());

@@ -12,23 +12,23 @@ use password_bearer::token::SecretKey;
 use std::time::Duration;
 
 /// The session store kept in `dir`.
-#[cfg(not(feature = "persist"))]
+#[cfg(not(feature = "state-dir"))]
 fn open_state_dir(
     _dir: &std::path::Path,
 ) -> Result<std::sync::Arc<dyn password_bearer::sessions::SessionStore>, String> {
-    Err("this binary was built without the `persist` feature \
-         (cargo build --release --features persist)"
+    Err("this binary was built without the `state-dir` feature \
+         (cargo build --release --features state-dir)"
         .into())
 }
 
 /// The session store kept in `dir`: created if missing, refused if another
 /// process has it open.
-#[cfg(feature = "persist")]
+#[cfg(feature = "state-dir")]
 fn open_state_dir(
     dir: &std::path::Path,
 ) -> Result<std::sync::Arc<dyn password_bearer::sessions::SessionStore>, String> {
-    use password_bearer::sessions::persistent::PersistentSessions;
-    match PersistentSessions::open(dir) {
+    use password_bearer::sessions::state_dir::StateDirSessions;
+    match StateDirSessions::open(dir) {
         Ok(store) => Ok(std::sync::Arc::new(store)),
         Err(e) => Err(e.to_string()),
     }
