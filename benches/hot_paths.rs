@@ -462,7 +462,7 @@ fn refresh(c: &mut Criterion) {
     group.finish();
 }
 
-/// RFC 6749 §5.1's answer, as `refresh` serializes it.
+/// RFC 6749 §5.1's answer, as `handlers/token.rs` serializes it.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
@@ -473,7 +473,7 @@ struct TokenResponse<'a> {
     scope: Option<&'a str>,
 }
 
-/// A refresh grant's steps one by one, in the order `refresh` takes them.
+/// A refresh grant's steps one by one, in the order `handlers/refresh.rs` takes them.
 fn refresh_parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh_parts");
     let key = key();

@@ -329,14 +329,7 @@ where
             }
         }
         Outcome::UsersMe(claims, users_and_keys) => RouteFuture::UsersMe {
-            lookup: async move {
-                let response = users_me::answer(claims, users_and_keys)
-                    .await
-                    .unwrap_or_else(ApiError::into_response);
-                app.counters.request(Endpoint::UsersMe, response.status());
-                finish(access, &response);
-                response
-            },
+            lookup: users_me::answer(app, claims, users_and_keys, access),
         },
         // Boxed: the login's state (body, form, hash) would otherwise size
         // every connection's future; one allocation per login costs nothing
