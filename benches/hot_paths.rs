@@ -473,7 +473,8 @@ struct TokenResponse<'a> {
     scope: Option<&'a str>,
 }
 
-/// A refresh grant's steps one by one, in the order `handlers/refresh.rs` takes them.
+/// A refresh grant's steps one by one, in the order `handlers/refresh.rs`
+/// takes them.
 fn refresh_parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh_parts");
     let key = key();
