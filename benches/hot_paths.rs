@@ -462,7 +462,7 @@ fn refresh(c: &mut Criterion) {
     group.finish();
 }
 
-/// RFC 6749 §5.1's answer, as `refresh` serializes it.
+/// RFC 6749 §5.1's answer, as `handlers/token.rs` serializes it.
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
@@ -473,7 +473,8 @@ struct TokenResponse<'a> {
     scope: Option<&'a str>,
 }
 
-/// A refresh grant's steps one by one, in the order `refresh` takes them.
+/// A refresh grant's steps one by one, in the order `handlers/refresh.rs`
+/// takes them.
 fn refresh_parts(c: &mut Criterion) {
     let mut group = c.benchmark_group("refresh_parts");
     let key = key();
@@ -609,7 +610,8 @@ fn revocation(c: &mut Criterion) {
         let (mine, _) = log_in(&rt, &app, "");
         let (other, _) = log_in(&rt, &app, "");
         for _ in 1..listed {
-            let revoked = rt.block_on(app.handle(revoke_request(&mint(app.loaded().key())), None));
+            let revoked =
+                rt.block_on(app.handle(revoke_request(&mint(app.users_and_keys().key())), None));
             assert_eq!(revoked.status(), StatusCode::OK);
         }
         json_200(&rt, rt.block_on(app.handle(me_request(&mine), None)));
@@ -651,7 +653,7 @@ fn revocation(c: &mut Criterion) {
     // every group's setup.)
     let app = cheap_app();
     for i in 0..100_000 {
-        let token = mint_for(app.loaded().key(), &format!("user{}", i % 100));
+        let token = mint_for(app.users_and_keys().key(), &format!("user{}", i % 100));
         let revoked = rt.block_on(app.handle(revoke_request(&token), None));
         assert_eq!(revoked.status(), StatusCode::OK);
     }
@@ -661,7 +663,7 @@ fn revocation(c: &mut Criterion) {
                 if let Some(answer) = answer {
                     assert_eq!(answer.status(), StatusCode::OK);
                 }
-                revoke_request(&mint(app.loaded().key()))
+                revoke_request(&mint(app.users_and_keys().key()))
             })
         })
     });

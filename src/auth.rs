@@ -5,7 +5,7 @@
 //! Each returns an [`ApiError`] whose `into_response` is the contract's
 //! answer, so an embedder's handler is three `?`s.
 
-use crate::app::{App, Loaded};
+use crate::app::{App, UsersAndKeys};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::logging::{self, STORE_DOWN};
@@ -35,24 +35,24 @@ pub async fn current_user<S: UserStore>(
     app: &App<S>,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
-    let loaded = app.loaded();
-    let claims = verify_token(app, &loaded, token.as_bytes())?;
-    user_named_by(&loaded, claims).await
+    let users_and_keys = app.users_and_keys();
+    let claims = verify_token(app, &users_and_keys, token.as_bytes())?;
+    user_named_by(&users_and_keys, claims).await
 }
 
 /// The first half of [`current_user`], synchronous: the token's claims
-/// under `loaded`'s keys. The routes call the halves apart so that the
+/// under `users_and_keys`' keys. The routes call the halves apart so that the
 /// future hyper keeps per connection holds the claims across the store's
 /// `await`, not the request.
 pub(crate) fn verify_token<S: UserStore>(
     app: &App<S>,
-    loaded: &Loaded<S>,
+    users_and_keys: &UsersAndKeys<S>,
     token: &[u8],
 ) -> Result<Arc<Claims>, ApiError> {
     app.tokens
         .verify(
-            loaded.keys(),
-            loaded.generation,
+            users_and_keys.keys(),
+            users_and_keys.generation,
             token,
             unix_now(),
             app.leeway_secs,
@@ -62,12 +62,12 @@ pub(crate) fn verify_token<S: UserStore>(
 }
 
 /// The second half of [`current_user`]: the user verified claims name, in
-/// `loaded`'s store.
+/// `users_and_keys`' store.
 pub(crate) async fn user_named_by<S: UserStore>(
-    loaded: &Loaded<S>,
+    users_and_keys: &UsersAndKeys<S>,
     claims: Arc<Claims>,
 ) -> Result<CurrentUser, ApiError> {
-    let user = loaded
+    let user = users_and_keys
         .users()
         .find(&claims.sub)
         .await

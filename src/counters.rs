@@ -35,20 +35,6 @@ impl Endpoint {
         Endpoint::Other,
     ];
 
-    /// The route of `path`, whatever the method (a 405 counts under its
-    /// route).
-    pub(crate) fn of(path: &str) -> Endpoint {
-        match path {
-            "/users/me" => Endpoint::UsersMe,
-            "/token" => Endpoint::Token,
-            "/revoke" => Endpoint::Revoke,
-            "/openapi.json" => Endpoint::Openapi,
-            "/docs" | "/docs/swagger-ui-bundle.js" | "/docs/swagger-ui.css" => Endpoint::Docs,
-            "/healthz" => Endpoint::Healthz,
-            _ => Endpoint::Other,
-        }
-    }
-
     pub(crate) fn label(self) -> &'static str {
         match self {
             Endpoint::Token => "token",

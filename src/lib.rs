@@ -43,12 +43,15 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: the serving loop, [`serve`]; `slots` holds its connection
-//!   caps (in total and per address), `deadline` its request timeout,
-//!   `drain` shuts its connections down gracefully.
-//! - [`app`]: the state ([`App`]) and its settings ([`Config`]).
-//! - [`routes`]: routing and the `/token`, `/users/me` and `/healthz`
-//!   handlers.
+//! - [`server`]: the serving layer, [`serve`] and its kin: the accept
+//!   loop, the connection caps (in total and per address), the request
+//!   timeout, graceful shutdown, the panic guard, hyper's glue, the access
+//!   log, TLS and the `/metrics` listener.
+//! - [`app`]: the state ([`App`]), its settings ([`Config`]), the users
+//!   and keys a request takes ([`app::UsersAndKeys`]); every `impl App`.
+//! - `handlers`: one file per route (`/token`, the refresh grant,
+//!   `/revoke`, `/users/me`, `/healthz`, the docs), and the one route
+//!   table they are reached through.
 //! - [`auth`]: the seed's chain, `current_user` then `current_active_user`,
 //!   and `require_scopes`.
 //! - [`bearer`]: the `Authorization` header.
@@ -59,15 +62,15 @@
 //! - [`password`]: argon2id hashes and the bounded verifier.
 //! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait,
 //!   its in-memory store and (the `state-dir` feature) its store on disk
-//!   behind `--state-dir`, `sessions::state_dir`, and what was revoked;
-//!   `refresh` answers the refresh grant and `POST /revoke`.
+//!   behind `--state-dir`, `sessions::state_dir`, and what was revoked
+//!   (the refresh grant and `POST /revoke` are handlers).
 //! - [`throttle`]: counting failed logins per username and per address;
 //!   `addr` says how the per-address limits count an address; `limiter`
 //!   picks the counts in use (in process, or in Redis).
 //! - `redis` (the `redis` feature): sessions, revocations and failed-login
 //!   counts in Redis, shared by every instance (`--redis-url`).
-//! - `tls` (the `tls` feature): the certificate and key, reloadable, and
-//!   the handshake before HTTP/1; served by `serve_tls`.
+//! - `tls` (the `tls` feature; `server::tls`): the certificate and key,
+//!   reloadable, and the handshake before HTTP/1; served by `serve_tls`.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo
 //!   users; `users::postgres` (the `postgres` feature) keeps them in a
 //!   PostgreSQL table that several instances share.
@@ -75,8 +78,9 @@
 //! - [`openapi`]: `/openapi.json` and `/docs`.
 //! - `logging`: what the server logs, through the `log` facade, repeated
 //!   events tallied.
-//! - [`metrics`]: the Prometheus series ([`App::metrics`]) and
-//!   [`serve_metrics`], the `/metrics` listener of its own.
+//! - [`metrics`] (`server::metrics`): the Prometheus series
+//!   ([`App::metrics`]) and [`serve_metrics`], the `/metrics` listener of
+//!   its own.
 //!
 //! The [`embedding_guide`] walks through embedding step by step; the
 //! repository's `ARCHITECTURE.md` is the code map.
@@ -89,26 +93,19 @@ pub mod auth;
 pub mod bearer;
 mod clock;
 mod counters;
-mod deadline;
-mod drain;
 pub mod error;
 pub mod form;
+mod handlers;
 mod limiter;
 mod logging;
-pub mod metrics;
 mod multipart;
 pub mod openapi;
 pub mod password;
 #[cfg(feature = "redis")]
 pub mod redis;
-mod refresh;
-pub mod routes;
 pub mod server;
 pub mod sessions;
-mod slots;
 pub mod throttle;
-#[cfg(feature = "tls")]
-pub mod tls;
 pub mod token;
 mod token_cache;
 pub mod users;
@@ -120,7 +117,10 @@ pub mod users;
 pub mod embedding_guide {}
 
 pub use app::{App, Config};
-pub use metrics::serve_metrics;
+pub use server::metrics;
 pub use server::serve;
+pub use server::serve_metrics;
+#[cfg(feature = "tls")]
+pub use server::tls;
 #[cfg(feature = "tls")]
 pub use server::{serve_tls, serve_tls_with};

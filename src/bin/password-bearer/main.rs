@@ -233,7 +233,7 @@ fn reload_files(
     tls: Option<&cli::Tls>,
 ) -> Option<impl std::future::Future<Output = ()>> {
     let read = options
-        .read_files(Some(app.loaded().users()))
+        .read_files(Some(app.users_and_keys().users()))
         .and_then(|(users, keys)| {
             let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
             Ok((users, keys, renewal))
@@ -245,7 +245,7 @@ fn reload_files(
             let (key, old_keys) = match keys.next() {
                 Some(key) => (key, keys.collect()),
                 None => {
-                    let running = app.loaded();
+                    let running = app.users_and_keys();
                     (running.key().clone(), running.keys()[1..].to_vec())
                 }
             };

@@ -1,20 +1,42 @@
 //! The server's state and settings: the user store, keys, sessions,
-//! password verifier, and the limits and switches the routes apply; and
-//! [`App::reload`], which swaps the users and keys while the server runs.
+//! password verifier, and the limits and switches the routes apply. Every
+//! `impl App` is in this folder:
+//!
+//! - `mod.rs`: [`App`], [`Config`], [`App::new`];
+//! - `reload.rs`: the users and keys a request takes ([`UsersAndKeys`],
+//!   [`App::users_and_keys`]) and [`App::reload`], which swaps them while
+//!   the server runs;
+//! - `sessions.rs`: the sessions' state (the store, the deny-list) and
+//!   ending a user's sessions;
+//! - `metrics.rs`: [`App::metrics`], the Prometheus text of the app's
+//!   counters and gauges;
+//! - `handle.rs`: [`App::handle`], one request answered by the handlers.
+//!
+//! Handlers are free functions taking `&App` (`src/handlers/`); nothing
+//! here imports them but `handle.rs`.
+
+mod handle;
+pub(crate) mod metrics;
+mod reload;
+mod sessions;
+
+#[allow(deprecated)]
+pub use reload::Loaded;
+pub use reload::UsersAndKeys;
+pub(crate) use sessions::SessionState;
 
 use crate::counters::Counters;
 use crate::limiter::Limiter;
 use crate::openapi::{Docs, SwaggerAssets};
-use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::password::{default_slots, Verifier};
+use crate::server::caps::ConnectionCaps;
 use crate::sessions::memory::MemorySessions;
 use crate::sessions::{DenyList, Revocations, SessionStore, MAX_REVOCATIONS_PER_USER};
-use crate::slots::Slots;
 use crate::throttle::Limits;
 use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
-use argon2::Params;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Everything a server needs to start. Build it with [`Config::new`] and
@@ -95,7 +117,7 @@ pub struct Config<S = Users> {
     pub max_connections: usize,
     /// Connections served at once from one client address (an IPv6 /64);
     /// more are refused at once. `None` (the default) is an eighth of
-    /// `max_connections`, so that one address never holds every slot;
+    /// `max_connections`, so that one address never holds them all;
     /// `Some(0)` lifts the cap (behind a reverse proxy, every client has
     /// the proxy's address).
     pub max_connections_per_ip: Option<usize>,
@@ -161,7 +183,7 @@ pub struct App<S = Users> {
     /// The users and keys, replaced whole by [`App::reload`]. A std lock,
     /// held only to clone the `Arc`: a request takes the current set once
     /// and keeps it to its end.
-    loaded: RwLock<Arc<Loaded<S>>>,
+    current: RwLock<Arc<UsersAndKeys<S>>>,
     /// `None` when sessions are off.
     pub(crate) sessions: Option<SessionState>,
     pub(crate) tokens: TokenCache,
@@ -176,64 +198,13 @@ pub struct App<S = Users> {
     pub(crate) docs: Option<Docs>,
     pub(crate) access_log: bool,
     pub(crate) login_log: bool,
-    pub(crate) throttle: Limiter,
+    /// The failed-login counts in use, with `Config::throttle`'s limits.
+    pub(crate) limiter: Limiter,
     /// The connection caps, shared by every serving loop of this app.
-    pub(crate) slots: Arc<Slots>,
+    pub(crate) connections: Arc<ConnectionCaps>,
     /// Requests, logins and refreshes counted ([`App::metrics`]); an
     /// `Arc`, as each request's future holds it until it has answered.
     pub(crate) counters: Arc<Counters>,
-}
-
-/// What [`App::reload`] replaces, as one set: who may log in and the keys.
-/// A request takes the set once ([`App::loaded`]) and uses it throughout,
-/// so it sees the old set or the new one, never a user of one with the
-/// keys of the other.
-#[derive(Debug)]
-pub struct Loaded<S = Users> {
-    users: S,
-    /// The signing key first, then the keys that only verify.
-    keys: Vec<SecretKey>,
-    /// Which set this is, counting from 0 at start: a token verified under
-    /// one set's keys is trusted from the cache only while that set is
-    /// current, so a key a reload removed stops working at once.
-    pub(crate) generation: u64,
-}
-
-impl<S> Loaded<S> {
-    /// The user store.
-    pub fn users(&self) -> &S {
-        &self.users
-    }
-
-    /// The key tokens are signed with, for embedders that mint their own.
-    pub fn key(&self) -> &SecretKey {
-        &self.keys[0]
-    }
-
-    /// Every key tokens are verified with: the signing key first.
-    pub fn keys(&self) -> &[SecretKey] {
-        &self.keys
-    }
-}
-
-/// Sessions, when on: where they are kept, what was revoked, how long.
-pub(crate) struct SessionState {
-    pub(crate) store: Arc<dyn SessionStore>,
-    /// Shared with the store, which may feed it ([`SessionStore::follow`]).
-    pub(crate) revocations: Arc<Revocations>,
-    pub(crate) ttl_secs: i64,
-    /// `Config::refresh_retry_window`, in seconds.
-    pub(crate) retry_secs: i64,
-}
-
-impl std::fmt::Debug for SessionState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionState")
-            .field("revocations", &self.revocations)
-            .field("ttl_secs", &self.ttl_secs)
-            .field("retry_secs", &self.retry_secs)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<S: UserStore> App<S> {
@@ -241,12 +212,12 @@ impl<S: UserStore> App<S> {
     /// what the session store had revoked is loaded into the deny-list.
     pub fn new(config: Config<S>) -> App<S> {
         let verifier = Verifier::with_limits(
-            usual_params(&config.users),
+            reload::usual_params(&config.users),
             config.hash_slots,
             config.login_queue_wait,
         );
-        verifier.set_slowest_params(&slowest_params(&config.users));
-        let throttle = Limiter::new(
+        verifier.set_slowest_params(&reload::slowest_params(&config.users));
+        let limiter = Limiter::new(
             &config.throttle,
             config.login_queue_wait,
             #[cfg(feature = "redis")]
@@ -283,13 +254,9 @@ impl<S: UserStore> App<S> {
         });
         let mut keys = vec![config.key];
         keys.extend(config.old_keys);
-        let loaded = Loaded {
-            users: config.users,
-            keys,
-            generation: 0,
-        };
+        let current = UsersAndKeys::new(config.users, keys);
         App {
-            loaded: RwLock::new(Arc::new(loaded)),
+            current: RwLock::new(Arc::new(current)),
             sessions,
             tokens: TokenCache::new(),
             verifier,
@@ -302,8 +269,8 @@ impl<S: UserStore> App<S> {
             docs,
             access_log: config.access_log,
             login_log: config.login_log,
-            throttle,
-            slots: Arc::new(Slots::new(
+            limiter,
+            connections: Arc::new(ConnectionCaps::new(
                 config.max_connections,
                 config
                     .max_connections_per_ip
@@ -312,80 +279,4 @@ impl<S: UserStore> App<S> {
             counters: Arc::default(),
         }
     }
-
-    /// The current users and keys: take them once per request, and use
-    /// that set throughout.
-    pub fn loaded(&self) -> Arc<Loaded<S>> {
-        // A panic elsewhere while the lock was held (it never is across
-        // anything that can panic) leaves the set whole: use it.
-        self.loaded
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the users and keys at once (the binary does on SIGHUP):
-    /// requests already running finish with the set they took, later ones
-    /// get the new set. A user the new store no longer has, or now has
-    /// disabled, is refused at their next request, since every request
-    /// looks its user up; a token signed with a key no longer listed is
-    /// refused at once, cached or not. Throttling and revocations carry
-    /// on, and so do sessions, except those of the users the new store
-    /// removed, disabled or gave another password
-    /// ([`UserStore::sessions_ended_by`]): the future returned ends them,
-    /// with their access tokens, when awaited (the binary awaits it at
-    /// once). Dropped instead, each of those sessions is refused at its
-    /// next refresh, which looks its user up, but a user disabled and
-    /// enabled again before that keeps them. `key` signs from now on;
-    /// `old_keys` only verify.
-    #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
-                  end when this is awaited"]
-    pub fn reload(
-        &self,
-        users: S,
-        key: SecretKey,
-        old_keys: Vec<SecretKey>,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let ended = self.loaded().users().sessions_ended_by(&users);
-        // Unknown usernames must keep costing what a real hash costs, and
-        // the docs list the scopes the users now have.
-        self.verifier.set_dummy_params(usual_params(&users));
-        self.verifier.set_slowest_params(&slowest_params(&users));
-        if let Some(docs) = &self.docs {
-            docs.list_scopes(&users.scopes());
-        }
-        let mut keys = vec![key];
-        keys.extend(old_keys);
-        let mut loaded = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        let generation = loaded.generation.wrapping_add(1);
-        *loaded = Arc::new(Loaded {
-            users,
-            keys,
-            generation,
-        });
-        drop(loaded);
-        self.end_sessions_of(ended)
-    }
-
-    /// The deny-list, when sessions are on.
-    pub(crate) fn revocations(&self) -> Option<&Revocations> {
-        self.sessions.as_ref().map(|s| &*s.revocations)
-    }
-}
-
-/// The costliest argon2 parameters among `users`' hashes, whose time failed
-/// logins are padded to; the usual ones when the store does not say.
-fn slowest_params<S: UserStore>(users: &S) -> Params {
-    users
-        .slowest_hash_params()
-        .unwrap_or_else(|| usual_params(users))
-}
-
-/// The argon2 parameters most of `users`' hashes use, for the dummy hash of
-/// unknown usernames; the defaults when the store does not say.
-fn usual_params<S: UserStore>(users: &S) -> Params {
-    users.hash_params().unwrap_or_else(|| {
-        Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
-            .expect("constant argon2 parameters are valid")
-    })
 }

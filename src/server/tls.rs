@@ -13,8 +13,9 @@
 //!
 //! The handshake runs in the connection's own task (never in the accept
 //! loop, where one slow client would stall every other), holding the
-//! connection's slot, and is bounded by the header-read timeout: a client
-//! that stalls mid-handshake is dropped as one that stalls mid-head is.
+//! connection's place under the caps, and is bounded by the header-read
+//! timeout: a client that stalls mid-handshake is dropped as one that
+//! stalls mid-head is.
 //! (The first request's head then has the header-read timeout of its own,
 //! as on a plain connection: hyper starts that timer itself.)
 

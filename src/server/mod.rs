@@ -2,16 +2,47 @@
 //! connection running hyper's HTTP/1 with a header-read timeout and the
 //! request deadlines, and graceful shutdown. The transports, plain TCP and
 //! (the `tls` feature) TLS, differ in one `match` in the loop.
+//!
+//! The serving layer, a file per job:
+//!
+//! - `mod.rs`: the accept loop ([`serve`], [`serve_with`], `serve_tls*`);
+//! - `caps.rs`: the connection caps, in total and per address;
+//! - `deadline.rs`: the request timeout and the write-stall check;
+//! - `drain.rs`: graceful shutdown of the connections;
+//! - `glue.rs`: a handler as hyper's service calls it (panics answered
+//!   500, 408 past the request timeout, never an `Err`);
+//! - `panic_guard.rs`: the 500 of a handler that panicked;
+//! - `access_log.rs`: the access log's line;
+//! - `tls.rs` (the `tls` feature, public as `password_bearer::tls`): the
+//!   certificate and key, reloadable, and the handshake;
+//! - `metrics.rs` (public as `password_bearer::metrics`): the `/metrics`
+//!   listener, [`serve_metrics`].
+//!
+//! `caps`, `deadline`, `drain`, `panic_guard`, `access_log` and `tls` sit
+//! below `App` (`tests/architecture.rs` places them): the app holds the
+//! caps, and the handlers write the access log.
+
+pub(crate) mod access_log;
+pub(crate) mod caps;
+mod deadline;
+mod drain;
+mod glue;
+pub mod metrics;
+pub(crate) mod panic_guard;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use metrics::serve_metrics;
 
 use crate::app::App;
-use crate::deadline::WriteStall;
-use crate::drain::{Drain, Draining};
 use crate::error::TOO_MANY_CONNECTIONS;
 use crate::logging::{self, SERVER_ERROR, SERVER_WARN};
-use crate::routes::guarded;
-use crate::slots::Slot;
+use crate::server::caps::OpenConnection;
+use crate::server::deadline::WriteStall;
+use crate::server::drain::{Drain, Draining};
+use crate::server::glue::{guarded, serve_request};
 #[cfg(feature = "tls")]
-use crate::tls::{Tls, TlsConnection};
+use crate::server::tls::{Tls, TlsConnection};
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -59,7 +90,7 @@ pub async fn serve<S: UserStore>(
 /// [`serve`] over TLS (the `tls` feature): each connection's handshake,
 /// within the header-read timeout, in the connection's own task under the
 /// same caps; then the same HTTP/1. `tls` stays the caller's, to
-/// [`Tls::reload`](crate::tls::Tls::reload) when the files are renewed.
+/// [`Tls::reload`] when the files are renewed.
 #[cfg(feature = "tls")]
 pub async fn serve_tls<S: UserStore>(
     listener: TcpListener,
@@ -80,7 +111,7 @@ async fn serve_app<S: UserStore>(
     let service_app = app.clone();
     let service = move |peer: SocketAddr| {
         let app = service_app.clone();
-        service_fn(move |request| app.clone().serve_request(request, peer))
+        service_fn(move |request| serve_request(app.clone(), request, peer))
     };
     serve_loop(listener, &app, service, transport, shutdown).await
 }
@@ -183,12 +214,12 @@ async fn serve_loop<S, M, Svc>(
     tokio::pin!(shutdown, tally_due);
 
     loop {
-        // A slot under the total cap is taken before `accept` and moved
+        // A place under the total cap is taken before `accept` and moved
         // into the connection's task: at the cap the loop stops accepting,
         // and new clients wait in the kernel's backlog instead of costing
         // memory here.
         let permit = tokio::select! {
-            permit = app.slots.free() => permit,
+            permit = app.connections.room() => permit,
             () = &mut shutdown => break,
             () = &mut tally_due => {
                 log_tallies(tally_due.as_mut());
@@ -213,8 +244,8 @@ async fn serve_loop<S, M, Svc>(
                 continue;
             }
         };
-        let slot = match app.slots.admit(permit, peer.ip()) {
-            Ok(slot) => slot,
+        let open = match app.connections.admit(permit, peer.ip()) {
+            Ok(open) => open,
             Err(address) => {
                 // Refused at once, so that this address's excess never
                 // waits in front of anyone else's clients. The socket is
@@ -224,7 +255,7 @@ async fn serve_loop<S, M, Svc>(
                     SERVER_WARN,
                     format_args!(
                         "connection refused address={address} (at its cap of {})",
-                        app.slots.per_address()
+                        app.connections.per_address()
                     ),
                 );
                 continue;
@@ -238,10 +269,10 @@ async fn serve_loop<S, M, Svc>(
         match &transport {
             Transport::Plain => {
                 let connection = http.serve_connection(TokioIo::new(io), service(peer));
-                spawn(drain.watch(connection, |c| c.graceful_shutdown()), slot);
+                spawn(drain.watch(connection, |c| c.graceful_shutdown()), open);
             }
             // The handshake is the connection's task's first step, never
-            // the loop's: a client slow to shake hands holds its own slot
+            // the loop's: a client slow to shake hands holds its own place
             // and nobody else's time.
             #[cfg(feature = "tls")]
             Transport::Tls(tls) => {
@@ -254,7 +285,7 @@ async fn serve_loop<S, M, Svc>(
                 );
                 spawn(
                     drain.watch(connection, TlsConnection::graceful_shutdown),
-                    slot,
+                    open,
                 );
             }
         }
@@ -273,8 +304,8 @@ async fn serve_loop<S, M, Svc>(
 }
 
 /// Runs one connection in a task of its own, which holds the connection's
-/// slot until it ends.
-fn spawn<C>(connection: Draining<C>, slot: Slot)
+/// place under the caps until it ends.
+fn spawn<C>(connection: Draining<C>, open: OpenConnection)
 where
     C: Future + Send + 'static,
     C::Output: Send,
@@ -284,7 +315,7 @@ where
         // handshake) concerns that client only; hyper has already answered
         // or closed.
         let _ = connection.await;
-        drop(slot);
+        drop(open);
     });
 }
 

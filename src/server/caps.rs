@@ -1,6 +1,7 @@
-//! Connection slots: the total cap (`--max-connections`) and the cap per
+//! The connection caps: the total (`--max-connections`) and the cap per
 //! client address (`--max-connections-per-ip`), shared by every listener an
-//! app is served on.
+//! app is served on. ("Slots" are the password hashes' alone:
+//! `Config::hash_slots`.)
 //!
 //! The total is a semaphore whose permit the serving loop takes before
 //! `accept` (mini-redis's pattern): at the cap it stops accepting, and new
@@ -17,9 +18,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Every connection slot of an app.
+/// The connection caps of an app, and the connections they hold.
 #[derive(Debug)]
-pub(crate) struct Slots {
+pub(crate) struct ConnectionCaps {
     total: Arc<Semaphore>,
     /// Most connections per address key; 0 counts nothing.
     per_address: usize,
@@ -34,20 +35,21 @@ pub(crate) struct Slots {
     refused: AtomicU64,
 }
 
-/// One connection's slot, released when dropped (when its task ends).
+/// One open connection's place under the caps, given back when dropped
+/// (when its task ends).
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub(crate) struct OpenConnection {
     _permit: OwnedSemaphorePermit,
-    slots: Arc<Slots>,
+    caps: Arc<ConnectionCaps>,
     /// The address key counted, when the per-address cap is on.
     address: Option<IpAddr>,
 }
 
-impl Slots {
+impl ConnectionCaps {
     /// `total` connections at once (at least 1), and at most `per_address`
     /// from one address key (0: no per-address cap).
-    pub(crate) fn new(total: usize, per_address: usize) -> Slots {
-        Slots {
+    pub(crate) fn new(total: usize, per_address: usize) -> ConnectionCaps {
+        ConnectionCaps {
             total: Arc::new(Semaphore::new(total.max(1))),
             per_address,
             held: Mutex::new(HashMap::new()),
@@ -62,7 +64,7 @@ impl Slots {
     }
 
     /// Waits until a connection may be accepted under the total cap.
-    pub(crate) async fn free(&self) -> OwnedSemaphorePermit {
+    pub(crate) async fn room(&self) -> OwnedSemaphorePermit {
         match self.total.clone().acquire_owned().await {
             Ok(permit) => permit,
             // The semaphore is never closed.
@@ -70,14 +72,14 @@ impl Slots {
         }
     }
 
-    /// The slot of a connection accepted from `ip` with `permit`; `Err`
+    /// The place of a connection accepted from `ip` with `permit`; `Err`
     /// with the address key when that address is at its cap (the permit
     /// then goes back at once).
     pub(crate) fn admit(
         self: &Arc<Self>,
         permit: OwnedSemaphorePermit,
         ip: IpAddr,
-    ) -> Result<Slot, IpAddr> {
+    ) -> Result<OpenConnection, IpAddr> {
         let address = (self.per_address > 0).then(|| address_key(ip));
         if let Some(key) = address {
             let mut held = self.lock();
@@ -89,9 +91,9 @@ impl Slots {
             *count += 1;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
-        Ok(Slot {
+        Ok(OpenConnection {
             _permit: permit,
-            slots: self.clone(),
+            caps: self.clone(),
             address,
         })
     }
@@ -118,13 +120,13 @@ impl Slots {
     }
 }
 
-impl Drop for Slot {
+impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.slots.open.fetch_sub(1, Ordering::Relaxed);
+        self.caps.open.fetch_sub(1, Ordering::Relaxed);
         let Some(key) = self.address else {
             return;
         };
-        let mut held = self.slots.lock();
+        let mut held = self.caps.lock();
         if let Some(count) = held.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
@@ -144,50 +146,48 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_at_its_cap_is_refused_and_others_are_not() {
-        let slots = Arc::new(Slots::new(10, 2));
+        let caps = Arc::new(ConnectionCaps::new(10, 2));
         let a = ip("127.0.0.2");
-        let first = slots.admit(slots.free().await, a).unwrap();
-        let _second = slots.admit(slots.free().await, a).unwrap();
-        assert_eq!(slots.admit(slots.free().await, a).unwrap_err(), a);
+        let first = caps.admit(caps.room().await, a).unwrap();
+        let _second = caps.admit(caps.room().await, a).unwrap();
+        assert_eq!(caps.admit(caps.room().await, a).unwrap_err(), a);
         // The refused connection's permit went back: 8 left, not 7.
-        assert_eq!(slots.total.available_permits(), 8);
-        let _other = slots.admit(slots.free().await, ip("127.0.0.3")).unwrap();
+        assert_eq!(caps.total.available_permits(), 8);
+        let _other = caps.admit(caps.room().await, ip("127.0.0.3")).unwrap();
         drop(first);
-        assert_eq!(slots.held(a), 1);
-        assert!(slots.admit(slots.free().await, a).is_ok());
+        assert_eq!(caps.held(a), 1);
+        assert!(caps.admit(caps.room().await, a).is_ok());
     }
 
     #[tokio::test]
     async fn ipv6_counts_per_64() {
-        let slots = Arc::new(Slots::new(10, 1));
-        let _held = slots.admit(slots.free().await, ip("2001:db8::1")).unwrap();
-        assert!(slots
-            .admit(slots.free().await, ip("2001:db8::ffff:2"))
+        let caps = Arc::new(ConnectionCaps::new(10, 1));
+        let _held = caps.admit(caps.room().await, ip("2001:db8::1")).unwrap();
+        assert!(caps
+            .admit(caps.room().await, ip("2001:db8::ffff:2"))
             .is_err());
-        assert!(slots
-            .admit(slots.free().await, ip("2001:db8:0:1::1"))
-            .is_ok());
+        assert!(caps.admit(caps.room().await, ip("2001:db8:0:1::1")).is_ok());
     }
 
     #[tokio::test]
     async fn zero_counts_nothing_and_released_addresses_leave_the_map() {
-        let slots = Arc::new(Slots::new(100, 0));
+        let caps = Arc::new(ConnectionCaps::new(100, 0));
         let held: Vec<_> = (0..50)
-            .map(|_| slots.total.clone().try_acquire_owned().unwrap())
-            .map(|permit| slots.admit(permit, ip("127.0.0.2")).unwrap())
+            .map(|_| caps.total.clone().try_acquire_owned().unwrap())
+            .map(|permit| caps.admit(permit, ip("127.0.0.2")).unwrap())
             .collect();
-        assert!(slots.lock().is_empty());
+        assert!(caps.lock().is_empty());
         drop(held);
-        let slots = Arc::new(Slots::new(100, 5));
+        let caps = Arc::new(ConnectionCaps::new(100, 5));
         let held: Vec<_> = (1..=20u8)
             .map(|i| {
-                let permit = slots.total.clone().try_acquire_owned().unwrap();
-                slots.admit(permit, IpAddr::from([127, 0, 0, i])).unwrap()
+                let permit = caps.total.clone().try_acquire_owned().unwrap();
+                caps.admit(permit, IpAddr::from([127, 0, 0, i])).unwrap()
             })
             .collect();
-        assert_eq!(slots.lock().len(), 20);
+        assert_eq!(caps.lock().len(), 20);
         drop(held);
-        assert!(slots.lock().is_empty());
-        assert_eq!(slots.total.available_permits(), 100);
+        assert!(caps.lock().is_empty());
+        assert_eq!(caps.total.available_permits(), 100);
     }
 }

@@ -35,7 +35,8 @@ pub(crate) struct Drain {
     all_closed: Notify,
 }
 
-/// The wakers of the live connections, in reusable slots.
+/// The wakers of the live connections, each at an index reused once its
+/// connection has ended.
 #[derive(Debug, Default)]
 struct Connections {
     /// `None` until the connection's first poll.
@@ -47,7 +48,7 @@ struct Connections {
 impl Drain {
     fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
         // Nothing panics while holding the lock; a poisoned lock still holds
-        // consistent slots.
+        // consistent entries.
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -62,8 +63,8 @@ impl Drain {
     ) -> Draining<C> {
         let mut connections = self.lock();
         connections.live += 1;
-        let slot = match connections.free.pop() {
-            Some(slot) => slot,
+        let index = match connections.free.pop() {
+            Some(index) => index,
             None => {
                 connections.wakers.push(None);
                 connections.wakers.len() - 1
@@ -74,7 +75,7 @@ impl Drain {
             connection,
             shutdown,
             drain: self.clone(),
-            slot,
+            index,
             waker: None,
             told: false,
         }
@@ -112,15 +113,15 @@ impl Drain {
     /// Hands the connection's waker over; then the phase. The order
     /// matters: `enter` sets the phase before it takes the wakers, so a
     /// connection either is woken or sees the phase here.
-    fn register(&self, slot: usize, waker: &Waker) -> u8 {
-        self.lock().wakers[slot] = Some(waker.clone());
+    fn register(&self, index: usize, waker: &Waker) -> u8 {
+        self.lock().wakers[index] = Some(waker.clone());
         self.phase.load(Ordering::Acquire)
     }
 
-    fn leave(&self, slot: usize) {
+    fn leave(&self, index: usize) {
         let mut connections = self.lock();
-        connections.wakers[slot] = None;
-        connections.free.push(slot);
+        connections.wakers[index] = None;
+        connections.free.push(index);
         connections.live -= 1;
         let last = connections.live == 0;
         drop(connections);
@@ -139,7 +140,8 @@ pin_project! {
         connection: C,
         shutdown: fn(Pin<&mut C>),
         drain: std::sync::Arc<Drain>,
-        slot: usize,
+        // Where the drain keeps this connection's waker.
+        index: usize,
         // The waker the drain holds for this connection.
         waker: Option<Waker>,
         // Whether `shutdown` was called.
@@ -149,7 +151,7 @@ pin_project! {
     impl<C> PinnedDrop for Draining<C> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            this.drain.leave(*this.slot);
+            this.drain.leave(*this.index);
         }
     }
 }
@@ -167,7 +169,7 @@ impl<C: Future> Future for Draining<C> {
                 }
                 _ => {
                     *this.waker = Some(cx.waker().clone());
-                    this.drain.register(*this.slot, cx.waker())
+                    this.drain.register(*this.index, cx.waker())
                 }
             };
             if phase != SERVING {
@@ -252,7 +254,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ended_connections_free_their_slots() {
+    async fn ended_connections_free_their_entries() {
         let drain = Arc::new(Drain::default());
         for _ in 0..3 {
             let (c, end) = conn();
@@ -263,7 +265,7 @@ mod tests {
         {
             let connections = drain.lock();
             assert_eq!(connections.live, 0);
-            assert_eq!(connections.wakers.len(), 1, "one slot, reused");
+            assert_eq!(connections.wakers.len(), 1, "one entry, reused");
         }
         drain.close().await; // nothing to wait for
     }

@@ -1,0 +1,133 @@
+//! The users and keys a request takes ([`UsersAndKeys`]), and
+//! [`App::reload`], which replaces them while the server runs.
+
+use super::App;
+use crate::password::{DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::token::SecretKey;
+use crate::users::{UserStore, Users};
+use argon2::Params;
+use std::sync::{Arc, PoisonError};
+
+/// What [`App::reload`] replaces, as one set: who may log in and the keys.
+/// A request takes the set once ([`App::users_and_keys`]) and uses it
+/// throughout, so it sees the old set or the new one, never a user of one
+/// with the keys of the other.
+#[derive(Debug)]
+pub struct UsersAndKeys<S = Users> {
+    users: S,
+    /// The signing key first, then the keys that only verify.
+    keys: Vec<SecretKey>,
+    /// Which set this is, counting from 0 at start: a token verified under
+    /// one set's keys is trusted from the cache only while that set is
+    /// current, so a key a reload removed stops working at once.
+    pub(crate) generation: u64,
+}
+
+/// The old name of [`UsersAndKeys`].
+#[deprecated(note = "renamed `UsersAndKeys`, which says what it holds")]
+pub type Loaded<S = Users> = UsersAndKeys<S>;
+
+impl<S> UsersAndKeys<S> {
+    /// The first set, at start: `keys`, the signing key first.
+    pub(super) fn new(users: S, keys: Vec<SecretKey>) -> UsersAndKeys<S> {
+        UsersAndKeys {
+            users,
+            keys,
+            generation: 0,
+        }
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &S {
+        &self.users
+    }
+
+    /// The key tokens are signed with, for embedders that mint their own.
+    pub fn key(&self) -> &SecretKey {
+        &self.keys[0]
+    }
+
+    /// Every key tokens are verified with: the signing key first.
+    pub fn keys(&self) -> &[SecretKey] {
+        &self.keys
+    }
+}
+
+impl<S: UserStore> App<S> {
+    /// The current users and keys: take them once per request, and use
+    /// that set throughout.
+    pub fn users_and_keys(&self) -> Arc<UsersAndKeys<S>> {
+        // A panic elsewhere while the lock was held (it never is across
+        // anything that can panic) leaves the set whole: use it.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The old name of [`App::users_and_keys`].
+    #[deprecated(note = "renamed `users_and_keys`, as `Loaded` is now `UsersAndKeys`")]
+    pub fn loaded(&self) -> Arc<UsersAndKeys<S>> {
+        self.users_and_keys()
+    }
+
+    /// Replaces the users and keys at once (the binary does on SIGHUP):
+    /// requests already running finish with the set they took, later ones
+    /// get the new set. A user the new store no longer has, or now has
+    /// disabled, is refused at their next request, since every request
+    /// looks its user up; a token signed with a key no longer listed is
+    /// refused at once, cached or not. Throttling and revocations carry
+    /// on, and so do sessions, except those of the users the new store
+    /// removed, disabled or gave another password
+    /// ([`UserStore::sessions_ended_by`]): the future returned ends them,
+    /// with their access tokens, when awaited (the binary awaits it at
+    /// once). Dropped instead, each of those sessions is refused at its
+    /// next refresh, which looks its user up, but a user disabled and
+    /// enabled again before that keeps them. `key` signs from now on;
+    /// `old_keys` only verify.
+    #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
+                  end when this is awaited"]
+    pub fn reload(
+        &self,
+        users: S,
+        key: SecretKey,
+        old_keys: Vec<SecretKey>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ended = self.users_and_keys().users().sessions_ended_by(&users);
+        // Unknown usernames must keep costing what a real hash costs, and
+        // the docs list the scopes the users now have.
+        self.verifier.set_dummy_params(usual_params(&users));
+        self.verifier.set_slowest_params(&slowest_params(&users));
+        if let Some(docs) = &self.docs {
+            docs.list_scopes(&users.scopes());
+        }
+        let mut keys = vec![key];
+        keys.extend(old_keys);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = current.generation.wrapping_add(1);
+        *current = Arc::new(UsersAndKeys {
+            users,
+            keys,
+            generation,
+        });
+        drop(current);
+        self.end_sessions_of(ended)
+    }
+}
+
+/// The costliest argon2 parameters among `users`' hashes, whose time failed
+/// logins are padded to; the usual ones when the store does not say.
+pub(super) fn slowest_params<S: UserStore>(users: &S) -> Params {
+    users
+        .slowest_hash_params()
+        .unwrap_or_else(|| usual_params(users))
+}
+
+/// The argon2 parameters most of `users`' hashes use, for the dummy hash of
+/// unknown usernames; the defaults when the store does not say.
+pub(super) fn usual_params<S: UserStore>(users: &S) -> Params {
+    users.hash_params().unwrap_or_else(|| {
+        Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
+            .expect("constant argon2 parameters are valid")
+    })
+}

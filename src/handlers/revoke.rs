@@ -1,0 +1,103 @@
+//! `POST /revoke` (RFC 7009): a refresh token ends its session, an access
+//! token ends itself; and revoking a session, which the refresh grant
+//! does too (a reuse, a user changed).
+
+use super::body::{body_error, read_body};
+use crate::app::App;
+use crate::auth::store_unavailable;
+use crate::clock::unix_now;
+use crate::error::ApiError;
+use crate::form::parse_revoke_body;
+use crate::sessions::{RefreshToken, Revocation, Session, TokenId};
+use crate::token;
+use crate::users::UserStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Body;
+use hyper::header::{HeaderValue, CACHE_CONTROL};
+use hyper::{Request, Response};
+
+/// `POST /revoke`: the body read as a form, then [`revoke_token`].
+pub(super) async fn revoke<S: UserStore, B>(
+    app: &App<S>,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (content_type, body) = read_body(app, request).await?;
+    let form = parse_revoke_body(content_type.as_ref().map(HeaderValue::as_bytes), &body)
+        .map_err(body_error)?;
+    revoke_token(app, &form.token).await
+}
+
+/// `POST /revoke` (RFC 7009): a refresh token ends its session, an
+/// access token ends itself; 200 with an empty body whatever the token
+/// was, unknown or already revoked included. The hint is not needed:
+/// the two kinds of token cannot be mistaken for each other.
+async fn revoke_token<S: UserStore>(
+    app: &App<S>,
+    token: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let Some(sessions) = &app.sessions else {
+        return Err(ApiError::NotFound);
+    };
+    let now = unix_now();
+    if let Some(refresh) = RefreshToken::parse(token) {
+        let session = sessions
+            .store
+            .get(refresh.session, now)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        // Any token the session issued, used up or current, ends it.
+        if let Some(session) = session.filter(|s| s.issued(&refresh)) {
+            revoke_session(app, &session, now).await?;
+        }
+    } else if let Ok(claims) =
+        token::verify_any(app.users_and_keys().keys(), token, now, app.leeway_secs)
+    {
+        // A token without `jti` (minted elsewhere) names nothing to
+        // revoke; it lives until it expires.
+        if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {
+            let until = claims.exp.saturating_add(app.leeway_secs);
+            sessions
+                .store
+                .revoke_token(jti, &claims.sub, until)
+                .await
+                .map_err(|e| store_unavailable(&e))?;
+            sessions
+                .revocations
+                .add(Revocation::Token(jti, until), Some(&claims.sub), now);
+        }
+    }
+    let mut response = Response::new(Full::new(Bytes::new()));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Revokes `session` and every access token issued in it: in the store
+/// and in the deny-list, until the last of them has expired.
+pub(super) async fn revoke_session<S>(
+    app: &App<S>,
+    session: &Session,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(sessions) = &app.sessions else {
+        return Ok(());
+    };
+    let until = app.revoked_until(now);
+    sessions
+        .store
+        .revoke_session(session.id, &session.username, until)
+        .await
+        .map_err(|e| store_unavailable(&e))?;
+    sessions.revocations.add(
+        Revocation::Session(session.id, until),
+        Some(&session.username),
+        now,
+    );
+    Ok(())
+}
