@@ -9,13 +9,14 @@ use password_bearer::Config;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The README's bound ("Security and limits", memory) on what one
+/// The bound in docs/security.md ("Memory, the worst case clients can
+/// cause") on what one
 /// connection can make the server hold: its head and its body (16 KiB
 /// each), hyper's read buffer (16 KiB), and 16 KiB for the connection's
 /// state and the allocator's slack. Measured after these tests' first
 /// phase: 52 KiB on the release binary, 55 KiB on the debug one they run.
 const CONNECTION_BOUND_KIB: u64 = 64;
-/// The README's bound on the whole server's memory at its defaults on two
+/// docs/security.md's bound on the whole server's memory at its defaults on two
 /// cores, every connection and table at its cap.
 const MEMORY_BOUND_KIB: u64 = 515 * 1024;
 
@@ -453,10 +454,10 @@ async fn four_thousand_maximal_heads_stay_under_the_memory_bound() {
             "RSS {rss} KiB with {CONNECTIONS} connections holding {what} \
              ({per_connection} KiB each over the idle {idle} KiB)"
         );
-        assert!(rss < MEMORY_BOUND_KIB, "over the README's bound");
+        assert!(rss < MEMORY_BOUND_KIB, "over docs/security.md's bound");
         assert!(
             per_connection < CONNECTION_BOUND_KIB,
-            "over the README's bound for a connection"
+            "over docs/security.md's bound for a connection"
         );
     };
 
