@@ -5,7 +5,7 @@
 use crate::counters::Counters;
 use crate::limiter::Limiter;
 use crate::openapi::{Docs, SwaggerAssets};
-use crate::password::{default_slots, Verifier, DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
+use crate::password::{default_slots, Verifier};
 use crate::sessions::memory::MemorySessions;
 use crate::sessions::{DenyList, Revocations, SessionStore, MAX_REVOCATIONS_PER_USER};
 use crate::slots::Slots;
@@ -384,8 +384,6 @@ fn slowest_params<S: UserStore>(users: &S) -> Params {
 /// The argon2 parameters most of `users`' hashes use, for the dummy hash of
 /// unknown usernames; the defaults when the store does not say.
 fn usual_params<S: UserStore>(users: &S) -> Params {
-    users.hash_params().unwrap_or_else(|| {
-        Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
-            .expect("constant argon2 parameters are valid")
-    })
+    // argon2's defaults are the crate's (`password::hash_password` checks).
+    users.hash_params().unwrap_or(Params::DEFAULT)
 }
