@@ -215,35 +215,33 @@ fn the_configuration_errors_shown_are_the_ones_printed() {
         "secret.key",
         b"a key of at least thirty-two bytes, for the samples\n",
     );
-    let mut cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> =
-        vec![(vec![], vec![("PASSWORD_BEARER_PORT", "abc")])];
+    let shown_by_the_docs = |args: &[&str], env: &[(&str, &str)]| {
+        let stderr = stderr_of(&dir.0, args, env);
+        let line = stderr.trim_end();
+        assert!(
+            shown.contains(line),
+            "{args:?} {env:?} prints {line:?}, which no console block of the docs shows"
+        );
+    };
+    shown_by_the_docs(&[], &[("PASSWORD_BEARER_PORT", "abc")]);
     #[cfg(not(feature = "postgres"))]
-    cases.push((vec!["--users", "postgres://bearer:…@db/auth"], vec![]));
-    // The state directory held by another server (this process, here).
+    shown_by_the_docs(&["--users", "postgres://bearer:…@db/auth"], &[]);
     #[cfg(feature = "persist")]
-    let _held =
-        password_bearer::sessions::persistent::PersistentSessions::open(&dir.0.join("state"))
-            .expect("open the state directory");
-    #[cfg(feature = "persist")]
-    for state in ["state", "secret.key", "secret.key/state"] {
-        cases.push((
-            vec![
+    {
+        // The state directory held by another server (this process, here).
+        let _held =
+            password_bearer::sessions::persistent::PersistentSessions::open(&dir.0.join("state"))
+                .expect("open the state directory");
+        for state in ["state", "secret.key", "secret.key/state"] {
+            let args = [
                 "--secret-key-file",
                 "secret.key",
                 "--state-dir",
                 state,
                 "--port",
                 "8001",
-            ],
-            vec![],
-        ));
-    }
-    for (args, env) in cases {
-        let stderr = stderr_of(&dir.0, &args, &env);
-        let line = stderr.trim_end();
-        assert!(
-            shown.contains(line),
-            "{args:?} {env:?} prints {line:?}, which no console block of the docs shows"
-        );
+            ];
+            shown_by_the_docs(&args, &[]);
+        }
     }
 }
