@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use serde_json::{Map, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -180,37 +179,57 @@ const NO_SCOPES: &str = "\"scopes\": {}";
 
 /// What sessions add to [`DOCUMENT`], merged into it: the refresh grant's
 /// field, its `refresh_token` in the answer, `POST /revoke`, and the
-/// password flow's `refreshUrl`.
+/// password flow's `refreshUrl`. The source of [`WITH_SESSIONS`]; only the
+/// tests read it.
+#[cfg(test)]
 const SESSIONS: &str = include_str!("openapi_sessions.json");
+
+/// [`DOCUMENT`] with [`SESSIONS`] merged in, as serde_json pretty-prints
+/// it (keys sorted). Committed rather than merged at start: parsing,
+/// merging and printing a JSON tree took 11 KB of the binary for one
+/// document. A unit test keeps it equal to the merge, and rewrites it
+/// when run with `PASSWORD_BEARER_REGENERATE=1`.
+const WITH_SESSIONS: &str = include_str!("openapi_with_sessions.json");
 
 /// The document, listing `scopes` in the password flow, with the sessions'
 /// parts when they are on.
 fn document(scopes: &[String], sessions: bool) -> String {
-    let scopes: Map<String, Value> = scopes
-        .iter()
-        .map(|s| (s.clone(), Value::String(String::new())))
-        .collect();
-    let scopes = serde_json::to_string(&scopes).expect("a map of strings serializes");
-    let document = DOCUMENT.replacen(NO_SCOPES, &format!("\"scopes\": {scopes}"), 1);
-    if !sessions {
-        return document;
-    }
-    let mut document: Value = serde_json::from_str(&document).expect("the document is JSON");
-    let patch: Value = serde_json::from_str(SESSIONS).expect("the sessions' parts are JSON");
-    merge(&mut document, patch);
-    serde_json::to_string_pretty(&document).expect("a JSON value serializes")
-}
-
-/// Merges `patch` into `into`: objects key by key, anything else replaced.
-fn merge(into: &mut Value, patch: Value) {
-    match (into, patch) {
-        (Value::Object(into), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(into.entry(key).or_insert(Value::Null), value);
-            }
+    let text = if sessions { WITH_SESSIONS } else { DOCUMENT };
+    let Some((before, after)) = text.split_once(NO_SCOPES) else {
+        // A unit test checks that both hold the placeholder.
+        return text.to_owned();
+    };
+    // A JSON object's keys are unique and, as serde_json's map prints
+    // them, sorted.
+    let scopes: std::collections::BTreeSet<&str> = scopes.iter().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(text.len() + scopes.len() * 32);
+    out.extend_from_slice(before.as_bytes());
+    out.extend_from_slice(br#""scopes": {"#);
+    // The sessions' document is pretty-printed, two spaces a level: each
+    // scope on a line of its own, one level in from the `"scopes"` line.
+    let indent = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    for (i, scope) in scopes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        (into, patch) => *into = patch,
+        if sessions {
+            out.push(b'\n');
+            out.extend_from_slice(indent.as_bytes());
+            out.extend_from_slice(b"  ");
+        }
+        // Scopes are checked scope tokens (no quote, no backslash);
+        // escaped all the same.
+        let _ = serde_json::to_writer(&mut out, scope);
+        out.extend_from_slice(if sessions { b": \"\"" } else { b":\"\"" });
     }
+    if sessions && !scopes.is_empty() {
+        out.push(b'\n');
+        out.extend_from_slice(indent.as_bytes());
+    }
+    out.push(b'}');
+    out.extend_from_slice(after.as_bytes());
+    // Valid UTF-8: pieces of a str, and serde_json's strings.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// FastAPI's `get_swagger_ui_html`, pointed at our document. The password
@@ -254,7 +273,75 @@ const ui = SwaggerUIBundle({{
 mod tests {
     use super::*;
 
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
+
+    /// The document as it was made before [`WITH_SESSIONS`] was committed:
+    /// the scopes put in as JSON, then, with sessions, [`SESSIONS`]
+    /// merged into the parsed tree and the whole pretty-printed.
+    fn merged(scopes: &[String], sessions: bool) -> String {
+        let scopes: Map<String, Value> = scopes
+            .iter()
+            .map(|s| (s.clone(), Value::String(String::new())))
+            .collect();
+        let scopes = serde_json::to_string(&scopes).unwrap();
+        let document = DOCUMENT.replacen(NO_SCOPES, &format!("\"scopes\": {scopes}"), 1);
+        if !sessions {
+            return document;
+        }
+        let mut document: Value = serde_json::from_str(&document).unwrap();
+        merge(&mut document, serde_json::from_str(SESSIONS).unwrap());
+        serde_json::to_string_pretty(&document).unwrap()
+    }
+
+    /// Merges `patch` into `into`: objects key by key, anything else
+    /// replaced.
+    fn merge(into: &mut Value, patch: Value) {
+        match (into, patch) {
+            (Value::Object(into), Value::Object(patch)) => {
+                for (key, value) in patch {
+                    merge(into.entry(key).or_insert(Value::Null), value);
+                }
+            }
+            (into, patch) => *into = patch,
+        }
+    }
+
+    #[test]
+    fn the_committed_document_with_sessions_is_the_merge() {
+        let fresh = merged(&[], true);
+        if std::env::var_os("PASSWORD_BEARER_REGENERATE").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/openapi_with_sessions.json"
+            );
+            std::fs::write(path, &fresh).unwrap();
+        }
+        assert!(
+            WITH_SESSIONS == fresh,
+            "src/openapi_with_sessions.json is not openapi.json with openapi_sessions.json \
+             merged in: run `PASSWORD_BEARER_REGENERATE=1 cargo test --lib openapi`"
+        );
+        assert_eq!(WITH_SESSIONS.matches(NO_SCOPES).count(), 1);
+    }
+
+    #[test]
+    fn the_scopes_go_in_as_the_merge_put_them() {
+        let scopes = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for names in [
+            &[][..],
+            &["me"][..],
+            &["me", "items", "me"][..],
+            &["users:read", "items", "a-b"][..],
+        ] {
+            for sessions in [false, true] {
+                assert_eq!(
+                    document(&scopes(names), sessions),
+                    merged(&scopes(names), sessions),
+                    "{names:?}, sessions {sessions}"
+                );
+            }
+        }
+    }
 
     fn parsed(scopes: &[String]) -> Value {
         serde_json::from_str(&document(scopes, false)).expect("the document is JSON")

@@ -1,21 +1,29 @@
-//! The connection level: the header-read timeout (with a short configured
-//! value, so no test waits long), oversized request heads, keep-alive and
-//! pipelining, and graceful shutdown.
+//! The connection level, whatever the route: the header-read timeout (with
+//! a short configured value, so no test waits long) and the request
+//! timeout (a stalled or trickled body, answers never read), oversized
+//! request heads, keep-alive and pipelining, the connection caps (in total
+//! at accept, per address), a panic answered 500 with the connection going
+//! on, running out of file descriptors, graceful shutdown (SIGTERM during
+//! a burst of logins too), and the memory bound at the connection cap.
 
+use crate::cli::{Proc, BIN};
 use crate::support::*;
 use password_bearer::server::MAX_HEAD_BYTES;
-use password_bearer::users::Users;
+use password_bearer::users::{StoreError, User, UserStore, Users};
 use password_bearer::Config;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
 
-/// The README's bound ("Security and limits", memory) on what one
+/// The bound in docs/security.md ("Memory, the worst case clients can
+/// cause") on what one
 /// connection can make the server hold: its head and its body (16 KiB
 /// each), hyper's read buffer (16 KiB), and 16 KiB for the connection's
 /// state and the allocator's slack. Measured after these tests' first
 /// phase: 52 KiB on the release binary, 55 KiB on the debug one they run.
 const CONNECTION_BOUND_KIB: u64 = 64;
-/// The README's bound on the whole server's memory at its defaults on two
+/// docs/security.md's bound on the whole server's memory at its defaults on two
 /// cores, every connection and table at its cap.
 const MEMORY_BOUND_KIB: u64 = 515 * 1024;
 
@@ -453,10 +461,10 @@ async fn four_thousand_maximal_heads_stay_under_the_memory_bound() {
             "RSS {rss} KiB with {CONNECTIONS} connections holding {what} \
              ({per_connection} KiB each over the idle {idle} KiB)"
         );
-        assert!(rss < MEMORY_BOUND_KIB, "over the README's bound");
+        assert!(rss < MEMORY_BOUND_KIB, "over docs/security.md's bound");
         assert!(
             per_connection < CONNECTION_BOUND_KIB,
-            "over the README's bound for a connection"
+            "over docs/security.md's bound for a connection"
         );
     };
 
@@ -497,4 +505,329 @@ async fn four_thousand_maximal_heads_stay_under_the_memory_bound() {
 
     // An honest client is served after them.
     assert_eq!(get(addr, "/healthz", &[]).await.status, 200);
+}
+
+/// A user store with an injected fault: looking up "boom" panics.
+struct Faulty(Users);
+
+impl UserStore for Faulty {
+    async fn find(&self, username: &str) -> Result<Option<Arc<User>>, StoreError> {
+        assert_ne!(username, "boom", "injected fault");
+        Ok(self.0.get(username).cloned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_is_a_500_and_the_server_goes_on() {
+    let mut config = Config::new(Faulty(Users::demo()), test_key());
+    config.login_log = false;
+    let server = start_store(config).await;
+    let mut conn = Conn::open(server.addr).await;
+    let body = credentials("boom", "x");
+    conn.send(
+        format!(
+            "POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    let resp = conn.response().await;
+    assert_json_exact(&resp, 500, r#"{"detail":"Internal Server Error"}"#);
+    // The same connection, and the server, keep serving.
+    conn.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(conn.response().await.status, 404);
+    assert_eq!(
+        post_token(server.addr, &credentials("johndoe", "secret"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_new_clients_wait_instead_of_failing() {
+    let mut config = Config::new(Users::demo(), test_key());
+    config.max_connections = 1;
+    let server = start_with(config).await;
+    let mut first = Conn::open(server.addr).await;
+    first.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(first.response().await.status, 404);
+    // The second client connects (the kernel's backlog) but is not served
+    // while the first holds the only slot...
+    let mut second = Conn::open(server.addr).await;
+    second.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), second.try_response())
+            .await
+            .is_err(),
+        "served beyond the cap"
+    );
+    // ...and is served as soon as the slot frees.
+    drop(first);
+    let resp = tokio::time::timeout(IO_TIMEOUT, second.try_response())
+        .await
+        .expect("served once the slot is free")
+        .expect("a response");
+    assert_eq!(resp.status, 404);
+    drop(second);
+    assert_eq!(get(server.addr, "/nope", &[]).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_login_burst_answers_every_login_then_exits_0() {
+    let mut server = Proc::spawn(&["--port", "0", "--no-login-log"]);
+    let addr = server.wait_listening();
+    let body = credentials("johndoe", "secret");
+    let request = format!(
+        "POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Ten logins in flight (one username's limit of attempts in flight at
+    // once): each is an argon2 hash, two at a time.
+    let mut conns = Vec::new();
+    for _ in 0..10 {
+        let mut conn = Conn::open(addr).await;
+        conn.send(request.as_bytes()).await;
+        conns.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    server.signal("TERM");
+    for conn in &mut conns {
+        assert_eq!(conn.response().await.status, 200);
+    }
+    let (status, lines) = server.wait_exit();
+    assert!(status.success(), "exit {status:?}: {lines:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "new connections are refused after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_logged_and_survived() {
+    // 32 descriptors: a few for the process, the rest for connections, so
+    // that holding 40 makes `accept` fail with EMFILE.
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        r#"ulimit -n 32 && exec "$0" --port 0 --no-login-log"#,
+        BIN,
+    ]);
+    let mut server = Proc::spawn_command(command);
+    let addr = server.wait_listening();
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+    // Once descriptors are free again, the server serves as before.
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(Ok(resp)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            crate::support::try_get(addr, "/nope"),
+        )
+        .await
+        {
+            served = resp.status == 404;
+            if served {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the server recovered");
+    server.signal("TERM");
+    let (status, lines) = server.wait_exit();
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("accept failed")),
+        "the EMFILE was logged: {lines:?}"
+    );
+}
+
+/// A `POST /token` promising 100 bytes of body and sending one.
+pub(crate) const STALLED_BODY: &[u8] = b"POST /token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nu";
+
+/// A `GET /users/me` with a token the test key signed for johndoe.
+fn users_me_request() -> Vec<u8> {
+    let token = sign(&format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600));
+    format!("GET /users/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n")
+        .into_bytes()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_gets_408_at_the_request_timeout_then_a_close() {
+    // The defaults: 10 s for the head, 10 s for the rest of the request.
+    let server = start().await;
+    let mut conn = Conn::open(server.addr).await;
+    conn.send(STALLED_BODY).await;
+    let start = tokio::time::Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(30), conn.try_response())
+        .await
+        .expect("answered before the test's own limit")
+        .expect("a response, not a bare close");
+    let waited = start.elapsed();
+    assert_json_exact(&resp, 408, r#"{"detail":"Request timeout"}"#);
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(11)).contains(&waited),
+        "answered after {waited:?}"
+    );
+    assert!(conn.closed_within(Duration::from_secs(1)).await.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_trickled_byte_by_byte_is_cut_at_the_deadline_too() {
+    // A byte every 900 ms keeps a per-read timer happy forever; the
+    // deadline is for the whole request.
+    let server = start().await;
+    let mut conn = Conn::open(server.addr).await;
+    conn.send(&STALLED_BODY[..STALLED_BODY.len() - 1]).await;
+    let start = tokio::time::Instant::now();
+    let mut cut = None;
+    for _ in 0..100 {
+        if conn.stream.write_all(b"u").await.is_err() {
+            break;
+        }
+        if let Some(sent) = conn.closed_within(Duration::from_millis(900)).await {
+            cut = Some(sent);
+            break;
+        }
+    }
+    let sent = cut.expect("closed before the 100 bytes were all sent");
+    assert!(
+        String::from_utf8_lossy(&sent).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(11),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_its_answers_is_closed() {
+    let mut config = Config::new(Users::demo(), test_key());
+    // The head timeout out of the way: only the write deadline (the
+    // default 10 s request timeout) can close this connection.
+    config.header_read_timeout = Duration::from_secs(600);
+    let server = start_with(config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let mut stream = socket.connect(server.addr).await.expect("connect");
+    // Pipelined requests, never an answer read: soon the server cannot
+    // write, stops reading, and our writes block too.
+    let batch = b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
+    let mut sent = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.write_all(&batch)).await {
+            Ok(Ok(())) => sent += 1000,
+            Ok(Err(_)) | Err(_) => break,
+        }
+        assert!(sent < 2_000_000, "the server never stopped taking requests");
+    }
+    // Past the write deadline, without reading a byte.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut chunk = vec![0u8; 65536];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after the deadline");
+    let answers = received
+        .windows(12)
+        .filter(|w| w == b"HTTP/1.1 404")
+        .count();
+    assert!(answers < sent, "{answers} answers for {sent} requests");
+    // The server goes on for everyone else.
+    assert_eq!(get(server.addr, "/nope", &[]).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_at_its_cap_delays_no_other_address() {
+    let mut config = Config::new(Users::demo(), test_key());
+    // 64 in all; the default per-address cap is an eighth: 8.
+    config.max_connections = 64;
+    quiet(&mut config);
+    let server = start_with(config).await;
+    let attacker = loopback(2);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut conn = Conn::open_from(server.addr, attacker).await;
+        conn.send(STALLED_BODY).await;
+        held.push(conn);
+    }
+    // Many more from the same address at once: each refused at once (a
+    // 503, or a reset when the request was already on its way).
+    let mut extra = JoinSet::new();
+    for _ in 0..100 {
+        let addr = server.addr;
+        extra.spawn(async move {
+            let mut conn = Conn::open_from(addr, attacker).await;
+            let _ = conn.stream.write_all(&users_me_request()).await;
+            conn.closed_within(Duration::from_secs(5)).await
+        });
+    }
+    while let Some(outcome) = extra.join_next().await {
+        let sent = outcome
+            .expect("the attacker task")
+            .expect("closed at once, not queued");
+        let text = String::from_utf8_lossy(&sent);
+        assert!(
+            sent.is_empty() || text.starts_with("HTTP/1.1 503"),
+            "{text}"
+        );
+    }
+    // Honest clients at four other addresses, while the attack holds:
+    // answered at once, not after the stalled requests' 10 s deadline.
+    let mut honest = JoinSet::new();
+    for n in 3..=6 {
+        let addr = server.addr;
+        honest.spawn(async move {
+            let mut conn = Conn::open_from(addr, loopback(n)).await;
+            conn.send(&users_me_request()).await;
+            tokio::time::timeout(Duration::from_secs(5), conn.try_response()).await
+        });
+    }
+    while let Some(outcome) = honest.join_next().await {
+        let resp = outcome
+            .expect("the honest task")
+            .expect("answered while one address holds its cap")
+            .expect("a response");
+        assert_json_exact(&resp, 200, JOHNDOE_ME);
+    }
+    // The attack still held all along.
+    for conn in &mut held {
+        assert!(conn.closed_within(Duration::ZERO).await.is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_lifts_the_per_address_cap() {
+    let mut config = Config::new(Users::demo(), test_key());
+    config.max_connections = 16;
+    config.max_connections_per_ip = Some(0);
+    let server = start_with(config).await;
+    let mut conns = Vec::new();
+    for _ in 0..12 {
+        let mut conn = Conn::open_from(server.addr, loopback(2)).await;
+        conn.send(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert_eq!(conn.response().await.status, 404);
+        conns.push(conn);
+    }
 }

@@ -4,6 +4,8 @@
 //! byte. Tokens differ from run to run, so their values are masked on both
 //! sides; every token response shown in the docs must then have the shape
 //! of one the server gave (a sample that predates refresh tokens fails).
+//! The one-line errors shown for bad configuration are run as their
+//! commands are, and must be what the binary prints.
 
 use crate::support::*;
 use std::collections::BTreeSet;
@@ -172,4 +174,74 @@ async fn every_token_response_in_the_docs_has_a_shape_the_server_answers() {
         }
     }
     assert!(seen >= 5, "the docs show {seen} token responses");
+}
+
+/// The binary run as a sample's command is, in `dir` (the samples name
+/// relative paths): its stderr. Killed past a deadline, should it serve
+/// rather than refuse.
+fn stderr_of(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = crate::cli::command(args, env)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the binary");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait for the binary").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("the binary's stderr");
+    assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: exit 2");
+    String::from_utf8(output.stderr).expect("UTF-8 on stderr")
+}
+
+#[test]
+fn the_configuration_errors_shown_are_the_ones_printed() {
+    let shown: BTreeSet<String> = [
+        "docs/configuration.md",
+        "docs/sessions.md",
+        "docs/scaling-out.md",
+    ]
+    .into_iter()
+    .flat_map(console_output)
+    .collect();
+    let dir = crate::cli::TempDir::new();
+    dir.file(
+        "secret.key",
+        b"a key of at least thirty-two bytes, for the samples\n",
+    );
+    let shown_by_the_docs = |args: &[&str], env: &[(&str, &str)]| {
+        let stderr = stderr_of(&dir.0, args, env);
+        let line = stderr.trim_end();
+        assert!(
+            shown.contains(line),
+            "{args:?} {env:?} prints {line:?}, which no console block of the docs shows"
+        );
+    };
+    shown_by_the_docs(&[], &[("PASSWORD_BEARER_PORT", "abc")]);
+    #[cfg(not(feature = "postgres"))]
+    shown_by_the_docs(&["--users", "postgres://bearer:…@db/auth"], &[]);
+    #[cfg(feature = "state-dir")]
+    {
+        // The state directory held by another server (this process, here).
+        let _held =
+            password_bearer::sessions::state_dir::StateDirSessions::open(&dir.0.join("state"))
+                .expect("open the state directory");
+        for state in ["state", "secret.key", "secret.key/state"] {
+            let args = [
+                "--secret-key-file",
+                "secret.key",
+                "--state-dir",
+                state,
+                "--port",
+                "8001",
+            ];
+            shown_by_the_docs(&args, &[]);
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! a user store of our own with async lookups, the auth chain called from a
 //! handler of our own (each error's response is the contract's; revoked
 //! tokens refused), the client address that `handle` throttles by, a store
-//! that fails, and `examples/embed.rs` itself served over TCP.
+//! that fails, and `examples/embed.rs` itself served over TCP. (The
+//! building blocks used alone, keys, tokens, hashes and users files, are
+//! `library`'s surface.)
 
 use crate::support::*;
 use bytes::Bytes;

@@ -1,10 +1,16 @@
 //! Token verification seen over HTTP: tokens forged with the test key (as
-//! PyJWT would mint them) are accepted, and every rule of the contract's
-//! "Tokens" section refuses with 401 "Invalid authentication credentials".
+//! PyJWT would mint them) are accepted, every rule of the contract's
+//! "Tokens" section refuses with 401 "Invalid authentication credentials",
+//! and which key verifies a token: a rotation with `kid`, old keys still
+//! verifying, a dropped key refused. (Keys swapped on a running server are
+//! `reload`'s surface.)
 
+use crate::sessions::{field, login_json, me_status, quiet};
 use crate::support::*;
+use password_bearer::token::SecretKey;
 use password_bearer::users::Users;
 use password_bearer::Config;
+use serde_json::Value;
 use std::time::Duration;
 
 /// `GET /users/me` with `token` must be the invalid-credentials 401.
@@ -417,4 +423,52 @@ async fn an_empty_token_is_refused() {
 fn base64_padded(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_keeps_everyone_logged_in() {
+    let old_key = test_key();
+    let new_key = SecretKey::new(b"the next key, rotated in: 32 bytes or more").unwrap();
+    let server = start_with(quiet()).await;
+    let before = login_json(server.addr, "johndoe", "secret", "").await;
+    drop(server);
+
+    // Restarted with the new key signing and the old one verifying.
+    let mut config = quiet();
+    config.key = new_key.clone();
+    config.old_keys = vec![old_key];
+    let server = start_with(config).await;
+    let old_access = field(&before, "access_token");
+    assert_eq!(me_status(server.addr, &old_access).await, 200);
+    let pyjwt = sign(&format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600));
+    assert_eq!(
+        me_status(server.addr, &pyjwt).await,
+        200,
+        "no kid: each key is tried"
+    );
+    let after = login_json(server.addr, "johndoe", "secret", "").await;
+    let token = field(&after, "access_token");
+    let header: Value = serde_json::from_slice(&unb64(token.split('.').next().unwrap())).unwrap();
+    assert_eq!(header["kid"], new_key.kid());
+    assert_eq!(me_status(server.addr, &token).await, 200);
+
+    // A kid no key has, signed with a key the server holds: refused.
+    let forged = sign_with(
+        Hs::S256,
+        TEST_KEY,
+        r#"{"alg":"HS256","kid":"unknown-key","typ":"JWT"}"#,
+        &format!(r#"{{"sub":"johndoe","exp":{}}}"#, now() + 600),
+    );
+    assert_401(
+        &get_me(server.addr, &format!("Bearer {forged}")).await,
+        INVALID_CREDENTIALS,
+    );
+    drop(server);
+
+    // Once the old key is dropped, its tokens are refused.
+    let mut config = quiet();
+    config.key = new_key;
+    let server = start_with(config).await;
+    assert_eq!(me_status(server.addr, &old_access).await, 401);
+    assert_eq!(me_status(server.addr, &token).await, 200);
 }

@@ -1,6 +1,7 @@
-//! The public API an embedder uses without HTTP: key length, issuing and
-//! verifying tokens (checked against our own HMAC), password hashes, and
-//! loading users files.
+//! The crate's building blocks, without an `App` or HTTP: key length and
+//! key files, issuing and verifying tokens (checked against our own HMAC),
+//! password hashes, and loading users files. (An `App` in an embedder's
+//! program is `embedding`'s surface.)
 
 use crate::cli::{Proc, TempDir};
 use crate::support::*;

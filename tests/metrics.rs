@@ -8,8 +8,9 @@
 //! the API's listener never serves the metrics; and `--metrics-addr` in the
 //! binary, its bad values and a port already taken.
 
-use crate::attacks::{slow_user, STALLED_BODY};
+use crate::attacks::slow_user;
 use crate::cli::{assert_config_error, run, Proc};
+use crate::connections::STALLED_BODY;
 use crate::support::*;
 use password_bearer::metrics::CONTENT_TYPE;
 use password_bearer::users::Users;

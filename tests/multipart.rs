@@ -4,7 +4,7 @@
 //! `string_type` entry for a file part, Starlette's three 400s, and the
 //! requests real clients sent, replayed byte for byte.
 
-use crate::hardening::{assert_429, throttled};
+use crate::attacks::{assert_429, throttled};
 use crate::support::*;
 use password_bearer::Config;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Routing as FastAPI/Starlette answers it: 404 for unknown paths, 405 with
 //! `Allow` for a known path and another method, 307 to drop a trailing
-//! slash, the OpenAPI document with its Swagger UI page, and `/healthz`.
+//! slash, `/healthz`, and the OpenAPI document (its paths, scopes and
+//! models, with sessions on or off) with its Swagger UI page.
 
 use crate::support::*;
 use serde_json::json;
@@ -229,4 +230,55 @@ async fn with_sessions_openapi_json_adds_the_refresh_grant_and_revoke() {
     );
     let revoke = &doc["components"]["schemas"]["Body_revoke_revoke_post"];
     assert_eq!(revoke["required"], json!(["token"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_the_scopes_and_describes_the_models() {
+    let server = start().await;
+    let resp = get(server.addr, "/openapi.json", &[]).await;
+    assert_eq!(resp.status, 200);
+    let doc = resp.json();
+    let flow = &doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "token");
+    let scopes = flow["scopes"].as_object().expect("scopes is an object");
+    let mut names: Vec<&str> = scopes.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["items", "me"], "{flow}");
+
+    let schemas = &doc["components"]["schemas"];
+    let token = &schemas["Token"];
+    for field in ["access_token", "token_type", "expires_in", "scope"] {
+        assert!(
+            token["properties"][field].is_object(),
+            "Token.{field}: {token}"
+        );
+    }
+    assert_eq!(
+        token["required"],
+        json!(["access_token", "token_type", "expires_in"]),
+        "scope is optional"
+    );
+    let user = &schemas["User"];
+    for field in ["username", "email", "full_name", "disabled"] {
+        assert!(
+            user["properties"][field].is_object(),
+            "User.{field}: {user}"
+        );
+    }
+    assert!(
+        user["properties"].get("hashed_password").is_none(),
+        "no hash in the model: {user}"
+    );
+    // The responses point at them.
+    let paths = &doc["paths"];
+    assert_eq!(
+        paths["/token"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/Token"
+    );
+    assert_eq!(
+        paths["/users/me"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/User"
+    );
 }

@@ -2,6 +2,8 @@
 //! database, added with the example's own command, looked up at every
 //! request (a change in the table counts at the next one), and a broken
 //! database answered 503, counting no failed login, until it is repaired.
+//! (An embedder's users store, the example's; the binary's store of
+//! sessions on disk is `state_dir`'s surface.)
 
 use crate::cli::{path_str, TempDir};
 use crate::support::*;

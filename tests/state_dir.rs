@@ -1,7 +1,10 @@
 //! `--state-dir`: sessions and revocations that survive `kill -9` and a
 //! restart of the binary (built with the `state-dir` feature: `cargo test
 //! --features state-dir`), a refresh's lost answer retried across one, one
-//! server per directory, and a bad directory is one line and exit 2. Without the feature, the flag is refused.
+//! server per directory, and a bad directory is one line and exit 2.
+//! Without the feature, the flag is refused. (This is the binary's store of
+//! sessions; a store of users of one's own, in SQLite, is
+//! `sqlite_store`'s surface.)
 
 use crate::cli::*;
 

@@ -6,17 +6,16 @@
 mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 
 mod architecture; // the library's modules import no cycle and never a layer above their own (read from src/)
-mod attacks; // stalled bodies, unread answers, per-address caps, concurrent guesses, the hash queue, a failing store, log floods
+mod attacks; // logins under attack: throttling (429), the password cap, concurrent guesses and right logins, the login and hash queues, a failing store
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
-mod connections; // header-read timeout, oversized heads, keep-alive, graceful shutdown
+mod connections; // the connection level: header and request timeouts, stalled bodies, unread answers, heads, keep-alive, connection caps, panics, fd exhaustion, graceful shutdown, the memory bound
 mod docs; // the sample outputs of README.md and docs/ are what the server answers now
 mod embedding; // App::handle without sockets, a store of our own, the chain in our handlers, examples/embed.rs
 mod env_config; // PASSWORD_BEARER_* variables: each setting, flags win, bad values exit 2
-mod hardening; // throttling, password and connection caps, panics, SIGTERM under load
 mod instances; // servers sharing a key accept each other's tokens; another key refuses them
-mod jwt; // every way a token is refused (or accepted) over HTTP
-mod library; // the public API used by embedders: keys, tokens, hashes, users files
-mod logs; // login and access log lines on stderr, and no secret in them
+mod jwt; // every way a token is refused (or accepted) over HTTP, and which key verifies it (kid, old keys)
+mod library; // the building blocks without an App: keys and key files, tokens, hashes, users files
+mod logs; // login and access log lines on stderr, no secret in them, floods in two lines, a stderr nobody reads
 mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clients saw, gauges, the listener's bounds, --metrics-addr
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 #[cfg(feature = "postgres")]
@@ -26,10 +25,10 @@ mod properties; // proptest: the form, bearer and JWT parsers never panic, round
 #[cfg(feature = "redis")]
 mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back
 mod reload; // SIGHUP: users and keys read again on open connections, a new password ends the sessions, a broken file changes nothing; App::reload swaps one set
-mod routing; // 404, 405 + Allow, 307 + Location, /openapi.json, /docs
-mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=, scopes in /openapi.json
-mod sessions; // refresh tokens: rotation, reuse, scopes; /revoke; key rotation; session caps
-mod sqlite_store; // examples/sqlite_store.rs: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
+mod routing; // 404, 405 + Allow, 307 + Location, /healthz, /openapi.json (paths, scopes, models), /docs
+mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=
+mod sessions; // the refresh grant and /revoke on one in-memory server: rotation, reuse, scopes, session caps
+mod sqlite_store; // examples/sqlite_store.rs, an embedder's users store: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
 mod state_dir; // --state-dir (the state-dir feature): sessions and revocations survive kill -9, a lost answer's retry too, one server per directory, bad directories exit 2
 mod systemd; // under systemd without systemd: socket activation (LISTEN_FDS at fd 3), READY=1/STOPPING=1 to NOTIFY_SOCKET
 mod timing; // failed logins take as long whatever the user's hash parameters: unknown, wrong password, a 64 MiB user, disabled

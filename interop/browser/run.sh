@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The /docs demo in a real browser, with no network but the server's:
-# builds the release binary, gets Swagger UI the way the README tells users
-# to (`npm pack swagger-ui-dist@VERSION`, unpacked), starts
+# builds the release binary, gets Swagger UI the way docs/configuration.md
+# ("/docs without internet") tells users to (`npm pack
+# swagger-ui-dist@VERSION`, unpacked), starts
 # `password-bearer --port 0 --docs-assets-dir DIR`, and drives /docs in
 # Debian's Chromium with playwright-core (docs.test.mjs).
 #
@@ -59,10 +60,10 @@ binary=$target/release/password-bearer
 step "npm ci (playwright-core, swagger-ui-dist; no install scripts)"
 (cd "$here" && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
 
-# Swagger UI exactly as the README has users get it: `npm pack` of the
+# Swagger UI exactly as docs/configuration.md has users get it: `npm pack` of the
 # version the lock file pins, unpacked (the tarball's `package/` folder).
 # The tarball must be the very one the lock file records (same sha512), so
-# the README's version, the lock and what is tested cannot drift apart.
+# the docs' version, the lock and what is tested cannot drift apart.
 lock_field() {
     node -p "require('./$here/package-lock.json').packages['node_modules/swagger-ui-dist'].$1"
 }

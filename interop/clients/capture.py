@@ -88,7 +88,7 @@ def main():
         johndoe = os.path.join(tmp, "johndoe.txt")
         with open(johndoe, "wb") as f:
             f.write(b"johndoe")
-        # `curl -F` as the README shows it, and with a file where a field goes.
+        # `curl -F` as README.md's walkthrough shows it, and with a file where a field goes.
         record("curl_login", curl("-F", "username=johndoe", "-F", "password=secret"))
         record("curl_username_file", curl("-F", "username=@" + johndoe, "-F", "password=secret"))
     fields = {"username": (None, "johndoe"), "password": (None, "secret")}

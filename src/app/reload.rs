@@ -2,7 +2,6 @@
 //! [`App::reload`], which replaces them while the server runs.
 
 use super::App;
-use crate::password::{DEFAULT_M_COST, DEFAULT_P_COST, DEFAULT_T_COST};
 use crate::token::SecretKey;
 use crate::users::{UserStore, Users};
 use argon2::Params;
@@ -126,8 +125,6 @@ pub(super) fn slowest_params<S: UserStore>(users: &S) -> Params {
 /// The argon2 parameters most of `users`' hashes use, for the dummy hash of
 /// unknown usernames; the defaults when the store does not say.
 pub(super) fn usual_params<S: UserStore>(users: &S) -> Params {
-    users.hash_params().unwrap_or_else(|| {
-        Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
-            .expect("constant argon2 parameters are valid")
-    })
+    // argon2's defaults are the crate's (`password::hash_password` checks).
+    users.hash_params().unwrap_or(Params::DEFAULT)
 }

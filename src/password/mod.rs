@@ -105,15 +105,24 @@ impl std::error::Error for PasswordError {}
 /// Hashes `password` as an argon2id PHC string at the default parameters
 /// (m=19456 KiB, t=2, p=1) with a fresh 16-byte salt from the OS.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
-    let params = Params::new(DEFAULT_M_COST, DEFAULT_T_COST, DEFAULT_P_COST, None)
-        .expect("constant argon2 parameters are valid");
-    hash_with_params(password.as_bytes(), params)
+    hash_with_params(password.as_bytes(), Params::DEFAULT)
 }
+
+// argon2's defaults are ours: `Params::DEFAULT` is these parameters, with
+// no `Result` to `expect` (whose error `Debug` every binary would carry).
+const _: () = assert!(
+    Params::DEFAULT_M_COST == DEFAULT_M_COST
+        && Params::DEFAULT_T_COST == DEFAULT_T_COST
+        && Params::DEFAULT_P_COST == DEFAULT_P_COST
+);
 
 fn hash_with_params(password: &[u8], params: Params) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| PasswordError::Random(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+    // 16 bytes is a valid salt length: this error cannot happen, and is
+    // mapped rather than `expect`ed so that no panic path (and no `Debug`
+    // of the error) reaches the binary.
+    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Params(e.to_string()))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password(password, &salt)
         .map(|h| h.to_string())

@@ -21,7 +21,6 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 pub const DEFAULT_MAX_PER_USER: usize = 32;
 
 /// Sessions in memory, bounded (see the module's header).
-#[derive(Debug)]
 pub struct MemorySessions {
     max_sessions: usize,
     max_per_user: usize,
@@ -30,13 +29,29 @@ pub struct MemorySessions {
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     sessions: HashMap<SessionId, Session>,
     /// Every session by login time, oldest first: whom to evict.
     by_age: BTreeSet<(i64, SessionId)>,
     /// Each user's sessions by login time.
     by_user: HashMap<String, BTreeSet<(i64, SessionId)>>,
+}
+
+/// The caps and how many sessions are held, not the sessions: a store of
+/// 100,000 is no log line (and a derived `Debug` of the maps cost every
+/// binary its code, `SessionStore` being `Debug`).
+impl std::fmt::Debug for MemorySessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("MemorySessions");
+        out.field("max_sessions", &self.max_sessions)
+            .field("max_per_user", &self.max_per_user);
+        // As a `Mutex`'s own `Debug`: never waits for the lock.
+        if let Ok(state) = self.state.try_lock() {
+            out.field("sessions", &state.sessions.len());
+        }
+        out.finish_non_exhaustive()
+    }
 }
 
 impl Default for MemorySessions {

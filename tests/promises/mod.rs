@@ -3,7 +3,8 @@
 //! directory of its own) and Redis (the `redis` feature, the binary's
 //! throwaway `redis-server` under a prefix of its own), over real TCP,
 //! across a restart where the store survives one, and on two instances
-//! where it is shared.
+//! where it is shared. (The refresh grant and `POST /revoke` as a client
+//! sees them on one in-memory server are `sessions`' surface.)
 //!
 //! [`Deployment`] is the harness: the instances of one [`Backend`], each an
 //! API listener and a metrics listener, which it restarts on the same store,

@@ -3,7 +3,7 @@
 //! embedder writes them) run the same way; users files for them.
 
 use password_bearer::token::SecretKey;
-use password_bearer::users::Users;
+use password_bearer::users::{UserStore, Users};
 use password_bearer::{serve, App, Config};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -180,4 +180,9 @@ pub(crate) fn users_json(entries: &[(&str, &str, bool)]) -> String {
         );
     }
     Value::Object(map).to_string()
+}
+
+/// No login log lines: for tests whose floods of logins would fill stderr.
+pub(crate) fn quiet(config: &mut Config<impl UserStore>) {
+    config.login_log = false;
 }

@@ -80,7 +80,7 @@ fn hash_password() -> Result<(), ConfigError> {
 /// work-stealing scheduler, about 900 fewer instructions per
 /// `GET /users/me` (`benches/instructions.sh`) and one thread less. More
 /// are one multi-thread runtime, whose work stealing moves a connection
-/// away from a core a password hash holds (README, Performance).
+/// away from a core a password hash holds (docs/configuration.md, "Workers"; docs/benchmarks.md).
 fn run(options: &Options) -> Result<(), ConfigError> {
     // Read before systemd's variables are taken from the environment;
     // printed with the other warnings, once the configuration is good.

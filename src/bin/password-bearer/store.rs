@@ -111,7 +111,7 @@ pub(crate) fn summary(store: &Store) -> String {
 /// creates the table if missing, and reads what `/openapi.json` lists. A
 /// database that does not answer yet is a warning, not an exit: instances
 /// and their database restart in any order, and until it answers logins
-/// and `/healthz` get 503 (README, Scaling out). The line to print; `None`
+/// and `/healthz` get 503 (docs/scaling-out.md, "Users in PostgreSQL"). The line to print; `None`
 /// for a file.
 #[cfg(feature = "postgres")]
 pub(crate) fn connect(runtime: &tokio::runtime::Runtime, store: &Store) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Running under systemd: the listening socket a `.socket` unit hands over
 //! (socket activation, [`activation`]) and the readiness protocol of
-//! `Type=notify` units ([`notify`]). See `contrib/` for the units and the
-//! README's "Running under systemd".
+//! `Type=notify` units ([`notify`]). See `contrib/` for the units and
+//! docs/deployment.md, "Running under systemd".
 //!
 //! The binary's alone, not the library's: both are about this process (its
 //! environment, its file descriptors, its service manager), and a library
