@@ -116,6 +116,12 @@ pub mod users;
 #[doc = include_str!("../docs/embedding.md")]
 pub mod embedding_guide {}
 
+/// Where the routes were until 0.1: nothing public lived here
+/// ([`App::handle`] is `App`'s); the handlers are now one file per route
+/// in the crate's `src/handlers/`, behind one route table.
+#[deprecated(note = "no public item lived here; App::handle is App's, the handlers are private")]
+pub mod routes {}
+
 pub use app::{App, Config};
 pub use server::metrics;
 pub use server::serve;
