@@ -12,7 +12,8 @@
 //! `crate::server::{…}` counts as `server` itself).
 //!
 //! A new module of the library goes into [`LAYERS`]; the test says so when
-//! one is missing.
+//! one is missing. And no file of `src/` (the binary's included) is over
+//! 800 lines, its unit tests counted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -441,4 +442,39 @@ fn the_reader_resolves_super_self_and_files_placed_apart() {
     );
     assert_eq!(module_named(&paths[2], &modules).as_deref(), Some("server"));
     assert_eq!(module_named(&paths[6], &modules).as_deref(), Some("app"));
+}
+
+/// Every `.rs` file under `src/`, the binary's included.
+fn all_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all_rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A file a reader can take in: long unit-test modules go to a sibling
+/// `tests.rs`, and a module that grows past this is split by what it holds.
+const MAX_LINES: usize = 800;
+
+#[test]
+fn no_source_file_is_over_800_lines() {
+    let mut files = Vec::new();
+    all_rust_files(&src(), &mut files);
+    assert!(
+        files.len() > 50,
+        "read {} files: the wrong folder?",
+        files.len()
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = fs::read_to_string(path).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "over {MAX_LINES} lines: {long:?}");
 }
