@@ -110,7 +110,7 @@ async fn serve_baseline_tls(listener: TcpListener, config: std::sync::Arc<rustls
 /// run on one core (`taskset -c 0`), else multi-threaded with a worker per
 /// core. Each side then runs its best configuration for the cores it has,
 /// and the comparison is fair: on one core the multi-threaded runtime's
-/// work-stealing bookkeeping (about 1,300 instructions a request) would
+/// work-stealing bookkeeping (about 900 instructions a request) would
 /// be counted against the baseline.
 #[allow(dead_code)]
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
