@@ -5,8 +5,9 @@
 #
 #   benches/instructions.sh [REQUESTS]     (default 5000)
 #
-# Each server runs pinned to one core, as in load.sh (so ours runs one
-# worker, and the baseline's runtime one worker thread), under valgrind, answering 1000 and 1000+REQUESTS
+# Each server runs pinned to one core, as in load.sh (so each picks a
+# current-thread runtime: ours as its --workers default does, the baseline
+# the same way), under valgrind, answering 1000 and 1000+REQUESTS
 # requests on one keep-alive connection (each count the fewest of three
 # runs); the difference divided by REQUESTS is the cost of one request,
 # start-up and shutdown cancelled out. The

@@ -10,6 +10,10 @@
 //! and certificate), the handshake in each connection's task: the baseline
 //! `benches/load.sh tls` compares TLS against.
 //!
+//! It runs on the runtime `password-bearer` picks for the same cores
+//! (current-thread on one core, else a worker per core), so that both
+//! sides run their best configuration.
+//!
 //! ```sh
 //! cargo run --release --example baseline -- 8002
 //! cargo run --release --features tls --example baseline -- 8443 cert.pem key.pem
@@ -101,9 +105,34 @@ async fn serve_baseline_tls(listener: TcpListener, config: std::sync::Arc<rustls
     }
 }
 
+/// The runtime `password-bearer` would pick for the same cores
+/// (src/bin/password-bearer/main.rs): current-thread when this process may
+/// run on one core (`taskset -c 0`), else multi-threaded with a worker per
+/// core. Each side then runs its best configuration for the cores it has,
+/// and the comparison is fair: on one core the multi-threaded runtime's
+/// work-stealing bookkeeping (about 900 instructions a request) would
+/// be counted against the baseline.
+#[allow(dead_code)]
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_all().build()
+}
+
 #[allow(dead_code)] // benches include this file for `serve_baseline` only
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    runtime()?.block_on(serve_main())
+}
+
+/// Binds the port of the command line and serves until Ctrl-C.
+#[allow(dead_code)]
+async fn serve_main() -> std::io::Result<()> {
     let invalid = |message: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port: u16 = match args.first() {
