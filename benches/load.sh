@@ -6,7 +6,12 @@
 #   benches/load.sh flood [SECONDS]      login flood beside /users/me readers,
 #                                        ours then the axum equivalent
 #                                        (benches/axum-equivalent, when it
-#                                        builds), and the logins/s ratio
+#                                        builds), and the logins/s ratio;
+#                                        each against the hash limit (cores
+#                                        / median hash time, measured first),
+#                                        with refusals, readers' p99, peak
+#                                        RSS and where the cores went
+#                                        (READERS=0: no readers)
 #   benches/load.sh conns [N]            RSS of each server holding N (10000)
 #                                        keep-alive connections
 #   benches/load.sh tls [ROUNDS] [SECONDS]
@@ -69,6 +74,11 @@ if [ "$mode" = flood ] &&
 fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# A process's CPU time in nanoseconds, its threads' schedstat summed
+# (exact where cpu_ticks counts 10 ms ticks).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
+# The whole machine's busy ticks (all but idle and iowait), for the flood.
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
@@ -83,6 +93,8 @@ head -c 48 /dev/urandom | base64 >"$work/key"
 # 10 are in flight at once and the other six wait for their turn, so every
 # login is a 200 (the non-2xx count below says if one was refused).
 extra=()
+# The flood reads our hash times from /metrics (see hash_sum below).
+[ "$mode" = flood ] && extra=(--metrics-addr 127.0.0.1:0)
 # TLS: both servers serve one certificate; curl trusts it, wrk checks none.
 scheme=http
 curl_tls=()
@@ -169,16 +181,77 @@ wrk.method = "POST"
 wrk.body = "username=johndoe&password=secret"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 LUA
+    # READERS=0 floods with no readers: the logins alone, for comparison.
+    readers=${READERS:-8}
+    metrics=$(sed -n 's/.*metrics on http:\/\/\([0-9.:]*\)\/metrics$/\1/p' "$work/ours.err")
+    # hash_sum: our hashes so far, "count seconds" (from /metrics, the
+    # hash-duration histogram's _count and _sum, microsecond-exact).
+    hash_sum() {
+        curl -sf "http://$metrics/metrics" |
+            awk '/^password_bearer_hash_duration_seconds_count / {c = $2}
+                 /^password_bearer_hash_duration_seconds_sum / {s = $2} END {print c + 0, s + 0}'
+    }
+    # The hash limit, measured in this run on this machine as it is now:
+    # ours logs johndoe in 11 times, one at a time, nothing else running
+    # against it, and each hash's time is the histogram's sum before and
+    # after (the first, which also allocates argon2's 19 MiB, dropped).
+    # The server hashes at most one password per core at a time, each on
+    # one core (p=1): cores / median hash time is what the machine allows.
+    cores=$(taskset -c "$PIN" nproc)
+    # hash_alone: sets hash_ms (the median) and login_cpu_ms (the CPU of a
+    # login alone, its hash and the rest, for the account of where the
+    # cores went).
+    hash_alone() {
+        local i before after cpu0=0
+        : >"$work/hash-times"
+        for i in $(seq 11); do
+            [ "$i" = 2 ] && cpu0=$(cpu_ns "$ours_pid")
+            before=$(hash_sum)
+            curl -sf -d 'username=johndoe&password=secret' "http://$ours/token" >/dev/null ||
+                { echo "load.sh: johndoe's login failed" >&2; exit 1; }
+            after=$(hash_sum)
+            [ "$i" = 1 ] || awk -v b="${before#* }" -v a="${after#* }" 'BEGIN {printf "%.3f\n", (a - b) * 1000}' >>"$work/hash-times"
+        done
+        hash_ms=$(median <"$work/hash-times")
+        login_cpu_ms=$(awk -v n="$(($(cpu_ns "$ours_pid") - cpu0))" 'BEGIN {printf "%.3f", n / 10 / 1e6}')
+    }
+    hash_alone
+    limit=$(awk -v c="$cores" -v h="$hash_ms" 'BEGIN {printf "%.1f", c / h * 1000}')
+    echo "hash limit: $cores cores / median hash $hash_ms ms (10 logins one at a time, before the floods; CPU $login_cpu_ms ms a login) = $limit logins/s"
+    # The same after the floods: how far the machine drifted meanwhile (a
+    # shared machine's other work slows the hashes alone too).
+    limit_again() {
+        hash_alone
+        echo "hash limit again after the floods: median hash $hash_ms ms = $(awk -v c="$cores" -v h="$hash_ms" 'BEGIN {printf "%.1f", c / h * 1000}') logins/s"
+    }
+    # ms TIME: wrk's latency (850.00us, 4.79ms, 1.02s) in milliseconds.
+    ms() { awk -v t="$1" 'BEGIN {u = t; sub(/[0-9.]+/, "", u); v = t + 0; printf "%.2f", u == "us" ? v / 1000 : u == "s" ? v * 1000 : v}'; }
     # flood NAME ADDR PID AUTH: the same flood for each server, so the two
     # sets of figures differ only by the server. Writes logins/s to
     # $work/NAME.logins for the ratio.
     flood() {
-        local name=$1 addr=$2 pid=$3 auth=$4 idle flooder logins p50 p99 non2xx refused
+        local name=$1 addr=$2 pid=$3 auth=$4 idle flooder logins p50 p99 non2xx refused hashes=
         idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+        [ "$name" = ours ] && hashes=$(hash_sum)
+        local cpu0 machine0 cpu machine started took count sum
+        cpu0=$(cpu_ticks "$pid")
+        machine0=$(machine_ticks)
+        started=$(date +%s%N)
         wrk -t1 -c16 -d"${seconds}s" -s "$work/login.lua" "http://$addr/token" >"$work/$name.flood.txt" &
         flooder=$!
-        wrk -t1 -c8 -d"${seconds}s" --latency -H "$auth" "http://$addr/users/me" >"$work/$name.readers.txt"
+        if [ "$readers" -gt 0 ]; then
+            wrk -t1 -c"$readers" -d"${seconds}s" --latency -H "$auth" "http://$addr/users/me" >"$work/$name.readers.txt"
+        else
+            : >"$work/$name.readers.txt"
+        fi
         wait "$flooder"
+        # Hashes done by the time wrk stopped: the logins it left queued
+        # are still hashed after it, and are not the flood's.
+        [ -n "$hashes" ] && read -r count sum <<<"$(hash_sum)"
+        cpu=$(($(cpu_ticks "$pid") - cpu0))
+        machine=$(($(machine_ticks) - machine0))
+        # The flood's own length (wrk runs a little past -d), for the shares.
+        took=$(awk -v n="$(($(date +%s%N) - started))" 'BEGIN {print n / 1e9}')
         logins=$(awk '/Requests\/sec/ {print $2}' "$work/$name.flood.txt")
         p99=$(awk '$1 == "99%" {print $2}' "$work/$name.readers.txt")
         p50=$(awk '$1 == "50%" {print $2}' "$work/$name.readers.txt")
@@ -191,12 +264,29 @@ LUA
         echo "  /users/me latency during the flood: p50 $p50, p99 $p99"
         echo "  RSS: idle ${idle} KiB, peak $(hwm_kib "$pid") KiB; non-2xx responses: $non2xx"
         echo "  valid logins refused: $refused (target: 0)"
+        echo "  logins/s / hash limit: $(awk -v l="$logins" -v m="$limit" 'BEGIN {printf "%.3f", l / m}') (target: >= 0.9)"
+        # Where the two cores went: each login needs the CPU one took
+        # alone (argon2's, nearly all of it); the server's other CPU is its
+        # readers'.
+        awk -v cpu="$cpu" -v all="$machine" -v hz="$hz" -v t="$took" -v n="$(awk '/requests in/ {print $1}' "$work/$name.flood.txt")" -v h="$login_cpu_ms" \
+            'BEGIN {c = cpu / hz / t; m = all / hz / t; x = n * h / 1000 / t; printf "  cores busy: %.2f, of which the server %.2f (its logins about %.2f, the rest, its readers, %.2f); wrk and everything else on the machine %.2f\n", m, c, x, c - x, m - c}'
+        if [ -n "$hashes" ]; then
+            # The hashes done during the flood: their mean time, against the
+            # median above, says how much of the cores they got; their
+            # seconds over the slots' (one per core), how busy the slots were.
+            awk -v c0="${hashes% *}" -v s0="${hashes#* }" -v c="$count" -v s="$sum" -v cores="$cores" -v t="$took" -v h="$hash_ms" \
+                'BEGIN {n = c - c0; m = (s - s0) / n * 1000; printf "  hashes during the flood: %d, mean %.1f ms (%.2f x the median alone); slots busy %.0f%%\n", n, m, m / h, (s - s0) / (cores * t) * 100}'
+            awk -v l="$logins" -v c0="${hashes% *}" -v s0="${hashes#* }" -v c="$count" -v s="$sum" -v cores="$cores" \
+                'BEGIN {m = (s - s0) / (c - c0); printf "  logins/s / (cores / the flood'"'"'s mean hash time, %.1f logins/s): %.3f\n", cores / m, l / (cores / m)}'
+        fi
+        [ "$readers" -gt 0 ] && echo "  targets: p99 $(ms "$p99") ms (<= 5), peak RSS $(awk -v k="$(hwm_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}') MiB (<= 48)"
         echo "$logins" >"$work/$name.logins"
     }
-    echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while 8 clients GET /users/me; each server on both cores, one flood at a time"
+    echo "login flood: 16 clients POST /token (argon2id m=19456 t=2 p=1) for ${seconds}s while $readers clients GET /users/me; each server on both cores, one flood at a time"
     flood ours "$ours" "$ours_pid" "$auth"
     if [ -n "$axum_skipped" ]; then
         echo "axum comparison skipped: benches/axum-equivalent does not build ($axum_skipped)"
+        limit_again
         exit 0
     fi
     # Started only now, so that ours was flooded with no other server in
@@ -212,6 +302,7 @@ LUA
     flood axum "$axum" "$axum_pid" "Authorization: Bearer $axum_token"
     awk -v a="$(cat "$work/ours.logins")" -v b="$(cat "$work/axum.logins")" \
         'BEGIN {if (b > 0) printf "logins/s ratio ours / axum: %.3f\n", a / b; else print "logins/s ratio ours / axum: n/a (axum logged nobody in)"}'
+    limit_again
     exit 0
 fi
 

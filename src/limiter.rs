@@ -188,6 +188,17 @@ impl Admitted<'_> {
         }
     }
 
+    /// [`Admitted::refund`] without waiting (Redis's in the background),
+    /// for a caller that cannot await: a login dropped before its hash
+    /// started.
+    pub(crate) fn refund_now(self) {
+        match self {
+            Admitted::Local(attempt) => attempt.refund(),
+            #[cfg(feature = "redis")]
+            Admitted::Shared(attempt) => attempt.refund_in_background(),
+        }
+    }
+
     /// The attempt was never judged ([`Attempt::refund`]).
     pub(crate) async fn refund(self) {
         match self {

@@ -214,6 +214,44 @@ async fn a_login_whose_client_leaves_while_it_waits_for_its_turn_counts_nothing(
     assert_eq!(resp.status, 429, "{}", resp.text());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_login_whose_client_leaves_before_its_hash_is_nobodys_failure() {
+    // Issue 20: a login flood of right passwords ends, its clients leave,
+    // and the logins they left in flight before their hashes counted as
+    // failures: the user was locked out (429) for a minute. Here two
+    // logins from one address (its limit 2) are held at their user
+    // lookup, admitted; one's client leaves. Counted as a failure, it and
+    // one real failure would reach the address's limit (a success resets
+    // a username's failures, not an address's), and the right password
+    // after them would be a 429.
+    let store = Arc::new(Gated {
+        users: Users::demo(),
+        open: tokio::sync::watch::Sender::new(false),
+    });
+    let mut config = Config::new(store.clone(), test_key());
+    config.throttle.per_user = 0;
+    config.throttle.per_ip = 2;
+    quiet(&mut config);
+    let server = start_store(config).await;
+    let right = credentials("johndoe", "secret");
+    let mut staying = Conn::open_from(server.addr, loopback(2)).await;
+    staying.send(&token_request(&right)).await;
+    let mut leaving = Conn::open_from(server.addr, loopback(2)).await;
+    leaving.send(&token_request(&right)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(leaving);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.open.send_replace(true);
+    assert_eq!(staying.response().await.status, 200);
+    let guess = credentials("johndoe", "a wrong guess");
+    assert_invalid_grant(&post_token_from(server.addr, loopback(2), &guess).await);
+    let resp = post_token_from(server.addr, loopback(2), &right).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // A failure that stays is counted: the limit holds.
+    assert_invalid_grant(&post_token_from(server.addr, loopback(2), &guess).await);
+    assert_429(&post_token_from(server.addr, loopback(2), &right).await);
+}
+
 /// A users file with one user whose hash is deliberately slow (t = 8), so
 /// that a few dozen logins take seconds to hash one at a time.
 pub(crate) fn slow_user() -> Users {

@@ -16,6 +16,7 @@ use crate::auth::store_unavailable;
 use crate::clock::unix_now;
 use crate::counters::Login;
 use crate::error::{json_response, ApiError};
+use crate::limiter::Admitted;
 use crate::logging::{self, Peer, Quoted, LOGIN, LOGIN_REFUSED};
 use crate::password::Busy;
 use crate::sessions::{Session, TokenId};
@@ -65,7 +66,7 @@ where
     // a hash slot, both within the login queue's one wait.
     let deadline = app.verifier.deadline();
     let attempt = match app.limiter.admit(&form.username, ip, deadline).await {
-        Ok(attempt) => attempt,
+        Ok(attempt) => Unhashed(Some(attempt)),
         Err(refused) => {
             refused.count(&app.counters);
             return Err(refused::refused(app, refused, &form.username, peer));
@@ -81,12 +82,8 @@ where
         }
     };
     let hash = user.as_ref().map(|u| u.hashed_password().clone());
-    let verdict = match app
-        .verifier
-        .verify_by(hash, form.password.as_bytes(), deadline)
-        .await
-    {
-        Ok(verdict) => verdict,
+    let slot = match app.verifier.slot_by(deadline).await {
+        Ok(slot) => slot,
         Err(Busy { retry_after }) => {
             attempt.refund().await;
             app.counters.login(Login::Busy);
@@ -97,6 +94,13 @@ where
             return Err(ApiError::Unavailable(retry_after.as_secs()));
         }
     };
+    // The hash starts at the next poll, with no `.await` before it: from
+    // here on, dropped unsettled, the attempt counts as failed.
+    let attempt = attempt.hashing();
+    let verdict = app
+        .verifier
+        .verify_in(slot, hash, form.password.as_bytes())
+        .await;
     let Some(user) = user.filter(|_| verdict.verified) else {
         // Settled at once, so that the logins waiting for their turn
         // behind this one learn of it; answered after the padding, so
@@ -140,6 +144,36 @@ where
         &granted,
         session.as_ref().map(|s| (s, 0)),
     )
+}
+
+/// An admitted login until its hash starts. Dropped before then (its
+/// client gone while it waited for the user store or a hash slot), it is
+/// refunded: it cost no hash, so it is nobody's failure, and a flood of
+/// right passwords whose clients leave does not lock their user out. From
+/// its hash on ([`Unhashed::hashing`]), dropped unsettled it counts as a
+/// failure, as any attempt that may have cost a hash.
+struct Unhashed<'a>(Option<Admitted<'a>>);
+
+impl<'a> Unhashed<'a> {
+    /// The attempt, its hash about to start.
+    fn hashing(mut self) -> Admitted<'a> {
+        self.0.take().expect("taken only here or on drop")
+    }
+
+    /// [`Admitted::refund`].
+    async fn refund(mut self) {
+        if let Some(attempt) = self.0.take() {
+            attempt.refund().await;
+        }
+    }
+}
+
+impl Drop for Unhashed<'_> {
+    fn drop(&mut self) {
+        if let Some(attempt) = self.0.take() {
+            attempt.refund_now();
+        }
+    }
 }
 
 /// A new session for `user`'s password login, when sessions are on.

@@ -211,6 +211,12 @@ impl Verdict {
     }
 }
 
+/// A hash slot held: [`Verifier::slot_by`] gives it, [`Verifier::verify_in`]
+/// hashes in it.
+#[derive(Debug)]
+#[must_use = "a slot is for a hash: pass it to `verify_in`"]
+pub(crate) struct Slot(OwnedSemaphorePermit);
+
 /// A login that could not start its hash within the queue's wait: it is
 /// answered 503 at once, not hashed, and counted as nobody's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,9 +358,30 @@ impl Verifier {
         password: &[u8],
         deadline: tokio::time::Instant,
     ) -> Result<Verdict, Busy> {
+        let slot = self.slot_by(deadline).await?;
+        Ok(self.verify_in(slot, phc, password).await)
+    }
+
+    /// [`Verifier::verify_by`]'s first half: a hash slot, to be had by
+    /// `deadline`. A caller that must know whether its hash has started
+    /// (a login dropped before then cost no hash) holds it between the two
+    /// halves, with no `.await` between them.
+    pub(crate) async fn slot_by(&self, deadline: tokio::time::Instant) -> Result<Slot, Busy> {
         let asked = Instant::now();
         let permit = self.slot(deadline).await?;
         self.timings.wait.observe(asked.elapsed());
+        Ok(Slot(permit))
+    }
+
+    /// [`Verifier::verify_by`]'s second half: the hash, started at the
+    /// first poll in `slot`, which it frees when done.
+    pub(crate) async fn verify_in(
+        &self,
+        slot: Slot,
+        phc: Option<Arc<str>>,
+        password: &[u8],
+    ) -> Verdict {
+        let Slot(permit) = slot;
         let timings = self.timings.clone();
         let password = password.to_vec();
         let memory = self.memory.clone();
@@ -398,10 +425,10 @@ impl Verifier {
         .await;
         // A runtime shutting down means "not verified".
         let (verified, padded) = checked.unwrap_or((false, Duration::ZERO));
-        Ok(Verdict {
+        Verdict {
             verified,
             answer_at: started + padded,
-        })
+        }
     }
 
     /// From now on, the dummy hash of unknown usernames costs `params`.

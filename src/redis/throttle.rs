@@ -397,9 +397,19 @@ impl SharedAttempt<'_> {
         throttle.settled.notify_one();
     }
 
+    /// [`SharedAttempt::refund`] from a task of its own, for a caller that
+    /// cannot await (a login dropped before its hash started).
+    pub fn refund_in_background(mut self) {
+        self.settle_in_background(Settle::Return);
+    }
+
     /// Settles the attempt as failed from a task of its own: from `failed`,
     /// and from `drop` (where nothing can be awaited).
     fn fail_in_background(&mut self) {
+        self.settle_in_background(Settle::Fail);
+    }
+
+    fn settle_in_background(&mut self, settle: Settle) {
         let Some(reservation) = self.reservation.take() else {
             return;
         };
@@ -412,10 +422,10 @@ impl SharedAttempt<'_> {
         let redis = throttle.redis.clone();
         let relevant = throttle.limits.window;
         runtime.spawn(async move {
-            if reservation.settle(&redis, Settle::Fail).await.is_err() {
-                redis.undo_later("a failed login's settlement", relevant, move |redis| {
+            if reservation.settle(&redis, settle).await.is_err() {
+                redis.undo_later("a login's settlement", relevant, move |redis| {
                     let reservation = reservation.clone();
-                    async move { reservation.settle(&redis, Settle::Fail).await }
+                    async move { reservation.settle(&redis, settle).await }
                 });
             }
         });

@@ -25,9 +25,11 @@
 //! 2. after the hash, [`Attempt::failed`] (the reservation becomes a
 //!    failure), [`Attempt::succeeded`] (the username's failures are reset
 //!    and the address's reservation returned), or [`Attempt::refund`] when
-//!    the attempt was never judged (the server was busy or its user store
-//!    down): that is nobody's failure. An attempt dropped unsettled (the
-//!    client went away mid-hash, the request timed out) counts as failed.
+//!    the attempt was never judged (the server was busy, its user store
+//!    down, or its client gone before its hash started: `/token` refunds
+//!    those itself): that is nobody's failure. An attempt dropped
+//!    unsettled (the client went away mid-hash, the request timed out)
+//!    counts as failed.
 //!
 //! Waiting is first come, first served per key: a place freed on a key goes
 //! to the attempt waiting on it longest, not to a newcomer (nor to whichever
