@@ -145,10 +145,12 @@ fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
 /// signature, which is uniformly spread for real tokens. A client crafting
 /// tokens for one bucket only evicts entries; it cannot make a hit.
 fn bucket_of(token: &[u8]) -> usize {
-    let tail = &token[token.len().saturating_sub(8)..];
-    let mut bytes = [0u8; 8];
-    bytes[..tail.len()].copy_from_slice(tail);
-    let mixed = u64::from_le_bytes(bytes).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // A fixed-size read: copying a tail of any length calls `memcpy`.
+    let tail = match token.last_chunk::<8>() {
+        Some(tail) => u64::from_le_bytes(*tail),
+        None => token.iter().fold(0, |acc, &b| acc << 8 | u64::from(b)),
+    };
+    let mixed = tail.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 32) as usize % BUCKETS
 }
 
