@@ -36,37 +36,49 @@ pub async fn current_user<S: UserStore>(
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
     let users_and_keys = app.users_and_keys();
-    let claims = verify_token(app, &users_and_keys, token.as_bytes())?;
-    user_named_by(&users_and_keys, claims).await
+    let verified = verify_token(app, &users_and_keys, token.as_bytes())?;
+    user_named_by(&users_and_keys, verified).await
+}
+
+/// A verified token's claims, and its user when the store's answer for
+/// this set of users is fixed ([`UserStore::fixed_user`]), found with the
+/// token in the verified-token cache.
+pub(crate) struct Verified {
+    pub(crate) claims: Arc<Claims>,
+    pub(crate) user: Option<Arc<User>>,
 }
 
 /// The first half of [`current_user`], synchronous: the token's claims
-/// under `users_and_keys`' keys. The routes call the halves apart so that the
+/// under `users_and_keys`' keys (and its user, when fixed). The routes call the halves apart so that the
 /// future hyper keeps per connection holds the claims across the store's
 /// `await`, not the request.
 pub(crate) fn verify_token<S: UserStore>(
     app: &App<S>,
     users_and_keys: &UsersAndKeys<S>,
     token: &[u8],
-) -> Result<Arc<Claims>, ApiError> {
+) -> Result<Verified, ApiError> {
     app.tokens
         .verify(
-            users_and_keys.keys(),
+            (users_and_keys.keys(), users_and_keys.users()),
             users_and_keys.generation,
             token,
             unix_now(),
             app.leeway_secs,
             app.revocations(),
         )
+        .map(|(claims, user)| Verified { claims, user })
         .map_err(|_| ApiError::InvalidCredentials)
 }
 
 /// The second half of [`current_user`]: the user verified claims name, in
-/// `users_and_keys`' store.
+/// `users_and_keys`' store (unless the cache had it, fixed).
 pub(crate) async fn user_named_by<S: UserStore>(
     users_and_keys: &UsersAndKeys<S>,
-    claims: Arc<Claims>,
+    Verified { claims, user }: Verified,
 ) -> Result<CurrentUser, ApiError> {
+    if let Some(user) = user {
+        return Ok(CurrentUser { user, claims });
+    }
     let user = users_and_keys
         .users()
         .find(&claims.sub)

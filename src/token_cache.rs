@@ -17,9 +17,15 @@
 //! deny-list's generation it was last checked against, and a hit looks the
 //! token up again only when something was revoked since, so the usual hit
 //! costs one atomic load more.
+//!
+//! An entry may also hold the token's user, when the store's answer cannot
+//! change while its keys' generation is current ([`UserStore::fixed_user`]:
+//! the built-in [`crate::Users`]); a hit then skips the store's lookup.
+//! A reload moves the generation on, so a reloaded user is looked up again.
 
 use crate::sessions::Revocations;
 use crate::token::{self, check_times, Claims, SecretKey, TokenError};
+use crate::users::{User, UserStore};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Buckets in the cache: enough for the clients of a small deployment, 32 KiB
@@ -30,7 +36,9 @@ const BUCKETS: usize = 1024;
 struct Entry {
     token: Box<[u8]>,
     claims: Arc<Claims>,
-    /// The generation of the keys that verified it.
+    /// Its user, when the store of that generation says the user is fixed.
+    user: Option<Arc<User>>,
+    /// The generation of the keys (and users) that verified it.
     keys: u64,
     /// The deny-list's generation when this token was last found not
     /// revoked.
@@ -62,16 +70,18 @@ impl TokenCache {
     /// [`token::verify_any`] of the token's bytes under `keys` (of
     /// generation `keys_generation`), answered from the cache when this
     /// exact token was verified before under the same keys; then, when
-    /// there is a deny-list, refused if it or its session was revoked.
-    pub(crate) fn verify(
+    /// there is a deny-list, refused if it or its session was revoked. With
+    /// the claims, the user `users` (of the same generation) names as
+    /// fixed, if any: looked up on a miss, remembered for the hits.
+    pub(crate) fn verify<S: UserStore>(
         &self,
-        keys: &[SecretKey],
+        (keys, users): (&[SecretKey], &S),
         keys_generation: u64,
         token: &[u8],
         now: i64,
         leeway: i64,
         revocations: Option<&Revocations>,
-    ) -> Result<Arc<Claims>, TokenError> {
+    ) -> Result<(Arc<Claims>, Option<Arc<User>>), TokenError> {
         let bucket = &self.buckets[bucket_of(token)];
         let hit = {
             let mut entry = bucket.lock().unwrap_or_else(PoisonError::into_inner);
@@ -86,14 +96,14 @@ impl TokenCache {
                             e.checked = generation;
                         }
                     }
-                    Some(e.claims.clone())
+                    Some((e.claims.clone(), e.user.clone()))
                 }
                 _ => None,
             }
         };
-        if let Some(claims) = hit {
-            check_times(claims.exp, claims.nbf, now, leeway)?;
-            return Ok(claims);
+        if let Some(hit) = hit {
+            check_times(hit.0.exp, hit.0.nbf, now, leeway)?;
+            return Ok(hit);
         }
         // Only a miss needs the token as text: a hit equals a token that
         // was UTF-8 when it was verified.
@@ -105,13 +115,15 @@ impl TokenCache {
         if revocations.is_some_and(|r| denied(r, &claims, now)) {
             return Err(TokenError::Revoked);
         }
+        let user = users.fixed_user(&claims.sub);
         *bucket.lock().unwrap_or_else(PoisonError::into_inner) = Some(Entry {
             token: token.into(),
             claims: claims.clone(),
+            user: user.clone(),
             keys: keys_generation,
             checked,
         });
-        Ok(claims)
+        Ok((claims, user))
     }
 }
 
@@ -133,10 +145,12 @@ fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
 /// signature, which is uniformly spread for real tokens. A client crafting
 /// tokens for one bucket only evicts entries; it cannot make a hit.
 fn bucket_of(token: &[u8]) -> usize {
-    let tail = &token[token.len().saturating_sub(8)..];
-    let mut bytes = [0u8; 8];
-    bytes[..tail.len()].copy_from_slice(tail);
-    let mixed = u64::from_le_bytes(bytes).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // A fixed-size read: copying a tail of any length calls `memcpy`.
+    let tail = match token.last_chunk::<8>() {
+        Some(tail) => u64::from_le_bytes(*tail),
+        None => token.iter().fold(0, |acc, &b| acc << 8 | u64::from(b)),
+    };
+    let mixed = tail.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 32) as usize % BUCKETS
 }
 
@@ -168,6 +182,46 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
 
+    /// A store whose users may change at any time: the default answer.
+    struct Changing;
+
+    impl UserStore for Changing {
+        fn find(
+            &self,
+            _: &str,
+        ) -> impl std::future::Future<Output = Result<Option<Arc<User>>, crate::users::StoreError>> + Send
+        {
+            std::future::ready(Ok(None))
+        }
+    }
+
+    impl TokenCache {
+        /// [`TokenCache::verify`]'s claims, for a store whose users are
+        /// looked up at every request.
+        fn claims_of(
+            &self,
+            keys: &[SecretKey],
+            keys_generation: u64,
+            token: &[u8],
+            now: i64,
+            leeway: i64,
+            revocations: Option<&Revocations>,
+        ) -> Result<Arc<Claims>, TokenError> {
+            self.verify(
+                (keys, &Changing),
+                keys_generation,
+                token,
+                now,
+                leeway,
+                revocations,
+            )
+            .map(|(claims, user)| {
+                assert!(user.is_none(), "a changing store's user is never cached");
+                claims
+            })
+        }
+    }
+
     fn key() -> SecretKey {
         SecretKey::new(b"token-cache-tests-key-0123456789abcdef").unwrap()
     }
@@ -178,7 +232,7 @@ mod tests {
         let bytes = b"\xff\xfe.e30.c2ln";
         for _ in 0..2 {
             assert_eq!(
-                cache.verify(&[key()], 0, bytes, NOW, 0, None),
+                cache.claims_of(&[key()], 0, bytes, NOW, 0, None),
                 Err(TokenError::Malformed)
             );
         }
@@ -189,13 +243,53 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         let first = cache
-            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .unwrap();
         let second = cache
-            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .unwrap();
         assert!(Arc::ptr_eq(&first, &second), "the second call is a hit");
         assert_eq!(second.sub, "johndoe");
+    }
+
+    #[test]
+    fn a_fixed_user_is_remembered_for_its_generation_only() {
+        use crate::users::Users;
+        let users = Users::demo();
+        let cache = TokenCache::new();
+        let token = issue(&key(), "johndoe", NOW, 60);
+        let verify = |generation| {
+            cache
+                .verify(
+                    (&[key()], &users),
+                    generation,
+                    token.as_bytes(),
+                    NOW,
+                    0,
+                    None,
+                )
+                .unwrap()
+                .1
+                .expect("johndoe is a fixed user")
+        };
+        let (first, hit) = (verify(0), verify(0));
+        assert!(Arc::ptr_eq(&first, users.get("johndoe").unwrap()));
+        assert!(Arc::ptr_eq(&first, &hit), "the hit remembers the user");
+        // After a reload (generation 1), the new set's store is asked again.
+        let reloaded = Users::demo();
+        let after = cache
+            .verify((&[key()], &reloaded), 1, token.as_bytes(), NOW, 0, None)
+            .unwrap()
+            .1
+            .unwrap();
+        assert!(Arc::ptr_eq(&after, reloaded.get("johndoe").unwrap()));
+        // A user the store does not have is left to the lookup (and refused there).
+        let nobody = issue(&key(), "nobody", NOW, 60);
+        assert!(cache
+            .verify((&[key()], &users), 0, nobody.as_bytes(), NOW, 0, None)
+            .unwrap()
+            .1
+            .is_none());
     }
 
     #[test]
@@ -203,15 +297,15 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         assert!(cache
-            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
         assert_eq!(
-            cache.verify(&[key()], 0, token.as_bytes(), NOW + 60, 0, None),
+            cache.claims_of(&[key()], 0, token.as_bytes(), NOW + 60, 0, None),
             Err(TokenError::Expired)
         );
         assert!(
             cache
-                .verify(&[key()], 0, token.as_bytes(), NOW + 60, 5, None)
+                .claims_of(&[key()], 0, token.as_bytes(), NOW + 60, 5, None)
                 .is_ok(),
             "leeway applies"
         );
@@ -222,7 +316,7 @@ mod tests {
         let cache = TokenCache::new();
         let token = issue(&key(), "johndoe", NOW, 60);
         assert!(cache
-            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
         // Same bucket (same tail), different payload byte: must not hit.
         let mut forged = token.clone().into_bytes();
@@ -231,11 +325,11 @@ mod tests {
         let forged = String::from_utf8(forged).unwrap();
         assert_eq!(bucket_of(forged.as_bytes()), bucket_of(token.as_bytes()));
         assert!(cache
-            .verify(&[key()], 0, forged.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, forged.as_bytes(), NOW, 0, None)
             .is_err());
         assert!(
             cache
-                .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+                .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
                 .is_ok(),
             "the real one still verifies"
         );
@@ -250,11 +344,11 @@ mod tests {
         let other = SecretKey::new(b"another-key-0123456789abcdef-0123456").unwrap();
         let token = issue(&other, "johndoe", NOW, 60);
         assert_eq!(
-            cache.verify(&[key()], 0, token.as_bytes(), NOW, 0, None),
+            cache.claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
         assert_eq!(
-            cache.verify(&[key()], 0, token.as_bytes(), NOW, 0, None),
+            cache.claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None),
             Err(TokenError::BadSignature)
         );
     }
@@ -266,7 +360,7 @@ mod tests {
         let new = SecretKey::new(b"the-key-after-a-reload-0123456789abcdef").unwrap();
         let token = issue(&old, "johndoe", NOW, 60);
         assert!(cache
-            .verify(
+            .claims_of(
                 std::slice::from_ref(&old),
                 0,
                 token.as_bytes(),
@@ -277,7 +371,7 @@ mod tests {
             .is_ok());
         // The old key removed (generation 1): refused although cached.
         assert_eq!(
-            cache.verify(
+            cache.claims_of(
                 std::slice::from_ref(&new),
                 1,
                 token.as_bytes(),
@@ -289,7 +383,7 @@ mod tests {
         );
         // Still listed as an old key (generation 2): accepted again.
         assert!(cache
-            .verify(&[new, old], 2, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[new, old], 2, token.as_bytes(), NOW, 0, None)
             .is_ok());
     }
 
@@ -330,7 +424,7 @@ mod tests {
             )
         };
         let (token, sibling) = (mint(&jti), mint(&other));
-        let check = |t: &str| cache.verify(&[key()], 0, t.as_bytes(), NOW, 0, Some(&list));
+        let check = |t: &str| cache.claims_of(&[key()], 0, t.as_bytes(), NOW, 0, Some(&list));
         assert!(check(&token).is_ok());
         assert!(check(&token).is_ok(), "a hit, nothing revoked");
         list.add(Revocation::Token(jti, NOW + 60), None, NOW);
@@ -340,7 +434,7 @@ mod tests {
         assert_eq!(check(&sibling).unwrap_err(), TokenError::Revoked);
         // Without a deny-list (sessions off), nothing is revoked.
         assert!(cache
-            .verify(&[key()], 0, token.as_bytes(), NOW, 0, None)
+            .claims_of(&[key()], 0, token.as_bytes(), NOW, 0, None)
             .is_ok());
     }
 
@@ -360,7 +454,7 @@ mod tests {
             mint("johndoe", NOW + 1),
             mint("bob", NOW),
         );
-        let check = |t: &str| cache.verify(&[key()], 0, t.as_bytes(), NOW + 1, 0, Some(&list));
+        let check = |t: &str| cache.claims_of(&[key()], 0, t.as_bytes(), NOW + 1, 0, Some(&list));
         for token in [&before, &after, &other] {
             assert!(check(token).is_ok());
         }

@@ -26,11 +26,11 @@ mod token;
 mod users_me;
 
 use crate::app::{App, UsersAndKeys};
+use crate::auth::Verified;
 use crate::counters::Endpoint;
 use crate::error::{no_store, ApiError};
 use crate::openapi::Docs;
 use crate::server::access_log::{finish, AccessEntry};
-use crate::token::Claims;
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -225,7 +225,7 @@ enum Outcome<S> {
     Ready(Response<Full<Bytes>>),
     /// `/users/me` with a verified token: the store lookup is left, in the
     /// users of the set whose keys verified it.
-    UsersMe(Arc<Claims>, Arc<UsersAndKeys<S>>),
+    UsersMe(Verified, Arc<UsersAndKeys<S>>),
     /// A form to read and answer: `/token` or `/revoke`.
     Form(FormRoute),
     /// `/healthz`: the store's answer is left.
@@ -277,7 +277,9 @@ where
             if route.method.is(request.method()) {
                 match route.handler {
                     Handler::UsersMe => match users_me::verify(&*app, &request) {
-                        Ok((claims, users_and_keys)) => Outcome::UsersMe(claims, users_and_keys),
+                        Ok((verified, users_and_keys)) => {
+                            Outcome::UsersMe(verified, users_and_keys)
+                        }
                         Err(e) => Outcome::Ready(e.into_response()),
                     },
                     Handler::Token => Outcome::Form(FormRoute::Token),
@@ -328,8 +330,8 @@ where
                 response: Some(response),
             }
         }
-        Outcome::UsersMe(claims, users_and_keys) => RouteFuture::UsersMe {
-            lookup: users_me::answer(app, claims, users_and_keys, access),
+        Outcome::UsersMe(verified, users_and_keys) => RouteFuture::UsersMe {
+            lookup: users_me::answer(app, verified, users_and_keys, access),
         },
         // Boxed: the login's state (body, form, hash) would otherwise size
         // every connection's future; one allocation per login costs nothing

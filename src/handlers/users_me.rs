@@ -17,12 +17,11 @@
 //! [`current_user`]: crate::auth::current_user
 
 use crate::app::{App, UsersAndKeys};
-use crate::auth::{current_active_user, user_named_by, verify_token};
+use crate::auth::{current_active_user, user_named_by, verify_token, Verified};
 use crate::bearer::bearer_bytes;
 use crate::counters::Endpoint;
 use crate::error::{json_response, ApiError};
 use crate::server::access_log::{finish, AccessEntry};
-use crate::token::Claims;
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -39,7 +38,7 @@ use std::sync::Arc;
 pub(super) fn verify<S: UserStore, B>(
     app: &App<S>,
     request: &Request<B>,
-) -> Result<(Arc<Claims>, Arc<UsersAndKeys<S>>), ApiError> {
+) -> Result<(Verified, Arc<UsersAndKeys<S>>), ApiError> {
     // A scan of the few headers a request has costs less than
     // `HeaderMap::get`'s hash and probe; it finds the same, first, value.
     let authorization = request
@@ -48,9 +47,9 @@ pub(super) fn verify<S: UserStore, B>(
         .find(|(name, _)| *name == AUTHORIZATION)
         .map(|(_, value)| value.as_bytes());
     let users_and_keys = app.users_and_keys();
-    let claims =
+    let verified =
         bearer_bytes(authorization).and_then(|token| verify_token(app, &users_and_keys, token))?;
-    Ok((claims, users_and_keys))
+    Ok((verified, users_and_keys))
 }
 
 /// The rest of the chain, the future hyper keeps: `current_user`'s second
@@ -64,7 +63,7 @@ pub(super) fn verify<S: UserStore, B>(
 #[allow(clippy::manual_async_fn)]
 pub(super) fn answer<S, A>(
     app: A,
-    claims: Arc<Claims>,
+    verified: Verified,
     users_and_keys: Arc<UsersAndKeys<S>>,
     access: Option<Box<AccessEntry>>,
 ) -> impl Future<Output = Response<Full<Bytes>>>
@@ -73,7 +72,7 @@ where
     A: Deref<Target = App<S>>,
 {
     async move {
-        let response = match user_named_by(&users_and_keys, claims)
+        let response = match user_named_by(&users_and_keys, verified)
             .await
             .and_then(current_active_user)
         {

@@ -242,6 +242,18 @@ pub trait UserStore: Send + Sync + 'static {
         username: &str,
     ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send;
 
+    /// The user named `username`, only when this store holds it in memory
+    /// and can never change it (no interior mutability: the built-in
+    /// [`Users`]; a change comes only by [`crate::App::reload`], which
+    /// replaces the store). The routes then remember it with the verified
+    /// token, and skip [`find`](UserStore::find) while this store is
+    /// current. The default, `None`, suits every store whose users may
+    /// change at any time (a database): they are looked up every request.
+    fn fixed_user(&self, username: &str) -> Option<Arc<User>> {
+        let _ = username;
+        None
+    }
+
     /// Whether the store can answer now, for `GET /healthz` (503 while it
     /// cannot). The default says yes; a database-backed store should run a
     /// cheap query that reads its users table (`SELECT 1 FROM users LIMIT
@@ -527,6 +539,10 @@ impl<S: UserStore> UserStore for Arc<S> {
         (**self).find(username)
     }
 
+    fn fixed_user(&self, username: &str) -> Option<Arc<User>> {
+        (**self).fixed_user(username)
+    }
+
     fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).health()
     }
@@ -555,6 +571,11 @@ impl UserStore for Users {
         username: &str,
     ) -> impl Future<Output = Result<Option<Arc<User>>, StoreError>> + Send {
         std::future::ready(Ok(self.get(username).cloned()))
+    }
+
+    /// Fixed: the users are read-only once loaded.
+    fn fixed_user(&self, username: &str) -> Option<Arc<User>> {
+        self.get(username).cloned()
     }
 
     fn hash_params(&self) -> Option<Params> {
