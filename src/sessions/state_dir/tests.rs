@@ -557,6 +557,7 @@ async fn concurrent_refreshes_share_commits_and_each_is_durable() {
     // queue up meanwhile, as they do behind a commit's fsync.
     let blocker = store.inner.db.begin_write().unwrap();
     let before = store.inner.commits.load(Ordering::Relaxed);
+    let submitted = store.submitted();
     let refreshes: Vec<_> = sessions
         .iter()
         .map(|s| {
@@ -564,8 +565,9 @@ async fn concurrent_refreshes_share_commits_and_each_is_durable() {
             tokio::spawn(async move { store.advance(id, 0, t, t + 60, t + 60).await })
         })
         .collect();
-    // The writer holds at most one batch taken before the rest arrived.
-    while store.queued() < N - 1 {
+    // All submitted: the writer holds at most one batch, taken before the
+    // rest arrived, and the rest wait in its queue.
+    while store.submitted() < submitted + N {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     drop(blocker);
@@ -613,6 +615,7 @@ async fn in_a_batch_one_operations_failure_is_its_own() {
     })
     .unwrap();
     let blocker = store.inner.db.begin_write().unwrap();
+    let submitted = store.submitted();
     let advance = |id: SessionId, from: u32| {
         let store = Arc::clone(&store);
         tokio::spawn(async move { store.advance(id, from, t, t, t + 60).await })
@@ -623,7 +626,7 @@ async fn in_a_batch_one_operations_failure_is_its_own() {
         advance(damaged.id, 0),
         advance(SessionId([7; 16]), 0),
     ];
-    while store.queued() < tries.len() - 1 {
+    while store.submitted() < submitted + tries.len() {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     drop(blocker);

@@ -151,13 +151,15 @@ impl StateDirSessions {
             .ok_or_else(|| StoreError::new("session store: no writer"))
     }
 
-    /// Operations queued for the writer now.
+    /// Operations submitted so far: queued for the writer, or taken by it.
     #[cfg(test)]
-    pub(super) fn queued(&self) -> usize {
-        self.writer
+    pub(super) fn submitted(&self) -> usize {
+        let queued = self
+            .writer
             .get()
             .and_then(|w| w.queue.as_ref())
-            .map_or(0, |q| q.max_capacity() - q.capacity())
+            .map_or(0, |q| q.max_capacity() - q.capacity());
+        queued + self.inner.taken.load(Ordering::Relaxed) as usize
     }
 }
 
@@ -173,6 +175,7 @@ fn writer(inner: &Inner, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        inner.taken.fetch_add(batch.len() as u64, Ordering::Relaxed);
         // A panic in the engine fails its batch (the answers' senders are
         // dropped: a store error each), not every write after it.
         let _ = catch_unwind(AssertUnwindSafe(|| commit(inner, &mut batch)));
