@@ -34,6 +34,13 @@
 #                                        redis-server on a free port, nothing
 #                                        saved) against ours with sessions in
 #                                        the process, the same binary
+#   benches/load.sh refresh [CLIENTS] [SECONDS]
+#                                        refresh grants: CLIENTS clients (8
+#                                        and 32), each rotating its own
+#                                        session, against sessions in memory,
+#                                        --state-dir and --redis-url; grants/s,
+#                                        p99, CPU per grant, and state-dir /
+#                                        memory (ROUNDS=3 rounds, medians)
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -43,6 +50,79 @@
 # (Debian: apt-get install wrk) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# refresh: a block of its own, three servers of the same binary (the
+# state-dir and redis features) one store apart, each pinned to core 0 and
+# given one user per client (user0, user1, …, password "secret", johndoe's
+# hash), and examples/refresh_load.rs on core 1 as the clients.
+if [ "${1:-}" = refresh ]; then
+    shift
+    clients=${1:-8 32}
+    seconds=${2:-5}
+    rounds=${ROUNDS:-3}
+    command -v redis-server >/dev/null || { echo "load.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 2; }
+    cargo build --release --quiet --features state-dir,redis --bin password-bearer --example refresh_load
+    source benches/servers.sh
+    median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+    most=$(printf '%s\n' $clients | sort -n | tail -n1)
+    python3 - "$most" src/demo_users.json >"$work/users.json" <<'PY'
+import json, sys
+john = json.load(open(sys.argv[2]))["johndoe"]
+print(json.dumps({f"user{i}": dict(john, username=f"user{i}") for i in range(int(sys.argv[1]))}))
+PY
+    head -c 48 /dev/urandom | base64 >"$work/key"
+    # The state directory on the disk that holds the repository (under
+    # target/), not in a tmpfs: an fsync there would cost nothing.
+    state=$(mktemp -d "$PWD/target/refresh-state.XXXXXX")
+    redisdir=$(mktemp -d)
+    redisport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # As the redis mode's: nothing saved, on core 1 with the clients.
+    taskset -c 1 redis-server --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$redisdir" --logfile "$redisdir/log" --daemonize yes --pidfile "$redisdir/pid"
+    trap 'kill "$(cat "$redisdir/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redisdir" "$state"; cleanup' EXIT
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$redisport" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.1
+    done
+    PIN=0
+    common=(--port 0 --secret-key-file "$work/key" --no-login-log --users "$work/users.json")
+    memory=$(start memory target/release/password-bearer "${common[@]}")
+    state_dir=$(start state-dir target/release/password-bearer "${common[@]}" --state-dir "$state")
+    redis=$(start redis target/release/password-bearer "${common[@]}" --redis-url "redis://127.0.0.1:$redisport/")
+    echo "refresh grants: each client logs in once as its own user, then refreshes in a loop with the latest refresh token"
+    echo "servers on core 0, clients (examples/refresh_load.rs) and redis-server on core 1; ${seconds}s per run, $rounds rounds, medians"
+    echo "--state-dir in $state: $(df -T "$state" | awk 'NR == 2 {print $2 " on " $1}')"
+    for n in $clients; do
+        : >"$work/rows.$n"
+        for round in $(seq "$rounds"); do
+            for store in memory state-dir redis; do
+                case $store in memory) addr=$memory ;; state-dir) addr=$state_dir ;; redis) addr=$redis ;; esac
+                out=$(taskset -c 1 target/release/examples/refresh_load "$addr" "$n" "$seconds" \
+                    "$(cat "$work/$store.pid")" "$(getconf CLK_TCK)")
+                echo "  $n clients, round $round, $store: $out"
+                rate=$(echo "$out" | sed -n 's/.*: \([0-9]*\) grants\/s.*/\1/p')
+                p99=$(echo "$out" | sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p')
+                cpu=$(echo "$out" | sed -n 's/.*server CPU \([0-9.]*\) us.*/\1/p')
+                echo "$store $rate $p99 $cpu" >>"$work/rows.$n"
+            done
+        done
+    done
+    printf '%-8s %-10s %12s %10s %14s %16s\n' clients store 'grants/s' 'p99 ms' 'CPU us/grant' 'grants/s/core'
+    for n in $clients; do
+        for store in memory state-dir redis; do
+            rate=$(awk -v s=$store '$1 == s {print $2}' "$work/rows.$n" | median)
+            p99=$(awk -v s=$store '$1 == s {print $3}' "$work/rows.$n" | median)
+            cpu=$(awk -v s=$store '$1 == s {print $4}' "$work/rows.$n" | median)
+            per_core=$(awk -v c="$cpu" 'BEGIN {printf "%.0f", (c > 0) ? 1e6 / c : 0}')
+            printf '%-8s %-10s %12s %10s %14s %16s\n' "$n" "$store" "$rate" "$p99" "$cpu" "$per_core"
+        done
+        # Each round's state-dir rate over its memory rate, measured
+        # seconds apart, then the median: steadier than a ratio of medians.
+        ratio=$(awk '$1 == "memory" {m = $2} $1 == "state-dir" {printf "%.3f\n", $2 / m}' "$work/rows.$n" | median)
+        echo "$n clients: state-dir / memory $ratio (median of the rounds' ratios; target at 32: >= 0.5)"
+    done
+    exit 0
+fi
 
 mode=users_me
 case "${1:-}" in flood | conns | tls | postgres | redis) mode=$1; shift ;; esac

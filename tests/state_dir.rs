@@ -128,6 +128,43 @@ mod with_the_feature {
         assert_401(&me(addr, &b_access2).await, INVALID_CREDENTIALS);
     }
 
+    /// Refreshes at once share commits (group commit): each that answered
+    /// 200 is on disk all the same, `kill -9` right after the last.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_refreshes_that_answered_200_survive_kill_9() {
+        const N: usize = 16;
+        let tmp = TempDir::new();
+        let dir = path_str(&tmp.0.join("state"));
+        let key = tmp.file("key", b"a-key-file-key-of-more-than-32-bytes-0123");
+        let (mut proc, addr) = server(&dir, &key);
+        let mut firsts = Vec::new();
+        for _ in 0..N {
+            firsts.push(log_in(addr).await.1);
+        }
+        let refreshes: Vec<_> = firsts
+            .iter()
+            .map(|first| {
+                let first = first.clone();
+                tokio::spawn(async move { refreshed(addr, &first).await.1 })
+            })
+            .collect();
+        let mut nexts = Vec::new();
+        for refresh in refreshes {
+            nexts.push(refresh.await.unwrap());
+        }
+        proc.signal("KILL");
+        let (status, _) = proc.wait_exit();
+        assert_eq!(status.code(), None, "killed by the signal: {status:?}");
+
+        let (_proc, addr) = server(&dir, &key);
+        // Every rotation answered is there: the token each answer carried
+        // refreshes, and the one before it is used up.
+        for (first, next) in firsts.iter().zip(&nexts) {
+            refreshed(addr, next).await;
+            assert_json_exact(&refresh(addr, first).await, 400, INVALID_REFRESH_TOKEN);
+        }
+    }
+
     /// A refresh committed, its answer lost, then `kill -9` before the
     /// client retries: after the restart, the retry with the token it holds
     /// is answered (once), and the session goes on. (Every store's, on a

@@ -538,3 +538,104 @@ fn keys_sort_by_time_and_rows_read_back() {
         (-7, TOKEN, [9; 16])
     );
 }
+
+/// Group commit: refreshes that arrive together share one commit, and each
+/// is on disk when it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_share_commits_and_each_is_durable() {
+    const N: usize = 64;
+    let dir = TempDir::new();
+    let store = Arc::new(StateDirSessions::open(&dir.0).unwrap());
+    let t = now();
+    let sessions: Vec<Session> = (0..N)
+        .map(|i| session(&format!("user{i}"), t, 1000))
+        .collect();
+    for s in &sessions {
+        store.create(s.clone()).await.unwrap();
+    }
+    // Held so that the writer cannot begin its transaction: the refreshes
+    // queue up meanwhile, as they do behind a commit's fsync.
+    let blocker = store.inner.db.begin_write().unwrap();
+    let before = store.inner.commits.load(Ordering::Relaxed);
+    let submitted = store.submitted();
+    let refreshes: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            let (store, id) = (Arc::clone(&store), s.id);
+            tokio::spawn(async move { store.advance(id, 0, t, t + 60, t + 60).await })
+        })
+        .collect();
+    // All submitted: the writer holds at most one batch, taken before the
+    // rest arrived, and the rest wait in its queue.
+    while store.submitted() < submitted + N {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(blocker);
+    for refresh in refreshes {
+        assert_eq!(refresh.await.unwrap().unwrap(), Advance::Advanced);
+    }
+    let commits = store.inner.commits.load(Ordering::Relaxed) - before;
+    assert!(commits <= 2, "{N} refreshes took {commits} commits");
+    // Each rotation answered is in the file.
+    drop(Arc::into_inner(store).unwrap());
+    let store = StateDirSessions::open(&dir.0).unwrap();
+    for s in &sessions {
+        assert_eq!(get(&store, s.id, t).await.unwrap().counter, 1, "{s:?}");
+    }
+}
+
+/// In one batch, a refusal and an engine error stay with their operation:
+/// the others' answers are their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_batch_one_operations_failure_is_its_own() {
+    let dir = TempDir::new();
+    let store = Arc::new(StateDirSessions::open(&dir.0).unwrap());
+    let t = now();
+    let (good, reused, damaged) = (
+        session("alice", t, 1000),
+        session("bob", t, 1000),
+        session("carol", t, 1000),
+    );
+    for s in [&good, &reused, &damaged] {
+        store.create(s.clone()).await.unwrap();
+    }
+    assert_eq!(
+        store.advance(reused.id, 0, t, t, t + 60).await.unwrap(),
+        Advance::Advanced
+    );
+    // Carol's row cut short, as no build of ours writes it.
+    write(&store.inner.db, |tables| {
+        let mut short = row(&damaged);
+        short.truncate(40);
+        tables
+            .sessions
+            .insert(damaged.id.0.as_slice(), short.as_slice())?;
+        tables.dirty = true;
+        Ok(())
+    })
+    .unwrap();
+    let blocker = store.inner.db.begin_write().unwrap();
+    let submitted = store.submitted();
+    let advance = |id: SessionId, from: u32| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.advance(id, from, t, t, t + 60).await })
+    };
+    let tries = [
+        advance(good.id, 0),
+        advance(reused.id, 0),
+        advance(damaged.id, 0),
+        advance(SessionId([7; 16]), 0),
+    ];
+    while store.submitted() < submitted + tries.len() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(blocker);
+    let [good_try, reused_try, damaged_try, unknown_try] = tries;
+    assert_eq!(good_try.await.unwrap().unwrap(), Advance::Advanced);
+    assert_eq!(reused_try.await.unwrap().unwrap(), Advance::Reused);
+    let err = damaged_try.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("a session row does not read"), "{err}");
+    assert_eq!(unknown_try.await.unwrap().unwrap(), Advance::Unknown);
+    assert_eq!(get(&store, good.id, t).await.unwrap().counter, 1);
+    assert_eq!(get(&store, reused.id, t).await, None);
+}
