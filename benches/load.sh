@@ -74,16 +74,8 @@ PY
     # The state directory on the disk that holds the repository (under
     # target/), not in a tmpfs: an fsync there would cost nothing.
     state=$(mktemp -d "$PWD/target/refresh-state.XXXXXX")
-    redisdir=$(mktemp -d)
-    redisport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # As the redis mode's: nothing saved, on core 1 with the clients.
-    taskset -c 1 redis-server --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$redisdir" --logfile "$redisdir/log" --daemonize yes --pidfile "$redisdir/pid"
+    start_redis
     trap 'kill "$(cat "$redisdir/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redisdir" "$state"; cleanup' EXIT
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$redisport" ping 2>/dev/null)" = PONG ] && break
-        sleep 0.1
-    done
     PIN=0
     common=(--port 0 --secret-key-file "$work/key" --no-login-log --users "$work/users.json")
     memory=$(start memory target/release/password-bearer "${common[@]}")
@@ -223,15 +215,8 @@ fi
 # core.
 if [ "$mode" = redis ]; then
     command -v redis-server >/dev/null || { echo "load.sh: redis-server is missing (apt-get install redis-server)" >&2; exit 2; }
-    redisdir=$(mktemp -d)
-    redisport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    taskset -c 1 redis-server --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$redisdir" --logfile "$redisdir/log" --daemonize yes --pidfile "$redisdir/pid"
+    start_redis
     trap 'kill "$(cat "$redisdir/pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redisdir"; cleanup' EXIT
-    for _ in $(seq 100); do
-        [ "$(redis-cli -p "$redisport" ping 2>/dev/null)" = PONG ] && break
-        sleep 0.1
-    done
     extra=(--redis-url "redis://127.0.0.1:$redisport/")
 fi
 ours=$(start ours target/release/password-bearer --port 0 --secret-key-file "$work/key" --no-login-log \

@@ -33,3 +33,20 @@ start() {
     echo "$(basename "$0"): $name did not start: $(cat "$work/$name.err")" >&2
     exit 1
 }
+
+# start_redis: a throwaway redis-server on a free port, saving nothing, on
+# core 1 (with the clients, off the servers' core 0); sets $redisdir (its
+# folder, pid and log) and $redisport, and returns once it answers PING.
+# The caller's EXIT trap stops it: kill "$(cat "$redisdir/pid")".
+start_redis() {
+    redisdir=$(mktemp -d)
+    redisport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    taskset -c 1 redis-server --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$redisdir" --logfile "$redisdir/log" --daemonize yes --pidfile "$redisdir/pid"
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$redisport" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.1
+    done
+    echo "load.sh: redis-server did not answer on port $redisport" >&2
+    return 1
+}
