@@ -3,7 +3,7 @@
 //! the cost of `GET /users/me`).
 //!
 //! Safe because a hit requires the whole presented token to equal, byte for
-//! byte (compared in constant time), a token that passed full verification
+//! byte (its signature's end compared in constant time first), a token that passed full verification
 //! under this app's key; the time rules (`exp`, `nbf`) are checked again on
 //! every hit, so an entry never outlives its token. The cache is
 //! direct-mapped: a fixed number of buckets, each holding one token, so its
@@ -86,7 +86,7 @@ impl TokenCache {
         let hit = {
             let mut entry = bucket.lock().unwrap_or_else(PoisonError::into_inner);
             match entry.as_mut() {
-                Some(e) if e.keys == keys_generation && constant_time_eq(&e.token, token) => {
+                Some(e) if e.keys == keys_generation && same_token(&e.token, token) => {
                     if let Some(revocations) = revocations {
                         let generation = revocations.generation();
                         if e.checked != generation {
@@ -152,6 +152,33 @@ fn bucket_of(token: &[u8]) -> usize {
     };
     let mixed = tail.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 32) as usize % BUCKETS
+}
+
+/// Bytes at a token's end compared in constant time: a JWS ends with its
+/// signature (HS256's is 43 characters), the one part a client cannot
+/// make without the key.
+const SIGNED_TAIL: usize = 32;
+
+/// Whether `presented` is the cached token, byte for byte, telling by its
+/// time nothing a client could not know: first its signature's last
+/// [`SIGNED_TAIL`] bytes, in constant time; only if those match (the
+/// client then holds that token's signature, 192 bits it could only have
+/// from the token itself) the rest, with an ordinary comparison, as fast
+/// as the library's. Without the tail's match, where the rest differs
+/// (header and claims, which are base64 and no secret) is never looked at.
+fn same_token(cached: &[u8], presented: &[u8]) -> bool {
+    if cached.len() != presented.len() {
+        return false;
+    }
+    match (
+        cached.last_chunk::<SIGNED_TAIL>(),
+        presented.last_chunk::<SIGNED_TAIL>(),
+    ) {
+        (Some(cached_tail), Some(presented_tail)) => {
+            constant_time_eq(cached_tail, presented_tail) && cached == presented
+        }
+        _ => constant_time_eq(cached, presented),
+    }
 }
 
 /// Equality whose time depends on the lengths only, not on where the bytes
@@ -400,6 +427,23 @@ mod tests {
             other[i] ^= 0x20;
             assert!(!constant_time_eq(long, &other), "byte {i}");
         }
+    }
+
+    #[test]
+    fn same_token_is_equality_whatever_byte_differs() {
+        let token = issue(&key(), "johndoe", NOW, 60);
+        let token = token.as_bytes();
+        assert!(same_token(token, token));
+        // Every byte, in the signature's tail and before it.
+        for i in 0..token.len() {
+            let mut other = token.to_vec();
+            other[i] ^= 0x01;
+            assert!(!same_token(token, &other), "byte {i}");
+        }
+        assert!(!same_token(token, &token[1..]));
+        // Shorter than the tail: compared whole.
+        assert!(same_token(b"abc", b"abc"));
+        assert!(!same_token(b"abc", b"abd"));
     }
 
     #[test]
