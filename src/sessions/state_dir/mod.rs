@@ -36,7 +36,8 @@
 //! the deny-list does too; so the file holds at most `max_revocations`
 //! entries plus a mark per user, and a restart loads each with its owner.
 //! Expired entries are purged when the store is opened, and a few at a time
-//! by every login and refresh; expired marks when the store is opened.
+//! by every login and refresh (once a commit, for all those it holds: see
+//! [`writer`]); expired marks when the store is opened.
 //! redb reuses freed pages, and at open a file more than half free (and over
 //! 2 MiB) is compacted, so it stays near the size of its live entries at
 //! their peak. Measured (9-byte usernames): an empty store is under 1 MB,

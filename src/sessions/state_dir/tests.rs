@@ -639,3 +639,47 @@ async fn in_a_batch_one_operations_failure_is_its_own() {
     assert_eq!(get(&store, good.id, t).await.unwrap().counter, 1);
     assert_eq!(get(&store, reused.id, t).await, None);
 }
+
+/// A batch purges once, as of its earliest refresh: a session live at that
+/// refresh's time is not purged by a later one of the same batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batchs_purge_spares_a_session_its_earlier_refresh_holds() {
+    let dir = TempDir::new();
+    let store = Arc::new(StateDirSessions::open(&dir.0).unwrap());
+    let t = now();
+    let (short, long) = (session("alice", t, 10), session("bob", t, 1000));
+    for s in [&short, &long] {
+        store.create(s.clone()).await.unwrap();
+    }
+    let blocker = store.inner.db.begin_write().unwrap();
+    let submitted = store.submitted();
+    let advance = |id: SessionId, at: i64| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.advance(id, 0, at, at, at + 60).await })
+    };
+    // A write the writer takes alone and holds (it waits for the
+    // blocker), so that the next two queue behind it and form one batch.
+    let taken = store.inner.taken.load(Ordering::Relaxed);
+    let held = advance(SessionId([7; 16]), t);
+    while store.inner.taken.load(Ordering::Relaxed) < taken + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Queued in this order: alice's at t + 5, while hers is live, then
+    // bob's at t + 20, when hers has expired.
+    let first = advance(short.id, t + 5);
+    while store.submitted() < submitted + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let second = advance(long.id, t + 20);
+    while store.submitted() < submitted + 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(blocker);
+    assert_eq!(held.await.unwrap().unwrap(), Advance::Unknown);
+    assert_eq!(first.await.unwrap().unwrap(), Advance::Advanced);
+    assert_eq!(second.await.unwrap().unwrap(), Advance::Advanced);
+    // Purged by the next write, whose time it has passed.
+    assert_eq!(store.counts().0, 2);
+    store.create(session("carol", t + 20, 10)).await.unwrap();
+    assert_eq!(store.counts().0, 2, "alice's purged, carol's added");
+}

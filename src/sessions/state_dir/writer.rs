@@ -7,6 +7,8 @@
 //! disk before its caller hears back: what answered 200 survives `kill -9`.
 //! Alone, an operation is one transaction as before; at 32 clients a commit
 //! holds up to 32, and the rate is no longer the disk's `fsync` rate.
+//! A batch's expired entries are purged once, before its operations
+//! ([`purge`]), not by each of them.
 //!
 //! Each operation's answer (advanced, reused, unknown) is computed inside
 //! the transaction, after those queued before it, so the compare-and-advance
@@ -187,6 +189,7 @@ fn writer(inner: &Inner, mut jobs: mpsc::Receiver<Job>) {
 fn commit(inner: &Inner, batch: &mut Vec<Job>) {
     let mut applied = false;
     let outcome = write(&inner.db, |t| {
+        purge(t, batch.iter().map(|job| &job.op))?;
         let done = batch
             .iter()
             .map(|job| apply(t, &job.op, inner.caps))
@@ -204,7 +207,10 @@ fn commit(inner: &Inner, batch: &mut Vec<Job>) {
         // One operation's error: each alone, so that only it fails.
         Err(_) if !applied && batch.len() > 1 => {
             for job in batch.drain(..) {
-                let alone = write(&inner.db, |t| apply(t, &job.op, inner.caps));
+                let alone = write(&inner.db, |t| {
+                    purge(t, [&job.op])?;
+                    apply(t, &job.op, inner.caps)
+                });
                 if alone.is_ok() {
                     inner.commits.fetch_add(1, Ordering::Relaxed);
                 }
@@ -225,11 +231,33 @@ pub(super) fn failed(inner: &Inner, e: &Engine) -> StoreError {
     StoreError::new(format!("session store {}: {e}", inner.path.display()))
 }
 
-/// One operation, inside the batch's transaction.
+/// The batch's purge, before its operations: each login and refresh
+/// purges up to [`super::PURGE_BATCH`] expired sessions and as many
+/// revocations, as if each did before itself, but in one pass (two range
+/// reads a batch, not two an operation). Expired as of the earliest
+/// `now` among them, so that none of them finds gone a session that was
+/// still live at its own time.
+fn purge<'a>(t: &mut Tables<'_>, ops: impl IntoIterator<Item = &'a Op>) -> Result<(), Engine> {
+    let (mut earliest, mut writes) = (i64::MAX, 0);
+    for op in ops {
+        let now = match *op {
+            Op::Create(ref session) => session.created,
+            Op::Advance { now, .. } => now,
+            _ => continue,
+        };
+        earliest = earliest.min(now);
+        writes += 1;
+    }
+    if writes > 0 {
+        t.purge(earliest, super::PURGE_BATCH * writes)?;
+    }
+    Ok(())
+}
+
+/// One operation, inside the batch's transaction (after [`purge`]).
 fn apply(t: &mut Tables<'_>, op: &Op, caps: Caps) -> Result<Done, Engine> {
     match *op {
         Op::Create(ref session) => {
-            t.purge(session.created, super::PURGE_BATCH)?;
             t.insert(session, caps)?;
             Ok(Done::Nothing)
         }
@@ -240,7 +268,6 @@ fn apply(t: &mut Tables<'_>, op: &Op, caps: Caps) -> Result<Done, Engine> {
             retry_until,
             revoke_until,
         } => {
-            t.purge(now, super::PURGE_BATCH)?;
             // The check and the move in one transaction, after every write
             // queued before it: a second refresh with the same token sees
             // the counter already moved.
