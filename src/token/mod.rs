@@ -23,6 +23,13 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "signing")]
+mod signing;
+#[cfg(feature = "signing")]
+use signing::ASYMMETRIC_SIGNATURE_LEN;
+#[cfg(feature = "signing")]
+pub use signing::{SigningKey, SigningKeyError, VerifyingKey};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Longest token accepted, in bytes. Checked before anything else so that
@@ -149,6 +156,45 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
+/// A JWS algorithm this crate signs or verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC with SHA-256, a shared secret ([`super::SecretKey`]).
+    HS256,
+    /// Ed25519 signatures (RFC 8037).
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4).
+    ES256,
+}
+
+impl Algorithm {
+    /// The name a JWS header's `alg` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+        }
+    }
+
+    /// The algorithm `name` names, exactly (case included).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name {
+            "HS256" => Some(Algorithm::HS256),
+            "EdDSA" => Some(Algorithm::EdDSA),
+            "ES256" => Some(Algorithm::ES256),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Verified claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,6 +216,13 @@ pub struct Claims {
     /// The session it was issued in (`sid`): revoking the session revokes
     /// every token that names it.
     pub sid: Option<String>,
+    /// The issuer (`iss`), if the token names one.
+    pub iss: Option<String>,
+    /// The audiences (`aud`, a string or a list of strings), empty when the
+    /// token names none.
+    pub aud: Vec<String>,
+    /// The client the token was issued to (`client_id`, RFC 9068), if any.
+    pub client_id: Option<String>,
 }
 
 impl Claims {
@@ -193,9 +246,11 @@ pub enum TokenError {
     /// Not three canonical base64url segments, or the header is not a JSON
     /// object, or the claims are not JSON.
     Malformed,
-    /// The signature is not 32 bytes or does not match the key.
+    /// The signature is not 32 bytes (64 for an asymmetric key) or matches
+    /// no key.
     BadSignature,
-    /// The header's `alg` is not `"HS256"`.
+    /// The header's `alg` is not the algorithm of the key that verified
+    /// the signature (`"HS256"` for a secret key), or not an allowed one.
     Algorithm,
     /// The header has `jku`, `jwk`, `x5u`, `x5c` or `crit`.
     ForbiddenHeader,
@@ -210,6 +265,10 @@ pub enum TokenError {
     UnknownKey,
     /// The token, or its session, was revoked.
     Revoked,
+    /// The issuer (`iss`) is not the one expected, or is missing.
+    Issuer,
+    /// The audience (`aud`) does not include the one expected.
+    Audience,
 }
 
 impl fmt::Display for TokenError {
@@ -218,13 +277,15 @@ impl fmt::Display for TokenError {
             TokenError::TooLong => "token is too long",
             TokenError::Malformed => "token is malformed",
             TokenError::BadSignature => "token signature is invalid",
-            TokenError::Algorithm => "token algorithm is not HS256",
+            TokenError::Algorithm => "token algorithm is not the one of its key",
             TokenError::ForbiddenHeader => "token header has a forbidden parameter",
             TokenError::InvalidClaims => "token claims are invalid",
             TokenError::Expired => "token has expired",
             TokenError::NotYetValid => "token is not yet valid",
             TokenError::UnknownKey => "token names an unknown key",
             TokenError::Revoked => "token has been revoked",
+            TokenError::Issuer => "token issuer is not the expected one",
+            TokenError::Audience => "token audience does not include the expected one",
         };
         f.write_str(msg)
     }
@@ -296,6 +357,129 @@ pub fn issue_in_session(
     sign_claims(key, &key.header_b64, &claims)
 }
 
+/// What an access token says of who issued it and for whom: `iss` and
+/// `aud`. Empty (the default), tokens are exactly the seed's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Profile {
+    /// `iss`; when set, tokens follow RFC 9068 (`typ: at+jwt`, with
+    /// `client_id` and `jti`).
+    pub issuer: Option<String>,
+    /// `aud`.
+    pub audience: Option<String>,
+}
+
+impl Profile {
+    /// `iss` and `aud`, either or both.
+    pub fn new(issuer: Option<String>, audience: Option<String>) -> Profile {
+        Profile { issuer, audience }
+    }
+
+    /// Whether tokens carry neither, as the seed's.
+    pub fn is_empty(&self) -> bool {
+        self.issuer.is_none() && self.audience.is_none()
+    }
+}
+
+/// The `client_id` of a token from the password grant, which names no
+/// authenticated client (its form's `client_id` is anyone's to write): the
+/// one public client this server has.
+pub const PASSWORD_GRANT_CLIENT_ID: &str = "password-bearer";
+
+/// The key an access token is signed with.
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    /// HS256 with a shared secret.
+    Secret(&'a SecretKey),
+    /// EdDSA or ES256 with a private key.
+    #[cfg(feature = "signing")]
+    Key(&'a SigningKey),
+}
+
+/// The claims of [`issue_access`], in RFC 9068's order.
+#[derive(Serialize)]
+struct ProfiledClaims<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    iat: i64,
+    exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+}
+
+/// An access token as the server mints it: with a secret key and an empty
+/// profile, exactly [`issue_in_session`] (with both `jti` and `sid`) or
+/// [`issue_scoped`] (PyJWT's bytes). Otherwise the header names the
+/// algorithm and the key's `kid`, and with an issuer the token follows
+/// RFC 9068: `typ: at+jwt`, `iss`, `sub`, `aud`, `client_id`
+/// ([`PASSWORD_GRANT_CLIENT_ID`]), `iat`, `exp`, `jti` (the caller gives
+/// one), then `scope` and `sid` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_access(
+    signer: Signer<'_>,
+    profile: &Profile,
+    sub: &str,
+    scope: Option<&str>,
+    (jti, sid): (Option<&str>, Option<&str>),
+    now: i64,
+    ttl_secs: i64,
+) -> String {
+    if let (Signer::Secret(key), true) = (signer, profile.is_empty()) {
+        return match (jti, sid) {
+            (Some(jti), Some(sid)) => issue_in_session(key, sub, scope, (jti, sid), now, ttl_secs),
+            _ => issue_scoped(key, sub, scope, now, ttl_secs),
+        };
+    }
+    let (alg, kid) = match signer {
+        Signer::Secret(key) => (Algorithm::HS256, key.kid()),
+        #[cfg(feature = "signing")]
+        Signer::Key(key) => (key.algorithm(), key.kid()),
+    };
+    let typ = if profile.issuer.is_some() {
+        "at+jwt"
+    } else {
+        "JWT"
+    };
+    let header = format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"{typ}"}}"#);
+    let claims = ProfiledClaims {
+        iss: profile.issuer.as_deref(),
+        sub,
+        aud: profile.audience.as_deref(),
+        client_id: profile.issuer.is_some().then_some(PASSWORD_GRANT_CLIENT_ID),
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+        scope,
+        jti,
+        sid,
+    };
+    let json =
+        serde_json::to_vec(&claims).expect("a struct of strings and integers always serializes");
+    let mut token = URL_SAFE_NO_PAD.encode(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    let signature = match signer {
+        Signer::Secret(key) => {
+            let mut mac = key.mac.clone();
+            mac.update(token.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        #[cfg(feature = "signing")]
+        Signer::Key(key) => key.sign(token.as_bytes()),
+    };
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+    token
+}
+
 fn sign_claims(key: &SecretKey, header_b64: &str, claims: &IssuedClaims<'_>) -> String {
     let json =
         serde_json::to_vec(claims).expect("a struct of strings and integers always serializes");
@@ -329,6 +513,42 @@ pub fn verify_any(
     now: i64,
     leeway: i64,
 ) -> Result<Claims, TokenError> {
+    let keys = Verification {
+        secrets: keys,
+        ..Verification::default()
+    };
+    verify_with(&keys, token, now, leeway)
+}
+
+/// The keys a token may be verified under, the algorithms allowed, and
+/// what its `iss` and `aud` must say: the rules [`verify_with`] applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Verification<'a> {
+    /// HS256 keys.
+    pub secrets: &'a [SecretKey],
+    /// Ed25519 and P-256 public keys.
+    #[cfg(feature = "signing")]
+    pub public: &'a [VerifyingKey],
+    /// The algorithms accepted; empty: those of the keys given.
+    pub algorithms: &'a [Algorithm],
+    /// When set, `iss` must be exactly this.
+    pub issuer: Option<&'a str>,
+    /// When set, `aud` must be, or list, this.
+    pub audience: Option<&'a str>,
+}
+
+/// Check a token under several keys, secret and public, and the claim
+/// rules of `rules`. The signature is checked first, against each key of
+/// the kind its length says (32 bytes: the HS256 keys; 64: the public
+/// keys), before any JSON is read; then the header's `alg` must be the
+/// algorithm of the key that matched (so no HS256 token keyed with a
+/// public key, no `none`), and its `kid`, if any, must name that key.
+pub fn verify_with(
+    rules: &Verification<'_>,
+    token: &str,
+    now: i64,
+    leeway: i64,
+) -> Result<Claims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -350,33 +570,45 @@ pub fn verify_any(
     let header = decode(header_b64)?;
     let payload = decode(payload_b64)?;
     let signature = decode(sig_b64)?;
-    if signature.len() != SIGNATURE_LEN {
-        return Err(TokenError::BadSignature);
-    }
 
-    let key = keys
-        .iter()
-        .find(|key| {
-            let mut mac = key.mac.clone();
-            mac.update(header_b64.as_bytes());
-            mac.update(b".");
-            mac.update(payload_b64.as_bytes());
-            mac.verify_slice(&signature).is_ok()
-        })
-        .ok_or(TokenError::BadSignature)?;
+    let (alg, kid) = match signature.len() {
+        SIGNATURE_LEN => rules
+            .secrets
+            .iter()
+            .find(|key| {
+                let mut mac = key.mac.clone();
+                mac.update(header_b64.as_bytes());
+                mac.update(b".");
+                mac.update(payload_b64.as_bytes());
+                mac.verify_slice(&signature).is_ok()
+            })
+            .map(|key| (Algorithm::HS256, key.kid.as_str())),
+        #[cfg(feature = "signing")]
+        ASYMMETRIC_SIGNATURE_LEN => {
+            let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+            rules
+                .public
+                .iter()
+                .find(|key| key.verifies(signed.as_bytes(), &signature))
+                .map(|key| (key.algorithm(), key.kid()))
+        }
+        _ => None,
+    }
+    .ok_or(TokenError::BadSignature)?;
 
     let parsed: Header = serde_json::from_slice(&header).map_err(|_| TokenError::Malformed)?;
     if !is_object(&header) {
         return Err(TokenError::Malformed);
     }
     let header = parsed;
-    if !header.alg_is_hs256 {
+    if header.alg != Some(alg) || !(rules.algorithms.is_empty() || rules.algorithms.contains(&alg))
+    {
         return Err(TokenError::Algorithm);
     }
     if header.jku || header.jwk || header.x5u || header.x5c || header.crit {
         return Err(TokenError::ForbiddenHeader);
     }
-    if header.kid.is_some_and(|kid| kid != key.kid) {
+    if header.kid.is_some_and(|named| named != kid) {
         return Err(TokenError::UnknownKey);
     }
 
@@ -395,6 +627,19 @@ pub fn verify_any(
     }
 
     check_times(claims.exp, claims.nbf, now, leeway)?;
+    if rules
+        .issuer
+        .is_some_and(|issuer| claims.iss.as_deref() != Some(issuer))
+    {
+        return Err(TokenError::Issuer);
+    }
+    let aud = claims.aud.map(Audiences::into_vec).unwrap_or_default();
+    if rules
+        .audience
+        .is_some_and(|audience| !aud.iter().any(|a| a == audience))
+    {
+        return Err(TokenError::Audience);
+    }
     Ok(Claims {
         sub: claims.sub,
         iat: claims.iat,
@@ -403,6 +648,9 @@ pub fn verify_any(
         scope: claims.scope,
         jti: claims.jti,
         sid: claims.sid,
+        iss: claims.iss,
+        aud,
+        client_id: claims.client_id,
     })
 }
 
@@ -419,8 +667,8 @@ fn is_object(json: &[u8]) -> bool {
 /// `{"alg":"none","alg":"HS256"}` cannot be read two ways.
 #[derive(Deserialize)]
 struct Header {
-    #[serde(rename = "alg", default, deserialize_with = "is_hs256")]
-    alg_is_hs256: bool,
+    #[serde(default, deserialize_with = "algorithm")]
+    alg: Option<Algorithm>,
     /// Must be a string when present.
     #[serde(default, deserialize_with = "some_string")]
     kid: Option<String>,
@@ -438,11 +686,11 @@ struct Header {
     crit: bool,
 }
 
-/// True only for the JSON string `"HS256"`; any other value (another name,
-/// null, a number) is a wrong algorithm, not a malformed header.
-fn is_hs256<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+/// The algorithm a JSON string names exactly; any other value (another
+/// name, null, a number) is a wrong algorithm, not a malformed header.
+fn algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Algorithm>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
-    Ok(value.as_str() == Some("HS256"))
+    Ok(value.as_str().and_then(Algorithm::from_name))
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -467,6 +715,33 @@ struct WireClaims {
     jti: Option<String>,
     #[serde(default, deserialize_with = "some_string")]
     sid: Option<String>,
+    #[serde(default, deserialize_with = "some_string")]
+    iss: Option<String>,
+    #[serde(default, deserialize_with = "some_audiences")]
+    aud: Option<Audiences>,
+    #[serde(default, deserialize_with = "some_string")]
+    client_id: Option<String>,
+}
+
+/// `aud`: one string or a list of strings (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audiences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Audiences::One(one) => vec![one],
+            Audiences::Many(many) => many,
+        }
+    }
+}
+
+fn some_audiences<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Audiences>, D::Error> {
+    Audiences::deserialize(d).map(Some)
 }
 
 /// `scope`, `jti`, `sid` and a header's `kid`, when present, must be
