@@ -59,7 +59,7 @@ pub(crate) fn verify_token<S: UserStore>(
 ) -> Result<Verified, ApiError> {
     app.tokens
         .verify(
-            (users_and_keys.keys(), users_and_keys.users()),
+            (users_and_keys, users_and_keys.users()),
             users_and_keys.generation,
             token,
             unix_now(),

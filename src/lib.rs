@@ -57,8 +57,11 @@
 //! - [`bearer`]: the `Authorization` header.
 //! - [`form`]: the `/token` form, urlencoded or multipart, and its
 //!   validation errors; `multipart` reads `multipart/form-data` bodies.
-//! - [`token`]: HS256 JWTs: issuing and every verification rule; `token_cache`
-//!   keeps recently verified tokens, in a fixed number of buckets.
+//! - [`token`]: JWTs: HS256 keys, (the `signing` feature) EdDSA and ES256
+//!   keys, issuing and every verification rule; `token_cache` keeps
+//!   recently verified tokens, in a fixed number of buckets.
+//! - `jwks` (the `signing` feature): a JWKS document parsed, and our tokens
+//!   verified from it alone, for a service that only verifies.
 //! - [`password`]: argon2id hashes and the bounded verifier.
 //! - [`sessions`]: refresh tokens, the [`sessions::SessionStore`] trait,
 //!   its in-memory store and (the `state-dir` feature) its store on disk
@@ -96,6 +99,8 @@ mod counters;
 pub mod error;
 pub mod form;
 mod handlers;
+#[cfg(feature = "signing")]
+pub mod jwks;
 mod limiter;
 mod logging;
 mod multipart;

@@ -73,9 +73,9 @@ impl TokenCache {
     /// there is a deny-list, refused if it or its session was revoked. With
     /// the claims, the user `users` (of the same generation) names as
     /// fixed, if any: looked up on a miss, remembered for the hits.
-    pub(crate) fn verify<S: UserStore>(
+    pub(crate) fn verify<K: Keys + ?Sized, S: UserStore>(
         &self,
-        (keys, users): (&[SecretKey], &S),
+        (keys, users): (&K, &S),
         keys_generation: u64,
         token: &[u8],
         now: i64,
@@ -108,7 +108,7 @@ impl TokenCache {
         // Only a miss needs the token as text: a hit equals a token that
         // was UTF-8 when it was verified.
         let text = std::str::from_utf8(token).map_err(|_| TokenError::Malformed)?;
-        let claims = Arc::new(token::verify_any(keys, text, now, leeway)?);
+        let claims = Arc::new(keys.verify_token(text, now, leeway)?);
         // The generation before the lookup: an addition racing with it
         // moves the generation, and the next hit looks again.
         let checked = revocations.map_or(0, Revocations::generation);
@@ -124,6 +124,26 @@ impl TokenCache {
             checked,
         });
         Ok((claims, user))
+    }
+}
+
+/// The keys (and claim rules) a miss verifies a token under: HS256 keys
+/// alone ([`token::verify_any`]), or the app's whole set
+/// (`UsersAndKeys`: its HS256 and public keys, its issuer and audience).
+pub(crate) trait Keys {
+    /// The token's claims, fully verified.
+    fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError>;
+}
+
+impl Keys for [SecretKey] {
+    fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
+        token::verify_any(self, token, now, leeway)
+    }
+}
+
+impl<const N: usize> Keys for [SecretKey; N] {
+    fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
+        token::verify_any(self, token, now, leeway)
     }
 }
 

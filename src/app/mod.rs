@@ -51,6 +51,23 @@ pub struct Config<S = Users> {
     /// Keys that still verify tokens but no longer sign them (a rotation:
     /// tokens signed with the previous key keep working until they expire).
     pub old_keys: Vec<SecretKey>,
+    /// EdDSA and ES256 keys (the `signing` feature; default none): the
+    /// first signs every access token instead of `key`, which then only
+    /// verifies; every one verifies and is published at
+    /// `/.well-known/jwks.json`.
+    #[cfg(feature = "signing")]
+    pub signing_keys: Vec<crate::token::SigningKey>,
+    /// `iss` of every access token, and required of every token verified
+    /// (default none). With it, tokens follow RFC 9068 (`typ: at+jwt`,
+    /// `client_id`, `jti`), and `/.well-known/oauth-authorization-server`
+    /// is served. With the `signing` feature.
+    #[cfg(feature = "signing")]
+    pub issuer: Option<String>,
+    /// `aud` of every access token, and required of every token verified
+    /// (default none; with an `issuer`, the issuer itself: the tokens are
+    /// then for this server's own API). With the `signing` feature.
+    #[cfg(feature = "signing")]
+    pub audience: Option<String>,
     /// How long a login's session, and so its refresh tokens, lasts
     /// (default 14 days). Zero turns sessions off: no refresh tokens, no
     /// `POST /revoke`, and tokens without `kid`, `jti` or `sid`.
@@ -148,6 +165,12 @@ impl<S: UserStore> Config<S> {
             users,
             key,
             old_keys: Vec::new(),
+            #[cfg(feature = "signing")]
+            signing_keys: Vec::new(),
+            #[cfg(feature = "signing")]
+            issuer: None,
+            #[cfg(feature = "signing")]
+            audience: None,
             refresh_token_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             refresh_retry_window: Duration::from_secs(60),
             sessions: None,
@@ -202,6 +225,11 @@ pub struct App<S = Users> {
     pub(crate) limiter: Limiter,
     /// The connection caps, shared by every serving loop of this app.
     pub(crate) connections: Arc<ConnectionCaps>,
+    /// `/.well-known/jwks.json` is served: there are EdDSA or ES256 keys.
+    pub(crate) serves_jwks: bool,
+    /// `/.well-known/oauth-authorization-server` is served: there is an
+    /// issuer.
+    pub(crate) serves_metadata: bool,
     /// Requests, logins and refreshes counted ([`App::metrics`]); an
     /// `Arc`, as each request's future holds it until it has answered.
     pub(crate) counters: Arc<Counters>,
@@ -254,7 +282,23 @@ impl<S: UserStore> App<S> {
         });
         let mut keys = vec![config.key];
         keys.extend(config.old_keys);
-        let current = UsersAndKeys::new(config.users, keys);
+        #[cfg(feature = "signing")]
+        let (serves_jwks, serves_metadata) =
+            (!config.signing_keys.is_empty(), config.issuer.is_some());
+        #[cfg(not(feature = "signing"))]
+        let (serves_jwks, serves_metadata) = (false, false);
+        #[cfg(feature = "signing")]
+        let signing = {
+            let audience = config.audience.or_else(|| config.issuer.clone());
+            let profile = crate::token::Profile::new(config.issuer, audience);
+            (config.signing_keys, Arc::new(profile))
+        };
+        let current = UsersAndKeys::new(
+            config.users,
+            keys,
+            #[cfg(feature = "signing")]
+            signing,
+        );
         App {
             current: RwLock::new(Arc::new(current)),
             sessions,
@@ -276,6 +320,8 @@ impl<S: UserStore> App<S> {
                     .max_connections_per_ip
                     .unwrap_or((config.max_connections / 8).max(1)),
             )),
+            serves_jwks,
+            serves_metadata,
             counters: Arc::default(),
         }
     }

@@ -2,7 +2,10 @@
 //! [`App::reload`], which replaces them while the server runs.
 
 use super::App;
-use crate::token::SecretKey;
+use crate::token::{self, Claims, SecretKey, TokenError, Verification};
+#[cfg(feature = "signing")]
+use crate::token::{Profile, Signer, SigningKey, VerifyingKey};
+use crate::token_cache::Keys;
 use crate::users::{UserStore, Users};
 use argon2::Params;
 use std::sync::{Arc, PoisonError};
@@ -14,8 +17,20 @@ use std::sync::{Arc, PoisonError};
 #[derive(Debug)]
 pub struct UsersAndKeys<S = Users> {
     users: S,
-    /// The signing key first, then the keys that only verify.
+    /// The HS256 keys: the signing key first (unless `signing` has one),
+    /// then the keys that only verify.
     keys: Vec<SecretKey>,
+    /// The asymmetric keys (`--signing-key`): the first signs, every one
+    /// verifies and is published.
+    #[cfg(feature = "signing")]
+    signing: Vec<SigningKey>,
+    /// Their public halves, as verification takes them.
+    #[cfg(feature = "signing")]
+    published: Vec<VerifyingKey>,
+    /// `iss` and `aud` of the tokens issued, and required of those
+    /// verified; fixed at start, carried over by every reload.
+    #[cfg(feature = "signing")]
+    profile: Arc<Profile>,
     /// Which set this is, counting from 0 at start: a token verified under
     /// one set's keys is trusted from the cache only while that set is
     /// current, so a key a reload removed stops working at once.
@@ -28,10 +43,20 @@ pub type Loaded<S = Users> = UsersAndKeys<S>;
 
 impl<S> UsersAndKeys<S> {
     /// The first set, at start: `keys`, the signing key first.
-    pub(super) fn new(users: S, keys: Vec<SecretKey>) -> UsersAndKeys<S> {
+    pub(super) fn new(
+        users: S,
+        keys: Vec<SecretKey>,
+        #[cfg(feature = "signing")] (signing, profile): (Vec<SigningKey>, Arc<Profile>),
+    ) -> UsersAndKeys<S> {
         UsersAndKeys {
             users,
             keys,
+            #[cfg(feature = "signing")]
+            published: signing.iter().map(|k| k.verifying_key().clone()).collect(),
+            #[cfg(feature = "signing")]
+            signing,
+            #[cfg(feature = "signing")]
+            profile,
             generation: 0,
         }
     }
@@ -46,9 +71,67 @@ impl<S> UsersAndKeys<S> {
         &self.keys[0]
     }
 
-    /// Every key tokens are verified with: the signing key first.
+    /// Every HS256 key tokens are verified with: the signing key first.
     pub fn keys(&self) -> &[SecretKey] {
         &self.keys
+    }
+
+    /// The asymmetric keys (`--signing-key`): the first signs, every one
+    /// is published in the JWKS and verifies.
+    #[cfg(feature = "signing")]
+    pub fn signing_keys(&self) -> &[SigningKey] {
+        &self.signing
+    }
+
+    /// The public keys the JWKS lists.
+    #[cfg(feature = "signing")]
+    pub fn published_keys(&self) -> &[VerifyingKey] {
+        &self.published
+    }
+
+    /// What access tokens say of their issuer and audience.
+    #[cfg(feature = "signing")]
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The key access tokens are signed with now: the first asymmetric
+    /// key if there is one (HS256 keys then only verify), else the HS256
+    /// signing key.
+    #[cfg(feature = "signing")]
+    pub fn signer(&self) -> Signer<'_> {
+        match self.signing.first() {
+            Some(key) => Signer::Key(key),
+            None => Signer::Secret(&self.keys[0]),
+        }
+    }
+
+    /// Every key and the claim rules a token is verified under.
+    pub fn verification(&self) -> Verification<'_> {
+        Verification {
+            secrets: &self.keys,
+            #[cfg(feature = "signing")]
+            public: &self.published,
+            algorithms: &[],
+            #[cfg(feature = "signing")]
+            issuer: self.profile.issuer.as_deref(),
+            #[cfg(feature = "signing")]
+            audience: self.profile.audience.as_deref(),
+            // Our own tokens, with an issuer, are at+jwt; HS256 tokens
+            // minted elsewhere (PyJWT's) may not be, so /users/me does
+            // not require it.
+            #[cfg(feature = "signing")]
+            access_token_typ: false,
+        }
+    }
+}
+
+impl<S> Keys for UsersAndKeys<S> {
+    // Out of line: the full verification runs on a cache miss only, and
+    // the hit path around it stays small.
+    #[inline(never)]
+    fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
+        token::verify_with(&self.verification(), token, now, leeway)
     }
 }
 
@@ -92,6 +175,42 @@ impl<S: UserStore> App<S> {
         key: SecretKey,
         old_keys: Vec<SecretKey>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        #[cfg(feature = "signing")]
+        let signing = self.users_and_keys().signing.clone();
+        self.reload_all(
+            users,
+            key,
+            old_keys,
+            #[cfg(feature = "signing")]
+            signing,
+        )
+    }
+
+    /// [`App::reload`], the asymmetric keys replaced too (`signing`, the
+    /// first signs; empty: the HS256 `key` signs again), in the same set:
+    /// a request sees the old keys or the new ones, never a mix.
+    /// `/.well-known/jwks.json` is served when the app started with signing
+    /// keys (`Config::signing_keys`), and then lists the new ones.
+    #[cfg(feature = "signing")]
+    #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
+                  end when this is awaited"]
+    pub fn reload_with_signing_keys(
+        &self,
+        users: S,
+        key: SecretKey,
+        old_keys: Vec<SecretKey>,
+        signing: Vec<SigningKey>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.reload_all(users, key, old_keys, signing)
+    }
+
+    fn reload_all(
+        &self,
+        users: S,
+        key: SecretKey,
+        old_keys: Vec<SecretKey>,
+        #[cfg(feature = "signing")] signing: Vec<SigningKey>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let ended = self.users_and_keys().users().sessions_ended_by(&users);
         // Unknown usernames must keep costing what a real hash costs, and
         // the docs list the scopes the users now have.
@@ -107,6 +226,12 @@ impl<S: UserStore> App<S> {
         *current = Arc::new(UsersAndKeys {
             users,
             keys,
+            #[cfg(feature = "signing")]
+            published: signing.iter().map(|k| k.verifying_key().clone()).collect(),
+            #[cfg(feature = "signing")]
+            signing,
+            #[cfg(feature = "signing")]
+            profile: current.profile.clone(),
             generation,
         });
         drop(current);

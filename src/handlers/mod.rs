@@ -9,6 +9,8 @@
 //! - `users_me.rs`: `GET /users/me`, the seed's chain;
 //! - `health.rs`: `GET /healthz`;
 //! - `docs.rs`: `GET /openapi.json`, `GET /docs` and Swagger UI's files;
+//! - `discovery.rs`: `GET /.well-known/jwks.json` and
+//!   `GET /.well-known/oauth-authorization-server`;
 //! - `body.rs`: reading a form's body, bounded, and its errors;
 //! - `refused.rs`: the answer to a refused login (429 or 503).
 //!
@@ -17,6 +19,7 @@
 //! read it, and a test holds the OpenAPI documents to it.
 
 mod body;
+mod discovery;
 mod docs;
 mod health;
 mod refresh;
@@ -48,7 +51,7 @@ use std::task::{Context, Poll};
 /// list it, and whether the path with a trailing slash redirects to it.
 /// `GET /users/me` first: the hot path finds its route at the first
 /// comparison.
-pub(crate) const ROUTES: [Route; 8] = [
+pub(crate) const ROUTES: [Route; 10] = [
     Route {
         path: "/users/me",
         method: Verb::Get,
@@ -121,6 +124,26 @@ pub(crate) const ROUTES: [Route; 8] = [
         openapi: false,
         slash_redirects: false,
     },
+    // Not in the OpenAPI documents: they are for verifiers, not for the
+    // API's clients, and the seed's document stays as it was.
+    Route {
+        path: "/.well-known/jwks.json",
+        method: Verb::Get,
+        handler: Handler::Jwks,
+        endpoint: Endpoint::Other,
+        when: When::SigningKeys,
+        openapi: false,
+        slash_redirects: false,
+    },
+    Route {
+        path: "/.well-known/oauth-authorization-server",
+        method: Verb::Get,
+        handler: Handler::Metadata,
+        endpoint: Endpoint::Other,
+        when: When::Issuer,
+        openapi: false,
+        slash_redirects: false,
+    },
 ];
 
 /// One row of [`ROUTES`].
@@ -178,6 +201,10 @@ pub(crate) enum When {
     /// With the docs on and Swagger UI's files served by the app
     /// (`Config::docs_assets`).
     LocalAssets,
+    /// With EdDSA or ES256 keys (`Config::signing_keys`).
+    SigningKeys,
+    /// With an issuer (`Config::issuer`).
+    Issuer,
 }
 
 impl When {
@@ -187,6 +214,8 @@ impl When {
             When::Sessions => app.sessions.is_some(),
             When::Docs => app.docs.is_some(),
             When::LocalAssets => app.docs.as_ref().is_some_and(Docs::serves_assets),
+            When::SigningKeys => app.serves_jwks,
+            When::Issuer => app.serves_metadata,
         }
     }
 }
@@ -201,6 +230,8 @@ enum Handler {
     Openapi,
     SwaggerUi,
     Asset,
+    Jwks,
+    Metadata,
 }
 
 /// The route of `path`, served or not.
@@ -288,6 +319,8 @@ where
                     Handler::Openapi => Outcome::Ready(docs::openapi(&*app)),
                     Handler::SwaggerUi => Outcome::Ready(docs::swagger_ui(&*app)),
                     Handler::Asset => Outcome::Ready(docs::asset(&*app, path)),
+                    Handler::Jwks => Outcome::Ready(discovery::jwks(&*app)),
+                    Handler::Metadata => Outcome::Ready(discovery::metadata(&*app)),
                 }
             } else {
                 Outcome::Ready(match route.handler {

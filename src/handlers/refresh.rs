@@ -164,7 +164,7 @@ pub(super) async fn refresh<S: UserStore>(
     }
     token_response(
         app,
-        users_and_keys.key(),
+        &users_and_keys,
         user.username(),
         &requested,
         &granted,

@@ -54,9 +54,12 @@ async fn revoke_token<S: UserStore>(
         if let Some(session) = session.filter(|s| s.issued(&refresh)) {
             revoke_session(app, &session, now).await?;
         }
-    } else if let Ok(claims) =
-        token::verify_any(app.users_and_keys().keys(), token, now, app.leeway_secs)
-    {
+    } else if let Ok(claims) = token::verify_with(
+        &app.users_and_keys().verification(),
+        token,
+        now,
+        app.leeway_secs,
+    ) {
         // A token without `jti` (minted elsewhere) names nothing to
         // revoke; it lives until it expires.
         if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {

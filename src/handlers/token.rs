@@ -11,7 +11,7 @@
 
 use super::body::read_form;
 use super::{refresh, refused};
-use crate::app::{App, MAX_PASSWORD_BYTES};
+use crate::app::{App, UsersAndKeys, MAX_PASSWORD_BYTES};
 use crate::auth::store_unavailable;
 use crate::clock::unix_now;
 use crate::counters::Login;
@@ -20,7 +20,7 @@ use crate::limiter::Admitted;
 use crate::logging::{self, Peer, Quoted, LOGIN, LOGIN_REFUSED};
 use crate::password::Busy;
 use crate::sessions::{Session, TokenId};
-use crate::token::{self, SecretKey};
+use crate::token;
 use crate::users::{User, UserStore};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -138,7 +138,7 @@ where
     log_login(app, "ok", &form.username, peer);
     token_response(
         app,
-        users_and_keys.key(),
+        &users_and_keys,
         user.username(),
         &requested,
         &granted,
@@ -217,12 +217,13 @@ struct TokenResponse<'a> {
 }
 
 /// The answer to a grant for `username`: an access token for `granted`
-/// signed with `key`, and with a session, its `jti` and `sid` and the
-/// refresh token of number `counter`. `scope` is shown when `granted`
-/// is not `requested` (RFC 6749 §5.1).
+/// signed with `keys`' signer and carrying its profile's `iss` and `aud`,
+/// and with a session, its `jti` and `sid` and the refresh token of number
+/// `counter`. `scope` is shown when `granted` is not `requested` (RFC 6749
+/// §5.1).
 pub(super) fn token_response<S>(
     app: &App<S>,
-    key: &SecretKey,
+    keys: &UsersAndKeys<S>,
     username: &str,
     requested: &[&str],
     granted: &[&str],
@@ -231,24 +232,44 @@ pub(super) fn token_response<S>(
     let scope = granted.join(" ");
     let claimed = (!scope.is_empty()).then_some(scope.as_str());
     let now = unix_now();
-    let (access_token, refresh_token) = match session {
-        Some((session, counter)) => {
-            let jti = TokenId::random().map_err(|e| store_unavailable(&e))?;
-            let access = token::issue_in_session(
-                key,
-                username,
-                claimed,
-                (&jti.encode(), &session.id.encode()),
-                now,
-                app.token_ttl_secs,
-            );
-            (access, Some(session.refresh_token(counter)))
-        }
-        None => {
-            let access = token::issue_scoped(key, username, claimed, now, app.token_ttl_secs);
-            (access, None)
-        }
+    // A session's tokens are revocable by their `jti`; RFC 9068 wants one
+    // in every token.
+    #[cfg(feature = "signing")]
+    let wants_jti = session.is_some() || keys.profile().issuer.is_some();
+    #[cfg(not(feature = "signing"))]
+    let wants_jti = session.is_some();
+    let jti = match wants_jti {
+        true => Some(
+            TokenId::random()
+                .map_err(|e| store_unavailable(&e))?
+                .encode(),
+        ),
+        false => None,
     };
+    let sid = session.map(|(session, _)| session.id.encode());
+    #[cfg(feature = "signing")]
+    let access_token = token::issue_access(
+        keys.signer(),
+        keys.profile(),
+        username,
+        claimed,
+        (jti.as_deref(), sid.as_deref()),
+        now,
+        app.token_ttl_secs,
+    );
+    #[cfg(not(feature = "signing"))]
+    let access_token = match (jti.as_deref(), sid.as_deref()) {
+        (Some(jti), Some(sid)) => token::issue_in_session(
+            keys.key(),
+            username,
+            claimed,
+            (jti, sid),
+            now,
+            app.token_ttl_secs,
+        ),
+        _ => token::issue_scoped(keys.key(), username, claimed, now, app.token_ttl_secs),
+    };
+    let refresh_token = session.map(|(session, counter)| session.refresh_token(counter));
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,
         token_type: "bearer",

@@ -23,6 +23,17 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "signing")]
+mod access;
+#[cfg(feature = "signing")]
+pub use access::{issue_access, Profile, Signer, PASSWORD_GRANT_CLIENT_ID};
+#[cfg(feature = "signing")]
+mod signing;
+#[cfg(feature = "signing")]
+use signing::ASYMMETRIC_SIGNATURE_LEN;
+#[cfg(feature = "signing")]
+pub use signing::{SigningKey, SigningKeyError, VerifyingKey};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Longest token accepted, in bytes. Checked before anything else so that
@@ -149,6 +160,45 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
+/// A JWS algorithm this crate signs or verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC with SHA-256, a shared secret ([`super::SecretKey`]).
+    HS256,
+    /// Ed25519 signatures (RFC 8037).
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4).
+    ES256,
+}
+
+impl Algorithm {
+    /// The name a JWS header's `alg` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+        }
+    }
+
+    /// The algorithm `name` names, exactly (case included).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name {
+            "HS256" => Some(Algorithm::HS256),
+            "EdDSA" => Some(Algorithm::EdDSA),
+            "ES256" => Some(Algorithm::ES256),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Verified claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -170,6 +220,15 @@ pub struct Claims {
     /// The session it was issued in (`sid`): revoking the session revokes
     /// every token that names it.
     pub sid: Option<String>,
+    /// The issuer (`iss`), if the token names one (read with the `signing`
+    /// feature; always `None` without it).
+    pub iss: Option<String>,
+    /// The audiences (`aud`, a string or a list of strings), empty when the
+    /// token names none (read with the `signing` feature).
+    pub aud: Vec<String>,
+    /// The client the token was issued to (`client_id`, RFC 9068), if any
+    /// (read with the `signing` feature).
+    pub client_id: Option<String>,
 }
 
 impl Claims {
@@ -193,9 +252,11 @@ pub enum TokenError {
     /// Not three canonical base64url segments, or the header is not a JSON
     /// object, or the claims are not JSON.
     Malformed,
-    /// The signature is not 32 bytes or does not match the key.
+    /// The signature is not 32 bytes (64 for an asymmetric key) or matches
+    /// no key.
     BadSignature,
-    /// The header's `alg` is not `"HS256"`.
+    /// The header's `alg` is not the algorithm of the key that verified
+    /// the signature (`"HS256"` for a secret key), or not an allowed one.
     Algorithm,
     /// The header has `jku`, `jwk`, `x5u`, `x5c` or `crit`.
     ForbiddenHeader,
@@ -210,6 +271,12 @@ pub enum TokenError {
     UnknownKey,
     /// The token, or its session, was revoked.
     Revoked,
+    /// The header's `typ` is not RFC 9068's `at+jwt`, where it must be.
+    Type,
+    /// The issuer (`iss`) is not the one expected, or is missing.
+    Issuer,
+    /// The audience (`aud`) does not include the one expected.
+    Audience,
 }
 
 impl fmt::Display for TokenError {
@@ -218,13 +285,16 @@ impl fmt::Display for TokenError {
             TokenError::TooLong => "token is too long",
             TokenError::Malformed => "token is malformed",
             TokenError::BadSignature => "token signature is invalid",
-            TokenError::Algorithm => "token algorithm is not HS256",
+            TokenError::Algorithm => "token algorithm is not the one of its key",
             TokenError::ForbiddenHeader => "token header has a forbidden parameter",
             TokenError::InvalidClaims => "token claims are invalid",
             TokenError::Expired => "token has expired",
             TokenError::NotYetValid => "token is not yet valid",
             TokenError::UnknownKey => "token names an unknown key",
             TokenError::Revoked => "token has been revoked",
+            TokenError::Type => "token type is not at+jwt",
+            TokenError::Issuer => "token issuer is not the expected one",
+            TokenError::Audience => "token audience does not include the expected one",
         };
         f.write_str(msg)
     }
@@ -329,6 +399,49 @@ pub fn verify_any(
     now: i64,
     leeway: i64,
 ) -> Result<Claims, TokenError> {
+    let keys = Verification {
+        secrets: keys,
+        ..Verification::default()
+    };
+    verify_with(&keys, token, now, leeway)
+}
+
+/// The keys a token may be verified under, the algorithms allowed, and
+/// what its `iss` and `aud` must say: the rules [`verify_with`] applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Verification<'a> {
+    /// HS256 keys.
+    pub secrets: &'a [SecretKey],
+    /// Ed25519 and P-256 public keys.
+    #[cfg(feature = "signing")]
+    pub public: &'a [VerifyingKey],
+    /// The algorithms accepted; empty: those of the keys given.
+    pub algorithms: &'a [Algorithm],
+    /// When set, `iss` must be exactly this.
+    #[cfg(feature = "signing")]
+    pub issuer: Option<&'a str>,
+    /// When set, `aud` must be, or list, this.
+    #[cfg(feature = "signing")]
+    pub audience: Option<&'a str>,
+    /// The header's `typ` must be `at+jwt` (or `application/at+jwt`), as
+    /// RFC 9068 §4 has a resource server check, so that no other kind of
+    /// JWT signed by the same key passes as an access token.
+    #[cfg(feature = "signing")]
+    pub access_token_typ: bool,
+}
+
+/// Check a token under several keys, secret and public, and the claim
+/// rules of `rules`. The signature is checked first, against each key of
+/// the kind its length says (32 bytes: the HS256 keys; 64: the public
+/// keys), before any JSON is read; then the header's `alg` must be the
+/// algorithm of the key that matched (so no HS256 token keyed with a
+/// public key, no `none`), and its `kid`, if any, must name that key.
+pub fn verify_with(
+    rules: &Verification<'_>,
+    token: &str,
+    now: i64,
+    leeway: i64,
+) -> Result<Claims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -350,33 +463,51 @@ pub fn verify_any(
     let header = decode(header_b64)?;
     let payload = decode(payload_b64)?;
     let signature = decode(sig_b64)?;
-    if signature.len() != SIGNATURE_LEN {
-        return Err(TokenError::BadSignature);
-    }
 
-    let key = keys
-        .iter()
-        .find(|key| {
-            let mut mac = key.mac.clone();
-            mac.update(header_b64.as_bytes());
-            mac.update(b".");
-            mac.update(payload_b64.as_bytes());
-            mac.verify_slice(&signature).is_ok()
-        })
-        .ok_or(TokenError::BadSignature)?;
+    let (alg, kid) = match signature.len() {
+        SIGNATURE_LEN => rules
+            .secrets
+            .iter()
+            .find(|key| {
+                let mut mac = key.mac.clone();
+                mac.update(header_b64.as_bytes());
+                mac.update(b".");
+                mac.update(payload_b64.as_bytes());
+                mac.verify_slice(&signature).is_ok()
+            })
+            .map(|key| (Algorithm::HS256, key.kid.as_str())),
+        #[cfg(feature = "signing")]
+        ASYMMETRIC_SIGNATURE_LEN => {
+            let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+            rules
+                .public
+                .iter()
+                .find(|key| key.verifies(signed.as_bytes(), &signature))
+                .map(|key| (key.algorithm(), key.kid()))
+        }
+        _ => None,
+    }
+    .ok_or(TokenError::BadSignature)?;
 
     let parsed: Header = serde_json::from_slice(&header).map_err(|_| TokenError::Malformed)?;
     if !is_object(&header) {
         return Err(TokenError::Malformed);
     }
     let header = parsed;
-    if !header.alg_is_hs256 {
+    if header.alg != Some(alg) || !(rules.algorithms.is_empty() || rules.algorithms.contains(&alg))
+    {
         return Err(TokenError::Algorithm);
+    }
+    #[cfg(feature = "signing")]
+    if rules.access_token_typ
+        && !matches!(header.typ.as_deref(), Some("at+jwt" | "application/at+jwt"))
+    {
+        return Err(TokenError::Type);
     }
     if header.jku || header.jwk || header.x5u || header.x5c || header.crit {
         return Err(TokenError::ForbiddenHeader);
     }
-    if header.kid.is_some_and(|kid| kid != key.kid) {
+    if header.kid.is_some_and(|named| named != kid) {
         return Err(TokenError::UnknownKey);
     }
 
@@ -395,6 +526,30 @@ pub fn verify_any(
     }
 
     check_times(claims.exp, claims.nbf, now, leeway)?;
+    #[cfg(feature = "signing")]
+    if rules
+        .issuer
+        .is_some_and(|issuer| claims.iss.as_deref() != Some(issuer))
+    {
+        return Err(TokenError::Issuer);
+    }
+    #[cfg(feature = "signing")]
+    let (iss, aud, client_id) = (
+        claims.iss,
+        claims.aud.map(Audiences::into_vec).unwrap_or_default(),
+        claims.client_id,
+    );
+    // Without the feature these claims are neither read nor checked, as
+    // before it.
+    #[cfg(not(feature = "signing"))]
+    let (iss, aud, client_id) = (None, Vec::new(), None);
+    #[cfg(feature = "signing")]
+    if rules
+        .audience
+        .is_some_and(|audience| !aud.iter().any(|a| a == audience))
+    {
+        return Err(TokenError::Audience);
+    }
     Ok(Claims {
         sub: claims.sub,
         iat: claims.iat,
@@ -403,6 +558,9 @@ pub fn verify_any(
         scope: claims.scope,
         jti: claims.jti,
         sid: claims.sid,
+        iss,
+        aud,
+        client_id,
     })
 }
 
@@ -419,8 +577,13 @@ fn is_object(json: &[u8]) -> bool {
 /// `{"alg":"none","alg":"HS256"}` cannot be read two ways.
 #[derive(Deserialize)]
 struct Header {
-    #[serde(rename = "alg", default, deserialize_with = "is_hs256")]
-    alg_is_hs256: bool,
+    #[serde(default, deserialize_with = "algorithm")]
+    alg: Option<Algorithm>,
+    /// Read only where RFC 9068's `at+jwt` is required; any other value
+    /// (not a string) is then no `typ`.
+    #[cfg(feature = "signing")]
+    #[serde(default, deserialize_with = "any_string")]
+    typ: Option<String>,
     /// Must be a string when present.
     #[serde(default, deserialize_with = "some_string")]
     kid: Option<String>,
@@ -438,11 +601,17 @@ struct Header {
     crit: bool,
 }
 
-/// True only for the JSON string `"HS256"`; any other value (another name,
-/// null, a number) is a wrong algorithm, not a malformed header.
-fn is_hs256<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+/// The algorithm a JSON string names exactly; any other value (another
+/// name, null, a number) is a wrong algorithm, not a malformed header.
+fn algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Algorithm>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
-    Ok(value.as_str() == Some("HS256"))
+    Ok(value.as_str().and_then(Algorithm::from_name))
+}
+
+#[cfg(feature = "signing")]
+fn any_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value.as_str().map(str::to_owned))
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -467,6 +636,60 @@ struct WireClaims {
     jti: Option<String>,
     #[serde(default, deserialize_with = "some_string")]
     sid: Option<String>,
+    #[cfg(feature = "signing")]
+    #[serde(default, deserialize_with = "some_string")]
+    iss: Option<String>,
+    #[cfg(feature = "signing")]
+    #[serde(default, deserialize_with = "some_audiences")]
+    aud: Option<Audiences>,
+    #[cfg(feature = "signing")]
+    #[serde(default, deserialize_with = "some_string")]
+    client_id: Option<String>,
+}
+
+/// `aud`: one string or a list of strings (RFC 7519 §4.1.3). Read by a
+/// visitor rather than `#[serde(untagged)]`, whose buffering code would
+/// cost binaries tens of KB.
+#[cfg(feature = "signing")]
+struct Audiences(Vec<String>);
+
+#[cfg(feature = "signing")]
+impl Audiences {
+    fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+#[cfg(feature = "signing")]
+impl<'de> Deserialize<'de> for Audiences {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Audiences, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Audiences;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audiences, E> {
+                Ok(Audiences(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Audiences, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                Ok(Audiences(all))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(feature = "signing")]
+fn some_audiences<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Audiences>, D::Error> {
+    Audiences::deserialize(d).map(Some)
 }
 
 /// `scope`, `jti`, `sid` and a header's `kid`, when present, must be

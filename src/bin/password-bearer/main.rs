@@ -235,11 +235,19 @@ fn reload_files(
     let read = options
         .read_files(Some(app.users_and_keys().users()))
         .and_then(|(users, keys)| {
+            #[cfg(feature = "signing")]
+            let keys = (keys, options.read_signing_keys()?);
             let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
             Ok((users, keys, renewal))
         });
     match read {
         Ok((users, keys, renewal)) => {
+            #[cfg(feature = "signing")]
+            let (keys, signing) = keys;
+            #[cfg(feature = "signing")]
+            let signing_count = signing.len();
+            #[cfg(not(feature = "signing"))]
+            let signing_count = 0;
             let count = store::summary(&users);
             let mut keys = keys.into_iter();
             let (key, old_keys) = match keys.next() {
@@ -249,7 +257,10 @@ fn reload_files(
                     (running.key().clone(), running.keys()[1..].to_vec())
                 }
             };
-            let verifying = old_keys.len() + 1;
+            let verifying = old_keys.len() + 1 + signing_count;
+            #[cfg(feature = "signing")]
+            let ending = app.reload_with_signing_keys(users, key, old_keys, signing);
+            #[cfg(not(feature = "signing"))]
             let ending = app.reload(users, key, old_keys);
             if let (Some(tls), Some(renewal)) = (tls, renewal) {
                 cli::renew_tls(tls, renewal);

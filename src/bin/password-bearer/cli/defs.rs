@@ -173,6 +173,46 @@ pub(crate) const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "signing-key",
+        help: "sign access tokens with this PEM PKCS#8 private key, Ed25519 (EdDSA) or \
+               P-256 (ES256), published at /.well-known/jwks.json; give it again to rotate: \
+               the first signs, every key verifies and is published; --secret-key-file \
+               keys then only verify (builds with the `signing` feature)",
+        default: "",
+        apply: Apply::Value("FILE", |o, v| {
+            signing_available()?;
+            o.signing_key_files.push(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "issuer",
+        help: "iss of every access token, required of every token verified; tokens then \
+               follow RFC 9068 (typ at+jwt, client_id, jti), and \
+               /.well-known/oauth-authorization-server describes the server (builds with \
+               the `signing` feature)",
+        default: "",
+        apply: Apply::Value("URL", |o, v| {
+            signing_available()?;
+            o.issuer = Some(issuer(v)?);
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "audience",
+        help: "aud of every access token, required of every token verified; with \
+               --issuer and without this, the issuer",
+        default: "",
+        apply: Apply::Value("AUD", |o, v| {
+            signing_available()?;
+            if v.is_empty() || v.chars().any(char::is_control) {
+                return Err("must be a non-empty string without control characters".into());
+            }
+            o.audience = Some(v.to_owned());
+            Ok(())
+        }),
+    },
+    Flag {
         name: "refresh-token-ttl-days",
         help: "how long a login's session and its refresh tokens last, 0..=3650; \
                0 turns sessions off (no refresh tokens, no /revoke)",
@@ -436,6 +476,42 @@ pub(super) fn redis_url(_text: &str) -> Result<String, String> {
     Err("this binary was built without the `redis` feature \
          (cargo build --release --features redis)"
         .into())
+}
+
+/// With the `signing` feature, `--signing-key` is there to give.
+#[cfg(feature = "signing")]
+fn signing_available() -> Result<(), String> {
+    Ok(())
+}
+
+/// Without the `signing` feature, there is nothing to sign with.
+#[cfg(not(feature = "signing"))]
+fn signing_available() -> Result<(), String> {
+    Err("this binary was built without the `signing` feature \
+         (cargo build --release --features signing)"
+        .into())
+}
+
+/// Checks `--issuer`: an `https://` (or, for a test on one machine,
+/// `http://`) URL with a host and no query or fragment (RFC 8414 §2), kept
+/// exactly as given, since tokens must carry it byte for byte.
+pub(super) fn issuer(text: &str) -> Result<String, String> {
+    let rest = ["https://", "http://"]
+        .iter()
+        .find_map(|scheme| text.strip_prefix(scheme))
+        .ok_or_else(|| format!("{text:?} must start with https:// (or http://)"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{text:?} has no host"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "?#\"\\".contains(c))
+    {
+        return Err(format!(
+            "{text:?} holds a space, quote, backslash, query or fragment"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// Checks that `text` is `HOST:PORT` (`[::1]:9100` for an IPv6 address),

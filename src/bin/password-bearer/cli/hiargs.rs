@@ -207,11 +207,33 @@ impl Options {
         Ok((users, keys))
     }
 
+    /// Reads the `--signing-key` files, as at start and on each SIGHUP, the
+    /// signing key first. An error names the file and what is wrong with
+    /// it, never the key's content.
+    #[cfg(feature = "signing")]
+    pub(crate) fn read_signing_keys(
+        &self,
+    ) -> Result<Vec<password_bearer::token::SigningKey>, ConfigError> {
+        let mut keys = Vec::with_capacity(self.signing_key_files.len());
+        for path in &self.signing_key_files {
+            let what = format!("{} {}", self.origin("signing-key"), path.display());
+            keys.push(
+                password_bearer::token::SigningKey::from_file(path)
+                    .map_err(|e| ConfigError::new(&what, e))?,
+            );
+        }
+        Ok(keys)
+    }
+
     /// Reads the files the options name and builds the [`Config`]. The
     /// second value is a warning to print, if any.
     pub(crate) fn load(&self) -> Result<(Config<Store>, Option<&'static str>), ConfigError> {
         let (users, keys) = self.read_files(None)?;
-        let warning = keys.is_empty().then_some(
+        #[cfg(feature = "signing")]
+        let signing_keys = self.read_signing_keys()?;
+        #[cfg(not(feature = "signing"))]
+        let signing_keys: Vec<()> = Vec::new();
+        let warning = (keys.is_empty() && signing_keys.is_empty()).then_some(
             "no --secret-key-file: signing with a random key; tokens die with the process",
         );
         let mut keys = keys.into_iter();
@@ -221,6 +243,12 @@ impl Options {
         };
         let mut config = Config::new(users, key);
         config.old_keys = keys.collect();
+        #[cfg(feature = "signing")]
+        {
+            config.signing_keys = signing_keys;
+            config.issuer = self.issuer.clone();
+            config.audience = self.audience.clone();
+        }
         config.refresh_token_ttl = Duration::from_secs(self.refresh_token_ttl_days * 24 * 60 * 60);
         if let (Some(_), Some(_)) = (&self.state_dir, &self.redis_url) {
             return Err(ConfigError::new(

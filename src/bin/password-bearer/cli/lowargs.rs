@@ -38,6 +38,12 @@ pub(crate) struct Options {
     pub(crate) users_table: Option<String>,
     /// `--secret-key-file`, each time it was given: the first signs.
     pub(crate) secret_key_files: Vec<PathBuf>,
+    /// `--signing-key`, each time it was given: the first signs.
+    pub(crate) signing_key_files: Vec<PathBuf>,
+    /// `--issuer`, checked to be a URL.
+    pub(crate) issuer: Option<String>,
+    /// `--audience`.
+    pub(crate) audience: Option<String>,
     /// `--refresh-token-ttl-days`.
     pub(crate) refresh_token_ttl_days: u64,
     /// `--state-dir`.
@@ -97,6 +103,9 @@ impl Default for Options {
             users: None,
             users_table: None,
             secret_key_files: Vec::new(),
+            signing_key_files: Vec::new(),
+            issuer: None,
+            audience: None,
             refresh_token_ttl_days: 14,
             state_dir: None,
             redis_url: None,
