@@ -4,6 +4,12 @@
 # machine's load, so small changes to the hot path show up reliably.
 #
 #   benches/instructions.sh [REQUESTS]     (default 5000)
+#   EDDSA=1 benches/instructions.sh [REQUESTS]
+#
+# With EDDSA=1 the binary is built with the `signing` feature and measured
+# twice in the same run: with the HS256 token, and with an EdDSA token
+# (--signing-key, a fresh Ed25519 key, the token's kid its thumbprint), so
+# that the verified-token cache's cost for each is compared on one binary.
 #
 # Each server runs pinned to one core, as in load.sh (so each picks a
 # current-thread runtime: ours as its --workers default does, the baseline
@@ -20,8 +26,10 @@ requests=${1:-5000}
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing" >&2; exit 2; }
 
 out=target/profiling
+features=()
+[ -n "${EDDSA:-}" ] && features=(--features signing)
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
-    cargo build --release --quiet --target-dir "$out" --bin password-bearer --example baseline
+    cargo build --release --quiet --target-dir "$out" --bin password-bearer --example baseline "${features[@]}"
 mkdir -p "$out/callgrind"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -100,7 +108,21 @@ per_request() {
 }
 
 ours=$(per_request ours "$out/release/password-bearer" --port 0 --secret-key-file "$work/key" --no-login-log)
+if [ -n "${EDDSA:-}" ]; then
+    # The same claims, signed with Ed25519 by openssl; the kid is the key's
+    # RFC 7638 thumbprint, as the server computes it.
+    openssl genpkey -algorithm ed25519 -out "$work/ed.pem"
+    x=$(openssl pkey -in "$work/ed.pem" -pubout -outform DER | tail -c 32 | b64url)
+    edkid=$(printf '{"crv":"Ed25519","kty":"OKP","x":"%s"}' "$x" | openssl dgst -sha256 -binary | b64url)
+    edinput="$(printf '{"alg":"EdDSA","kid":"%s","typ":"JWT"}' "$edkid" | b64url).${input#*.}"
+    printf '%s' "$edinput" >"$work/edinput"
+    hs_token=$token
+    token="$edinput.$(openssl pkeyutl -sign -rawin -inkey "$work/ed.pem" -in "$work/edinput" | b64url)"
+    eddsa=$(per_request eddsa "$out/release/password-bearer" --port 0 --secret-key-file "$work/key" --signing-key "$work/ed.pem" --no-login-log)
+    token=$hs_token
+fi
 base=$(per_request baseline "$out/release/examples/baseline" 0)
 echo "instructions per GET /users/me (callgrind, $requests requests on one connection)"
 echo "ours: $ours  baseline: $base  efficiency (baseline / ours): $(awk -v a="$base" -v b="$ours" 'BEGIN {printf "%.3f", a / b}')"
+[ -n "${EDDSA:-}" ] && echo "with --signing-key, an EdDSA token: $eddsa  (EdDSA / HS256: $(awk -v a="$eddsa" -v b="$ours" 'BEGIN {printf "%.4f", a / b}'))"
 echo "profiles: $out/callgrind/ (callgrind_annotate --inclusive=yes FILE)"

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "counters",
             "error",
             "form",
+            "jwks",
             "logging",
             "multipart",
             "server::access_log",

@@ -30,6 +30,8 @@ mod resource_server; // examples/resource_server.rs: a service verifying our tok
 mod routing; // 404, 405 + Allow, 307 + Location, /healthz, /openapi.json (paths, scopes, models), /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=
 mod sessions; // the refresh grant and /revoke on one in-memory server: rotation, reuse, scopes, session caps
+#[cfg(feature = "signing")]
+mod signing; // --signing-key (the signing feature): the JWKS and its Cache-Control, RFC 8414 metadata, --issuer/--audience and RFC 9068 claims, the algorithm attacks each 401, rotations in process and on SIGHUP, refresh and revoke with EdDSA, bad key files exit 2
 mod sqlite_store; // examples/sqlite_store.rs, an embedder's users store: users in SQLite, changes at the next request, a broken database is 503 and counts nothing
 mod state_dir; // --state-dir (the state-dir feature): sessions and revocations survive kill -9, a lost answer's retry too, one server per directory, bad directories exit 2
 mod systemd; // under systemd without systemd: socket activation (LISTEN_FDS at fd 3), READY=1/STOPPING=1 to NOTIFY_SOCKET

@@ -219,8 +219,9 @@ impl SigningKey {
         &self.public.kid
     }
 
-    /// The signature of `message`, 64 bytes.
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
+    /// The signature of `message` (a JWS signing input,
+    /// `header.payload`), 64 bytes: Ed25519's, or ES256's `r ‖ s`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &*self.pair {
             Pair::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
             Pair::P256(pair, rng) => pair
@@ -308,4 +309,87 @@ fn pem_body(pem: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
     STANDARD
         .decode(base64)
         .map_err(|_| SigningKeyError::NotPkcs8Pem("the block is not base64"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 8037 Appendix A's key (RFC 8032's first test vector), as
+    /// `openssl genpkey -algorithm ed25519` writes a key: PKCS#8 v1.
+    const RFC8037_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n\
+        -----END PRIVATE KEY-----\n";
+
+    /// A P-256 key from `openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256`; its x, y and thumbprint computed apart,
+    /// with openssl (`pkey -pubout`) and Python's hashlib and json.
+    const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNjvR5hWLfG4bltJY\n\
+        HDxxBtqqpPFZvLPNvHrcqOahV8OhRANCAASZ6AvnAxpki2W5jq/coGvZy+O2V0DB\n\
+        +zOHNN5fI7074CqNqPLAYLqI8h03BqRZp6mGetAxzWWRzY8aCTm1sEyy\n\
+        -----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn ed25519_kid_is_rfc8037s_thumbprint() {
+        let key = SigningKey::from_pem(RFC8037_PEM.as_bytes()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::EdDSA);
+        assert_eq!(key.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        let jwk = key.verifying_key().to_jwk();
+        assert_eq!(jwk["x"], "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+        assert_eq!(jwk["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn p256_kid_is_its_thumbprint() {
+        let key = SigningKey::from_pem(P256_PEM.as_bytes()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::ES256);
+        assert_eq!(key.kid(), "9W01I_mCIMNlSbzS82EIDxSKW8llYDS-QwkKWxioJIE");
+        let jwk = key.verifying_key().to_jwk();
+        assert_eq!(jwk["x"], "megL5wMaZItluY6v3KBr2cvjtldAwfszhzTeXyO9O-A");
+        assert_eq!(jwk["y"], "Ko2o8sBguojyHTcGpFmnqYZ60DHNZZHNjxoJObWwTLI");
+        let members: Vec<&String> = jwk.as_object().unwrap().keys().collect();
+        assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x", "y"]);
+    }
+
+    #[test]
+    fn signatures_verify_under_the_public_key_only() {
+        for pem in [RFC8037_PEM, P256_PEM] {
+            let key = SigningKey::from_pem(pem.as_bytes()).unwrap();
+            let signature = key.sign(b"header.payload");
+            assert_eq!(signature.len(), ASYMMETRIC_SIGNATURE_LEN);
+            assert!(key.verifying_key().verifies(b"header.payload", &signature));
+            assert!(!key.verifying_key().verifies(b"header.payloaD", &signature));
+        }
+    }
+
+    #[test]
+    fn bad_files_say_what_they_are_and_never_their_content() {
+        let body = "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v";
+        for (pem, expected) in [
+            (
+                format!("-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----\n"),
+                "SEC1",
+            ),
+            (
+                format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+                "valid",
+            ),
+            (
+                format!("-----BEGIN PRIVATE KEY-----\n{body}!\n-----END PRIVATE KEY-----\n"),
+                "base64",
+            ),
+            (
+                format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n"),
+                "public key",
+            ),
+            (body.to_owned(), "no such block"),
+        ] {
+            let message = SigningKey::from_pem(pem.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains(body), "{message}");
+        }
+    }
 }

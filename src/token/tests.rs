@@ -68,6 +68,9 @@ fn round_trip() {
             scope: None,
             jti: None,
             sid: None,
+            iss: None,
+            aud: vec![],
+            client_id: None,
         }
     );
     let scoped = issue_scoped(&key(), "johndoe", Some("me items"), NOW, 60);
@@ -101,6 +104,9 @@ fn accepts_pyjwt_tokens() {
             scope: None,
             jti: None,
             sid: None,
+            iss: None,
+            aud: vec![],
+            client_id: None,
         }
     );
     let c = verify(&key(), PYJWT_EXTRA, NOW, 0).expect("token with extra claims verifies");
@@ -114,6 +120,9 @@ fn accepts_pyjwt_tokens() {
             scope: Some("me items".into()),
             jti: Some("abc123".into()),
             sid: None,
+            iss: None,
+            aud: vec!["x".into()],
+            client_id: None,
         }
     );
 }
