@@ -295,9 +295,9 @@ pub(crate) fn parse_args(args: &[String]) -> Result<(Settings, u16), String> {
         .split(',')
         .map(|name| match Algorithm::from_name(name) {
             // A shared secret is not a key of the JWKS.
-            Some(Algorithm::HS256) | None => {
-                Err(format!("--algorithms: {name:?} is not EdDSA or ES256"))
-            }
+            Some(Algorithm::HS256) | None => Err(format!(
+                "--algorithms: {name:?} is not an asymmetric algorithm (EdDSA, ES256)"
+            )),
             Some(alg) => Ok(alg),
         })
         .collect::<Result<Vec<_>, _>>()?;

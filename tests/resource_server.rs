@@ -160,3 +160,25 @@ async fn the_example_verifies_from_the_jwks_through_a_rotation() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(hello(eager, &next).await.0, 200);
 }
+
+#[test]
+fn the_example_refuses_a_command_line_that_would_weaken_its_checks() {
+    let parse = |flags: &[&str]| {
+        let args: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        example::parse_args(&args).map(|_| ()).unwrap_err()
+    };
+    let base = ["--jwks-uri", "http://127.0.0.1:1/.well-known/jwks.json"];
+    let with = |more: &[&'static str]| [&base[..], more].concat();
+    // No issuer or audience would check neither.
+    assert_eq!(parse(&with(&["--audience", "api"])), "--issuer is required");
+    assert_eq!(
+        parse(&with(&["--issuer", ISSUER])),
+        "--audience is required"
+    );
+    // A shared secret's algorithm, or none, is never allowed.
+    let all = with(&["--issuer", ISSUER, "--audience", "api", "--algorithms"]);
+    for alg in ["HS256", "none", "EdDSA,HS384"] {
+        let err = parse(&[&all[..], &[alg]].concat());
+        assert!(err.starts_with("--algorithms: "), "{alg}: {err}");
+    }
+}
