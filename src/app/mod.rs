@@ -33,7 +33,7 @@ use crate::server::caps::ConnectionCaps;
 use crate::sessions::memory::MemorySessions;
 use crate::sessions::{DenyList, Revocations, SessionStore, MAX_REVOCATIONS_PER_USER};
 use crate::throttle::Limits;
-use crate::token::{Profile, SecretKey};
+use crate::token::SecretKey;
 use crate::token_cache::TokenCache;
 use crate::users::{UserStore, Users};
 use std::sync::{Arc, RwLock};
@@ -60,11 +60,13 @@ pub struct Config<S = Users> {
     /// `iss` of every access token, and required of every token verified
     /// (default none). With it, tokens follow RFC 9068 (`typ: at+jwt`,
     /// `client_id`, `jti`), and `/.well-known/oauth-authorization-server`
-    /// is served.
+    /// is served. With the `signing` feature.
+    #[cfg(feature = "signing")]
     pub issuer: Option<String>,
     /// `aud` of every access token, and required of every token verified
     /// (default none; with an `issuer`, the issuer itself: the tokens are
-    /// then for this server's own API).
+    /// then for this server's own API). With the `signing` feature.
+    #[cfg(feature = "signing")]
     pub audience: Option<String>,
     /// How long a login's session, and so its refresh tokens, lasts
     /// (default 14 days). Zero turns sessions off: no refresh tokens, no
@@ -165,7 +167,9 @@ impl<S: UserStore> Config<S> {
             old_keys: Vec::new(),
             #[cfg(feature = "signing")]
             signing_keys: Vec::new(),
+            #[cfg(feature = "signing")]
             issuer: None,
+            #[cfg(feature = "signing")]
             audience: None,
             refresh_token_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             refresh_retry_window: Duration::from_secs(60),
@@ -279,18 +283,21 @@ impl<S: UserStore> App<S> {
         let mut keys = vec![config.key];
         keys.extend(config.old_keys);
         #[cfg(feature = "signing")]
-        let serves_jwks = !config.signing_keys.is_empty();
+        let (serves_jwks, serves_metadata) =
+            (!config.signing_keys.is_empty(), config.issuer.is_some());
         #[cfg(not(feature = "signing"))]
-        let serves_jwks = false;
-        let serves_metadata = config.issuer.is_some();
-        let audience = config.audience.or_else(|| config.issuer.clone());
-        let profile = Arc::new(Profile::new(config.issuer, audience));
+        let (serves_jwks, serves_metadata) = (false, false);
+        #[cfg(feature = "signing")]
+        let signing = {
+            let audience = config.audience.or_else(|| config.issuer.clone());
+            let profile = crate::token::Profile::new(config.issuer, audience);
+            (config.signing_keys, Arc::new(profile))
+        };
         let current = UsersAndKeys::new(
             config.users,
             keys,
             #[cfg(feature = "signing")]
-            config.signing_keys,
-            profile,
+            signing,
         );
         App {
             current: RwLock::new(Arc::new(current)),

@@ -2,9 +2,9 @@
 //! [`App::reload`], which replaces them while the server runs.
 
 use super::App;
-use crate::token::{self, Claims, Profile, SecretKey, Signer, TokenError, Verification};
+use crate::token::{self, Claims, SecretKey, TokenError, Verification};
 #[cfg(feature = "signing")]
-use crate::token::{SigningKey, VerifyingKey};
+use crate::token::{Profile, Signer, SigningKey, VerifyingKey};
 use crate::token_cache::Keys;
 use crate::users::{UserStore, Users};
 use argon2::Params;
@@ -29,6 +29,7 @@ pub struct UsersAndKeys<S = Users> {
     published: Vec<VerifyingKey>,
     /// `iss` and `aud` of the tokens issued, and required of those
     /// verified; fixed at start, carried over by every reload.
+    #[cfg(feature = "signing")]
     profile: Arc<Profile>,
     /// Which set this is, counting from 0 at start: a token verified under
     /// one set's keys is trusted from the cache only while that set is
@@ -45,8 +46,7 @@ impl<S> UsersAndKeys<S> {
     pub(super) fn new(
         users: S,
         keys: Vec<SecretKey>,
-        #[cfg(feature = "signing")] signing: Vec<SigningKey>,
-        profile: Arc<Profile>,
+        #[cfg(feature = "signing")] (signing, profile): (Vec<SigningKey>, Arc<Profile>),
     ) -> UsersAndKeys<S> {
         UsersAndKeys {
             users,
@@ -55,6 +55,7 @@ impl<S> UsersAndKeys<S> {
             published: signing.iter().map(|k| k.verifying_key().clone()).collect(),
             #[cfg(feature = "signing")]
             signing,
+            #[cfg(feature = "signing")]
             profile,
             generation: 0,
         }
@@ -89,6 +90,7 @@ impl<S> UsersAndKeys<S> {
     }
 
     /// What access tokens say of their issuer and audience.
+    #[cfg(feature = "signing")]
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
@@ -96,12 +98,12 @@ impl<S> UsersAndKeys<S> {
     /// The key access tokens are signed with now: the first asymmetric
     /// key if there is one (HS256 keys then only verify), else the HS256
     /// signing key.
+    #[cfg(feature = "signing")]
     pub fn signer(&self) -> Signer<'_> {
-        #[cfg(feature = "signing")]
-        if let Some(key) = self.signing.first() {
-            return Signer::Key(key);
+        match self.signing.first() {
+            Some(key) => Signer::Key(key),
+            None => Signer::Secret(&self.keys[0]),
         }
-        Signer::Secret(&self.keys[0])
     }
 
     /// Every key and the claim rules a token is verified under.
@@ -111,7 +113,9 @@ impl<S> UsersAndKeys<S> {
             #[cfg(feature = "signing")]
             public: &self.published,
             algorithms: &[],
+            #[cfg(feature = "signing")]
             issuer: self.profile.issuer.as_deref(),
+            #[cfg(feature = "signing")]
             audience: self.profile.audience.as_deref(),
         }
     }
@@ -177,6 +181,8 @@ impl<S: UserStore> App<S> {
     /// [`App::reload`], the asymmetric keys replaced too (`signing`, the
     /// first signs; empty: the HS256 `key` signs again), in the same set:
     /// a request sees the old keys or the new ones, never a mix.
+    /// `/.well-known/jwks.json` is served when the app started with signing
+    /// keys (`Config::signing_keys`), and then lists the new ones.
     #[cfg(feature = "signing")]
     #[must_use = "the sessions of the users the reload removed, disabled or gave another password \
                   end when this is awaited"]
@@ -216,6 +222,7 @@ impl<S: UserStore> App<S> {
             published: signing.iter().map(|k| k.verifying_key().clone()).collect(),
             #[cfg(feature = "signing")]
             signing,
+            #[cfg(feature = "signing")]
             profile: current.profile.clone(),
             generation,
         });

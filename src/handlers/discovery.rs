@@ -6,24 +6,32 @@
 //! choose it).
 
 use crate::app::App;
+#[cfg(feature = "signing")]
 use crate::error::json_response;
+#[cfg(feature = "signing")]
 use crate::users::UserStore;
 use bytes::Bytes;
 use http_body_util::Full;
+#[cfg(feature = "signing")]
 use hyper::header::{HeaderValue, CACHE_CONTROL};
-use hyper::{Response, StatusCode};
+use hyper::Response;
+#[cfg(feature = "signing")]
+use hyper::StatusCode;
+#[cfg(feature = "signing")]
+use serde::Serialize;
 
 /// How long a verifier may keep the JWKS: 5 minutes. The rotation steps
 /// (docs/configuration.md) wait this long between publishing a new key and
 /// signing with it, so every verifier has it before any token does; short,
 /// so a rotation takes minutes, and a verifier fetches at most once per
 /// 5 minutes per instance, plus once per unknown `kid` (with a cooldown).
+#[cfg(feature = "signing")]
 pub(crate) const JWKS_MAX_AGE_SECS: u32 = 300;
 
 /// `{"keys":[...]}`, the public keys of the current set, the signing key
 /// first.
+#[cfg(feature = "signing")]
 pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
-    #[cfg(feature = "signing")]
     let body = {
         let keys = app.users_and_keys();
         let keys: Vec<serde_json::Value> = keys
@@ -32,11 +40,6 @@ pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
             .map(crate::token::VerifyingKey::to_jwk)
             .collect();
         serde_json::json!({ "keys": keys }).to_string()
-    };
-    #[cfg(not(feature = "signing"))]
-    let body = {
-        let _ = app;
-        String::from(r#"{"keys":[]}"#)
     };
     let mut response = json_response(StatusCode::OK, Bytes::from(body));
     response.headers_mut().insert(
@@ -47,36 +50,70 @@ pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     response
 }
 
+/// Without the `signing` feature neither route is ever served
+/// (`When::SigningKeys` and `When::Issuer` never hold): 404, as any path
+/// that is not there.
+#[cfg(not(feature = "signing"))]
+pub(super) fn jwks<S>(_app: &App<S>) -> Response<Full<Bytes>> {
+    crate::error::ApiError::NotFound.into_response()
+}
+
+/// [`jwks`]'s twin without the feature.
+#[cfg(not(feature = "signing"))]
+pub(super) fn metadata<S>(_app: &App<S>) -> Response<Full<Bytes>> {
+    crate::error::ApiError::NotFound.into_response()
+}
+
+/// RFC 8414's metadata, as served. A struct rather than a JSON tree: the
+/// tree's code would cost the default binary more than this route.
+#[cfg(feature = "signing")]
+#[derive(Serialize)]
+struct Metadata<'a> {
+    issuer: &'a str,
+    token_endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_endpoint_auth_methods_supported: Option<[&'static str; 1]>,
+    grant_types_supported: &'a [&'static str],
+    token_endpoint_auth_methods_supported: [&'static str; 1],
+    response_types_supported: [&'static str; 0],
+    scopes_supported: Vec<String>,
+}
+
 /// RFC 8414's authorization server metadata, built from `--issuer`. Every
 /// endpoint is the issuer followed by its path, so the issuer is the
 /// origin (and path prefix, behind a proxy) clients reach the server at.
+#[cfg(feature = "signing")]
 pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     let keys = app.users_and_keys();
     let issuer = keys.profile().issuer.as_deref().unwrap_or_default();
     let base = issuer.trim_end_matches('/');
-    let mut grants = vec!["password"];
-    if app.sessions.is_some() {
-        grants.push("refresh_token");
-    }
-    let mut metadata = serde_json::json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{base}/token"),
-        "grant_types_supported": grants,
+    let sessions = app.sessions.is_some();
+    let metadata = Metadata {
+        issuer,
+        token_endpoint: format!("{base}/token"),
+        jwks_uri: app
+            .serves_jwks
+            .then(|| format!("{base}/.well-known/jwks.json")),
+        revocation_endpoint: sessions.then(|| format!("{base}/revoke")),
+        revocation_endpoint_auth_methods_supported: sessions.then_some(["none"]),
+        grant_types_supported: if sessions {
+            &["password", "refresh_token"]
+        } else {
+            &["password"]
+        },
         // The password grant names no client: there is no client to
         // authenticate (RFC 7591's "none").
-        "token_endpoint_auth_methods_supported": ["none"],
+        token_endpoint_auth_methods_supported: ["none"],
         // No authorization endpoint, so no response type.
-        "response_types_supported": [],
-        "scopes_supported": keys.users().scopes(),
-    });
-    if app.serves_jwks {
-        metadata["jwks_uri"] = format!("{base}/.well-known/jwks.json").into();
-    }
-    if app.sessions.is_some() {
-        metadata["revocation_endpoint"] = format!("{base}/revoke").into();
-        metadata["revocation_endpoint_auth_methods_supported"] = serde_json::json!(["none"]);
-    }
-    let mut response = json_response(StatusCode::OK, Bytes::from(metadata.to_string()));
+        response_types_supported: [],
+        scopes_supported: keys.users().scopes(),
+    };
+    let body = serde_json::to_vec(&metadata).expect("strings always serialize");
+    let mut response = json_response(StatusCode::OK, Bytes::from(body));
     response.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))

@@ -234,7 +234,11 @@ pub(super) fn token_response<S>(
     let now = unix_now();
     // A session's tokens are revocable by their `jti`; RFC 9068 wants one
     // in every token.
-    let jti = match session.is_some() || keys.profile().issuer.is_some() {
+    #[cfg(feature = "signing")]
+    let wants_jti = session.is_some() || keys.profile().issuer.is_some();
+    #[cfg(not(feature = "signing"))]
+    let wants_jti = session.is_some();
+    let jti = match wants_jti {
         true => Some(
             TokenId::random()
                 .map_err(|e| store_unavailable(&e))?
@@ -243,6 +247,7 @@ pub(super) fn token_response<S>(
         false => None,
     };
     let sid = session.map(|(session, _)| session.id.encode());
+    #[cfg(feature = "signing")]
     let access_token = token::issue_access(
         keys.signer(),
         keys.profile(),
@@ -252,6 +257,18 @@ pub(super) fn token_response<S>(
         now,
         app.token_ttl_secs,
     );
+    #[cfg(not(feature = "signing"))]
+    let access_token = match (jti.as_deref(), sid.as_deref()) {
+        (Some(jti), Some(sid)) => token::issue_in_session(
+            keys.key(),
+            username,
+            claimed,
+            (jti, sid),
+            now,
+            app.token_ttl_secs,
+        ),
+        _ => token::issue_scoped(keys.key(), username, claimed, now, app.token_ttl_secs),
+    };
     let refresh_token = session.map(|(session, counter)| session.refresh_token(counter));
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &access_token,

@@ -24,6 +24,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 #[cfg(feature = "signing")]
+mod access;
+#[cfg(feature = "signing")]
+pub use access::{issue_access, Profile, Signer, PASSWORD_GRANT_CLIENT_ID};
+#[cfg(feature = "signing")]
 mod signing;
 #[cfg(feature = "signing")]
 use signing::ASYMMETRIC_SIGNATURE_LEN;
@@ -216,12 +220,14 @@ pub struct Claims {
     /// The session it was issued in (`sid`): revoking the session revokes
     /// every token that names it.
     pub sid: Option<String>,
-    /// The issuer (`iss`), if the token names one.
+    /// The issuer (`iss`), if the token names one (read with the `signing`
+    /// feature; always `None` without it).
     pub iss: Option<String>,
     /// The audiences (`aud`, a string or a list of strings), empty when the
-    /// token names none.
+    /// token names none (read with the `signing` feature).
     pub aud: Vec<String>,
-    /// The client the token was issued to (`client_id`, RFC 9068), if any.
+    /// The client the token was issued to (`client_id`, RFC 9068), if any
+    /// (read with the `signing` feature).
     pub client_id: Option<String>,
 }
 
@@ -357,129 +363,6 @@ pub fn issue_in_session(
     sign_claims(key, &key.header_b64, &claims)
 }
 
-/// What an access token says of who issued it and for whom: `iss` and
-/// `aud`. Empty (the default), tokens are exactly the seed's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Profile {
-    /// `iss`; when set, tokens follow RFC 9068 (`typ: at+jwt`, with
-    /// `client_id` and `jti`).
-    pub issuer: Option<String>,
-    /// `aud`.
-    pub audience: Option<String>,
-}
-
-impl Profile {
-    /// `iss` and `aud`, either or both.
-    pub fn new(issuer: Option<String>, audience: Option<String>) -> Profile {
-        Profile { issuer, audience }
-    }
-
-    /// Whether tokens carry neither, as the seed's.
-    pub fn is_empty(&self) -> bool {
-        self.issuer.is_none() && self.audience.is_none()
-    }
-}
-
-/// The `client_id` of a token from the password grant, which names no
-/// authenticated client (its form's `client_id` is anyone's to write): the
-/// one public client this server has.
-pub const PASSWORD_GRANT_CLIENT_ID: &str = "password-bearer";
-
-/// The key an access token is signed with.
-#[derive(Debug, Clone, Copy)]
-pub enum Signer<'a> {
-    /// HS256 with a shared secret.
-    Secret(&'a SecretKey),
-    /// EdDSA or ES256 with a private key.
-    #[cfg(feature = "signing")]
-    Key(&'a SigningKey),
-}
-
-/// The claims of [`issue_access`], in RFC 9068's order.
-#[derive(Serialize)]
-struct ProfiledClaims<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    sub: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    iat: i64,
-    exp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jti: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sid: Option<&'a str>,
-}
-
-/// An access token as the server mints it: with a secret key and an empty
-/// profile, exactly [`issue_in_session`] (with both `jti` and `sid`) or
-/// [`issue_scoped`] (PyJWT's bytes). Otherwise the header names the
-/// algorithm and the key's `kid`, and with an issuer the token follows
-/// RFC 9068: `typ: at+jwt`, `iss`, `sub`, `aud`, `client_id`
-/// ([`PASSWORD_GRANT_CLIENT_ID`]), `iat`, `exp`, `jti` (the caller gives
-/// one), then `scope` and `sid` when given.
-#[allow(clippy::too_many_arguments)]
-pub fn issue_access(
-    signer: Signer<'_>,
-    profile: &Profile,
-    sub: &str,
-    scope: Option<&str>,
-    (jti, sid): (Option<&str>, Option<&str>),
-    now: i64,
-    ttl_secs: i64,
-) -> String {
-    if let (Signer::Secret(key), true) = (signer, profile.is_empty()) {
-        return match (jti, sid) {
-            (Some(jti), Some(sid)) => issue_in_session(key, sub, scope, (jti, sid), now, ttl_secs),
-            _ => issue_scoped(key, sub, scope, now, ttl_secs),
-        };
-    }
-    let (alg, kid) = match signer {
-        Signer::Secret(key) => (Algorithm::HS256, key.kid()),
-        #[cfg(feature = "signing")]
-        Signer::Key(key) => (key.algorithm(), key.kid()),
-    };
-    let typ = if profile.issuer.is_some() {
-        "at+jwt"
-    } else {
-        "JWT"
-    };
-    let header = format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"{typ}"}}"#);
-    let claims = ProfiledClaims {
-        iss: profile.issuer.as_deref(),
-        sub,
-        aud: profile.audience.as_deref(),
-        client_id: profile.issuer.is_some().then_some(PASSWORD_GRANT_CLIENT_ID),
-        iat: now,
-        exp: now.saturating_add(ttl_secs),
-        scope,
-        jti,
-        sid,
-    };
-    let json =
-        serde_json::to_vec(&claims).expect("a struct of strings and integers always serializes");
-    let mut token = URL_SAFE_NO_PAD.encode(header);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
-    let signature = match signer {
-        Signer::Secret(key) => {
-            let mut mac = key.mac.clone();
-            mac.update(token.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        }
-        #[cfg(feature = "signing")]
-        Signer::Key(key) => key.sign(token.as_bytes()),
-    };
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(signature, &mut token);
-    token
-}
-
 fn sign_claims(key: &SecretKey, header_b64: &str, claims: &IssuedClaims<'_>) -> String {
     let json =
         serde_json::to_vec(claims).expect("a struct of strings and integers always serializes");
@@ -532,8 +415,10 @@ pub struct Verification<'a> {
     /// The algorithms accepted; empty: those of the keys given.
     pub algorithms: &'a [Algorithm],
     /// When set, `iss` must be exactly this.
+    #[cfg(feature = "signing")]
     pub issuer: Option<&'a str>,
     /// When set, `aud` must be, or list, this.
+    #[cfg(feature = "signing")]
     pub audience: Option<&'a str>,
 }
 
@@ -627,13 +512,24 @@ pub fn verify_with(
     }
 
     check_times(claims.exp, claims.nbf, now, leeway)?;
+    #[cfg(feature = "signing")]
     if rules
         .issuer
         .is_some_and(|issuer| claims.iss.as_deref() != Some(issuer))
     {
         return Err(TokenError::Issuer);
     }
-    let aud = claims.aud.map(Audiences::into_vec).unwrap_or_default();
+    #[cfg(feature = "signing")]
+    let (iss, aud, client_id) = (
+        claims.iss,
+        claims.aud.map(Audiences::into_vec).unwrap_or_default(),
+        claims.client_id,
+    );
+    // Without the feature these claims are neither read nor checked, as
+    // before it.
+    #[cfg(not(feature = "signing"))]
+    let (iss, aud, client_id) = (None, Vec::new(), None);
+    #[cfg(feature = "signing")]
     if rules
         .audience
         .is_some_and(|audience| !aud.iter().any(|a| a == audience))
@@ -648,9 +544,9 @@ pub fn verify_with(
         scope: claims.scope,
         jti: claims.jti,
         sid: claims.sid,
-        iss: claims.iss,
+        iss,
         aud,
-        client_id: claims.client_id,
+        client_id,
     })
 }
 
@@ -715,31 +611,58 @@ struct WireClaims {
     jti: Option<String>,
     #[serde(default, deserialize_with = "some_string")]
     sid: Option<String>,
+    #[cfg(feature = "signing")]
     #[serde(default, deserialize_with = "some_string")]
     iss: Option<String>,
+    #[cfg(feature = "signing")]
     #[serde(default, deserialize_with = "some_audiences")]
     aud: Option<Audiences>,
+    #[cfg(feature = "signing")]
     #[serde(default, deserialize_with = "some_string")]
     client_id: Option<String>,
 }
 
-/// `aud`: one string or a list of strings (RFC 7519 §4.1.3).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audiences {
-    One(String),
-    Many(Vec<String>),
-}
+/// `aud`: one string or a list of strings (RFC 7519 §4.1.3). Read by a
+/// visitor rather than `#[serde(untagged)]`, whose buffering code would
+/// cost binaries tens of KB.
+#[cfg(feature = "signing")]
+struct Audiences(Vec<String>);
 
+#[cfg(feature = "signing")]
 impl Audiences {
     fn into_vec(self) -> Vec<String> {
-        match self {
-            Audiences::One(one) => vec![one],
-            Audiences::Many(many) => many,
-        }
+        self.0
     }
 }
 
+#[cfg(feature = "signing")]
+impl<'de> Deserialize<'de> for Audiences {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Audiences, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Audiences;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audiences, E> {
+                Ok(Audiences(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Audiences, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    all.push(one);
+                }
+                Ok(Audiences(all))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(feature = "signing")]
 fn some_audiences<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Audiences>, D::Error> {
     Audiences::deserialize(d).map(Some)
 }

@@ -121,7 +121,12 @@ fn accepts_pyjwt_tokens() {
             jti: Some("abc123".into()),
             sid: None,
             iss: None,
-            aud: vec!["x".into()],
+            // Read with the `signing` feature only, as before it.
+            aud: if cfg!(feature = "signing") {
+                vec!["x".into()]
+            } else {
+                vec![]
+            },
             client_id: None,
         }
     );

@@ -189,18 +189,22 @@ pub(crate) const FLAGS: &[Flag] = &[
         name: "issuer",
         help: "iss of every access token, required of every token verified; tokens then \
                follow RFC 9068 (typ at+jwt, client_id, jti), and \
-               /.well-known/oauth-authorization-server describes the server",
+               /.well-known/oauth-authorization-server describes the server (builds with \
+               the `signing` feature)",
         default: "",
         apply: Apply::Value("URL", |o, v| {
+            signing_available()?;
             o.issuer = Some(issuer(v)?);
             Ok(())
         }),
     },
     Flag {
         name: "audience",
-        help: "aud of every access token, required of every token verified",
-        default: "the issuer, with --issuer",
+        help: "aud of every access token, required of every token verified; with \
+               --issuer and without this, the issuer",
+        default: "",
         apply: Apply::Value("AUD", |o, v| {
+            signing_available()?;
             if v.is_empty() || v.chars().any(char::is_control) {
                 return Err("must be a non-empty string without control characters".into());
             }

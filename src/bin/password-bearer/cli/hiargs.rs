@@ -246,9 +246,9 @@ impl Options {
         #[cfg(feature = "signing")]
         {
             config.signing_keys = signing_keys;
+            config.issuer = self.issuer.clone();
+            config.audience = self.audience.clone();
         }
-        config.issuer = self.issuer.clone();
-        config.audience = self.audience.clone();
         config.refresh_token_ttl = Duration::from_secs(self.refresh_token_ttl_days * 24 * 60 * 60);
         if let (Some(_), Some(_)) = (&self.state_dir, &self.redis_url) {
             return Err(ConfigError::new(
