@@ -10,8 +10,9 @@
 //! The rules are the server's own ([`crate::token::verify_with`]): the
 //! signature is checked before any JSON is read, the header's `alg` must
 //! be the algorithm of the key that verified it and one the service
-//! allows, a `kid` must name that key, `crit`, `jku`, `jwk`, `x5u` and
-//! `x5c` are refused, and the claims are typed strictly.
+//! allows, a `kid` must name that key, `typ` must be RFC 9068's `at+jwt`,
+//! `crit`, `jku`, `jwk`, `x5u` and `x5c` are refused, and the claims are
+//! typed strictly; `iss` and `aud` must be the ones expected.
 //!
 //! ```
 //! use password_bearer::jwks::{Jwks, Rules};
@@ -219,6 +220,7 @@ impl Jwks {
             algorithms: &rules.algorithms,
             issuer: Some(&rules.issuer),
             audience: Some(&rules.audience),
+            access_token_typ: true,
         };
         let leeway = rules.leeway.min(60) as i64;
         token::verify_with(&verification, token, now, leeway)

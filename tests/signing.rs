@@ -263,6 +263,25 @@ async fn with_an_issuer_access_tokens_follow_rfc_9068_and_verify_from_the_jwks()
     assert!(jwks
         .verify(&access, &Rules::new(&[Algorithm::EdDSA], ISSUER, "other"))
         .is_err());
+    // The same key and claims in a JWT that is not an access token (RFC
+    // 9068 §4: a resource server checks `typ`): refused by the verifier.
+    let (_, claims) = parts(&access);
+    let rules = Rules::new(&[Algorithm::EdDSA], ISSUER, "api");
+    let not_at = forge(
+        &key,
+        &json!({"alg": "EdDSA", "kid": key.kid(), "typ": "JWT"}),
+        &claims,
+    );
+    assert_eq!(
+        jwks.verify(&not_at, &rules),
+        Err(password_bearer::token::TokenError::Type)
+    );
+    let at = forge(
+        &key,
+        &json!({"alg": "EdDSA", "kid": key.kid(), "typ": "at+jwt"}),
+        &claims,
+    );
+    assert!(jwks.verify(&at, &rules).is_ok());
 
     // ES256, no sessions: still a jti; an issuer alone is its own audience.
     let p256 = SigningKey::from_pem(p256_pem().as_bytes()).unwrap();

@@ -117,6 +117,11 @@ impl<S> UsersAndKeys<S> {
             issuer: self.profile.issuer.as_deref(),
             #[cfg(feature = "signing")]
             audience: self.profile.audience.as_deref(),
+            // Our own tokens, with an issuer, are at+jwt; HS256 tokens
+            // minted elsewhere (PyJWT's) may not be, so /users/me does
+            // not require it.
+            #[cfg(feature = "signing")]
+            access_token_typ: false,
         }
     }
 }

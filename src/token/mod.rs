@@ -271,6 +271,8 @@ pub enum TokenError {
     UnknownKey,
     /// The token, or its session, was revoked.
     Revoked,
+    /// The header's `typ` is not RFC 9068's `at+jwt`, where it must be.
+    Type,
     /// The issuer (`iss`) is not the one expected, or is missing.
     Issuer,
     /// The audience (`aud`) does not include the one expected.
@@ -290,6 +292,7 @@ impl fmt::Display for TokenError {
             TokenError::NotYetValid => "token is not yet valid",
             TokenError::UnknownKey => "token names an unknown key",
             TokenError::Revoked => "token has been revoked",
+            TokenError::Type => "token type is not at+jwt",
             TokenError::Issuer => "token issuer is not the expected one",
             TokenError::Audience => "token audience does not include the expected one",
         };
@@ -420,6 +423,11 @@ pub struct Verification<'a> {
     /// When set, `aud` must be, or list, this.
     #[cfg(feature = "signing")]
     pub audience: Option<&'a str>,
+    /// The header's `typ` must be `at+jwt` (or `application/at+jwt`), as
+    /// RFC 9068 §4 has a resource server check, so that no other kind of
+    /// JWT signed by the same key passes as an access token.
+    #[cfg(feature = "signing")]
+    pub access_token_typ: bool,
 }
 
 /// Check a token under several keys, secret and public, and the claim
@@ -489,6 +497,12 @@ pub fn verify_with(
     if header.alg != Some(alg) || !(rules.algorithms.is_empty() || rules.algorithms.contains(&alg))
     {
         return Err(TokenError::Algorithm);
+    }
+    #[cfg(feature = "signing")]
+    if rules.access_token_typ
+        && !matches!(header.typ.as_deref(), Some("at+jwt" | "application/at+jwt"))
+    {
+        return Err(TokenError::Type);
     }
     if header.jku || header.jwk || header.x5u || header.x5c || header.crit {
         return Err(TokenError::ForbiddenHeader);
@@ -565,6 +579,11 @@ fn is_object(json: &[u8]) -> bool {
 struct Header {
     #[serde(default, deserialize_with = "algorithm")]
     alg: Option<Algorithm>,
+    /// Read only where RFC 9068's `at+jwt` is required; any other value
+    /// (not a string) is then no `typ`.
+    #[cfg(feature = "signing")]
+    #[serde(default, deserialize_with = "any_string")]
+    typ: Option<String>,
     /// Must be a string when present.
     #[serde(default, deserialize_with = "some_string")]
     kid: Option<String>,
@@ -587,6 +606,12 @@ struct Header {
 fn algorithm<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Algorithm>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
     Ok(value.as_str().and_then(Algorithm::from_name))
+}
+
+#[cfg(feature = "signing")]
+fn any_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value.as_str().map(str::to_owned))
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
