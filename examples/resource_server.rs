@@ -18,8 +18,8 @@
 //! What it checks, with [`password_bearer::jwks`]: the header's `alg` is in
 //! its allow-list (`--algorithms`, by default `EdDSA,ES256`; never `none`,
 //! never `HS256`), the `kid` names a key of the set and the signature is
-//! that key's, `iss` is `--issuer`, `aud` is or lists `--audience`, and
-//! `exp` has not passed.
+//! that key's, `typ` is `at+jwt`, `iss` is `--issuer`, `aud` is or lists
+//! `--audience`, and `exp` has not passed.
 //!
 //! When it fetches the set: at the first token, when the copy it holds is
 //! older than the answer's `Cache-Control: max-age` (capped by
