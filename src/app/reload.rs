@@ -127,6 +127,9 @@ impl<S> UsersAndKeys<S> {
 }
 
 impl<S> Keys for UsersAndKeys<S> {
+    // Out of line: the full verification runs on a cache miss only, and
+    // the hit path around it stays small.
+    #[inline(never)]
     fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
         token::verify_with(&self.verification(), token, now, leeway)
     }

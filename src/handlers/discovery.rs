@@ -4,6 +4,9 @@
 //! RFC 8414's metadata (served with an issuer, else 404: its `issuer` is
 //! required, and a guess from the request's `Host` would let a client
 //! choose it).
+//!
+//! Each handler is `#[cold]` and out of line: both are rare, and the
+//! dispatcher they are reached from is `/users/me`'s too.
 
 use crate::app::App;
 #[cfg(feature = "signing")]
@@ -31,6 +34,8 @@ pub(crate) const JWKS_MAX_AGE_SECS: u32 = 300;
 /// `{"keys":[...]}`, the public keys of the current set, the signing key
 /// first.
 #[cfg(feature = "signing")]
+#[cold]
+#[inline(never)]
 pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     let body = {
         let keys = app.users_and_keys();
@@ -54,12 +59,16 @@ pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
 /// (`When::SigningKeys` and `When::Issuer` never hold): 404, as any path
 /// that is not there.
 #[cfg(not(feature = "signing"))]
+#[cold]
+#[inline(never)]
 pub(super) fn jwks<S>(_app: &App<S>) -> Response<Full<Bytes>> {
     crate::error::ApiError::NotFound.into_response()
 }
 
 /// [`jwks`]'s twin without the feature.
 #[cfg(not(feature = "signing"))]
+#[cold]
+#[inline(never)]
 pub(super) fn metadata<S>(_app: &App<S>) -> Response<Full<Bytes>> {
     crate::error::ApiError::NotFound.into_response()
 }
@@ -87,6 +96,8 @@ struct Metadata<'a> {
 /// endpoint is the issuer followed by its path, so the issuer is the
 /// origin (and path prefix, behind a proxy) clients reach the server at.
 #[cfg(feature = "signing")]
+#[cold]
+#[inline(never)]
 pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     let keys = app.users_and_keys();
     let issuer = keys.profile().issuer.as_deref().unwrap_or_default();
