@@ -78,7 +78,6 @@ for _ in 1 2 3; do
     url=
 done
 [ -n "$url" ] || { echo "jwks/run.sh: the server did not start: $(cat "$work/err")" >&2; exit 1; }
-jwks_uri="$url/.well-known/jwks.json"
 
 failed=0
 # run COMMAND...: its own ok/FAIL lines; a non-zero exit counts as failed.
@@ -96,7 +95,7 @@ me() {
 # verify ALG TOKEN: both libraries accept TOKEN, signed with ALG.
 verify() {
     run python3 "$here/check.py" verify "$url" "$audience" "$1" "$2"
-    run node "$here/verify.mjs" verify "$jwks_uri" "$url" "$audience" "$1" "$2"
+    run node "$here/verify.mjs" verify "$url" "$audience" "$1" "$2"
 }
 reloads=0
 # sighup: reload, and wait until the server says it did.
@@ -130,7 +129,7 @@ put next.pem second.pem
 sighup
 run python3 "$here/check.py" jwks "$url" "$work/new.pem" "$work/next.pem"
 run python3 "$here/check.py" reject "$url" "$audience" "$old"
-run node "$here/verify.mjs" reject "$jwks_uri" "$url" "$audience" "$old"
+run node "$here/verify.mjs" reject "$url" "$audience" "$old"
 check "/users/me refuses the old token" "$(me "$old")" 401
 verify ES256 "$new"
 check "/users/me takes the ES256 token" "$(me "$new")" 200

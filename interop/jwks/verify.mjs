@@ -1,15 +1,18 @@
 // node's jose (panva/jose) side of interop/jwks/run.sh: what a Node
 // service sees.
 //
-//   node verify.mjs verify JWKS_URI ISSUER AUDIENCE ALG TOKEN
-//   node verify.mjs reject JWKS_URI ISSUER AUDIENCE TOKEN
+//   node verify.mjs verify ISSUER AUDIENCE ALG TOKEN
+//   node verify.mjs reject ISSUER AUDIENCE TOKEN
 //
-// Each run is a new createRemoteJWKSet: it fetches the set anew. Prints
-// one line per check; exits 1 on the first that fails.
+// The JWKS's address is the metadata's jwks_uri (at
+// ISSUER/.well-known/oauth-authorization-server), and each run is a new
+// createRemoteJWKSet: it fetches the set anew. Prints one line per check;
+// exits 1 on the first that fails.
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 
-const [command, jwksUri, issuer, audience, ...rest] = process.argv.slice(2);
-const JWKS = createRemoteJWKSet(new URL(jwksUri));
+const [command, issuer, audience, ...rest] = process.argv.slice(2);
+const metadata = await fetch(`${issuer}/.well-known/oauth-authorization-server`).then((r) => r.json());
+const JWKS = createRemoteJWKSet(new URL(metadata.jwks_uri));
 const options = { issuer, audience, algorithms: ['EdDSA', 'ES256'], typ: 'at+jwt' };
 
 function fail(what) {
