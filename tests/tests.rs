@@ -25,6 +25,8 @@ mod properties; // proptest: the form, bearer and JWT parsers never panic, round
 #[cfg(feature = "redis")]
 mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back
 mod reload; // SIGHUP: users and keys read again on open connections, a new password ends the sessions, a broken file changes nothing; App::reload swaps one set
+#[cfg(feature = "signing")]
+mod resource_server; // examples/resource_server.rs: a service verifying our tokens from the JWKS alone, through a key rotation by SIGHUP
 mod routing; // 404, 405 + Allow, 307 + Location, /healthz, /openapi.json (paths, scopes, models), /docs
 mod scopes; // scopes granted by /token, the scope claim, 401 + Bearer scope=
 mod sessions; // the refresh grant and /revoke on one in-memory server: rotation, reuse, scopes, session caps
