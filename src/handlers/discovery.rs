@@ -29,7 +29,18 @@ use serde::Serialize;
 /// so a rotation takes minutes, and a verifier fetches at most once per
 /// 5 minutes per instance, plus once per unknown `kid` (with a cooldown).
 #[cfg(feature = "signing")]
-pub(crate) const JWKS_MAX_AGE_SECS: u32 = 300;
+const CACHE_CONTROL_VALUE: &str = "public, max-age=300";
+
+/// A 200 with a JSON `body` that verifiers may keep for
+/// [`CACHE_CONTROL_VALUE`]'s `max-age`.
+#[cfg(feature = "signing")]
+fn cacheable(body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = json_response(StatusCode::OK, body.into());
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL_VALUE));
+    response
+}
 
 /// `{"keys":[...]}`, the public keys of the current set, the signing key
 /// first.
@@ -46,13 +57,7 @@ pub(super) fn jwks<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
             .collect();
         serde_json::json!({ "keys": keys }).to_string()
     };
-    let mut response = json_response(StatusCode::OK, Bytes::from(body));
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
-            .expect("digits are a valid header value"),
-    );
-    response
+    cacheable(body)
 }
 
 /// Without the `signing` feature neither route is ever served
@@ -124,11 +129,5 @@ pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
         scopes_supported: keys.users().scopes(),
     };
     let body = serde_json::to_vec(&metadata).expect("strings always serialize");
-    let mut response = json_response(StatusCode::OK, Bytes::from(body));
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
-            .expect("digits are a valid header value"),
-    );
-    response
+    cacheable(body)
 }
