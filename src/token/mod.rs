@@ -164,7 +164,7 @@ impl std::error::Error for KeyError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
-    /// HMAC with SHA-256, a shared secret ([`super::SecretKey`]).
+    /// HMAC with SHA-256, a shared secret ([`SecretKey`]).
     HS256,
     /// Ed25519 signatures (RFC 8037).
     EdDSA,

@@ -6,7 +6,7 @@
 //! The file (`DIR/sessions.redb`) is kept by redb, an embedded storage
 //! engine in pure Rust: copy-on-write B-trees, two commit slots, checksums
 //! on every page. Writes are committed by one thread, the writer, in
-//! groups (see [`writer`]): the writes queued while the previous commit was
+//! groups (see `writer`): the writes queued while the previous commit was
 //! on its way share one transaction and one `fsync`
 //! ([`Durability::Immediate`]), and each write's future resolves only after
 //! the commit that holds it. So a session or a revocation that answered 200
@@ -37,7 +37,7 @@
 //! entries plus a mark per user, and a restart loads each with its owner.
 //! Expired entries are purged when the store is opened, and a few at a time
 //! by every login and refresh (once a commit, for all those it holds: see
-//! [`writer`]); expired marks when the store is opened.
+//! `writer`); expired marks when the store is opened.
 //! redb reuses freed pages, and at open a file more than half free (and over
 //! 2 MiB) is compacted, so it stays near the size of its live entries at
 //! their peak. Measured (9-byte usernames): an empty store is under 1 MB,
