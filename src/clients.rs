@@ -109,7 +109,7 @@ pub enum ClientError {
         client_id: String,
     },
     /// A client id that is empty, too long, not printable ASCII, or holds
-    /// a `:` (HTTP Basic splits the id from the secret on it).
+    /// a space, `:`, `%` or `+` (see [`is_client_id`]).
     ClientId(String),
     /// A scope that is not an RFC 6749 scope token.
     Scope {
@@ -142,7 +142,7 @@ impl fmt::Display for ClientError {
             ),
             ClientError::ClientId(id) => write!(
                 f,
-                "client_id {id:?} must be 1 to {MAX_CLIENT_ID_BYTES} printable ASCII characters without space or ':'"
+                "client_id {id:?} must be 1 to {MAX_CLIENT_ID_BYTES} printable ASCII characters without space, ':', '%' or '+'"
             ),
             ClientError::Scope { client_id, scope } => write!(
                 f,
@@ -197,11 +197,17 @@ fn parse_stored(stored: &str) -> Option<[u8; 32]> {
     URL_SAFE_NO_PAD.decode(encoded).ok()?.try_into().ok()
 }
 
-/// Whether `id` may name a client.
+/// Whether `id` may name a client: 1 to [`MAX_CLIENT_ID_BYTES`] printable
+/// ASCII characters without space, `:` (HTTP Basic splits on it), `%` or
+/// `+` (so that Basic's form-urlencoding leaves the id as it is, and a
+/// client library that does not encode sends the same bytes as one that
+/// does).
 pub fn is_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_BYTES
-        && id.bytes().all(|b| (0x21..=0x7E).contains(&b) && b != b':')
+        && id
+            .bytes()
+            .all(|b| (0x21..=0x7E).contains(&b) && !matches!(b, b':' | b'%' | b'+'))
 }
 
 /// Equality whose time does not depend on where the digests differ.
@@ -437,7 +443,15 @@ mod tests {
             Clients::from_json(&entry("a", "b", "")),
             Err(ClientError::KeyMismatch { .. })
         ));
-        for id in ["", "a:b", "a b", "é", &"x".repeat(MAX_CLIENT_ID_BYTES + 1)] {
+        for id in [
+            "",
+            "a:b",
+            "a b",
+            "a%41",
+            "a+b",
+            "é",
+            &"x".repeat(MAX_CLIENT_ID_BYTES + 1),
+        ] {
             assert!(
                 matches!(
                     Clients::from_json(&entry(id, id, "")),
