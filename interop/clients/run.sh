@@ -4,7 +4,9 @@
 # (cargo test replays what these clients sent, from tests/fixtures/clients,
 # without needing them). Then the OAuth2 client libraries users would
 # reach for, requests-oauthlib and authlib, log in, refresh, auto-refresh
-# and revoke (oauth_clients.py; each of its checks counts here). Needs
+# and revoke (oauth_clients.py), and, against a second server with a
+# clients file, fetch client credentials tokens and check them at
+# /introspect (client_credentials.py; each check counts here). Needs
 # curl, python3, and the requests, httpx, requests-oauthlib and authlib
 # packages. Exits non-zero if any check failed.
 #
@@ -22,6 +24,7 @@ cargo build --release --quiet
 work=$(mktemp -d)
 cleanup() {
     [ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null || true
+    [ -f "$work/pid2" ] && kill "$(cat "$work/pid2")" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -129,6 +132,37 @@ passed=$((passed + oauth_passed))
 failed=$((failed + oauth_failed))
 if [ "$oauth_status" -ne 0 ] && [ "$oauth_failed" -eq 0 ]; then
     failed=$((failed + 1)); echo "FAILED  oauth_clients.py exited with $oauth_status"
+fi
+
+# The client credentials grant, against a server with two clients whose
+# secrets the binary makes.
+service=$(target/release/password-bearer hash-client-secret --generate)
+introspector=$(target/release/password-bearer hash-client-secret --generate)
+cat >"$work/clients.json" <<JSON
+{"service": {"client_id": "service", "secret_hash": "$(sed -n 2p <<<"$service")", "scopes": ["items", "me"]},
+ "introspector": {"client_id": "introspector", "secret_hash": "$(sed -n 2p <<<"$introspector")", "introspect": true}}
+JSON
+: >"$work/err2"
+target/release/password-bearer --port 0 --clients "$work/clients.json" >/dev/null 2>"$work/err2" &
+echo $! >"$work/pid2"
+addr2=
+for _ in $(seq 200); do
+    addr2=$(sed -n 's/^listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/err2")
+    [ -n "$addr2" ] && [ -z "$(tail -c1 "$work/err2")" ] && break
+    addr2=
+    sleep 0.05
+done
+[ -n "$addr2" ] || { echo "run.sh: the clients server did not start: $(cat "$work/err2")" >&2; exit 1; }
+cc_status=0
+cc_out=$(python3 interop/clients/client_credentials.py "http://$addr2" \
+    "$(sed -n 1p <<<"$service")" "$(sed -n 1p <<<"$introspector")" 2>&1) || cc_status=$?
+printf '%s\n' "$cc_out"
+cc_passed=$(grep -c '^ok ' <<<"$cc_out" || true)
+cc_failed=$(grep -c '^FAILED ' <<<"$cc_out" || true)
+passed=$((passed + cc_passed))
+failed=$((failed + cc_failed))
+if [ "$cc_status" -ne 0 ] && [ "$cc_failed" -eq 0 ]; then
+    failed=$((failed + 1)); echo "FAILED  client_credentials.py exited with $cc_status"
 fi
 
 echo "clients: $passed passed, $failed failed"
