@@ -22,14 +22,17 @@ pub(crate) enum Endpoint {
     Docs,
     Healthz,
     Other,
+    /// `POST /introspect`, with the `clients` feature.
+    #[cfg(feature = "clients")]
     Introspect,
 }
 
 impl Endpoint {
-    pub(crate) const ALL: [Endpoint; 8] = [
+    pub(crate) const ALL: &[Endpoint] = &[
         Endpoint::Token,
         Endpoint::UsersMe,
         Endpoint::Revoke,
+        #[cfg(feature = "clients")]
         Endpoint::Introspect,
         Endpoint::Openapi,
         Endpoint::Docs,
@@ -42,6 +45,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::UsersMe => "users_me",
             Endpoint::Revoke => "revoke",
+            #[cfg(feature = "clients")]
             Endpoint::Introspect => "introspect",
             Endpoint::Openapi => "openapi",
             Endpoint::Docs => "docs",
@@ -92,9 +96,11 @@ pub(crate) struct Counters {
     /// answers (so `requests` cannot count them).
     pub(crate) request_timeouts: AtomicU64,
     /// Client authentications that failed (401 `invalid_client`).
+    #[cfg(feature = "clients")]
     pub(crate) client_auth_failures: AtomicU64,
     /// Introspections refused to an authenticated client not allowed to
     /// introspect (403).
+    #[cfg(feature = "clients")]
     pub(crate) introspection_refused: AtomicU64,
 }
 
@@ -114,7 +120,9 @@ impl Default for Counters {
             refreshes: Default::default(),
             refresh_reuses: AtomicU64::new(0),
             request_timeouts: AtomicU64::new(0),
+            #[cfg(feature = "clients")]
             client_auth_failures: AtomicU64::new(0),
+            #[cfg(feature = "clients")]
             introspection_refused: AtomicU64::new(0),
         }
     }

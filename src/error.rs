@@ -64,6 +64,7 @@ pub enum ApiError {
     /// malformed `Authorization: Basic`, or none where one is needed (401
     /// `invalid_client`); `basic` when the client used HTTP Basic, which
     /// then gets a `WWW-Authenticate: Basic` challenge (RFC 6749 §5.2).
+    #[cfg(feature = "clients")]
     InvalidClient {
         /// The credentials came in `Authorization: Basic`.
         basic: bool,
@@ -71,15 +72,19 @@ pub enum ApiError {
     /// Client credentials sent both in `Authorization: Basic` and in the
     /// form, or a Basic client id the form's `client_id` contradicts (400
     /// `invalid_request`, RFC 6749 §2.3).
+    #[cfg(feature = "clients")]
     ClientAuthTwice,
     /// The client credentials grant asked for a scope the client may not
     /// be granted (400 `invalid_scope`).
+    #[cfg(feature = "clients")]
     ClientScope,
     /// `POST /introspect` by a client not allowed to introspect (403
     /// `unauthorized_client`).
+    #[cfg(feature = "clients")]
     IntrospectionNotAllowed,
     /// `POST /revoke` by a client of a token that is not its own (400
     /// `unauthorized_client`); the token stays valid.
+    #[cfg(feature = "clients")]
     NotClientsToken,
 }
 
@@ -104,10 +109,15 @@ impl fmt::Display for ApiError {
             ApiError::MethodNotAllowed(_) => "method not allowed",
             ApiError::TrailingSlash(_) => "redirect to the path without a trailing slash",
             ApiError::Internal => "internal server error",
+            #[cfg(feature = "clients")]
             ApiError::InvalidClient { .. } => "client authentication failed",
+            #[cfg(feature = "clients")]
             ApiError::ClientAuthTwice => "client credentials sent twice",
+            #[cfg(feature = "clients")]
             ApiError::ClientScope => "scope beyond the client's",
+            #[cfg(feature = "clients")]
             ApiError::IntrospectionNotAllowed => "client may not introspect",
+            #[cfg(feature = "clients")]
             ApiError::NotClientsToken => "token not issued to this client",
         };
         f.write_str(text)
@@ -195,30 +205,35 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::from_static(br#"{"detail":"Internal Server Error"}"#),
             ),
+            #[cfg(feature = "clients")]
             ApiError::InvalidClient { .. } => (
                 StatusCode::UNAUTHORIZED,
                 Bytes::from_static(
                     br#"{"detail":"Invalid client credentials","error":"invalid_client","error_description":"Client authentication failed: unknown client, wrong secret, or none sent"}"#,
                 ),
             ),
+            #[cfg(feature = "clients")]
             ApiError::ClientAuthTwice => (
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(
                     br#"{"detail":"Client credentials sent twice","error":"invalid_request","error_description":"Send the client credentials in Authorization: Basic or in the form, not both"}"#,
                 ),
             ),
+            #[cfg(feature = "clients")]
             ApiError::ClientScope => (
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(
                     br#"{"detail":"Invalid scope","error":"invalid_scope","error_description":"The requested scope is beyond the scopes this client may be granted"}"#,
                 ),
             ),
+            #[cfg(feature = "clients")]
             ApiError::IntrospectionNotAllowed => (
                 StatusCode::FORBIDDEN,
                 Bytes::from_static(
                     br#"{"detail":"Not allowed to introspect","error":"unauthorized_client","error_description":"This client may not call the introspection endpoint"}"#,
                 ),
             ),
+            #[cfg(feature = "clients")]
             ApiError::NotClientsToken => (
                 StatusCode::BAD_REQUEST,
                 Bytes::from_static(
@@ -248,6 +263,7 @@ impl ApiError {
                 };
                 headers.insert(WWW_AUTHENTICATE, value);
             }
+            #[cfg(feature = "clients")]
             ApiError::InvalidClient { basic: true } => {
                 headers.insert(
                     WWW_AUTHENTICATE,

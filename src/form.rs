@@ -53,7 +53,8 @@ impl TokenForm {
     }
 
     /// Whether this is the client credentials grant (only ever parsed so
-    /// where clients are served).
+    /// where clients are served; the `clients` feature).
+    #[cfg(feature = "clients")]
     pub fn is_client_credentials(&self) -> bool {
         self.grant_type.as_deref() == Some(CLIENT_CREDENTIALS)
     }
@@ -70,9 +71,12 @@ pub struct RevokeForm {
     pub token: String,
     /// `refresh_token` or `access_token`, a hint the server may ignore.
     pub token_type_hint: Option<String>,
-    /// The client, when it authenticates in the form (`client_secret_post`).
+    /// The client, when it authenticates in the form (`client_secret_post`;
+    /// the `clients` feature).
+    #[cfg(feature = "clients")]
     pub client_id: Option<String>,
-    /// The client's secret in the form.
+    /// The client's secret in the form (the `clients` feature).
+    #[cfg(feature = "clients")]
     pub client_secret: Option<String>,
 }
 
@@ -310,19 +314,28 @@ fn validate<'a>(
 }
 
 /// Validates a `POST /revoke` (or `POST /introspect`) body: `token`
-/// required, `token_type_hint`, `client_id` and `client_secret` optional,
-/// none repeated; other fields ignored.
+/// required, `token_type_hint` optional, neither repeated; with the
+/// `clients` feature, `client_id` and `client_secret` too, optional, not
+/// repeated; other fields ignored.
 fn validate_revoke(fields: &mut dyn Iterator<Item = Field<'_>>) -> Result<RevokeForm, FormError> {
-    const REVOKE_FIELDS: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
-    let mut values: [Option<Value<'_>>; 4] = Default::default();
-    let mut counts = [0u32; 4];
+    const REVOKE_FIELDS: &[&str] = &[
+        "token",
+        "token_type_hint",
+        #[cfg(feature = "clients")]
+        "client_id",
+        #[cfg(feature = "clients")]
+        "client_secret",
+    ];
+    const N: usize = REVOKE_FIELDS.len();
+    let mut values: [Option<Value<'_>>; N] = Default::default();
+    let mut counts = [0u32; N];
     for (name, value) in fields {
         if let Some(i) = REVOKE_FIELDS.iter().position(|f| *f == name) {
             counts[i] += 1;
             values[i].get_or_insert(value);
         }
     }
-    let mut text: [Option<String>; 4] = Default::default();
+    let mut text: [Option<String>; N] = Default::default();
     let mut errors = Vec::new();
     for (i, field) in REVOKE_FIELDS.iter().enumerate() {
         if counts[i] > 1 {
@@ -340,13 +353,16 @@ fn validate_revoke(fields: &mut dyn Iterator<Item = Field<'_>>) -> Result<Revoke
             _ => {}
         }
     }
-    let [token, token_type_hint, client_id, client_secret] = text;
+    let mut text = text.into_iter();
+    let (token, token_type_hint) = (text.next().flatten(), text.next().flatten());
     match token {
         Some(token) if errors.is_empty() => Ok(RevokeForm {
             token,
             token_type_hint,
-            client_id,
-            client_secret,
+            #[cfg(feature = "clients")]
+            client_id: text.next().flatten(),
+            #[cfg(feature = "clients")]
+            client_secret: text.next().flatten(),
         }),
         _ => Err(FormError { errors }),
     }

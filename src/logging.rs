@@ -15,8 +15,9 @@
 //!   running out (warn);
 //! - `password_bearer::store`: a user store that cannot answer (error,
 //!   tallied);
-//! - `password_bearer::audit`: each failed client authentication and
-//!   each refused introspection (warn); throttled clients (warn, tallied).
+//! - `password_bearer::audit` (the `clients` feature): each failed client
+//!   authentication and each refused introspection (warn); throttled
+//!   clients (warn, tallied).
 //!
 //! Records carry the line as the binary prints it; never a password, hash,
 //! token or key.
@@ -64,6 +65,7 @@ pub(crate) const SERVER_WARN: Kind = Kind(Level::Warn, "password_bearer::server"
 pub(crate) const STORE_DOWN: Kind = Kind(Level::Error, "password_bearer::store");
 /// A client refused: its authentication failed, or it may not do what it
 /// asked (introspect, revoke another's token).
+#[cfg(feature = "clients")]
 pub(crate) const AUDIT: Kind = Kind(Level::Warn, "password_bearer::audit");
 
 /// Logs `args` as `kind`.

@@ -827,3 +827,39 @@ fn a_postgres_url_needs_the_postgres_feature() {
     }
     assert_config_error(&["--users-table", "accounts"], "--features postgres");
 }
+
+/// Without the `clients` feature, `--clients` (flag or variable) and
+/// `hash-client-secret` are one line and exit 2 saying how to build with
+/// it; the file is not read (it need not exist), nor is stdin echoed.
+#[cfg(not(feature = "clients"))]
+#[test]
+fn clients_need_the_clients_feature() {
+    let missing = "/nonexistent/clients.json";
+    assert_config_error(&["--clients", missing], "--features clients");
+    assert_config_error(&[&format!("--clients={missing}")], "--features clients");
+    assert_config_error_with_env(
+        &[],
+        &[("PASSWORD_BEARER_CLIENTS", missing)],
+        "--features clients",
+    );
+    let out = run(&["--clients", missing], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("password-bearer: --clients: "), "{stderr}");
+    let out = run_with_env(&[], &[("PASSWORD_BEARER_CLIENTS", missing)], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("password-bearer: PASSWORD_BEARER_CLIENTS: "),
+        "{stderr}"
+    );
+    for args in [&["hash-client-secret"][..], &["hash-client-secret", "--generate"]] {
+        assert_config_error(args, "--features clients");
+        let out = run(args, b"a-client-secret-never-shown\n");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("never-shown"), "{stderr}");
+        assert!(
+            stderr.starts_with("password-bearer: hash-client-secret: "),
+            "{stderr}"
+        );
+    }
+}

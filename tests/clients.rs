@@ -7,6 +7,7 @@
 //! `--clients` and `hash-client-secret` in the binary, SIGHUP's reload,
 //! the audit lines; and the time of an unknown client against a wrong
 //! secret.
+#![cfg(feature = "clients")]
 
 use crate::cli::{run, Proc, TempDir};
 use crate::support::*;

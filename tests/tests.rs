@@ -8,7 +8,7 @@ mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 mod architecture; // the library's modules import no cycle and never a layer above their own (read from src/)
 mod attacks; // logins under attack: throttling (429), the password cap, concurrent guesses and right logins, the login and hash queues, a failing store
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals
-mod clients; // clients: the client credentials grant (Basic and form), invalid_client, invalid_scope, introspection, /revoke by a client, --clients and its SIGHUP reload, hash-client-secret, audit lines, unknown-vs-wrong timing
+mod clients; // clients (the clients feature): the client credentials grant (Basic and form), invalid_client, invalid_scope, introspection, /revoke by a client, --clients and its SIGHUP reload, hash-client-secret, audit lines, unknown-vs-wrong timing
 mod connections; // the connection level: header and request timeouts, stalled bodies, unread answers, heads, keep-alive, connection caps, panics, fd exhaustion, graceful shutdown, the memory bound
 mod docs; // the sample outputs of README.md and docs/ are what the server answers now
 mod embedding; // App::handle without sockets, a store of our own, the chain in our handlers, examples/embed.rs

@@ -55,6 +55,7 @@ pub struct Metrics<'a> {
     connections: &'a ConnectionCaps,
     sessions: Option<&'a SessionState>,
     /// The app serves clients (`Config::clients`): their series are shown.
+    #[cfg(feature = "clients")]
     clients: bool,
 }
 
@@ -67,6 +68,7 @@ impl<S: UserStore> App<S> {
             verifier: &self.verifier,
             connections: &self.connections,
             sessions: self.sessions.as_ref(),
+            #[cfg(feature = "clients")]
             clients: self.clients.is_some(),
         }
     }
@@ -83,7 +85,7 @@ impl Metrics<'_> {
             "counter",
             "Requests answered by the API's routes, by route and status code.",
         );
-        for route in Endpoint::ALL {
+        for &route in Endpoint::ALL {
             for code in 0..CODES {
                 let count = c.requests[route as usize * CODES + code].load(Relaxed);
                 if count > 0 {
@@ -112,6 +114,7 @@ impl Metrics<'_> {
             let count = c.logins[outcome as usize].load(Relaxed);
             sample(out, name, &format!("outcome=\"{label}\""), count);
         }
+        #[cfg(feature = "clients")]
         if self.clients {
             let name = "password_bearer_client_auth_failures_total";
             family(

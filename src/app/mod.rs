@@ -25,6 +25,7 @@ pub use reload::Loaded;
 pub use reload::UsersAndKeys;
 pub(crate) use sessions::SessionState;
 
+#[cfg(feature = "clients")]
 use crate::clients::Clients;
 use crate::counters::Counters;
 use crate::limiter::Limiter;
@@ -50,7 +51,9 @@ pub struct Config<S = Users> {
     /// The clients (machines with an id and a secret) that may use the
     /// client credentials grant, `POST /introspect` and `POST /revoke` with
     /// client authentication (default: none, and none of that is served;
-    /// see `docs/clients.md`). Replaced by [`App::reload_clients`].
+    /// see `docs/clients.md`). Replaced by [`App::reload_clients`]. With
+    /// the `clients` feature.
+    #[cfg(feature = "clients")]
     pub clients: Option<Clients>,
     /// The HS256 key tokens are signed and checked with.
     pub key: SecretKey,
@@ -169,6 +172,7 @@ impl<S: UserStore> Config<S> {
     pub fn new(users: S, key: SecretKey) -> Config<S> {
         Config {
             users,
+            #[cfg(feature = "clients")]
             clients: None,
             key,
             old_keys: Vec::new(),
@@ -217,6 +221,7 @@ pub struct App<S = Users> {
     /// The clients, replaced whole by [`App::reload_clients`]; `None` when
     /// the app started without (`Config::clients`), and then for good. A
     /// std lock, held only to clone the `Arc`.
+    #[cfg(feature = "clients")]
     pub(crate) clients: Option<RwLock<Arc<Clients>>>,
     /// `None` when sessions are off.
     pub(crate) sessions: Option<SessionState>,
@@ -312,6 +317,7 @@ impl<S: UserStore> App<S> {
         );
         App {
             current: RwLock::new(Arc::new(current)),
+            #[cfg(feature = "clients")]
             clients: config.clients.map(|c| RwLock::new(Arc::new(c))),
             sessions,
             tokens: TokenCache::new(),

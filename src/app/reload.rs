@@ -2,6 +2,7 @@
 //! [`App::reload`], which replaces them while the server runs.
 
 use super::App;
+#[cfg(feature = "clients")]
 use crate::clients::Clients;
 use crate::token::{self, Claims, SecretKey, TokenError, Verification};
 #[cfg(feature = "signing")]
@@ -143,6 +144,19 @@ impl<S> Keys for UsersAndKeys<S> {
     }
 }
 
+impl<S> App<S> {
+    /// Whether the app serves clients (`Config::clients`): never without
+    /// the `clients` feature, where a form's `client_id` and
+    /// `client_secret` are the seed's, accepted and unused.
+    pub(crate) fn serves_clients(&self) -> bool {
+        #[cfg(feature = "clients")]
+        return self.clients.is_some();
+        #[cfg(not(feature = "clients"))]
+        false
+    }
+}
+
+#[cfg(feature = "clients")]
 impl<S> App<S> {
     /// The current clients; `None` when the app serves none
     /// (`Config::clients`). Take them once per request.

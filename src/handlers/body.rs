@@ -7,44 +7,39 @@ use crate::form::{parse_token_request, BodyError, TokenForm};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+#[cfg(feature = "clients")]
+use hyper::header::AUTHORIZATION;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::Request;
 
-/// Reads the body (bounded) and validates the `/token` form; with it, the
-/// request's `Authorization` (client authentication by HTTP Basic).
-pub(super) async fn read_form<S, B>(
-    app: &App<S>,
-    request: Request<B>,
-) -> Result<(TokenForm, Option<HeaderValue>), ApiError>
+/// Reads the body (bounded) and validates the `/token` form.
+pub(super) async fn read_form<S, B>(app: &App<S>, request: Request<B>) -> Result<TokenForm, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let Read {
-        content_type,
-        authorization,
-        body,
-    } = read_body(app, request).await?;
-    let content_type = content_type.as_ref().map(HeaderValue::as_bytes);
+    let read = read_body(app, request).await?;
+    let content_type = read.content_type.as_ref().map(HeaderValue::as_bytes);
     parse_token_request(
         content_type,
-        &body,
+        &read.body,
         app.sessions.is_some(),
-        app.clients.is_some(),
+        app.serves_clients(),
     )
-    .map(|form| (form, authorization))
     .map_err(body_error)
 }
 
 /// A form's body, and the headers its handlers read.
 pub(super) struct Read {
     pub(super) content_type: Option<HeaderValue>,
-    /// For client authentication by HTTP Basic.
+    /// For client authentication by HTTP Basic (the `clients` feature).
+    #[cfg(feature = "clients")]
     pub(super) authorization: Option<HeaderValue>,
     pub(super) body: Bytes,
 }
 
-/// Reads a form's body, bounded, its `Content-Type` and `Authorization`.
+/// Reads a form's body, bounded, its `Content-Type` and (the `clients`
+/// feature) `Authorization`.
 pub(super) async fn read_body<S, B>(app: &App<S>, request: Request<B>) -> Result<Read, ApiError>
 where
     B: Body,
@@ -74,6 +69,7 @@ where
         .to_bytes();
     Ok(Read {
         content_type: parts.headers.remove(CONTENT_TYPE),
+        #[cfg(feature = "clients")]
         authorization: parts.headers.remove(AUTHORIZATION),
         body,
     })

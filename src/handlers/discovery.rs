@@ -112,7 +112,8 @@ pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     let issuer = keys.profile().issuer.as_deref().unwrap_or_default();
     let base = issuer.trim_end_matches('/');
     let sessions = app.sessions.is_some();
-    let clients = app.clients.is_some();
+    // Never without the `clients` feature: its entries are then absent.
+    let clients = app.serves_clients();
     // The password grant names no client: there is no client to
     // authenticate (RFC 7591's "none"); clients authenticate with their
     // secret, in Basic or in the form.

@@ -6,10 +6,11 @@
 //!   `grant_type=refresh_token`, the hand-over to `refresh.rs`);
 //! - `refresh.rs`: the refresh grant;
 //! - `revoke.rs`: `POST /revoke`;
-//! - `client_credentials.rs`: the client credentials grant, for
-//!   `grant_type=client_credentials`;
-//! - `introspect.rs`: `POST /introspect` (RFC 7662);
-//! - `client_auth.rs`: client authentication, HTTP Basic or the form;
+//! - `client_credentials.rs` (the `clients` feature): the client
+//!   credentials grant, for `grant_type=client_credentials`;
+//! - `introspect.rs` (the `clients` feature): `POST /introspect` (RFC 7662);
+//! - `client_auth.rs` (the `clients` feature): client authentication,
+//!   HTTP Basic or the form;
 //! - `users_me.rs`: `GET /users/me`, the seed's chain;
 //! - `health.rs`: `GET /healthz`;
 //! - `docs.rs`: `GET /openapi.json`, `GET /docs` and Swagger UI's files;
@@ -23,11 +24,14 @@
 //! read it, and a test holds the OpenAPI documents to it.
 
 mod body;
+#[cfg(feature = "clients")]
 mod client_auth;
+#[cfg(feature = "clients")]
 mod client_credentials;
 mod discovery;
 mod docs;
 mod health;
+#[cfg(feature = "clients")]
 mod introspect;
 mod refresh;
 mod refused;
@@ -58,7 +62,7 @@ use std::task::{Context, Poll};
 /// list it, and whether the path with a trailing slash redirects to it.
 /// `GET /users/me` first: the hot path finds its route at the first
 /// comparison.
-pub(crate) const ROUTES: [Route; 11] = [
+pub(crate) const ROUTES: &[Route] = &[
     Route {
         path: "/users/me",
         method: Verb::Get,
@@ -88,6 +92,7 @@ pub(crate) const ROUTES: [Route; 11] = [
     },
     // Not in the OpenAPI documents: it is for resource servers, not for
     // the API's clients (docs/clients.md documents it).
+    #[cfg(feature = "clients")]
     Route {
         path: "/introspect",
         method: Verb::Post,
@@ -223,7 +228,8 @@ pub(crate) enum When {
     SigningKeys,
     /// With an issuer (`Config::issuer`).
     Issuer,
-    /// With clients (`Config::clients`).
+    /// With clients (`Config::clients`, the `clients` feature).
+    #[cfg(feature = "clients")]
     Clients,
 }
 
@@ -236,6 +242,7 @@ impl When {
             When::LocalAssets => app.docs.as_ref().is_some_and(Docs::serves_assets),
             When::SigningKeys => app.serves_jwks,
             When::Issuer => app.serves_metadata,
+            #[cfg(feature = "clients")]
             When::Clients => app.clients.is_some(),
         }
     }
@@ -247,6 +254,7 @@ enum Handler {
     UsersMe,
     Token,
     Revoke,
+    #[cfg(feature = "clients")]
     Introspect,
     Health,
     Openapi,
@@ -254,6 +262,13 @@ enum Handler {
     Asset,
     Jwks,
     Metadata,
+}
+
+/// A form's 405, never stored, as its other answers.
+fn form_method_not_allowed(route: &Route) -> Response<Full<Bytes>> {
+    let mut response = ApiError::MethodNotAllowed(route.method.name()).into_response();
+    no_store(&mut response);
+    response
 }
 
 /// The route of `path`, served or not.
@@ -293,6 +308,7 @@ enum FormRoute {
     /// `POST /revoke`: the body, the form and the session store.
     Revoke,
     /// `POST /introspect`: the body, the form, the client and the token.
+    #[cfg(feature = "clients")]
     Introspect,
 }
 
@@ -339,6 +355,7 @@ where
                     },
                     Handler::Token => Outcome::Form(FormRoute::Token),
                     Handler::Revoke => Outcome::Form(FormRoute::Revoke),
+                    #[cfg(feature = "clients")]
                     Handler::Introspect => Outcome::Form(FormRoute::Introspect),
                     Handler::Health => Outcome::Health,
                     Handler::Openapi => Outcome::Ready(docs::openapi(&*app)),
@@ -353,12 +370,9 @@ where
                     Handler::Asset => ApiError::NotFound.into_response(),
                     // The forms' answers are never stored, their 405s
                     // included.
-                    Handler::Token | Handler::Revoke | Handler::Introspect => {
-                        let mut response =
-                            ApiError::MethodNotAllowed(route.method.name()).into_response();
-                        no_store(&mut response);
-                        response
-                    }
+                    Handler::Token | Handler::Revoke => form_method_not_allowed(route),
+                    #[cfg(feature = "clients")]
+                    Handler::Introspect => form_method_not_allowed(route),
                     _ => ApiError::MethodNotAllowed(route.method.name()).into_response(),
                 })
             }
@@ -401,6 +415,7 @@ where
                     FormRoute::Revoke => {
                         (revoke::revoke(&*app, request, peer).await, Endpoint::Revoke)
                     }
+                    #[cfg(feature = "clients")]
                     FormRoute::Introspect => (
                         introspect::introspect(&*app, request, peer).await,
                         Endpoint::Introspect,

@@ -1,17 +1,21 @@
 //! `POST /revoke` (RFC 7009): a refresh token ends its session, an access
 //! token ends itself; and revoking a session, which the refresh grant
-//! does too (a reuse, a user changed). A request with client credentials
-//! (Basic, or `client_secret` in the form) is a client's: it must
-//! authenticate, and may revoke only the tokens issued to it.
+//! does too (a reuse, a user changed). With the `clients` feature, a
+//! request with client credentials (Basic, or `client_secret` in the form)
+//! is a client's: it must authenticate, and may revoke only the tokens
+//! issued to it.
 
-use super::body::{body_error, read_body, Read};
+use super::body::{body_error, read_body};
+#[cfg(feature = "clients")]
 use super::client_auth;
 use crate::app::App;
 use crate::auth::store_unavailable;
+#[cfg(feature = "clients")]
 use crate::clients::Client;
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::form::parse_revoke_body;
+#[cfg(feature = "clients")]
 use crate::logging::{self, Peer, Quoted, AUDIT};
 use crate::sessions::{RefreshToken, Revocation, Session, TokenId};
 use crate::token;
@@ -24,45 +28,42 @@ use hyper::{Request, Response};
 use std::net::SocketAddr;
 
 /// `POST /revoke`: the body read as a form, the client authenticated if
-/// it sent credentials, then [`revoke_token`].
+/// it sent credentials (the `clients` feature: then `revoke_own`), then
+/// [`revoke_token`].
 pub(super) async fn revoke<S: UserStore, B>(
     app: &App<S>,
     request: Request<B>,
-    peer: Option<SocketAddr>,
+    // For the clients' throttle and audit lines.
+    #[cfg_attr(not(feature = "clients"), allow(unused_variables))] peer: Option<SocketAddr>,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let Read {
-        content_type,
-        authorization,
-        body,
-    } = read_body(app, request).await?;
-    let form = parse_revoke_body(content_type.as_ref().map(HeaderValue::as_bytes), &body)
-        .map_err(body_error)?;
-    let client = client_auth::authenticate(
+    let read = read_body(app, request).await?;
+    let content_type = read.content_type.as_ref().map(HeaderValue::as_bytes);
+    let form = parse_revoke_body(content_type, &read.body).map_err(body_error)?;
+    #[cfg(feature = "clients")]
+    if let Some(client) = client_auth::authenticate(
         app,
-        authorization.as_ref(),
+        read.authorization.as_ref(),
         (form.client_id.as_deref(), form.client_secret.as_deref()),
         peer,
     )
-    .await?;
-    revoke_token(app, &form.token, client.as_deref(), peer).await
+    .await?
+    {
+        return revoke_own(app, &form.token, &client, peer).await;
+    }
+    revoke_token(app, &form.token).await
 }
 
 /// `POST /revoke` (RFC 7009): a refresh token ends its session, an
 /// access token ends itself; 200 with an empty body whatever the token
 /// was, unknown or already revoked included. The hint is not needed:
-/// the two kinds of token cannot be mistaken for each other. For an
-/// authenticated `client`, a good token that is not its own (a user's,
-/// another client's) is refused, 400 `unauthorized_client`, and stays
-/// good.
+/// the two kinds of token cannot be mistaken for each other.
 async fn revoke_token<S: UserStore>(
     app: &App<S>,
     token: &str,
-    client: Option<&Client>,
-    peer: Option<SocketAddr>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let Some(sessions) = &app.sessions else {
         return Err(ApiError::NotFound);
@@ -76,10 +77,6 @@ async fn revoke_token<S: UserStore>(
             .map_err(|e| store_unavailable(&e))?;
         // Any token the session issued, used up or current, ends it.
         if let Some(session) = session.filter(|s| s.issued(&refresh)) {
-            if let Some(client) = client {
-                // A session is a user's, never a client's.
-                return Err(not_its_token(client, peer));
-            }
             revoke_session(app, &session, now).await?;
         }
     } else if let Ok(claims) = token::verify_with(
@@ -88,12 +85,6 @@ async fn revoke_token<S: UserStore>(
         now,
         app.leeway_secs,
     ) {
-        if let Some(client) = client {
-            let its_own = claims.client_credentials && claims.sub == client.client_id();
-            if !its_own {
-                return Err(not_its_token(client, peer));
-            }
-        }
         // A token without `jti` (minted elsewhere) names nothing to
         // revoke; it lives until it expires.
         if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {
@@ -108,14 +99,63 @@ async fn revoke_token<S: UserStore>(
                 .add(Revocation::Token(jti, until), Some(&claims.sub), now);
         }
     }
+    Ok(revoked())
+}
+
+/// RFC 7009 §2.2's answer: 200, an empty body, never stored.
+fn revoked() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
+}
+
+/// `POST /revoke` by an authenticated `client`: [`revoke_token`] for a
+/// token issued to it, or one that is not good (200, as for anyone); a
+/// good token that is not its own (a session's refresh token, a user's
+/// access token, another client's) is refused, 400 `unauthorized_client`,
+/// and stays good. An access token of its own is verified twice, here and
+/// in [`revoke_token`]: one more HMAC, on a rare request.
+#[cfg(feature = "clients")]
+async fn revoke_own<S: UserStore>(
+    app: &App<S>,
+    token: &str,
+    client: &Client,
+    peer: Option<SocketAddr>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let Some(sessions) = &app.sessions else {
+        return Err(ApiError::NotFound);
+    };
+    let now = unix_now();
+    if let Some(refresh) = RefreshToken::parse(token) {
+        let session = sessions
+            .store
+            .get(refresh.session, now)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
+        // A session is a user's, never a client's; a refresh token no
+        // session issued names nothing to revoke.
+        if session.is_some_and(|s| s.issued(&refresh)) {
+            return Err(not_its_token(client, peer));
+        }
+        return Ok(revoked());
+    }
+    let claims = token::verify_with(
+        &app.users_and_keys().verification(),
+        token,
+        now,
+        app.leeway_secs,
+    );
+    if claims.is_ok_and(|claims| !(claims.client_credentials && claims.sub == client.client_id()))
+    {
+        return Err(not_its_token(client, peer));
+    }
+    revoke_token(app, token).await
 }
 
 /// A client's revocation of a token not its own: one audit line, 400.
+#[cfg(feature = "clients")]
 fn not_its_token(client: &Client, peer: Option<SocketAddr>) -> ApiError {
     logging::emit(
         AUDIT,

@@ -2,8 +2,9 @@
 //! §4.3), and the answer every grant gives, an access token and, with
 //! sessions on, a refresh token (RFC 6749 §5.1). A form with
 //! `grant_type=refresh_token` is the refresh grant's (`refresh.rs`); one
-//! with `grant_type=client_credentials`, where clients are served, the
-//! client credentials grant's (`client_credentials.rs`).
+//! with `grant_type=client_credentials`, where clients are served (the
+//! `clients` feature), the client credentials grant's
+//! (`client_credentials.rs`).
 //!
 //! The password grant's order: the form read; the attempt admitted by the
 //! limiter (throttled: 429 at once, before any lookup or hash); the user
@@ -12,7 +13,9 @@
 //! sessions on, a session started; the tokens issued.
 
 use super::body::read_form;
-use super::{client_credentials, refresh, refused};
+#[cfg(feature = "clients")]
+use super::client_credentials;
+use super::{refresh, refused};
 use crate::app::{App, UsersAndKeys, MAX_PASSWORD_BYTES};
 use crate::auth::store_unavailable;
 use crate::clock::unix_now;
@@ -42,7 +45,10 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (form, authorization) = read_form(app, request).await?;
+    #[cfg(feature = "clients")]
+    let authorization = request.headers().get(hyper::header::AUTHORIZATION).cloned();
+    let form = read_form(app, request).await?;
+    #[cfg(feature = "clients")]
     if form.is_client_credentials() {
         return client_credentials::client_credentials(app, form, authorization, peer).await;
     }

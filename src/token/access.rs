@@ -9,9 +9,10 @@ use base64::Engine as _;
 use hmac::Mac as _;
 use serde::Serialize;
 
+#[cfg(feature = "clients")]
+use super::{issue_for_client, CLIENT_CREDENTIALS_GTY};
 use super::{
-    issue_for_client, issue_in_session, issue_scoped, Algorithm, SecretKey, SigningKey,
-    CLIENT_CREDENTIALS_GTY, PASSWORD_GRANT_CLIENT_ID,
+    issue_in_session, issue_scoped, Algorithm, SecretKey, SigningKey, PASSWORD_GRANT_CLIENT_ID,
 };
 
 /// What an access token says of who issued it and for whom: `iss` and
@@ -111,7 +112,8 @@ pub fn issue_access(
 /// secret key and an empty profile, exactly [`issue_for_client`];
 /// otherwise [`issue_access`]'s header and claims, with `sub` and
 /// `client_id` the client's id, `gty` [`CLIENT_CREDENTIALS_GTY`] and no
-/// `sid`.
+/// `sid`. With the `clients` feature.
+#[cfg(feature = "clients")]
 pub fn issue_client_access(
     signer: Signer<'_>,
     profile: &Profile,

@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 #[cfg(feature = "signing")]
 mod access;
 #[cfg(feature = "signing")]
-pub use access::{issue_access, issue_client_access, Profile, Signer};
+pub use access::{issue_access, Profile, Signer};
+#[cfg(all(feature = "signing", feature = "clients"))]
+pub use access::issue_client_access;
 #[cfg(feature = "signing")]
 mod signing;
 #[cfg(feature = "signing")]
@@ -398,7 +400,9 @@ pub fn issue_in_session(
 /// A token of the client credentials grant (RFC 6749 §4.4) for the client
 /// `client_id`: `sub` and `client_id` are its id, `gty` is
 /// [`CLIENT_CREDENTIALS_GTY`], with `scope` and `jti` (revocable by it)
-/// when given, and the key's `kid` in the header.
+/// when given, and the key's `kid` in the header. With the `clients`
+/// feature.
+#[cfg(feature = "clients")]
 pub fn issue_for_client(
     key: &SecretKey,
     client_id: &str,

@@ -12,7 +12,9 @@ mod store;
 mod systemd;
 
 use cli::{Command, ConfigError, Options};
-use password_bearer::{clients, password, serve, serve_metrics, App};
+#[cfg(feature = "clients")]
+use password_bearer::clients::{self, Clients};
+use password_bearer::{password, serve, serve_metrics, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -80,6 +82,7 @@ fn hash_password() -> Result<(), ConfigError> {
 /// `hash-client-secret`: one client secret on stdin (a final newline is
 /// not part of it), its stored form on stdout; with `--generate`, a new
 /// secret on one line and its stored form on the next.
+#[cfg(feature = "clients")]
 fn hash_client_secret(generate: bool) -> Result<(), ConfigError> {
     let error = |problem: String| ConfigError {
         what: "hash-client-secret".into(),
@@ -101,6 +104,18 @@ fn hash_client_secret(generate: bool) -> Result<(), ConfigError> {
     }
     println!("{stored}");
     Ok(())
+}
+
+/// Without the `clients` feature: `hash-client-secret` refused, one line
+/// naming the feature.
+#[cfg(not(feature = "clients"))]
+fn hash_client_secret(_generate: bool) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        what: "hash-client-secret".into(),
+        problem: "this binary was built without the `clients` feature \
+                  (cargo build --release --features clients)"
+            .into(),
+    })
 }
 
 /// Serves on `workers` threads. One worker is a current-thread runtime: no
@@ -264,12 +279,15 @@ fn reload_files(
         .and_then(|(users, keys)| {
             #[cfg(feature = "signing")]
             let keys = (keys, options.read_signing_keys()?);
+            #[cfg(feature = "clients")]
+            let keys = (keys, options.read_clients()?);
             let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
-            let clients = options.read_clients()?;
-            Ok((users, keys, renewal, clients))
+            Ok((users, keys, renewal))
         });
     match read {
-        Ok((users, keys, renewal, clients)) => {
+        Ok((users, keys, renewal)) => {
+            #[cfg(feature = "clients")]
+            let (keys, clients) = keys;
             #[cfg(feature = "signing")]
             let (keys, signing) = keys;
             #[cfg(feature = "signing")]
@@ -298,13 +316,10 @@ fn reload_files(
             } else {
                 ""
             };
-            let clients = clients
-                .map(|clients| {
-                    let count = clients.len();
-                    let _ = app.reload_clients(clients);
-                    format!(", {count} clients")
-                })
-                .unwrap_or_default();
+            #[cfg(feature = "clients")]
+            let clients = reload_clients(app, clients);
+            #[cfg(not(feature = "clients"))]
+            let clients = "";
             log::info!(
                 target: "password_bearer::server",
                 "password-bearer: reloaded: {count}, {verifying} keys{clients}{certificate}"
@@ -325,6 +340,19 @@ fn reload_files(
             None
         }
     }
+}
+
+/// Swaps in the clients read again, if `--clients` names a file: what the
+/// reload's line says of them.
+#[cfg(feature = "clients")]
+fn reload_clients(app: &App<Store>, clients: Option<Clients>) -> String {
+    clients
+        .map(|clients| {
+            let count = clients.len();
+            let _ = app.reload_clients(clients);
+            format!(", {count} clients")
+        })
+        .unwrap_or_default()
 }
 
 /// Resolves `host` and listens on the first address it names.

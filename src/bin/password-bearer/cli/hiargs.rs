@@ -7,6 +7,7 @@ use super::defs::FLAGS;
 use super::{ConfigError, Options};
 use crate::store::{self, Store};
 use password_bearer::app::Config;
+#[cfg(feature = "clients")]
 use password_bearer::clients::Clients;
 use password_bearer::openapi::SwaggerAssets;
 use password_bearer::token::SecretKey;
@@ -211,6 +212,7 @@ impl Options {
     /// Reads the `--clients` file, as at start and on each SIGHUP: `None`
     /// without the flag. An error names the file and the client, never a
     /// secret or its hash.
+    #[cfg(feature = "clients")]
     pub(crate) fn read_clients(&self) -> Result<Option<Clients>, ConfigError> {
         let Some(path) = &self.clients else {
             return Ok(None);
@@ -219,6 +221,20 @@ impl Options {
         Clients::load(path)
             .map(Some)
             .map_err(|e| ConfigError::new(what, e))
+    }
+
+    /// Without the `clients` feature: `--clients` refused, one line naming
+    /// the feature, as a PostgreSQL URL is without `postgres`.
+    #[cfg(not(feature = "clients"))]
+    fn refuse_clients(&self) -> Result<(), ConfigError> {
+        match &self.clients {
+            Some(_) => Err(ConfigError::new(
+                self.origin("clients"),
+                "a clients file, but this binary was built without the `clients` feature \
+                 (cargo build --release --features clients)",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Reads the `--signing-key` files, as at start and on each SIGHUP, the
@@ -257,7 +273,12 @@ impl Options {
         };
         let mut config = Config::new(users, key);
         config.old_keys = keys.collect();
-        config.clients = self.read_clients()?;
+        #[cfg(feature = "clients")]
+        {
+            config.clients = self.read_clients()?;
+        }
+        #[cfg(not(feature = "clients"))]
+        self.refuse_clients()?;
         #[cfg(feature = "signing")]
         {
             config.signing_keys = signing_keys;
