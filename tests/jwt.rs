@@ -472,3 +472,33 @@ async fn a_key_rotation_keeps_everyone_logged_in() {
     assert_eq!(me_status(server.addr, &old_access).await, 401);
     assert_eq!(me_status(server.addr, &token).await, 200);
 }
+
+/// A client credentials grant's token (`gty` "client-credentials" and
+/// `client_id` its `sub`) names a client, never a user: refused at
+/// `/users/me` in every build, the `clients` feature or not, since an
+/// instance built without it may share its key with one built with it.
+/// The same claims without `gty`, or with a `client_id` that is not the
+/// `sub`, are a user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_credentials_token_is_refused_in_every_build() {
+    let server = start().await;
+    let exp = now() + 600;
+    let client = format!(
+        r#"{{"sub":"johndoe","iat":{},"exp":{exp},"client_id":"johndoe","gty":"client-credentials"}}"#,
+        now()
+    );
+    for _ in 0..2 {
+        // Twice: the refusal is never cached as a user's token.
+        assert_refused(&server, &sign(&client), "a client's token").await;
+    }
+    let user = format!(
+        r#"{{"sub":"johndoe","iat":{},"exp":{exp},"client_id":"johndoe"}}"#,
+        now()
+    );
+    assert_accepted(&server, &sign(&user), "client_id without gty").await;
+    let other = format!(
+        r#"{{"sub":"johndoe","iat":{},"exp":{exp},"client_id":"reports","gty":"client-credentials"}}"#,
+        now()
+    );
+    assert_accepted(&server, &sign(&other), "gty for another client_id").await;
+}

@@ -4,7 +4,8 @@
 # (cargo test replays what these clients sent, from tests/fixtures/clients,
 # without needing them). Then the OAuth2 client libraries users would
 # reach for, requests-oauthlib and authlib, log in, refresh, auto-refresh
-# and revoke (oauth_clients.py), and, against a second server with a
+# and revoke (oauth_clients.py), all against the default build; then,
+# against a second server built with the `clients` feature and given a
 # clients file, fetch client credentials tokens and check them at
 # /introspect (client_credentials.py; each check counts here). Needs
 # curl, python3, and the requests, httpx, requests-oauthlib and authlib
@@ -135,7 +136,10 @@ if [ "$oauth_status" -ne 0 ] && [ "$oauth_failed" -eq 0 ]; then
 fi
 
 # The client credentials grant, against a server with two clients whose
-# secrets the binary makes.
+# secrets the binary makes: the binary built with the `clients` feature
+# (the default build refuses --clients), which then stays in
+# target/release (the other scripts build their own).
+cargo build --release --features clients --quiet
 service=$(target/release/password-bearer hash-client-secret --generate)
 introspector=$(target/release/password-bearer hash-client-secret --generate)
 cat >"$work/clients.json" <<JSON
