@@ -166,9 +166,10 @@ pub(crate) const FLAGS: &[Flag] = &[
         name: "clients",
         help: "clients JSON: machines with an id and a secret, for the client credentials \
                grant, POST /introspect and POST /revoke (docs/clients.md); reloaded on \
-               SIGHUP",
+               SIGHUP (builds with the `clients` feature)",
         default: "",
         apply: Apply::Value("FILE", |o, v| {
+            clients_available()?;
             o.clients = Some(v.into());
             Ok(())
         }),
@@ -500,6 +501,20 @@ fn signing_available() -> Result<(), String> {
 fn signing_available() -> Result<(), String> {
     Err("this binary was built without the `signing` feature \
          (cargo build --release --features signing)"
+        .into())
+}
+
+/// With the `clients` feature, `--clients` is there to give.
+#[cfg(feature = "clients")]
+fn clients_available() -> Result<(), String> {
+    Ok(())
+}
+
+/// Without the `clients` feature, there are no clients to serve.
+#[cfg(not(feature = "clients"))]
+fn clients_available() -> Result<(), String> {
+    Err("this binary was built without the `clients` feature \
+         (cargo build --release --features clients)"
         .into())
 }
 

@@ -223,20 +223,6 @@ impl Options {
             .map_err(|e| ConfigError::new(what, e))
     }
 
-    /// Without the `clients` feature: `--clients` refused, one line naming
-    /// the feature, as a PostgreSQL URL is without `postgres`.
-    #[cfg(not(feature = "clients"))]
-    fn refuse_clients(&self) -> Result<(), ConfigError> {
-        match &self.clients {
-            Some(_) => Err(ConfigError::new(
-                self.origin("clients"),
-                "a clients file, but this binary was built without the `clients` feature \
-                 (cargo build --release --features clients)",
-            )),
-            None => Ok(()),
-        }
-    }
-
     /// Reads the `--signing-key` files, as at start and on each SIGHUP, the
     /// signing key first. An error names the file and what is wrong with
     /// it, never the key's content.
@@ -277,8 +263,6 @@ impl Options {
         {
             config.clients = self.read_clients()?;
         }
-        #[cfg(not(feature = "clients"))]
-        self.refuse_clients()?;
         #[cfg(feature = "signing")]
         {
             config.signing_keys = signing_keys;

@@ -397,6 +397,8 @@ fn each_kind_from_the_environment() {
         ("PASSWORD_BEARER_TLS_CERT", "/etc/pb/cert.pem"),
         ("PASSWORD_BEARER_TLS_KEY", "/etc/pb/key.pem"),
         ("PASSWORD_BEARER_USERS", "/etc/pb/users.json"),
+        // Refused by a build without the `clients` feature.
+        #[cfg(feature = "clients")]
         ("PASSWORD_BEARER_CLIENTS", "/etc/pb/clients.json"),
         ("PASSWORD_BEARER_SECRET_KEY_FILE", "/etc/pb/key"),
         ("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "5"),
@@ -424,7 +426,7 @@ fn each_kind_from_the_environment() {
         tls_key: Some("/etc/pb/key.pem".into()),
         users: Some("/etc/pb/users.json".into()),
         users_table: None,
-        clients: Some("/etc/pb/clients.json".into()),
+        clients: cfg!(feature = "clients").then(|| "/etc/pb/clients.json".into()),
         secret_key_files: vec!["/etc/pb/key".into()],
         signing_key_files: Vec::new(),
         issuer: None,
