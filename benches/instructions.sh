@@ -5,11 +5,14 @@
 #
 #   benches/instructions.sh [REQUESTS]     (default 5000)
 #   EDDSA=1 benches/instructions.sh [REQUESTS]
+#   FEATURES=clients benches/instructions.sh [REQUESTS]
 #
 # With EDDSA=1 the binary is built with the `signing` feature and measured
 # twice in the same run: with the HS256 token, and with an EdDSA token
 # (--signing-key, a fresh Ed25519 key, the token's kid its thumbprint), so
 # that the verified-token cache's cost for each is compared on one binary.
+# FEATURES builds ours with those cargo features (comma-separated), served
+# as the default build is, so that a feature's cost to the hot path shows.
 #
 # Each server runs pinned to one core, as in load.sh (so each picks a
 # current-thread runtime: ours as its --workers default does, the baseline
@@ -28,6 +31,7 @@ command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing" 
 out=target/profiling
 features=()
 [ -n "${EDDSA:-}" ] && features=(--features signing)
+[ -n "${FEATURES:-}" ] && features+=(--features "$FEATURES")
 CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=1 \
     cargo build --release --quiet --target-dir "$out" --bin password-bearer --example baseline "${features[@]}"
 mkdir -p "$out/callgrind"

@@ -844,14 +844,20 @@ fn clients_need_the_clients_feature() {
     );
     let out = run(&["--clients", missing], b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("password-bearer: --clients: "), "{stderr}");
+    assert!(
+        stderr.starts_with("password-bearer: --clients: "),
+        "{stderr}"
+    );
     let out = run_with_env(&[], &[("PASSWORD_BEARER_CLIENTS", missing)], b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with("password-bearer: PASSWORD_BEARER_CLIENTS: "),
         "{stderr}"
     );
-    for args in [&["hash-client-secret"][..], &["hash-client-secret", "--generate"]] {
+    for args in [
+        &["hash-client-secret"][..],
+        &["hash-client-secret", "--generate"],
+    ] {
         assert_config_error(args, "--features clients");
         let out = run(args, b"a-client-secret-never-shown\n");
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");

@@ -13,7 +13,10 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::Request;
 
 /// Reads the body (bounded) and validates the `/token` form.
-pub(super) async fn read_form<S, B>(app: &App<S>, request: Request<B>) -> Result<TokenForm, ApiError>
+pub(super) async fn read_form<S, B>(
+    app: &App<S>,
+    request: Request<B>,
+) -> Result<TokenForm, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -147,8 +147,7 @@ async fn revoke_own<S: UserStore>(
         now,
         app.leeway_secs,
     );
-    if claims.is_ok_and(|claims| !(claims.client_credentials && claims.sub == client.client_id()))
-    {
+    if claims.is_ok_and(|claims| !(claims.client_credentials && claims.sub == client.client_id())) {
         return Err(not_its_token(client, peer));
     }
     revoke_token(app, token).await

@@ -25,10 +25,10 @@ use sha2::{Digest, Sha256};
 
 #[cfg(feature = "signing")]
 mod access;
-#[cfg(feature = "signing")]
-pub use access::{issue_access, Profile, Signer};
 #[cfg(all(feature = "signing", feature = "clients"))]
 pub use access::issue_client_access;
+#[cfg(feature = "signing")]
+pub use access::{issue_access, Profile, Signer};
 #[cfg(feature = "signing")]
 mod signing;
 #[cfg(feature = "signing")]
