@@ -5,6 +5,7 @@
 //! code 2. SIGHUP reads the users and key files (and the certificate)
 //! again.
 
+mod admin;
 mod cli;
 mod error;
 mod stderr_log;
@@ -37,6 +38,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::HashPassword) => hash_password(),
+        Ok(Command::Admin(admin)) => admin::run(&admin),
+        Ok(Command::AdminHelp) => {
+            print!("{}", admin::USAGE);
+            Ok(())
+        }
         Ok(Command::Serve(options)) => run(&options),
         Err(e) => Err(e),
     };

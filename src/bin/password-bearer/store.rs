@@ -72,11 +72,15 @@ fn postgres(
 ) -> Result<Store, ConfigError> {
     Err(ConfigError {
         what: origin.to_owned(),
-        problem: "a PostgreSQL URL, but this binary was built without the `postgres` \
-                  feature (cargo build --release --features postgres)"
-            .into(),
+        problem: WITHOUT_POSTGRES.into(),
     })
 }
+
+/// Why a PostgreSQL URL is refused without the feature, by the server
+/// and by the admin commands alike.
+#[cfg(not(feature = "postgres"))]
+pub(crate) const WITHOUT_POSTGRES: &str = "a PostgreSQL URL, but this binary was built without \
+     the `postgres` feature (cargo build --release --features postgres)";
 
 #[cfg(feature = "postgres")]
 fn postgres(

@@ -25,6 +25,8 @@ password-bearer: the OAuth2 password grant and Bearer check, on hyper
 Usage:
   password-bearer [OPTIONS]          serve POST /token and GET /users/me
   password-bearer hash-password      read a password on stdin, print its argon2id hash
+  password-bearer users ACTION       add, passwd, disable, enable, remove, list users
+  password-bearer clients ACTION     add, remove, list clients (see users --help)
 
 Options (each also read from the environment variable shown; a flag given
 on the command line wins; a switch's variable is on when 1 or true, off when

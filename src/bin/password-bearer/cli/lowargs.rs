@@ -11,6 +11,10 @@ pub(crate) enum Command {
     Serve(Box<Options>),
     /// Read a password on stdin and print its hash.
     HashPassword,
+    /// `users …` or `clients …`: change the users or clients.
+    Admin(Box<crate::admin::Admin>),
+    /// Print the admin commands' usage.
+    AdminHelp,
     /// Print [`USAGE`].
     Help,
     /// Print [`VERSION`].

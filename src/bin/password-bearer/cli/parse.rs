@@ -10,7 +10,8 @@ use std::ffi::OsString;
 /// the command line from its environment variable as read by `env` (see
 /// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
 /// a switch is on when given alone, and `--switch=VALUE` takes the spellings
-/// its variable does. `hash-password` and `--help` do not read `env`.
+/// its variable does. `hash-password` and `--help` do not read `env`; the
+/// admin commands (`users …`, `clients …`) read their store's variables.
 pub(crate) fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<OsString>,
@@ -20,6 +21,12 @@ pub(crate) fn parse(
     let mut given = [false; FLAGS.len()];
     let mut first = true;
     while let Some(arg) = args.next() {
+        if first && (arg == "users" || arg == "clients") {
+            return Ok(match crate::admin::parse(&arg, args, &env)? {
+                Some(admin) => Command::Admin(Box::new(admin)),
+                None => Command::AdminHelp,
+            });
+        }
         if first && arg == "hash-password" {
             if let Some(extra) = args.next() {
                 return Err(ConfigError::new(extra, "hash-password takes no arguments"));

@@ -1,0 +1,475 @@
+//! The admin commands driven as an operator drives them: `password-bearer
+//! users …` on the users file a running server reads, then SIGHUP, then
+//! the change seen over TCP (a login with the new password, the old
+//! refresh token refused, `/users/me` inactive or 401, a removed user
+//! refused); the file's mode and what the command did not touch; a file
+//! the server would refuse never written; two commands at once; the
+//! password asked twice on a real terminal (a pty) without echo; bad
+//! command lines one line and exit 2. The same cycle on PostgreSQL is in
+//! `postgres.rs`, beside its throwaway cluster.
+
+use crate::cli::*;
+use crate::sessions::{log_in, me_status, refused};
+use crate::support::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+/// `password-bearer ARGS…` with `stdin`, its exit code and output.
+fn admin(args: &[&str], stdin: &str) -> Output {
+    run(args, stdin.as_bytes())
+}
+
+/// An admin command that must succeed; its stderr.
+#[track_caller]
+fn admin_ok(args: &[&str], stdin: &str) -> String {
+    let out = admin(args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    stderr
+}
+
+/// The users file as JSON.
+fn read_json(path: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read the users file")).expect("JSON")
+}
+
+/// The binary serving `users`, with `extra` flags.
+fn server(users: &str, extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["--port", "0", "--users", users];
+    args.extend(extra);
+    let mut proc = Proc::spawn(&args);
+    let addr = proc.wait_listening();
+    (proc, addr)
+}
+
+/// SIGHUP, and the reload's line.
+fn reload(proc: &mut Proc) {
+    proc.signal("HUP");
+    proc.wait_line("reloaded:");
+}
+
+/// Polls `GET /users/me` until it answers `status` (a reload's sessions
+/// end just after its line), for at most 5 s.
+async fn until_me(addr: SocketAddr, token: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = me_status(addr, token).await;
+        if now == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {now}, not {status}, after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_add_then_the_password_logs_in_and_the_rest_of_the_file_is_kept() {
+    let tmp = TempDir::new();
+    // johndoe's entry carries fields the command never sets (full_name,
+    // a hash of its own) and the file is 0644: both as they were, but the
+    // mode, which becomes 0600.
+    let users = tmp.file(
+        "users.json",
+        users_json(&[("johndoe", "secret", false)]).as_bytes(),
+    );
+    let john_before = read_json(&users)["johndoe"].clone();
+    let stderr = admin_ok(
+        &[
+            "users",
+            "add",
+            "carol",
+            "--users",
+            &users,
+            "--email",
+            "carol@example.com",
+            "--full-name",
+            "Carol C",
+            "--scope",
+            "me",
+        ],
+        "carol's password\n",
+    );
+    // One audit line naming the command and the user; never the password
+    // or the hash.
+    let file = read_json(&users);
+    let hash = file["carol"]["hashed_password"].as_str().expect("a hash");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let audit: Vec<&str> = stderr.lines().filter(|l| l.contains("audit:")).collect();
+    assert_eq!(audit.len(), 1, "{stderr}");
+    assert!(
+        audit[0].contains(r#"users add username="carol""#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SIGHUP") && !stderr.contains("carol's password") && !stderr.contains(hash),
+        "{stderr}"
+    );
+    assert_eq!(file["johndoe"], john_before, "another entry kept as it was");
+    #[cfg(unix)]
+    assert_eq!(mode(&users), 0o600);
+
+    let (_proc, addr) = server(&users, &["--refresh-token-ttl-days", "0"]);
+    let token = login(addr, "carol", "carol's password").await;
+    assert_json_exact(
+        &get_me(addr, &format!("Bearer {token}")).await,
+        200,
+        r#"{"username":"carol","email":"carol@example.com","full_name":"Carol C","disabled":false}"#,
+    );
+    login(addr, "johndoe", "secret").await;
+
+    // A name taken: refused, one line, the file as it was, and no
+    // password asked for.
+    let before = std::fs::read(&users).unwrap();
+    let out = admin(&["users", "add", "carol", "--users", &users], "other\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(r#"a user "carol" exists already"#),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+
+    // The list: a line per user, never a hash.
+    let out = admin(&["users", "list", "--users", &users], "");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        list,
+        "\"carol\" active scopes=\"me\"\n\"johndoe\" active scopes=\"\"\n"
+    );
+    assert!(!list.contains("argon2"), "{list}");
+}
+
+/// bob's password changed by `users passwd`, then SIGHUP: his refresh
+/// token of before is refused (the server's sessions are on, as by
+/// default), his new password logs in and the old one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_passwd_and_sighup_end_the_old_session_and_the_new_password_logs_in() {
+    let tmp = TempDir::new();
+    let users = tmp.file(
+        "users.json",
+        users_json(&[("bob", "old", false)]).as_bytes(),
+    );
+    let (mut proc, addr) = server(&users, &[]);
+    let (_, refresh) = log_in(addr, "bob", "old").await;
+
+    let stderr = admin_ok(&["users", "passwd", "bob", "--users", &users], "new\n");
+    assert!(
+        stderr.contains(r#"audit: users passwd username="bob""#),
+        "{stderr}"
+    );
+    reload(&mut proc);
+    refused(addr, &refresh).await;
+    log_in(addr, "bob", "new").await;
+    assert_invalid_grant(&post_token(addr, &credentials("bob", "old")).await);
+    // A user not there: one line, exit 2, and no password asked for.
+    let out = admin(&["users", "passwd", "nobody", "--users", &users], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(r#"no user "nobody""#), "{stderr}");
+}
+
+/// `users disable` and SIGHUP, seen by two servers reading one file:
+/// without sessions a token of before gets the seed's 400 `Inactive
+/// user`; with sessions, the reload ended the session, so the token is
+/// 401. `users enable` and SIGHUP let the user in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_disable_and_enable_reach_the_server_at_sighup() {
+    let tmp = TempDir::new();
+    let users = tmp.file(
+        "users.json",
+        users_json(&[("dana", "pw", false), ("johndoe", "secret", false)]).as_bytes(),
+    );
+    let (mut plain, plain_addr) = server(&users, &["--refresh-token-ttl-days", "0"]);
+    let (mut sessions, sessions_addr) = server(&users, &[]);
+    let plain_token = login(plain_addr, "dana", "pw").await;
+    let (session_token, _) = log_in(sessions_addr, "dana", "pw").await;
+
+    admin_ok(&["users", "disable", "dana", "--users", &users], "");
+    assert_eq!(read_json(&users)["dana"]["disabled"], true);
+    reload(&mut plain);
+    reload(&mut sessions);
+    assert_json_exact(
+        &get_me(plain_addr, &format!("Bearer {plain_token}")).await,
+        400,
+        r#"{"detail":"Inactive user"}"#,
+    );
+    until_me(sessions_addr, &session_token, 401).await;
+
+    admin_ok(&["users", "enable", "dana", "--users", &users], "");
+    assert_eq!(read_json(&users)["dana"]["disabled"], false);
+    reload(&mut plain);
+    reload(&mut sessions);
+    assert_eq!(me_status(plain_addr, &plain_token).await, 200);
+    log_in(sessions_addr, "dana", "pw").await;
+}
+
+/// `users remove` and SIGHUP: the user's token is refused, and so is the
+/// login. The last user cannot be removed: the server refuses a file with
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_remove_refuses_the_user_after_sighup_but_never_the_last_one() {
+    let tmp = TempDir::new();
+    let users = tmp.file(
+        "users.json",
+        users_json(&[("erin", "pw", false), ("johndoe", "secret", false)]).as_bytes(),
+    );
+    let (mut proc, addr) = server(&users, &["--refresh-token-ttl-days", "0"]);
+    let token = login(addr, "erin", "pw").await;
+    admin_ok(&["users", "remove", "erin", "--users", &users], "");
+    reload(&mut proc);
+    assert_401(
+        &get_me(addr, &format!("Bearer {token}")).await,
+        INVALID_CREDENTIALS,
+    );
+    assert_invalid_grant(&post_token(addr, &credentials("erin", "pw")).await);
+    login(addr, "johndoe", "secret").await;
+
+    let before = std::fs::read(&users).unwrap();
+    let out = admin(&["users", "remove", "johndoe", "--users", &users], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the server would refuse the result: no users"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+}
+
+/// A file the server would refuse (here a typo in a field of another
+/// entry, which the server refuses so that it cannot lock a user out) is
+/// never written: the command says why, and the file is as it was.
+#[test]
+fn a_file_the_server_would_refuse_is_never_written() {
+    let tmp = TempDir::new();
+    let mut users: Value = serde_json::from_str(&users_json(&[("ann", "pw", false)])).unwrap();
+    users["ann"]["hashed_pasword"] = users["ann"]["hashed_password"].clone();
+    let path = tmp.file("users.json", users.to_string().as_bytes());
+    let before = std::fs::read(&path).unwrap();
+    let out = admin(&["users", "disable", "ann", "--users", &path], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the server would refuse the result") && stderr.contains("hashed_pasword"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// Eight `users add` at once on one file: every user is in it after.
+#[test]
+fn commands_run_at_once_lose_no_update() {
+    let tmp = TempDir::new();
+    let users = tmp.file(
+        "users.json",
+        users_json(&[("first", "pw", false)]).as_bytes(),
+    );
+    let names: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
+    std::thread::scope(|scope| {
+        for name in &names {
+            let users = &users;
+            scope.spawn(move || admin_ok(&["users", "add", name, "--users", users], "pw\n"));
+        }
+    });
+    let file = read_json(&users);
+    let loaded = password_bearer::users::Users::from_json(&file.to_string()).expect("loads");
+    assert_eq!(loaded.len(), 9);
+    for name in &names {
+        assert!(loaded.get(name).is_some(), "{name} kept");
+    }
+    // No temporary file left behind.
+    let mut left: Vec<String> = std::fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["users.json", "users.json.lock"]);
+}
+
+/// A password from stdin: one line; an empty one, or two lines (a script
+/// answering as the terminal asks), is refused and changes nothing.
+#[test]
+fn a_password_from_stdin_is_one_line() {
+    let tmp = TempDir::new();
+    let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
+    let before = std::fs::read(&users).unwrap();
+    for (stdin, problem) in [
+        ("", "empty"),
+        ("\n", "empty"),
+        ("pw\npw\n", "more than one line"),
+    ] {
+        let out = admin(&["users", "passwd", "ann", "--users", &users], stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stdin:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(problem), "{stdin:?}: {stderr}");
+    }
+    let long = "x".repeat(1025);
+    let out = admin(&["users", "passwd", "ann", "--users", &users], &long);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+}
+
+/// Drives a command on a pty: answers each prompt with the next of
+/// `ANSWERS` (`|`-separated) once the terminal's echo is off, then prints
+/// `echo_during=[…] echo_after=… exit=N` and the terminal's transcript.
+const PTY_DRIVER: &str = r#"
+import os, pty, select, sys, termios, time
+answers = [a.encode() for a in os.environ["ANSWERS"].split("|")]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b""
+def read_until(needle):
+    global out
+    while needle not in out:
+        ready, _, _ = select.select([fd], [], [], 30)
+        if not ready:
+            raise SystemExit("timeout waiting for %r in %r" % (needle, out))
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        out += chunk
+    return True
+echo_during = []
+for prompt, answer in zip([b"New password", b"Again"], answers):
+    if not read_until(prompt):
+        break
+    for _ in range(500):
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            break
+        time.sleep(0.01)
+    echo_during.append(bool(termios.tcgetattr(fd)[3] & termios.ECHO))
+    os.write(fd, answer + b"\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+echo_after = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+_, status = os.waitpid(pid, 0)
+print("echo_during=%s echo_after=%s exit=%d" % (echo_during, echo_after, os.waitstatus_to_exitcode(status)))
+sys.stdout.write(out.decode(errors="replace"))
+"#;
+
+/// `users add NAME` on a pty answering `answers`: the driver's report.
+fn on_a_terminal(users: &Path, name: &str, answers: &str) -> String {
+    let mut command = std::process::Command::new("python3");
+    without_settings(&mut command);
+    let out = command
+        .args(["-c", PTY_DRIVER, BIN, "users", "add", name, "--users"])
+        .arg(users)
+        .env("ANSWERS", answers)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "the pty driver: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_is_asked_twice_without_echo() {
+    let tmp = TempDir::new();
+    let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
+    let path = Path::new(&users);
+
+    let report = on_a_terminal(path, "tess", "typed-secret|typed-secret");
+    let first = report.lines().next().unwrap_or_default();
+    assert_eq!(
+        first, "echo_during=[False, False] echo_after=True exit=0",
+        "{report}"
+    );
+    assert!(
+        report.contains("New password for tess") && report.contains("Again"),
+        "{report}"
+    );
+    assert!(!report.contains("typed-secret"), "never echoed: {report}");
+    let (_proc, addr) = server(&users, &["--refresh-token-ttl-days", "0"]);
+    login(addr, "tess", "typed-secret").await;
+
+    // Two passwords that differ: nothing changed, echo back on.
+    let before = std::fs::read(&users).unwrap();
+    let report = on_a_terminal(path, "tim", "one-password|another");
+    assert!(
+        report.starts_with("echo_during=[False, False] echo_after=True exit=2"),
+        "{report}"
+    );
+    assert!(report.contains("the two passwords differ"), "{report}");
+    assert!(!report.contains("one-password"), "{report}");
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+}
+
+#[test]
+fn bad_command_lines_are_one_line_and_exit_2() {
+    let tmp = TempDir::new();
+    let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
+    assert_config_error(&["users"], "users: needs a command");
+    assert_config_error(&["users", "add"], "users add: needs a NAME");
+    assert_config_error(
+        &["users", "add", "--users", &users],
+        "users add: needs a NAME",
+    );
+    assert_config_error(
+        &["users", "add", "x", "--users", &users, "--admin"],
+        "--admin: not an option of `users add`",
+    );
+    assert_config_error(
+        &["users", "frobnicate", "x"],
+        "users frobnicate: unknown command",
+    );
+    assert_config_error(&["users", "list"], "users: no --users FILE given");
+    assert_config_error(
+        &["users", "disable", "nobody", "--users", &users],
+        "no user \"nobody\"",
+    );
+    assert_config_error(
+        &["users", "list", "--users", "/nonexistent/users.json"],
+        "cannot read",
+    );
+    // The server's variable names the store, as it does for the server.
+    let out = run_with_env(
+        &["users", "list"],
+        &[("PASSWORD_BEARER_USERS", &users)],
+        b"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "\"ann\" active scopes=\"\"\n"
+    );
+}
+
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn a_postgres_url_without_the_feature_is_refused_as_the_server_refuses_it() {
+    assert_config_error(
+        &[
+            "users",
+            "list",
+            "--users",
+            "postgres://admin:hunter2@db/auth",
+        ],
+        "--users: a PostgreSQL URL, but this binary was built without the `postgres` feature",
+    );
+}
