@@ -22,13 +22,15 @@ pub(crate) enum Endpoint {
     Docs,
     Healthz,
     Other,
+    Introspect,
 }
 
 impl Endpoint {
-    pub(crate) const ALL: [Endpoint; 7] = [
+    pub(crate) const ALL: [Endpoint; 8] = [
         Endpoint::Token,
         Endpoint::UsersMe,
         Endpoint::Revoke,
+        Endpoint::Introspect,
         Endpoint::Openapi,
         Endpoint::Docs,
         Endpoint::Healthz,
@@ -40,6 +42,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::UsersMe => "users_me",
             Endpoint::Revoke => "revoke",
+            Endpoint::Introspect => "introspect",
             Endpoint::Openapi => "openapi",
             Endpoint::Docs => "docs",
             Endpoint::Healthz => "healthz",
@@ -88,6 +91,11 @@ pub(crate) struct Counters {
     /// Requests answered 408 by the request timeout, which no route
     /// answers (so `requests` cannot count them).
     pub(crate) request_timeouts: AtomicU64,
+    /// Client authentications that failed (401 `invalid_client`).
+    pub(crate) client_auth_failures: AtomicU64,
+    /// Introspections refused to an authenticated client not allowed to
+    /// introspect (403).
+    pub(crate) introspection_refused: AtomicU64,
 }
 
 impl std::fmt::Debug for Counters {
@@ -106,6 +114,8 @@ impl Default for Counters {
             refreshes: Default::default(),
             refresh_reuses: AtomicU64::new(0),
             request_timeouts: AtomicU64::new(0),
+            client_auth_failures: AtomicU64::new(0),
+            introspection_refused: AtomicU64::new(0),
         }
     }
 }

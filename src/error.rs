@@ -60,6 +60,27 @@ pub enum ApiError {
     TrailingSlash(String),
     /// A fault of ours (500); the detail stays in the process.
     Internal,
+    /// Client authentication failed: an unknown client, a wrong secret, a
+    /// malformed `Authorization: Basic`, or none where one is needed (401
+    /// `invalid_client`); `basic` when the client used HTTP Basic, which
+    /// then gets a `WWW-Authenticate: Basic` challenge (RFC 6749 §5.2).
+    InvalidClient {
+        /// The credentials came in `Authorization: Basic`.
+        basic: bool,
+    },
+    /// Client credentials sent both in `Authorization: Basic` and in the
+    /// form, or a Basic client id the form's `client_id` contradicts (400
+    /// `invalid_request`, RFC 6749 §2.3).
+    ClientAuthTwice,
+    /// The client credentials grant asked for a scope the client may not
+    /// be granted (400 `invalid_scope`).
+    ClientScope,
+    /// `POST /introspect` by a client not allowed to introspect (403
+    /// `unauthorized_client`).
+    IntrospectionNotAllowed,
+    /// `POST /revoke` by a client of a token that is not its own (400
+    /// `unauthorized_client`); the token stays valid.
+    NotClientsToken,
 }
 
 impl fmt::Display for ApiError {
@@ -83,6 +104,11 @@ impl fmt::Display for ApiError {
             ApiError::MethodNotAllowed(_) => "method not allowed",
             ApiError::TrailingSlash(_) => "redirect to the path without a trailing slash",
             ApiError::Internal => "internal server error",
+            ApiError::InvalidClient { .. } => "client authentication failed",
+            ApiError::ClientAuthTwice => "client credentials sent twice",
+            ApiError::ClientScope => "scope beyond the client's",
+            ApiError::IntrospectionNotAllowed => "client may not introspect",
+            ApiError::NotClientsToken => "token not issued to this client",
         };
         f.write_str(text)
     }
@@ -169,6 +195,36 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::from_static(br#"{"detail":"Internal Server Error"}"#),
             ),
+            ApiError::InvalidClient { .. } => (
+                StatusCode::UNAUTHORIZED,
+                Bytes::from_static(
+                    br#"{"detail":"Invalid client credentials","error":"invalid_client","error_description":"Client authentication failed: unknown client, wrong secret, or none sent"}"#,
+                ),
+            ),
+            ApiError::ClientAuthTwice => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Client credentials sent twice","error":"invalid_request","error_description":"Send the client credentials in Authorization: Basic or in the form, not both"}"#,
+                ),
+            ),
+            ApiError::ClientScope => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Invalid scope","error":"invalid_scope","error_description":"The requested scope is beyond the scopes this client may be granted"}"#,
+                ),
+            ),
+            ApiError::IntrospectionNotAllowed => (
+                StatusCode::FORBIDDEN,
+                Bytes::from_static(
+                    br#"{"detail":"Not allowed to introspect","error":"unauthorized_client","error_description":"This client may not call the introspection endpoint"}"#,
+                ),
+            ),
+            ApiError::NotClientsToken => (
+                StatusCode::BAD_REQUEST,
+                Bytes::from_static(
+                    br#"{"detail":"Not this client's token","error":"unauthorized_client","error_description":"A client may revoke only the tokens issued to it"}"#,
+                ),
+            ),
         };
         let mut response = if body.is_empty() {
             Response::new(Full::new(body))
@@ -191,6 +247,12 @@ impl ApiError {
                         .unwrap_or(HeaderValue::from_static("Bearer")),
                 };
                 headers.insert(WWW_AUTHENTICATE, value);
+            }
+            ApiError::InvalidClient { basic: true } => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"password-bearer\", charset=\"UTF-8\""),
+                );
             }
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));

@@ -36,9 +36,11 @@ pub struct TokenForm {
     pub scopes: Vec<String>,
     /// `password`, or `None` when absent or empty (FastAPI allows both).
     pub grant_type: Option<String>,
-    /// Accepted and unused, as in the seed.
+    /// Unused by the password grant, as in the seed; the client
+    /// credentials grant's client, when it authenticates in the form
+    /// (`client_secret_post`).
     pub client_id: Option<String>,
-    /// Accepted and unused, as in the seed.
+    /// As `client_id`: the client's secret in the form.
     pub client_secret: Option<String>,
     /// The refresh grant's token (RFC 6749 §6).
     pub refresh_token: Option<String>,
@@ -49,7 +51,16 @@ impl TokenForm {
     pub fn is_refresh(&self) -> bool {
         self.refresh_token.is_some()
     }
+
+    /// Whether this is the client credentials grant (only ever parsed so
+    /// where clients are served).
+    pub fn is_client_credentials(&self) -> bool {
+        self.grant_type.as_deref() == Some(CLIENT_CREDENTIALS)
+    }
 }
+
+/// The client credentials grant's `grant_type` (RFC 6749 §4.4.2).
+const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 /// A valid `POST /revoke` request (RFC 7009 §2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +70,10 @@ pub struct RevokeForm {
     pub token: String,
     /// `refresh_token` or `access_token`, a hint the server may ignore.
     pub token_type_hint: Option<String>,
+    /// The client, when it authenticates in the form (`client_secret_post`).
+    pub client_id: Option<String>,
+    /// The client's secret in the form.
+    pub client_secret: Option<String>,
 }
 
 /// What is wrong with one field: one entry of FastAPI's `detail` list.
@@ -153,8 +168,19 @@ pub fn parse_token_body(
     body: &[u8],
     refresh_grant: bool,
 ) -> Result<TokenForm, BodyError> {
+    parse_token_request(content_type, body, refresh_grant, false)
+}
+
+/// [`parse_token_body`], and when `client_grant`, the client credentials
+/// grant (`grant_type=client_credentials`, no username or password) too.
+pub(crate) fn parse_token_request(
+    content_type: Option<&[u8]>,
+    body: &[u8],
+    refresh_grant: bool,
+    client_grant: bool,
+) -> Result<TokenForm, BodyError> {
     read_fields(content_type, body, &mut |fields| {
-        validate(fields, refresh_grant)
+        validate(fields, refresh_grant, client_grant)
     })
 }
 
@@ -192,7 +218,7 @@ fn urlencoded(body: &[u8]) -> impl Iterator<Item = Field<'_>> {
 /// body (the password grant only). `+` decodes to a space and percent
 /// escapes as UTF-8 (lossily: an invalid sequence simply never matches).
 pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
-    validate(&mut urlencoded(body), false)
+    validate(&mut urlencoded(body), false, false)
 }
 
 /// Validates the fields of a body, whichever its encoding, into the form
@@ -202,6 +228,7 @@ pub fn parse_token_form(body: &[u8]) -> Result<TokenForm, FormError> {
 fn validate<'a>(
     fields: &mut dyn Iterator<Item = Field<'a>>,
     refresh_grant: bool,
+    client_grant: bool,
 ) -> Result<TokenForm, FormError> {
     // Each field's first value and how often it came.
     let mut values: [Option<Value<'a>>; 7] = Default::default();
@@ -219,9 +246,15 @@ fn validate<'a>(
     let refresh = refresh_grant
         && counts[0] == 1
         && matches!(&values[0], Some(Value::Text(grant)) if grant == "refresh_token");
-    let required = |i: usize| match refresh {
-        true => i == 6,
-        false => i == 1 || i == 2,
+    // The client credentials grant names its client in the form or in
+    // `Authorization`: nothing here is required of it.
+    let client = client_grant
+        && counts[0] == 1
+        && matches!(&values[0], Some(Value::Text(grant)) if grant == CLIENT_CREDENTIALS);
+    let required = |i: usize| match (refresh, client) {
+        (true, _) => i == 6,
+        (_, true) => false,
+        _ => i == 1 || i == 2,
     };
     let mut text: [Option<Cow<'a, str>>; 7] = Default::default();
     let mut errors = Vec::new();
@@ -239,7 +272,7 @@ fn validate<'a>(
             }),
             // An empty value counts as missing, as in FastAPI's form handling.
             Some(Value::Text(value)) if !value.is_empty() => {
-                if i == 0 && value != "password" && !refresh {
+                if i == 0 && value != "password" && !refresh && !client {
                     errors.push(FieldError::GrantType(value.as_ref().to_owned()));
                 }
                 text[i] = Some(value);
@@ -253,8 +286,9 @@ fn validate<'a>(
     }
     let [grant_type, username, password, scope, client_id, client_secret, refresh_token] = text;
     let refresh_token = refresh_token.filter(|_| refresh);
-    let (username, password) = match refresh {
-        // The refresh grant names its user through the session.
+    let (username, password) = match refresh || client {
+        // The refresh grant names its user through the session; the
+        // client credentials grant has none.
         true => (None, None),
         false => (username, password),
     };
@@ -275,19 +309,20 @@ fn validate<'a>(
     })
 }
 
-/// Validates a `POST /revoke` body: `token` required, `token_type_hint`
-/// optional, neither repeated; other fields (`client_id`) ignored.
+/// Validates a `POST /revoke` (or `POST /introspect`) body: `token`
+/// required, `token_type_hint`, `client_id` and `client_secret` optional,
+/// none repeated; other fields ignored.
 fn validate_revoke(fields: &mut dyn Iterator<Item = Field<'_>>) -> Result<RevokeForm, FormError> {
-    const REVOKE_FIELDS: [&str; 2] = ["token", "token_type_hint"];
-    let mut values: [Option<Value<'_>>; 2] = Default::default();
-    let mut counts = [0u32; 2];
+    const REVOKE_FIELDS: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
+    let mut values: [Option<Value<'_>>; 4] = Default::default();
+    let mut counts = [0u32; 4];
     for (name, value) in fields {
         if let Some(i) = REVOKE_FIELDS.iter().position(|f| *f == name) {
             counts[i] += 1;
             values[i].get_or_insert(value);
         }
     }
-    let mut text: [Option<String>; 2] = Default::default();
+    let mut text: [Option<String>; 4] = Default::default();
     let mut errors = Vec::new();
     for (i, field) in REVOKE_FIELDS.iter().enumerate() {
         if counts[i] > 1 {
@@ -305,11 +340,13 @@ fn validate_revoke(fields: &mut dyn Iterator<Item = Field<'_>>) -> Result<Revoke
             _ => {}
         }
     }
-    let [token, token_type_hint] = text;
+    let [token, token_type_hint, client_id, client_secret] = text;
     match token {
         Some(token) if errors.is_empty() => Ok(RevokeForm {
             token,
             token_type_hint,
+            client_id,
+            client_secret,
         }),
         _ => Err(FormError { errors }),
     }

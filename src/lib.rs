@@ -74,6 +74,8 @@
 //!   counts in Redis, shared by every instance (`--redis-url`).
 //! - `tls` (the `tls` feature; `server::tls`): the certificate and key,
 //!   reloadable, and the handshake before HTTP/1; served by `serve_tls`.
+//! - [`clients`]: the clients (machines with an id and a secret) from the
+//!   clients file, their secrets' stored form, and their authentication.
 //! - [`users`]: the [`users::UserStore`] trait, the users file, the demo
 //!   users; `users::postgres` (the `postgres` feature) keeps them in a
 //!   PostgreSQL table that several instances share.
@@ -94,6 +96,7 @@ mod addr;
 pub mod app;
 pub mod auth;
 pub mod bearer;
+pub mod clients;
 mod clock;
 mod counters;
 pub mod error;

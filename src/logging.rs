@@ -14,7 +14,9 @@
 //!   refused over their address's cap (warn, tallied), the grace period
 //!   running out (warn);
 //! - `password_bearer::store`: a user store that cannot answer (error,
-//!   tallied).
+//!   tallied);
+//! - `password_bearer::audit`: each failed client authentication and
+//!   each refused introspection (warn); throttled clients (warn, tallied).
 //!
 //! Records carry the line as the binary prints it; never a password, hash,
 //! token or key.
@@ -60,6 +62,9 @@ pub(crate) const SERVER_ERROR: Kind = Kind(Level::Error, "password_bearer::serve
 pub(crate) const SERVER_WARN: Kind = Kind(Level::Warn, "password_bearer::server");
 /// A user store that cannot answer.
 pub(crate) const STORE_DOWN: Kind = Kind(Level::Error, "password_bearer::store");
+/// A client refused: its authentication failed, or it may not do what it
+/// asked (introspect, revoke another's token).
+pub(crate) const AUDIT: Kind = Kind(Level::Warn, "password_bearer::audit");
 
 /// Logs `args` as `kind`.
 pub(crate) fn emit(kind: Kind, args: fmt::Arguments<'_>) {

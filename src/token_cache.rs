@@ -150,7 +150,7 @@ impl<const N: usize> Keys for [SecretKey; N] {
 /// Whether the deny-list names the token or its session, or holds a mark
 /// of its user covering it. A token without `jti` or `sid` (minted
 /// elsewhere) was never revocable, so no mark was made for it.
-fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
+pub(crate) fn denied(revocations: &Revocations, claims: &Claims, now: i64) -> bool {
     (claims.sid.is_some() || claims.jti.is_some())
         && revocations.denies(
             &claims.sub,

@@ -45,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "domain (no App)",
         &[
+            "clients",
             "limiter",
             "openapi",
             "password",

@@ -54,6 +54,8 @@ pub struct Metrics<'a> {
     verifier: &'a Verifier,
     connections: &'a ConnectionCaps,
     sessions: Option<&'a SessionState>,
+    /// The app serves clients (`Config::clients`): their series are shown.
+    clients: bool,
 }
 
 impl<S: UserStore> App<S> {
@@ -65,6 +67,7 @@ impl<S: UserStore> App<S> {
             verifier: &self.verifier,
             connections: &self.connections,
             sessions: self.sessions.as_ref(),
+            clients: self.clients.is_some(),
         }
     }
 }
@@ -108,6 +111,25 @@ impl Metrics<'_> {
         for (outcome, label) in LOGINS {
             let count = c.logins[outcome as usize].load(Relaxed);
             sample(out, name, &format!("outcome=\"{label}\""), count);
+        }
+        if self.clients {
+            let name = "password_bearer_client_auth_failures_total";
+            family(
+                out,
+                name,
+                "counter",
+                "Client authentications that failed (401 invalid_client): unknown client, wrong \
+                 secret, malformed or missing credentials.",
+            );
+            sample(out, name, "", c.client_auth_failures.load(Relaxed));
+            let name = "password_bearer_introspection_refused_total";
+            family(
+                out,
+                name,
+                "counter",
+                "Introspections refused to an authenticated client not allowed to introspect (403).",
+            );
+            sample(out, name, "", c.introspection_refused.load(Relaxed));
         }
         if self.sessions.is_some() {
             let name = "password_bearer_refreshes_total";

@@ -25,6 +25,7 @@ pub use reload::Loaded;
 pub use reload::UsersAndKeys;
 pub(crate) use sessions::SessionState;
 
+use crate::clients::Clients;
 use crate::counters::Counters;
 use crate::limiter::Limiter;
 use crate::openapi::{Docs, SwaggerAssets};
@@ -46,6 +47,11 @@ use std::time::Duration;
 pub struct Config<S = Users> {
     /// Who may log in: the built-in [`Users`] or your own [`UserStore`].
     pub users: S,
+    /// The clients (machines with an id and a secret) that may use the
+    /// client credentials grant, `POST /introspect` and `POST /revoke` with
+    /// client authentication (default: none, and none of that is served;
+    /// see `docs/clients.md`). Replaced by [`App::reload_clients`].
+    pub clients: Option<Clients>,
     /// The HS256 key tokens are signed and checked with.
     pub key: SecretKey,
     /// Keys that still verify tokens but no longer sign them (a rotation:
@@ -163,6 +169,7 @@ impl<S: UserStore> Config<S> {
     pub fn new(users: S, key: SecretKey) -> Config<S> {
         Config {
             users,
+            clients: None,
             key,
             old_keys: Vec::new(),
             #[cfg(feature = "signing")]
@@ -207,6 +214,10 @@ pub struct App<S = Users> {
     /// held only to clone the `Arc`: a request takes the current set once
     /// and keeps it to its end.
     current: RwLock<Arc<UsersAndKeys<S>>>,
+    /// The clients, replaced whole by [`App::reload_clients`]; `None` when
+    /// the app started without (`Config::clients`), and then for good. A
+    /// std lock, held only to clone the `Arc`.
+    pub(crate) clients: Option<RwLock<Arc<Clients>>>,
     /// `None` when sessions are off.
     pub(crate) sessions: Option<SessionState>,
     pub(crate) tokens: TokenCache,
@@ -301,6 +312,7 @@ impl<S: UserStore> App<S> {
         );
         App {
             current: RwLock::new(Arc::new(current)),
+            clients: config.clients.map(|c| RwLock::new(Arc::new(c))),
             sessions,
             tokens: TokenCache::new(),
             verifier,

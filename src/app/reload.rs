@@ -2,6 +2,7 @@
 //! [`App::reload`], which replaces them while the server runs.
 
 use super::App;
+use crate::clients::Clients;
 use crate::token::{self, Claims, SecretKey, TokenError, Verification};
 #[cfg(feature = "signing")]
 use crate::token::{Profile, Signer, SigningKey, VerifyingKey};
@@ -131,7 +132,40 @@ impl<S> Keys for UsersAndKeys<S> {
     // the hit path around it stays small.
     #[inline(never)]
     fn verify_token(&self, token: &str, now: i64, leeway: i64) -> Result<Claims, TokenError> {
-        token::verify_with(&self.verification(), token, now, leeway)
+        let claims = token::verify_with(&self.verification(), token, now, leeway)?;
+        // A client's token names a client, whose id may be a username: it
+        // never passes as a user. Checked here, on a miss, so the token is
+        // never cached and the hits pay nothing for it.
+        if claims.client_credentials {
+            return Err(TokenError::ClientToken);
+        }
+        Ok(claims)
+    }
+}
+
+impl<S> App<S> {
+    /// The current clients; `None` when the app serves none
+    /// (`Config::clients`). Take them once per request.
+    pub fn clients(&self) -> Option<Arc<Clients>> {
+        self.clients
+            .as_ref()
+            .map(|c| c.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    /// Replaces the clients at once (the binary does on SIGHUP, with the
+    /// users and keys, once every file has been read): requests already
+    /// running finish with the set they took. A client the new set no
+    /// longer has can no longer authenticate, and its tokens introspect as
+    /// inactive; a token it holds still verifies where a resource server
+    /// checks the JWT alone, until it expires. Returns false, changing
+    /// nothing, when the app started without clients (`Config::clients`),
+    /// whose routes are then not served.
+    pub fn reload_clients(&self, clients: Clients) -> bool {
+        let Some(current) = &self.clients else {
+            return false;
+        };
+        *current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(clients);
+        true
     }
 }
 

@@ -3,32 +3,49 @@
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::form::{parse_token_body, BodyError, TokenForm};
+use crate::form::{parse_token_request, BodyError, TokenForm};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::Request;
 
-/// Reads the body (bounded) and validates the `/token` form.
+/// Reads the body (bounded) and validates the `/token` form; with it, the
+/// request's `Authorization` (client authentication by HTTP Basic).
 pub(super) async fn read_form<S, B>(
     app: &App<S>,
     request: Request<B>,
-) -> Result<TokenForm, ApiError>
+) -> Result<(TokenForm, Option<HeaderValue>), ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (content_type, body) = read_body(app, request).await?;
+    let Read {
+        content_type,
+        authorization,
+        body,
+    } = read_body(app, request).await?;
     let content_type = content_type.as_ref().map(HeaderValue::as_bytes);
-    parse_token_body(content_type, &body, app.sessions.is_some()).map_err(body_error)
+    parse_token_request(
+        content_type,
+        &body,
+        app.sessions.is_some(),
+        app.clients.is_some(),
+    )
+    .map(|form| (form, authorization))
+    .map_err(body_error)
 }
 
-/// Reads a form's body, bounded, and its `Content-Type`.
-pub(super) async fn read_body<S, B>(
-    app: &App<S>,
-    request: Request<B>,
-) -> Result<(Option<HeaderValue>, Bytes), ApiError>
+/// A form's body, and the headers its handlers read.
+pub(super) struct Read {
+    pub(super) content_type: Option<HeaderValue>,
+    /// For client authentication by HTTP Basic.
+    pub(super) authorization: Option<HeaderValue>,
+    pub(super) body: Bytes,
+}
+
+/// Reads a form's body, bounded, its `Content-Type` and `Authorization`.
+pub(super) async fn read_body<S, B>(app: &App<S>, request: Request<B>) -> Result<Read, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -55,7 +72,11 @@ where
             }
         })?
         .to_bytes();
-    Ok((parts.headers.remove(CONTENT_TYPE), body))
+    Ok(Read {
+        content_type: parts.headers.remove(CONTENT_TYPE),
+        authorization: parts.headers.remove(AUTHORIZATION),
+        body,
+    })
 }
 
 /// A form that could not be read or failed validation, as its answer.

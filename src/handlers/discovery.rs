@@ -90,9 +90,13 @@ struct Metadata<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     revocation_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    revocation_endpoint_auth_methods_supported: Option<[&'static str; 1]>,
-    grant_types_supported: &'a [&'static str],
-    token_endpoint_auth_methods_supported: [&'static str; 1],
+    revocation_endpoint_auth_methods_supported: Option<&'a [&'static str]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introspection_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    introspection_endpoint_auth_methods_supported: Option<&'a [&'static str]>,
+    grant_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: &'a [&'static str],
     response_types_supported: [&'static str; 0],
     scopes_supported: Vec<String>,
 }
@@ -108,6 +112,22 @@ pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
     let issuer = keys.profile().issuer.as_deref().unwrap_or_default();
     let base = issuer.trim_end_matches('/');
     let sessions = app.sessions.is_some();
+    let clients = app.clients.is_some();
+    // The password grant names no client: there is no client to
+    // authenticate (RFC 7591's "none"); clients authenticate with their
+    // secret, in Basic or in the form.
+    let auth_methods: &[&str] = if clients {
+        &["none", "client_secret_basic", "client_secret_post"]
+    } else {
+        &["none"]
+    };
+    let mut grant_types = vec!["password"];
+    if sessions {
+        grant_types.push("refresh_token");
+    }
+    if clients {
+        grant_types.push("client_credentials");
+    }
     let metadata = Metadata {
         issuer,
         token_endpoint: format!("{base}/token"),
@@ -115,15 +135,12 @@ pub(super) fn metadata<S: UserStore>(app: &App<S>) -> Response<Full<Bytes>> {
             .serves_jwks
             .then(|| format!("{base}/.well-known/jwks.json")),
         revocation_endpoint: sessions.then(|| format!("{base}/revoke")),
-        revocation_endpoint_auth_methods_supported: sessions.then_some(["none"]),
-        grant_types_supported: if sessions {
-            &["password", "refresh_token"]
-        } else {
-            &["password"]
-        },
-        // The password grant names no client: there is no client to
-        // authenticate (RFC 7591's "none").
-        token_endpoint_auth_methods_supported: ["none"],
+        revocation_endpoint_auth_methods_supported: sessions.then_some(auth_methods),
+        introspection_endpoint: clients.then(|| format!("{base}/introspect")),
+        introspection_endpoint_auth_methods_supported: clients
+            .then_some(&["client_secret_basic", "client_secret_post"]),
+        grant_types_supported: grant_types,
+        token_endpoint_auth_methods_supported: auth_methods,
         // No authorization endpoint, so no response type.
         response_types_supported: [],
         scopes_supported: keys.users().scopes(),

@@ -6,6 +6,10 @@
 //!   `grant_type=refresh_token`, the hand-over to `refresh.rs`);
 //! - `refresh.rs`: the refresh grant;
 //! - `revoke.rs`: `POST /revoke`;
+//! - `client_credentials.rs`: the client credentials grant, for
+//!   `grant_type=client_credentials`;
+//! - `introspect.rs`: `POST /introspect` (RFC 7662);
+//! - `client_auth.rs`: client authentication, HTTP Basic or the form;
 //! - `users_me.rs`: `GET /users/me`, the seed's chain;
 //! - `health.rs`: `GET /healthz`;
 //! - `docs.rs`: `GET /openapi.json`, `GET /docs` and Swagger UI's files;
@@ -19,9 +23,12 @@
 //! read it, and a test holds the OpenAPI documents to it.
 
 mod body;
+mod client_auth;
+mod client_credentials;
 mod discovery;
 mod docs;
 mod health;
+mod introspect;
 mod refresh;
 mod refused;
 mod revoke;
@@ -51,7 +58,7 @@ use std::task::{Context, Poll};
 /// list it, and whether the path with a trailing slash redirects to it.
 /// `GET /users/me` first: the hot path finds its route at the first
 /// comparison.
-pub(crate) const ROUTES: [Route; 10] = [
+pub(crate) const ROUTES: [Route; 11] = [
     Route {
         path: "/users/me",
         method: Verb::Get,
@@ -77,6 +84,17 @@ pub(crate) const ROUTES: [Route; 10] = [
         endpoint: Endpoint::Revoke,
         when: When::Sessions,
         openapi: true,
+        slash_redirects: true,
+    },
+    // Not in the OpenAPI documents: it is for resource servers, not for
+    // the API's clients (docs/clients.md documents it).
+    Route {
+        path: "/introspect",
+        method: Verb::Post,
+        handler: Handler::Introspect,
+        endpoint: Endpoint::Introspect,
+        when: When::Clients,
+        openapi: false,
         slash_redirects: true,
     },
     Route {
@@ -205,6 +223,8 @@ pub(crate) enum When {
     SigningKeys,
     /// With an issuer (`Config::issuer`).
     Issuer,
+    /// With clients (`Config::clients`).
+    Clients,
 }
 
 impl When {
@@ -216,6 +236,7 @@ impl When {
             When::LocalAssets => app.docs.as_ref().is_some_and(Docs::serves_assets),
             When::SigningKeys => app.serves_jwks,
             When::Issuer => app.serves_metadata,
+            When::Clients => app.clients.is_some(),
         }
     }
 }
@@ -226,6 +247,7 @@ enum Handler {
     UsersMe,
     Token,
     Revoke,
+    Introspect,
     Health,
     Openapi,
     SwaggerUi,
@@ -270,6 +292,8 @@ enum FormRoute {
     Token,
     /// `POST /revoke`: the body, the form and the session store.
     Revoke,
+    /// `POST /introspect`: the body, the form, the client and the token.
+    Introspect,
 }
 
 /// Routes a request: everything that needs no waiting is done here, before
@@ -315,6 +339,7 @@ where
                     },
                     Handler::Token => Outcome::Form(FormRoute::Token),
                     Handler::Revoke => Outcome::Form(FormRoute::Revoke),
+                    Handler::Introspect => Outcome::Form(FormRoute::Introspect),
                     Handler::Health => Outcome::Health,
                     Handler::Openapi => Outcome::Ready(docs::openapi(&*app)),
                     Handler::SwaggerUi => Outcome::Ready(docs::swagger_ui(&*app)),
@@ -328,7 +353,7 @@ where
                     Handler::Asset => ApiError::NotFound.into_response(),
                     // The forms' answers are never stored, their 405s
                     // included.
-                    Handler::Token | Handler::Revoke => {
+                    Handler::Token | Handler::Revoke | Handler::Introspect => {
                         let mut response =
                             ApiError::MethodNotAllowed(route.method.name()).into_response();
                         no_store(&mut response);
@@ -373,7 +398,13 @@ where
             login: Box::pin(async move {
                 let (answer, endpoint) = match form {
                     FormRoute::Token => (token::token(&*app, request, peer).await, Endpoint::Token),
-                    FormRoute::Revoke => (revoke::revoke(&*app, request).await, Endpoint::Revoke),
+                    FormRoute::Revoke => {
+                        (revoke::revoke(&*app, request, peer).await, Endpoint::Revoke)
+                    }
+                    FormRoute::Introspect => (
+                        introspect::introspect(&*app, request, peer).await,
+                        Endpoint::Introspect,
+                    ),
                 };
                 let mut response = answer.unwrap_or_else(ApiError::into_response);
                 no_store(&mut response);

@@ -1,13 +1,18 @@
 //! `POST /revoke` (RFC 7009): a refresh token ends its session, an access
 //! token ends itself; and revoking a session, which the refresh grant
-//! does too (a reuse, a user changed).
+//! does too (a reuse, a user changed). A request with client credentials
+//! (Basic, or `client_secret` in the form) is a client's: it must
+//! authenticate, and may revoke only the tokens issued to it.
 
-use super::body::{body_error, read_body};
+use super::body::{body_error, read_body, Read};
+use super::client_auth;
 use crate::app::App;
 use crate::auth::store_unavailable;
+use crate::clients::Client;
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::form::parse_revoke_body;
+use crate::logging::{self, Peer, Quoted, AUDIT};
 use crate::sessions::{RefreshToken, Revocation, Session, TokenId};
 use crate::token;
 use crate::users::UserStore;
@@ -16,29 +21,48 @@ use http_body_util::Full;
 use hyper::body::Body;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
 use hyper::{Request, Response};
+use std::net::SocketAddr;
 
-/// `POST /revoke`: the body read as a form, then [`revoke_token`].
+/// `POST /revoke`: the body read as a form, the client authenticated if
+/// it sent credentials, then [`revoke_token`].
 pub(super) async fn revoke<S: UserStore, B>(
     app: &App<S>,
     request: Request<B>,
+    peer: Option<SocketAddr>,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (content_type, body) = read_body(app, request).await?;
+    let Read {
+        content_type,
+        authorization,
+        body,
+    } = read_body(app, request).await?;
     let form = parse_revoke_body(content_type.as_ref().map(HeaderValue::as_bytes), &body)
         .map_err(body_error)?;
-    revoke_token(app, &form.token).await
+    let client = client_auth::authenticate(
+        app,
+        authorization.as_ref(),
+        (form.client_id.as_deref(), form.client_secret.as_deref()),
+        peer,
+    )
+    .await?;
+    revoke_token(app, &form.token, client.as_deref(), peer).await
 }
 
 /// `POST /revoke` (RFC 7009): a refresh token ends its session, an
 /// access token ends itself; 200 with an empty body whatever the token
 /// was, unknown or already revoked included. The hint is not needed:
-/// the two kinds of token cannot be mistaken for each other.
+/// the two kinds of token cannot be mistaken for each other. For an
+/// authenticated `client`, a good token that is not its own (a user's,
+/// another client's) is refused, 400 `unauthorized_client`, and stays
+/// good.
 async fn revoke_token<S: UserStore>(
     app: &App<S>,
     token: &str,
+    client: Option<&Client>,
+    peer: Option<SocketAddr>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let Some(sessions) = &app.sessions else {
         return Err(ApiError::NotFound);
@@ -52,6 +76,10 @@ async fn revoke_token<S: UserStore>(
             .map_err(|e| store_unavailable(&e))?;
         // Any token the session issued, used up or current, ends it.
         if let Some(session) = session.filter(|s| s.issued(&refresh)) {
+            if let Some(client) = client {
+                // A session is a user's, never a client's.
+                return Err(not_its_token(client, peer));
+            }
             revoke_session(app, &session, now).await?;
         }
     } else if let Ok(claims) = token::verify_with(
@@ -60,6 +88,12 @@ async fn revoke_token<S: UserStore>(
         now,
         app.leeway_secs,
     ) {
+        if let Some(client) = client {
+            let its_own = claims.client_credentials && claims.sub == client.client_id();
+            if !its_own {
+                return Err(not_its_token(client, peer));
+            }
+        }
         // A token without `jti` (minted elsewhere) names nothing to
         // revoke; it lives until it expires.
         if let Some(jti) = claims.jti.as_deref().and_then(TokenId::decode) {
@@ -79,6 +113,19 @@ async fn revoke_token<S: UserStore>(
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A client's revocation of a token not its own: one audit line, 400.
+fn not_its_token(client: &Client, peer: Option<SocketAddr>) -> ApiError {
+    logging::emit(
+        AUDIT,
+        format_args!(
+            "revocation refused: not the client's token client_id={} peer={}",
+            Quoted(client.client_id()),
+            Peer(peer)
+        ),
+    );
+    ApiError::NotClientsToken
 }
 
 /// Revokes `session` and every access token issued in it: in the store

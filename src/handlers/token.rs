@@ -1,7 +1,9 @@
 //! `POST /token`: the password grant of FastAPI's tutorial (RFC 6749
 //! §4.3), and the answer every grant gives, an access token and, with
 //! sessions on, a refresh token (RFC 6749 §5.1). A form with
-//! `grant_type=refresh_token` is the refresh grant's (`refresh.rs`).
+//! `grant_type=refresh_token` is the refresh grant's (`refresh.rs`); one
+//! with `grant_type=client_credentials`, where clients are served, the
+//! client credentials grant's (`client_credentials.rs`).
 //!
 //! The password grant's order: the form read; the attempt admitted by the
 //! limiter (throttled: 429 at once, before any lookup or hash); the user
@@ -10,7 +12,7 @@
 //! sessions on, a session started; the tokens issued.
 
 use super::body::read_form;
-use super::{refresh, refused};
+use super::{client_credentials, refresh, refused};
 use crate::app::{App, UsersAndKeys, MAX_PASSWORD_BYTES};
 use crate::auth::store_unavailable;
 use crate::clock::unix_now;
@@ -40,7 +42,10 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let form = read_form(app, request).await?;
+    let (form, authorization) = read_form(app, request).await?;
+    if form.is_client_credentials() {
+        return client_credentials::client_credentials(app, form, authorization, peer).await;
+    }
     if form.is_refresh() {
         let answer = refresh::refresh(app, form, peer).await;
         app.counters.refresh(&answer);
@@ -204,16 +209,16 @@ async fn start_session<S>(
 
 /// RFC 6749 §5.1's successful token response.
 #[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: i64,
+pub(super) struct TokenResponse<'a> {
+    pub(super) access_token: &'a str,
+    pub(super) token_type: &'static str,
+    pub(super) expires_in: i64,
     /// With sessions on.
     #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
+    pub(super) refresh_token: Option<&'a str>,
     /// Present when the granted scopes differ from the requested ones.
     #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
+    pub(super) scope: Option<&'a str>,
 }
 
 /// The answer to a grant for `username`: an access token for `granted`

@@ -9,7 +9,10 @@ use base64::Engine as _;
 use hmac::Mac as _;
 use serde::Serialize;
 
-use super::{issue_in_session, issue_scoped, Algorithm, SecretKey, SigningKey};
+use super::{
+    issue_for_client, issue_in_session, issue_scoped, Algorithm, SecretKey, SigningKey,
+    CLIENT_CREDENTIALS_GTY, PASSWORD_GRANT_CLIENT_ID,
+};
 
 /// What an access token says of who issued it and for whom: `iss` and
 /// `aud`. Empty (the default), tokens are exactly the seed's.
@@ -34,11 +37,6 @@ impl Profile {
         self.issuer.is_none() && self.audience.is_none()
     }
 }
-
-/// The `client_id` of a token from the password grant, which names no
-/// authenticated client (its form's `client_id` is anyone's to write): the
-/// one public client this server has.
-pub const PASSWORD_GRANT_CLIENT_ID: &str = "password-bearer";
 
 /// The key an access token is signed with.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +65,8 @@ struct ProfiledClaims<'a> {
     jti: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gty: Option<&'a str>,
 }
 
 /// An access token as the server mints it: with a secret key and an empty
@@ -92,16 +92,6 @@ pub fn issue_access(
             _ => issue_scoped(key, sub, scope, now, ttl_secs),
         };
     }
-    let (alg, kid) = match signer {
-        Signer::Secret(key) => (Algorithm::HS256, key.kid()),
-        Signer::Key(key) => (key.algorithm(), key.kid()),
-    };
-    let typ = if profile.issuer.is_some() {
-        "at+jwt"
-    } else {
-        "JWT"
-    };
-    let header = format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"{typ}"}}"#);
     let claims = ProfiledClaims {
         iss: profile.issuer.as_deref(),
         sub,
@@ -112,9 +102,57 @@ pub fn issue_access(
         scope,
         jti,
         sid,
+        gty: None,
     };
+    sign_profiled(signer, profile, &claims)
+}
+
+/// A token of the client credentials grant as the server mints it: with a
+/// secret key and an empty profile, exactly [`issue_for_client`];
+/// otherwise [`issue_access`]'s header and claims, with `sub` and
+/// `client_id` the client's id, `gty` [`CLIENT_CREDENTIALS_GTY`] and no
+/// `sid`.
+pub fn issue_client_access(
+    signer: Signer<'_>,
+    profile: &Profile,
+    client_id: &str,
+    scope: Option<&str>,
+    jti: Option<&str>,
+    now: i64,
+    ttl_secs: i64,
+) -> String {
+    if let (Signer::Secret(key), true) = (signer, profile.is_empty()) {
+        return issue_for_client(key, client_id, scope, jti, now, ttl_secs);
+    }
+    let claims = ProfiledClaims {
+        iss: profile.issuer.as_deref(),
+        sub: client_id,
+        aud: profile.audience.as_deref(),
+        client_id: Some(client_id),
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+        scope,
+        jti,
+        sid: None,
+        gty: Some(CLIENT_CREDENTIALS_GTY),
+    };
+    sign_profiled(signer, profile, &claims)
+}
+
+/// `claims` signed by `signer`, under the header `profile` calls for.
+fn sign_profiled(signer: Signer<'_>, profile: &Profile, claims: &ProfiledClaims<'_>) -> String {
+    let (alg, kid) = match signer {
+        Signer::Secret(key) => (Algorithm::HS256, key.kid()),
+        Signer::Key(key) => (key.algorithm(), key.kid()),
+    };
+    let typ = if profile.issuer.is_some() {
+        "at+jwt"
+    } else {
+        "JWT"
+    };
+    let header = format!(r#"{{"alg":"{alg}","kid":"{kid}","typ":"{typ}"}}"#);
     let json =
-        serde_json::to_vec(&claims).expect("a struct of strings and integers always serializes");
+        serde_json::to_vec(claims).expect("a struct of strings and integers always serializes");
     let mut token = URL_SAFE_NO_PAD.encode(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&json, &mut token);

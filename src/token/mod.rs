@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 #[cfg(feature = "signing")]
 mod access;
 #[cfg(feature = "signing")]
-pub use access::{issue_access, Profile, Signer, PASSWORD_GRANT_CLIENT_ID};
+pub use access::{issue_access, issue_client_access, Profile, Signer};
 #[cfg(feature = "signing")]
 mod signing;
 #[cfg(feature = "signing")]
@@ -226,9 +226,15 @@ pub struct Claims {
     /// The audiences (`aud`, a string or a list of strings), empty when the
     /// token names none (read with the `signing` feature).
     pub aud: Vec<String>,
-    /// The client the token was issued to (`client_id`, RFC 9068), if any
-    /// (read with the `signing` feature).
+    /// The client the token was issued to (`client_id`, RFC 9068), if any:
+    /// [`PASSWORD_GRANT_CLIENT_ID`] for a password
+    /// grant's token with an issuer, the client's id for the client
+    /// credentials grant's.
     pub client_id: Option<String>,
+    /// The token was issued by the client credentials grant to the client
+    /// `client_id` (its `gty` claim is [`CLIENT_CREDENTIALS_GTY`]): it names
+    /// a client, not a user, and `/users/me` refuses it.
+    pub client_credentials: bool,
 }
 
 impl Claims {
@@ -277,6 +283,9 @@ pub enum TokenError {
     Issuer,
     /// The audience (`aud`) does not include the one expected.
     Audience,
+    /// A client credentials grant's token where a user's is needed
+    /// (`GET /users/me`): it names a client.
+    ClientToken,
 }
 
 impl fmt::Display for TokenError {
@@ -295,6 +304,7 @@ impl fmt::Display for TokenError {
             TokenError::Type => "token type is not at+jwt",
             TokenError::Issuer => "token issuer is not the expected one",
             TokenError::Audience => "token audience does not include the expected one",
+            TokenError::ClientToken => "token was issued to a client, not a user",
         };
         f.write_str(msg)
     }
@@ -315,7 +325,22 @@ struct IssuedClaims<'a> {
     jti: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gty: Option<&'a str>,
 }
+
+/// The `client_id` of a token from the password grant, which names no
+/// authenticated client (its form's `client_id` is anyone's to write): the
+/// one public client this server has. In the token with an issuer (RFC
+/// 9068), and in every user's token's introspection.
+pub const PASSWORD_GRANT_CLIENT_ID: &str = "password-bearer";
+
+/// The `gty` claim of a token the client credentials grant issued (the
+/// name and value Auth0 uses): what tells a client's token from a user's,
+/// whose `sub` may be the same string.
+pub const CLIENT_CREDENTIALS_GTY: &str = "client-credentials";
 
 /// Mint a token: header exactly `{"alg":"HS256","typ":"JWT"}`, claims
 /// exactly `{"sub":..,"iat":now,"exp":now+ttl_secs}` in that order, compact
@@ -340,6 +365,8 @@ pub fn issue_scoped(
         scope,
         jti: None,
         sid: None,
+        client_id: None,
+        gty: None,
     };
     sign_claims(key, HEADER_B64, &claims)
 }
@@ -362,6 +389,33 @@ pub fn issue_in_session(
         scope,
         jti: Some(jti),
         sid: Some(sid),
+        client_id: None,
+        gty: None,
+    };
+    sign_claims(key, &key.header_b64, &claims)
+}
+
+/// A token of the client credentials grant (RFC 6749 §4.4) for the client
+/// `client_id`: `sub` and `client_id` are its id, `gty` is
+/// [`CLIENT_CREDENTIALS_GTY`], with `scope` and `jti` (revocable by it)
+/// when given, and the key's `kid` in the header.
+pub fn issue_for_client(
+    key: &SecretKey,
+    client_id: &str,
+    scope: Option<&str>,
+    jti: Option<&str>,
+    now: i64,
+    ttl_secs: i64,
+) -> String {
+    let claims = IssuedClaims {
+        sub: client_id,
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+        scope,
+        jti,
+        sid: None,
+        client_id: Some(client_id),
+        gty: Some(CLIENT_CREDENTIALS_GTY),
     };
     sign_claims(key, &key.header_b64, &claims)
 }
@@ -534,15 +588,14 @@ pub fn verify_with(
         return Err(TokenError::Issuer);
     }
     #[cfg(feature = "signing")]
-    let (iss, aud, client_id) = (
+    let (iss, aud) = (
         claims.iss,
         claims.aud.map(Audiences::into_vec).unwrap_or_default(),
-        claims.client_id,
     );
     // Without the feature these claims are neither read nor checked, as
     // before it.
     #[cfg(not(feature = "signing"))]
-    let (iss, aud, client_id) = (None, Vec::new(), None);
+    let (iss, aud) = (None, Vec::new());
     #[cfg(feature = "signing")]
     if rules
         .audience
@@ -550,6 +603,8 @@ pub fn verify_with(
     {
         return Err(TokenError::Audience);
     }
+    let client_credentials = claims.gty.as_deref() == Some(CLIENT_CREDENTIALS_GTY)
+        && claims.client_id.as_deref() == Some(claims.sub.as_str());
     Ok(Claims {
         sub: claims.sub,
         iat: claims.iat,
@@ -560,7 +615,8 @@ pub fn verify_with(
         sid: claims.sid,
         iss,
         aud,
-        client_id,
+        client_credentials,
+        client_id: claims.client_id,
     })
 }
 
@@ -642,9 +698,11 @@ struct WireClaims {
     #[cfg(feature = "signing")]
     #[serde(default, deserialize_with = "some_audiences")]
     aud: Option<Audiences>,
-    #[cfg(feature = "signing")]
+    /// Read in every build: the client credentials grant's tokens carry it.
     #[serde(default, deserialize_with = "some_string")]
     client_id: Option<String>,
+    #[serde(default, deserialize_with = "some_string")]
+    gty: Option<String>,
 }
 
 /// `aud`: one string or a list of strings (RFC 7519 §4.1.3). Read by a

@@ -71,6 +71,7 @@ fn round_trip() {
             iss: None,
             aud: vec![],
             client_id: None,
+            client_credentials: false,
         }
     );
     let scoped = issue_scoped(&key(), "johndoe", Some("me items"), NOW, 60);
@@ -107,6 +108,7 @@ fn accepts_pyjwt_tokens() {
             iss: None,
             aud: vec![],
             client_id: None,
+            client_credentials: false,
         }
     );
     let c = verify(&key(), PYJWT_EXTRA, NOW, 0).expect("token with extra claims verifies");
@@ -128,6 +130,7 @@ fn accepts_pyjwt_tokens() {
                 vec![]
             },
             client_id: None,
+            client_credentials: false,
         }
     );
 }

@@ -13,7 +13,7 @@ mod store;
 mod systemd;
 
 use cli::{Command, ConfigError, Options};
-use password_bearer::{password, serve, serve_metrics, App};
+use password_bearer::{clients, password, serve, serve_metrics, App};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -38,6 +38,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::HashPassword) => hash_password(),
+        Ok(Command::HashClientSecret { generate }) => hash_client_secret(generate),
         Ok(Command::Admin(admin)) => admin::run(&admin),
         Ok(Command::AdminHelp) => {
             print!("{}", admin::USAGE);
@@ -79,6 +80,32 @@ fn hash_password() -> Result<(), ConfigError> {
     }
     let hash = password::hash_password(password).map_err(|e| stdin_error(e.to_string()))?;
     println!("{hash}");
+    Ok(())
+}
+
+/// `hash-client-secret`: one client secret on stdin (a final newline is
+/// not part of it), its stored form on stdout; with `--generate`, a new
+/// secret on one line and its stored form on the next.
+fn hash_client_secret(generate: bool) -> Result<(), ConfigError> {
+    let error = |problem: String| ConfigError {
+        what: "hash-client-secret".into(),
+        problem,
+    };
+    let secret = if generate {
+        clients::generate_secret().map_err(|e| error(e.to_string()))?
+    } else {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| error(format!("cannot read stdin: {e}")))?;
+        let line = input.strip_suffix('\n').unwrap_or(&input);
+        line.strip_suffix('\r').unwrap_or(line).to_owned()
+    };
+    let stored = clients::hash_secret(&secret).map_err(|e| error(e.to_string()))?;
+    if generate {
+        println!("{secret}");
+    }
+    println!("{stored}");
     Ok(())
 }
 
@@ -212,8 +239,8 @@ async fn start_metrics(addr: &str, app: &Arc<App<Store>>) -> Result<(), ConfigEr
     Ok(())
 }
 
-/// SIGHUP: the users and key files, and the certificate and key with
-/// `--tls-cert`, read again and swapped in at once ([`App::reload`],
+/// SIGHUP: the users and key files, the clients file with `--clients`,
+/// and the certificate and key with `--tls-cert`, read again and swapped in at once ([`App::reload`],
 /// `Tls::renew`); connections stay open, and keep the certificate they
 /// negotiated. A file that fails to load changes nothing: the running set
 /// stays, and one line names the file and the problem. Without
@@ -244,10 +271,11 @@ fn reload_files(
             #[cfg(feature = "signing")]
             let keys = (keys, options.read_signing_keys()?);
             let renewal = tls.map(|tls| options.read_tls(tls)).transpose()?;
-            Ok((users, keys, renewal))
+            let clients = options.read_clients()?;
+            Ok((users, keys, renewal, clients))
         });
     match read {
-        Ok((users, keys, renewal)) => {
+        Ok((users, keys, renewal, clients)) => {
             #[cfg(feature = "signing")]
             let (keys, signing) = keys;
             #[cfg(feature = "signing")]
@@ -276,17 +304,25 @@ fn reload_files(
             } else {
                 ""
             };
+            let clients = clients
+                .map(|clients| {
+                    let count = clients.len();
+                    let _ = app.reload_clients(clients);
+                    format!(", {count} clients")
+                })
+                .unwrap_or_default();
             log::info!(
                 target: "password_bearer::server",
-                "password-bearer: reloaded: {count}, {verifying} keys{certificate}"
+                "password-bearer: reloaded: {count}, {verifying} keys{clients}{certificate}"
             );
             Some(ending)
         }
         Err(e) => {
-            let what = if tls.is_some() {
-                "users, keys and certificate"
-            } else {
-                "users and keys"
+            let what = match (tls.is_some(), options.clients.is_some()) {
+                (true, true) => "users, keys, clients and certificate",
+                (true, false) => "users, keys and certificate",
+                (false, true) => "users, keys and clients",
+                (false, false) => "users and keys",
             };
             log::error!(
                 target: "password_bearer::server",

@@ -16,6 +16,7 @@
 //! hash), then, on stderr, how the running server picks it up.
 
 mod args;
+mod clients;
 mod edit;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -34,10 +35,7 @@ use args::Target;
 pub(crate) fn run(admin: &Admin) -> Result<(), ConfigError> {
     match &admin.target {
         Target::UsersFile(path) => users::run(&admin.action, path),
-        Target::ClientsFile(_) => Err(ConfigError::new(
-            "clients",
-            "the clients commands need the clients module (issue 22), not merged yet",
-        )),
+        Target::ClientsFile(path) => clients::run(&admin.action, path),
         #[cfg(feature = "postgres")]
         Target::UsersPostgres { url, table } => postgres::run(&admin.action, url, table),
     }

@@ -163,6 +163,17 @@ pub(crate) const FLAGS: &[Flag] = &[
         }),
     },
     Flag {
+        name: "clients",
+        help: "clients JSON: machines with an id and a secret, for the client credentials \
+               grant, POST /introspect and POST /revoke (docs/clients.md); reloaded on \
+               SIGHUP",
+        default: "",
+        apply: Apply::Value("FILE", |o, v| {
+            o.clients = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
         name: "secret-key-file",
         help: "HS256 key: the file's content, trimmed, >= 32 bytes; give it again to \
                rotate: the first key signs, every key verifies",

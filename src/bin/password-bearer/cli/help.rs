@@ -25,6 +25,9 @@ password-bearer: the OAuth2 password grant and Bearer check, on hyper
 Usage:
   password-bearer [OPTIONS]          serve POST /token and GET /users/me
   password-bearer hash-password      read a password on stdin, print its argon2id hash
+  password-bearer hash-client-secret [--generate]
+                                     read a client secret on stdin (or make one),
+                                     print its stored form (sha256$...)
   password-bearer users ACTION       add, passwd, disable, enable, remove, list users
   password-bearer clients ACTION     add, remove, list clients (see users --help)
 

@@ -7,6 +7,7 @@ use super::defs::FLAGS;
 use super::{ConfigError, Options};
 use crate::store::{self, Store};
 use password_bearer::app::Config;
+use password_bearer::clients::Clients;
 use password_bearer::openapi::SwaggerAssets;
 use password_bearer::token::SecretKey;
 use std::time::Duration;
@@ -207,6 +208,19 @@ impl Options {
         Ok((users, keys))
     }
 
+    /// Reads the `--clients` file, as at start and on each SIGHUP: `None`
+    /// without the flag. An error names the file and the client, never a
+    /// secret or its hash.
+    pub(crate) fn read_clients(&self) -> Result<Option<Clients>, ConfigError> {
+        let Some(path) = &self.clients else {
+            return Ok(None);
+        };
+        let what = format!("{} {}", self.origin("clients"), path.display());
+        Clients::load(path)
+            .map(Some)
+            .map_err(|e| ConfigError::new(what, e))
+    }
+
     /// Reads the `--signing-key` files, as at start and on each SIGHUP, the
     /// signing key first. An error names the file and what is wrong with
     /// it, never the key's content.
@@ -243,6 +257,7 @@ impl Options {
         };
         let mut config = Config::new(users, key);
         config.old_keys = keys.collect();
+        config.clients = self.read_clients()?;
         #[cfg(feature = "signing")]
         {
             config.signing_keys = signing_keys;

@@ -11,6 +11,12 @@ pub(crate) enum Command {
     Serve(Box<Options>),
     /// Read a password on stdin and print its hash.
     HashPassword,
+    /// Read a client secret on stdin and print its stored form; with
+    /// `--generate`, make one and print it and its stored form.
+    HashClientSecret {
+        /// `--generate`.
+        generate: bool,
+    },
     /// `users …` or `clients …`: change the users or clients.
     Admin(Box<crate::admin::Admin>),
     /// Print the admin commands' usage.
@@ -40,6 +46,8 @@ pub(crate) struct Options {
     pub(crate) users: Option<PathBuf>,
     /// `--users-table`, checked to be a table's name.
     pub(crate) users_table: Option<String>,
+    /// `--clients`.
+    pub(crate) clients: Option<PathBuf>,
     /// `--secret-key-file`, each time it was given: the first signs.
     pub(crate) secret_key_files: Vec<PathBuf>,
     /// `--signing-key`, each time it was given: the first signs.
@@ -106,6 +114,7 @@ impl Default for Options {
             tls_key: None,
             users: None,
             users_table: None,
+            clients: None,
             secret_key_files: Vec::new(),
             signing_key_files: Vec::new(),
             issuer: None,

@@ -10,8 +10,9 @@ use std::ffi::OsString;
 /// the command line from its environment variable as read by `env` (see
 /// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
 /// a switch is on when given alone, and `--switch=VALUE` takes the spellings
-/// its variable does. `hash-password` and `--help` do not read `env`; the
-/// admin commands (`users …`, `clients …`) read their store's variables.
+/// its variable does. `hash-password`, `hash-client-secret` and `--help`
+/// do not read `env`; the admin commands (`users …`, `clients …`) read
+/// their store's variables.
 pub(crate) fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<OsString>,
@@ -32,6 +33,25 @@ pub(crate) fn parse(
                 return Err(ConfigError::new(extra, "hash-password takes no arguments"));
             }
             return Ok(Command::HashPassword);
+        }
+        if first && arg == "hash-client-secret" {
+            let generate = match args.next().as_deref() {
+                None => false,
+                Some("--generate") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        other,
+                        "hash-client-secret takes only --generate",
+                    ))
+                }
+            };
+            if let Some(extra) = args.next() {
+                return Err(ConfigError::new(
+                    extra,
+                    "hash-client-secret takes only --generate",
+                ));
+            }
+            return Ok(Command::HashClientSecret { generate });
         }
         first = false;
         if arg == "-h" || arg == "--help" {
@@ -95,12 +115,14 @@ pub(crate) fn parse(
 /// swapped. Dashes are not counted, so `-users` and `users` find `--users`.
 fn closest_flag(arg: &str) -> Option<String> {
     let bare = arg.trim_start_matches('-');
-    let mut names = FLAGS
-        .iter()
-        .map(|flag| flag.name)
-        .chain(["hash-password", "help", "version"]);
+    let mut names = FLAGS.iter().map(|flag| flag.name).chain([
+        "hash-password",
+        "hash-client-secret",
+        "help",
+        "version",
+    ]);
     closest(bare, &mut names).map(|name| match name {
-        "hash-password" => name.to_owned(),
+        "hash-password" | "hash-client-secret" => name.to_owned(),
         _ => format!("--{name}"),
     })
 }

@@ -145,6 +145,16 @@ fn subcommand_and_help() {
         args_only(&["hash-password"]),
         Ok(Command::HashPassword)
     ));
+    assert!(matches!(
+        args_only(&["hash-client-secret"]),
+        Ok(Command::HashClientSecret { generate: false })
+    ));
+    assert!(matches!(
+        args_only(&["hash-client-secret", "--generate"]),
+        Ok(Command::HashClientSecret { generate: true })
+    ));
+    assert!(args_only(&["hash-client-secret", "--generat"]).is_err());
+    assert!(args_only(&["hash-client-secret", "--generate", "x"]).is_err());
     assert!(matches!(args_only(&["--help"]), Ok(Command::Help)));
     assert!(matches!(
         args_only(&["--port", "1", "-h"]),
@@ -182,6 +192,7 @@ fn a_mistyped_flag_is_told_the_closest() {
         ("--verison", "--version"),
         ("--hlep", "--help"),
         ("hash_password", "hash-password"),
+        ("hash-client-secrets", "hash-client-secret"),
     ] {
         let name = typed.split('=').next().unwrap();
         assert_eq!(
@@ -386,6 +397,7 @@ fn each_kind_from_the_environment() {
         ("PASSWORD_BEARER_TLS_CERT", "/etc/pb/cert.pem"),
         ("PASSWORD_BEARER_TLS_KEY", "/etc/pb/key.pem"),
         ("PASSWORD_BEARER_USERS", "/etc/pb/users.json"),
+        ("PASSWORD_BEARER_CLIENTS", "/etc/pb/clients.json"),
         ("PASSWORD_BEARER_SECRET_KEY_FILE", "/etc/pb/key"),
         ("PASSWORD_BEARER_TOKEN_TTL_MINUTES", "5"),
         ("PASSWORD_BEARER_TOKEN_LEEWAY_SECONDS", "7"),
@@ -412,6 +424,7 @@ fn each_kind_from_the_environment() {
         tls_key: Some("/etc/pb/key.pem".into()),
         users: Some("/etc/pb/users.json".into()),
         users_table: None,
+        clients: Some("/etc/pb/clients.json".into()),
         secret_key_files: vec!["/etc/pb/key".into()],
         signing_key_files: Vec::new(),
         issuer: None,
