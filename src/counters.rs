@@ -96,6 +96,8 @@ pub(crate) struct Counters {
     /// Introspections refused to an authenticated client not allowed to
     /// introspect (403).
     pub(crate) introspection_refused: AtomicU64,
+    /// Users changed by reloads, indexed as `users::Change::ALL`.
+    pub(crate) admin_changes: [AtomicU64; 5],
 }
 
 impl std::fmt::Debug for Counters {
@@ -116,6 +118,7 @@ impl Default for Counters {
             request_timeouts: AtomicU64::new(0),
             client_auth_failures: AtomicU64::new(0),
             introspection_refused: AtomicU64::new(0),
+            admin_changes: Default::default(),
         }
     }
 }

@@ -162,7 +162,14 @@ async fn users_passwd_and_sighup_end_the_old_session_and_the_new_password_logs_i
         "users.json",
         users_json(&[("bob", "old", false)]).as_bytes(),
     );
-    let (mut proc, addr) = server(&users, &[]);
+    let (mut proc, addr) = server(&users, &["--metrics-addr", "127.0.0.1:0"]);
+    let metrics: SocketAddr = proc
+        .seen
+        .iter()
+        .find_map(|line| line.strip_prefix("metrics on http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("the metrics line: {:?}", proc.seen));
     let (_, refresh) = log_in(addr, "bob", "old").await;
 
     let stderr = admin_ok(&["users", "passwd", "bob", "--users", &users], "new\n");
@@ -171,6 +178,25 @@ async fn users_passwd_and_sighup_end_the_old_session_and_the_new_password_logs_i
         "{stderr}"
     );
     reload(&mut proc);
+    // The server's own audit line for the change, and its count.
+    // Logged before the reload's own line, which `reload` waited for.
+    let line = proc
+        .seen
+        .iter()
+        .find(|line| line.contains("audit: reload:"))
+        .cloned()
+        .unwrap_or_else(|| proc.wait_line("audit: reload:"));
+    assert!(
+        line.ends_with(r#"audit: reload: user password username="bob""#),
+        "{line}"
+    );
+    let text = get(metrics, "/metrics", &[]).await;
+    let text = text.text();
+    assert!(
+        text.contains("password_bearer_admin_changes_total{change=\"password\"} 1\n")
+            && text.contains("password_bearer_admin_changes_total{change=\"added\"} 0\n"),
+        "{text}"
+    );
     refused(addr, &refresh).await;
     log_in(addr, "bob", "new").await;
     assert_invalid_grant(&post_token(addr, &credentials("bob", "old")).await);
@@ -472,4 +498,95 @@ fn a_postgres_url_without_the_feature_is_refused_as_the_server_refuses_it() {
         ],
         "--users: a PostgreSQL URL, but this binary was built without the `postgres` feature",
     );
+}
+
+/// `POST /token` with `grant_type=client_credentials`, the client
+/// authenticated by HTTP Basic.
+async fn client_grant(addr: SocketAddr, id: &str, secret: &str) -> Response {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    request(
+        addr,
+        "POST",
+        "/token",
+        &[
+            ("Content-Type", FORM),
+            ("Authorization", &format!("Basic {basic}")),
+        ],
+        b"grant_type=client_credentials",
+    )
+    .await
+}
+
+/// `clients add` prints the secret once, on stdout, and the file keeps
+/// only its SHA-256; the secret gets a token over `/token`; a client
+/// added or removed while the server runs counts at SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_add_prints_a_secret_that_gets_a_token() {
+    let tmp = TempDir::new();
+    let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
+    let clients = path_str(&tmp.0.join("clients.json"));
+    let add = |name: &str, extra: &[&str]| {
+        let mut args = vec!["clients", "add", name, "--clients", &clients];
+        args.extend(extra);
+        let out = admin(&args, "");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let secret = String::from_utf8(out.stdout).unwrap().trim_end().to_owned();
+        assert_eq!(secret.len(), 43, "{secret:?}");
+        assert!(
+            stderr.contains("will not be shown again")
+                && stderr.contains(&format!(r#"audit: clients add client_id="{name}""#))
+                && !stderr.contains(&secret),
+            "{stderr}"
+        );
+        secret
+    };
+    let billing = add("billing", &["--scope", "items:read", "--introspect"]);
+    let file = read_json(&clients);
+    assert_eq!(file["billing"]["scopes"], serde_json::json!(["items:read"]));
+    assert_eq!(file["billing"]["introspect"], true);
+    let stored = file["billing"]["secret_hash"].as_str().unwrap().to_owned();
+    assert!(
+        stored.starts_with("sha256$") && !stored.contains(&billing),
+        "{stored}"
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&clients), 0o600);
+
+    let (mut proc, addr) = server(&users, &["--clients", &clients]);
+    let resp = client_grant(addr, "billing", &billing).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let token = access_token(&resp);
+    let claims: Value =
+        serde_json::from_slice(&unb64(token.split('.').nth(1).unwrap_or_default())).unwrap();
+    assert_eq!(claims["sub"], "billing");
+    assert_eq!(claims["client_id"], "billing");
+    let wrong = billing.replace(&billing[..1], if &billing[..1] == "A" { "B" } else { "A" });
+    assert_eq!(client_grant(addr, "billing", &wrong).await.status, 401);
+
+    // Added while serving: known at SIGHUP. Removed: refused at SIGHUP.
+    let reports = add("reports", &[]);
+    assert_eq!(client_grant(addr, "reports", &reports).await.status, 401);
+    reload(&mut proc);
+    assert_eq!(client_grant(addr, "reports", &reports).await.status, 200);
+    admin_ok(&["clients", "remove", "billing", "--clients", &clients], "");
+    reload(&mut proc);
+    assert_eq!(client_grant(addr, "billing", &billing).await.status, 401);
+
+    // The list: a line per client, never the stored secret.
+    let out = admin(&["clients", "list", "--clients", &clients], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "\"reports\" no-introspect scopes=\"\"\n"
+    );
+    // A taken id, or one Basic cannot carry: one line, exit 2, no secret.
+    for (id, problem) in [("reports", "exists already"), ("a:b", "is not a client id")] {
+        let out = admin(&["clients", "add", id, "--clients", &clients], "");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(problem), "{stderr}");
+        assert!(out.stdout.is_empty(), "no secret printed for nothing");
+    }
 }

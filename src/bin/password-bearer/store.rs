@@ -138,7 +138,7 @@ pub(crate) fn connect(_runtime: &tokio::runtime::Runtime, _store: &Store) -> Opt
 mod serve {
     use super::Store;
     use argon2::Params;
-    use password_bearer::users::{StoreError, User, UserStore};
+    use password_bearer::users::{Change, StoreError, User, UserStore};
     use std::sync::Arc;
 
     impl UserStore for Store {
@@ -182,6 +182,14 @@ mod serve {
                 (Store::File(before), Store::File(after)) => before.sessions_ended_by(after),
                 // PostgreSQL's users change without a reload: each session
                 // is checked at its next refresh.
+                _ => Vec::new(),
+            }
+        }
+
+        fn changes_by(&self, next: &Store) -> Vec<(String, Vec<Change>)> {
+            match (self, next) {
+                (Store::File(before), Store::File(after)) => before.changes_by(after),
+                // PostgreSQL's users change in place, not by a reload.
                 _ => Vec::new(),
             }
         }
