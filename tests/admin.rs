@@ -6,7 +6,10 @@
 //! the server would refuse never written; two commands at once; the
 //! password asked twice on a real terminal (a pty) without echo; bad
 //! command lines one line and exit 2. The same cycle on PostgreSQL is in
-//! `postgres.rs`, beside its throwaway cluster.
+//! `postgres.rs`, beside its throwaway cluster. The commands are the
+//! `admin` feature's (`clients …` also `clients`'s); the default build's
+//! refusal is in `cli.rs`.
+#![cfg(feature = "admin")]
 
 use crate::cli::*;
 use crate::sessions::{log_in, me_status, refused};
@@ -500,8 +503,29 @@ fn a_postgres_url_without_the_feature_is_refused_as_the_server_refuses_it() {
     );
 }
 
+/// Built without `clients`: `clients …` is one line naming the feature,
+/// and no file is made.
+#[cfg(not(feature = "clients"))]
+#[test]
+fn the_clients_commands_need_the_clients_feature() {
+    let tmp = TempDir::new();
+    let clients = path_str(&tmp.0.join("clients.json"));
+    for args in [
+        &["clients", "add", "billing", "--clients", &clients][..],
+        &["clients", "list", "--clients", &clients],
+    ] {
+        assert_config_error(
+            args,
+            "password-bearer: clients: this binary was built without the `clients` feature \
+             (cargo build --release --features admin,clients)",
+        );
+    }
+    assert!(!tmp.0.join("clients.json").exists());
+}
+
 /// `POST /token` with `grant_type=client_credentials`, the client
 /// authenticated by HTTP Basic.
+#[cfg(feature = "clients")]
 async fn client_grant(addr: SocketAddr, id: &str, secret: &str) -> Response {
     use base64::Engine as _;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
@@ -521,6 +545,7 @@ async fn client_grant(addr: SocketAddr, id: &str, secret: &str) -> Response {
 /// `clients add` prints the secret once, on stdout, and the file keeps
 /// only its SHA-256; the secret gets a token over `/token`; a client
 /// added or removed while the server runs counts at SIGHUP.
+#[cfg(feature = "clients")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_add_prints_a_secret_that_gets_a_token() {
     let tmp = TempDir::new();

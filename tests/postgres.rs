@@ -897,7 +897,8 @@ async fn the_store_embedded_lists_the_tables_scopes() {
 /// user logs in; `passwd` ends the session at its next refresh and the
 /// new password logs in; `disable` makes `/users/me` 400 Inactive,
 /// `enable` 200 again; `remove` refuses the login. The URL's password
-/// is in no line the command writes.
+/// is in no line the command writes. The `admin` feature's.
+#[cfg(feature = "admin")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_commands_change_the_table_a_server_reads() {
     let _shared = GATE.read().await;

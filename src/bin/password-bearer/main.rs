@@ -5,6 +5,7 @@
 //! code 2. SIGHUP reads the users and key files (and the certificate)
 //! again.
 
+#[cfg(feature = "admin")]
 mod admin;
 mod cli;
 mod error;
@@ -39,7 +40,9 @@ fn main() -> ExitCode {
         }
         Ok(Command::HashPassword) => hash_password(),
         Ok(Command::HashClientSecret { generate }) => hash_client_secret(generate),
+        #[cfg(feature = "admin")]
         Ok(Command::Admin(admin)) => admin::run(&admin),
+        #[cfg(feature = "admin")]
         Ok(Command::AdminHelp) => {
             print!("{}", admin::USAGE);
             Ok(())

@@ -34,14 +34,17 @@ pub(crate) enum Action {
     /// `users list`.
     UserList,
     /// `clients add NAME`, its secret generated at run time.
+    #[cfg(feature = "clients")]
     ClientAdd {
         name: String,
         scopes: Vec<String>,
         introspect: bool,
     },
     /// `clients remove NAME`.
+    #[cfg(feature = "clients")]
     ClientRemove(String),
     /// `clients list`.
+    #[cfg(feature = "clients")]
     ClientList,
 }
 
@@ -54,6 +57,7 @@ pub(crate) enum Target {
     #[cfg(feature = "postgres")]
     UsersPostgres { url: String, table: String },
     /// The clients file.
+    #[cfg(feature = "clients")]
     ClientsFile(PathBuf),
 }
 
@@ -95,6 +99,10 @@ pub(crate) fn parse(
     env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Result<Option<Admin>, ConfigError> {
     let mut args = args.into_iter();
+    #[cfg(not(feature = "clients"))]
+    if group == "clients" {
+        return Err(without_clients());
+    }
     let Some(verb) = args.next() else {
         return Err(ConfigError::new(
             group,
@@ -182,29 +190,48 @@ pub(crate) fn parse(
         (true, None) => return Err(ConfigError::new(&command, "needs a NAME")),
         (_, name) => name.unwrap_or_default(),
     };
-    let action = match verb.as_str() {
-        "add" if group == "users" => Action::UserAdd {
+    let action = match (group, verb.as_str()) {
+        ("users", "add") => Action::UserAdd {
             name,
             email,
             full_name,
             scopes,
             disabled,
         },
-        "add" => Action::ClientAdd {
+        ("users", "passwd") => Action::UserPasswd(name),
+        ("users", "disable") => Action::UserDisable(name, true),
+        ("users", "enable") => Action::UserDisable(name, false),
+        ("users", "remove") => Action::UserRemove(name),
+        ("users", _) => Action::UserList,
+        #[cfg(feature = "clients")]
+        (_, "add") => Action::ClientAdd {
             name,
             scopes,
             introspect,
         },
-        "passwd" => Action::UserPasswd(name),
-        "disable" => Action::UserDisable(name, true),
-        "enable" => Action::UserDisable(name, false),
-        "remove" if group == "users" => Action::UserRemove(name),
-        "remove" => Action::ClientRemove(name),
-        _ if group == "users" => Action::UserList,
+        #[cfg(feature = "clients")]
+        (_, "remove") => Action::ClientRemove(name),
+        #[cfg(feature = "clients")]
         _ => Action::ClientList,
+        // Refused before the first argument was read.
+        #[cfg(not(feature = "clients"))]
+        _ => {
+            let _ = introspect;
+            return Err(without_clients());
+        }
     };
     let target = target(group, store, table, env)?;
     Ok(Some(Admin { action, target }))
+}
+
+/// `clients …` in a binary built without the `clients` feature.
+#[cfg(not(feature = "clients"))]
+fn without_clients() -> ConfigError {
+    ConfigError::new(
+        "clients",
+        "this binary was built without the `clients` feature \
+         (cargo build --release --features admin,clients)",
+    )
 }
 
 /// The commands of `group`, for an error.
@@ -244,6 +271,7 @@ fn field(flag: &str, value: String) -> Result<String, ConfigError> {
 
 /// The store: the flag, else the server's variable, else an error naming
 /// both; a database URL is the `postgres` feature's.
+#[cfg_attr(not(feature = "clients"), allow(unused_variables))]
 fn target(
     group: &str,
     store: Option<(String, String)>,
@@ -259,6 +287,7 @@ fn target(
                 .map_err(|_| ConfigError::new(var, "the value is not valid UTF-8")),
         }
     };
+    #[cfg(feature = "clients")]
     if group == "clients" {
         let store = match store {
             Some(store) => Some(store),

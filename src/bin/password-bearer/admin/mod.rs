@@ -16,6 +16,7 @@
 //! hash), then, on stderr, how the running server picks it up.
 
 mod args;
+#[cfg(feature = "clients")]
 mod clients;
 mod edit;
 #[cfg(feature = "postgres")]
@@ -35,6 +36,7 @@ use args::Target;
 pub(crate) fn run(admin: &Admin) -> Result<(), ConfigError> {
     match &admin.target {
         Target::UsersFile(path) => users::run(&admin.action, path),
+        #[cfg(feature = "clients")]
         Target::ClientsFile(path) => clients::run(&admin.action, path),
         #[cfg(feature = "postgres")]
         Target::UsersPostgres { url, table } => postgres::run(&admin.action, url, table),

@@ -236,6 +236,7 @@ async fn apply(
             }
             Done::Listed(text)
         }
+        #[cfg(feature = "clients")]
         Action::ClientAdd { .. } | Action::ClientRemove(_) | Action::ClientList => {
             return Err("the clients commands work on --clients FILE, not PostgreSQL".into())
         }

@@ -110,15 +110,18 @@ fn the_store_comes_from_the_flag_else_the_servers_variable() {
         error("users", &["list"]),
         "users: no --users FILE given (nor PASSWORD_BEARER_USERS)"
     );
-    let clients = parse_with(
-        "clients",
-        &["list"],
-        &[("PASSWORD_BEARER_CLIENTS", "c.json")],
-    )
-    .unwrap()
-    .unwrap();
-    assert_eq!(clients.target, Target::ClientsFile("c.json".into()));
-    assert!(error("clients", &["list"]).starts_with("clients: no --clients FILE given"));
+    #[cfg(feature = "clients")]
+    {
+        let clients = parse_with(
+            "clients",
+            &["list"],
+            &[("PASSWORD_BEARER_CLIENTS", "c.json")],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(clients.target, Target::ClientsFile("c.json".into()));
+        assert!(error("clients", &["list"]).starts_with("clients: no --clients FILE given"));
+    }
     // --users-table belongs with a database.
     assert!(error(
         "users",
@@ -157,6 +160,7 @@ fn mistakes_are_one_line_naming_the_culprit() {
     assert!(
         error("users", &["add", "x", "--introspect"]).starts_with("--introspect: not an option")
     );
+    #[cfg(feature = "clients")]
     assert!(error("clients", &["add", "x", "--email", "e"]).starts_with("--email: not an option"));
     assert!(error("users", &["passwd", "x", "--scope", "me"]).starts_with("--scope: not an option"));
     assert!(error("users", &["add", "x", "--scope"]).starts_with("--scope: needs a value"));
@@ -172,7 +176,25 @@ fn mistakes_are_one_line_naming_the_culprit() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
     assert_eq!(parse_with("users", &["--help"], &[]).unwrap(), None);
+    #[cfg(feature = "clients")]
     assert_eq!(parse_with("clients", &["add", "-h"], &[]).unwrap(), None);
+}
+
+/// Without the `clients` feature, every `clients …` is one line naming
+/// it, before its arguments are looked at (`--help` included).
+#[cfg(not(feature = "clients"))]
+#[test]
+fn the_clients_commands_need_their_feature() {
+    let expected = "clients: this binary was built without the `clients` feature \
+                    (cargo build --release --features admin,clients)";
+    for args in [
+        &[][..],
+        &["list", "--clients", "c.json"],
+        &["add", "x", "--introspect"],
+        &["--help"],
+    ] {
+        assert_eq!(error("clients", args), expected, "{args:?}");
+    }
 }
 
 /// A temporary directory for the edits.

@@ -92,6 +92,7 @@ pub(super) fn run(action: &Action, path: &Path) -> Result<(), ConfigError> {
             )?;
             ("users remove", name, String::new())
         }
+        #[cfg(feature = "clients")]
         Action::ClientAdd { .. } | Action::ClientRemove(_) | Action::ClientList => {
             return Err(ConfigError::new(
                 "clients",

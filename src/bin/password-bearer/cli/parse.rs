@@ -6,6 +6,41 @@ use super::defs::{Kind, ENV_PREFIX, FLAGS};
 use super::{Command, ConfigError, Options};
 use std::ffi::OsString;
 
+/// `users …` or `clients …`: the admin commands, parsed by their module.
+#[cfg(feature = "admin")]
+fn admin(
+    group: &str,
+    args: impl Iterator<Item = String>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    Ok(match crate::admin::parse(group, args, env)? {
+        Some(admin) => Command::Admin(Box::new(admin)),
+        None => Command::AdminHelp,
+    })
+}
+
+/// Without the `admin` feature: one line naming it, as a PostgreSQL URL
+/// without the `postgres` feature is refused.
+#[cfg(not(feature = "admin"))]
+fn admin(
+    group: &str,
+    _args: impl Iterator<Item = String>,
+    _env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    let features = if group == "clients" {
+        "admin,clients"
+    } else {
+        "admin"
+    };
+    Err(ConfigError::new(
+        group,
+        format!(
+            "an admin command, but this binary was built without the `admin` feature \
+             (cargo build --release --features {features})"
+        ),
+    ))
+}
+
 /// Parses the arguments after the program name, taking every flag not on
 /// the command line from its environment variable as read by `env` (see
 /// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
@@ -23,10 +58,7 @@ pub(crate) fn parse(
     let mut first = true;
     while let Some(arg) = args.next() {
         if first && (arg == "users" || arg == "clients") {
-            return Ok(match crate::admin::parse(&arg, args, &env)? {
-                Some(admin) => Command::Admin(Box::new(admin)),
-                None => Command::AdminHelp,
-            });
+            return admin(&arg, args, &env);
         }
         if first && arg == "hash-password" {
             if let Some(extra) = args.next() {
