@@ -838,11 +838,20 @@ fn the_admin_commands_need_the_admin_feature() {
     let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
     let before = std::fs::read(&users).unwrap();
     for (args, build) in [
-        (&["users", "list", "--users", &users][..], "--features admin)"),
-        (&["users", "remove", "ann", "--users", &users], "--features admin)"),
+        (
+            &["users", "list", "--users", &users][..],
+            "--features admin)",
+        ),
+        (
+            &["users", "remove", "ann", "--users", &users],
+            "--features admin)",
+        ),
         (&["users", "--help"], "--features admin)"),
         (&["users"], "--features admin)"),
-        (&["clients", "list", "--clients", "c.json"], "--features admin,clients)"),
+        (
+            &["clients", "list", "--clients", "c.json"],
+            "--features admin,clients)",
+        ),
         (&["clients", "add", "x"], "--features admin,clients)"),
     ] {
         assert_config_error(
