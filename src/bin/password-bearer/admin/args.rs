@@ -77,7 +77,7 @@ Usage:
 
 The users commands work on --users FILE, or --users postgres://... with
 --users-table NAME (builds with the `postgres` feature); the clients commands
-on --clients FILE. Each also read from its variable, as the server reads it:
+(build with the `clients` feature) on --clients FILE. Each also read from its variable, as the server reads it:
 PASSWORD_BEARER_USERS, PASSWORD_BEARER_USERS_TABLE, PASSWORD_BEARER_CLIENTS.
 
 A password is read from the terminal without echo, twice, or once from stdin
