@@ -102,6 +102,8 @@ pub(crate) struct Counters {
     /// introspect (403).
     #[cfg(feature = "clients")]
     pub(crate) introspection_refused: AtomicU64,
+    /// Users changed by reloads, indexed as `users::Change::ALL`.
+    pub(crate) admin_changes: [AtomicU64; 5],
 }
 
 impl std::fmt::Debug for Counters {
@@ -124,6 +126,7 @@ impl Default for Counters {
             client_auth_failures: AtomicU64::new(0),
             #[cfg(feature = "clients")]
             introspection_refused: AtomicU64::new(0),
+            admin_changes: Default::default(),
         }
     }
 }

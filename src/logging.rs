@@ -15,9 +15,10 @@
 //!   running out (warn);
 //! - `password_bearer::store`: a user store that cannot answer (error,
 //!   tallied);
-//! - `password_bearer::audit` (the `clients` feature): each failed client
-//!   authentication and each refused introspection (warn); throttled
-//!   clients (warn, tallied).
+//! - `password_bearer::audit`: each failed client authentication and
+//!   each refused introspection (warn; the `clients` feature); throttled
+//!   clients (warn, tallied); each user a reload added, removed,
+//!   disabled, enabled or gave another password (info).
 //!
 //! Records carry the line as the binary prints it; never a password, hash,
 //! token or key.
@@ -67,6 +68,9 @@ pub(crate) const STORE_DOWN: Kind = Kind(Level::Error, "password_bearer::store")
 /// asked (introspect, revoke another's token).
 #[cfg(feature = "clients")]
 pub(crate) const AUDIT: Kind = Kind(Level::Warn, "password_bearer::audit");
+/// A user changed by a reload (added, removed, disabled, enabled, given
+/// another password): the audit trail of the admin commands' changes.
+pub(crate) const ADMIN_CHANGE: Kind = Kind(Level::Info, "password_bearer::audit");
 
 /// Logs `args` as `kind`.
 pub(crate) fn emit(kind: Kind, args: fmt::Arguments<'_>) {

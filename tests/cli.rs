@@ -869,3 +869,42 @@ fn clients_need_the_clients_feature() {
         );
     }
 }
+
+/// Without the `admin` feature, `users …` and `clients …` (any verb,
+/// `--help` too) are one line and exit 2 saying how to build with it, and
+/// change nothing: the users file stays as it was.
+#[cfg(not(feature = "admin"))]
+#[test]
+fn the_admin_commands_need_the_admin_feature() {
+    let tmp = TempDir::new();
+    let users = tmp.file("users.json", users_json(&[("ann", "pw", false)]).as_bytes());
+    let before = std::fs::read(&users).unwrap();
+    for (args, build) in [
+        (
+            &["users", "list", "--users", &users][..],
+            "--features admin)",
+        ),
+        (
+            &["users", "remove", "ann", "--users", &users],
+            "--features admin)",
+        ),
+        (&["users", "--help"], "--features admin)"),
+        (&["users"], "--features admin)"),
+        (
+            &["clients", "list", "--clients", "c.json"],
+            "--features admin,clients)",
+        ),
+        (&["clients", "add", "x"], "--features admin,clients)"),
+    ] {
+        assert_config_error(
+            args,
+            &format!(
+                "password-bearer: {}: an admin command, but this binary was built without the \
+                 `admin` feature (cargo build --release {build}",
+                args[0]
+            ),
+        );
+        assert!(run(args, b"").stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(std::fs::read(&users).unwrap(), before);
+}

@@ -890,3 +890,72 @@ async fn the_store_embedded_lists_the_tables_scopes() {
     assert_eq!(token_claims(&access_token(&resp))["scope"], "reports");
     assert_busy(&post_token(server.addr, &credentials("broken", "x")).await);
 }
+
+/// `password-bearer users …` on the table (`--users postgres://…`),
+/// against a running server: no reload; each change counts within
+/// [`PROPAGATION`]. `add` on an empty database creates the table and the
+/// user logs in; `passwd` ends the session at its next refresh and the
+/// new password logs in; `disable` makes `/users/me` 400 Inactive,
+/// `enable` 200 again; `remove` refuses the login. The URL's password
+/// is in no line the command writes. The `admin` feature's.
+#[cfg(feature = "admin")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_commands_change_the_table_a_server_reads() {
+    let _shared = GATE.read().await;
+    let url = new_database().await;
+    let tmp = TempDir::new();
+    let admin = |args: &[&str], stdin: &str| {
+        let mut all = vec!["users"];
+        all.extend_from_slice(args);
+        all.extend(["--users", &url]);
+        let out = crate::cli::run(&all, stdin.as_bytes());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{all:?}: {stderr}");
+        assert!(
+            !stderr.contains(PASSWORD),
+            "the URL's password leaked: {stderr}"
+        );
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let (_, stderr) = admin(
+        &["add", "pat", "--scope", "me", "--email", "pat@example.com"],
+        "first\n",
+    );
+    assert!(
+        stderr.contains(r#"audit: users add username="pat""#) && stderr.contains("within 0.5 s"),
+        "{stderr}"
+    );
+    let (proc, addr) = server(&url, &key_file(&tmp));
+    let (_, refresh) = session_of(addr, "pat", "first").await;
+    let (list, _) = admin(&["list"], "");
+    assert_eq!(list, "\"pat\" active scopes=\"me\"\n");
+
+    admin(&["passwd", "pat"], "second\n");
+    until_refresh_refused(addr, refresh, Instant::now()).await;
+    let (access, _) = session_of(addr, "pat", "second").await;
+
+    admin(&["disable", "pat"], "");
+    let authorization = format!("Bearer {access}");
+    let (resp, _) = poll(PROPAGATION, 400, || get_me(addr, &authorization)).await;
+    assert_json_exact(&resp, 400, INACTIVE);
+    admin(&["enable", "pat"], "");
+    until_me(addr, &access, 200, PROPAGATION).await;
+
+    // A taken name: one line, exit 2.
+    let out = crate::cli::run(&["users", "add", "pat", "--users", &url], b"x\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r#"a user "pat" exists already"#),
+        "{stderr}"
+    );
+
+    admin(&["remove", "pat"], "");
+    let body = credentials("pat", "second");
+    poll(PROPAGATION, 400, || post_token(addr, &body)).await;
+    until_me(addr, &access, 401, PROPAGATION).await;
+    let out = crate::cli::run(&["users", "remove", "pat", "--users", &url], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"no user "pat""#));
+    assert_no_password(&[&proc]);
+}

@@ -64,6 +64,26 @@ async fn sighup_adds_removes_and_disables_users_while_a_connection_stays_open() 
     tmp.file("users.json", after.as_bytes());
     proc.signal("HUP");
     proc.wait_line("reloaded: 2 users, 1 keys");
+    // A file edited by hand is an admin change too: one audit line per
+    // user changed, in every build (the `admin` feature's commands only
+    // write the file), logged before the reload's own line. johndoe's
+    // hash was made again (another salt): a password change to the store.
+    let mut audit: Vec<&str> = proc
+        .seen
+        .iter()
+        .filter_map(|line| line.split_once("audit: reload: ").map(|(_, rest)| rest))
+        .collect();
+    audit.sort_unstable();
+    assert_eq!(
+        audit,
+        [
+            r#"user added username="dave""#,
+            r#"user password,disabled username="johndoe""#,
+            r#"user removed username="carol""#,
+        ],
+        "{:?}",
+        proc.seen
+    );
 
     // The same connection, answered from the new users. johndoe's
     // sessions ended with his disabling (tests/promises/sessions.rs), so his

@@ -5,6 +5,7 @@
 
 mod support; // in-process server, raw HTTP/1.1 client, JWT decode/forge helpers
 
+mod admin; // (the admin feature) password-bearer users …: changes to the users file reach the server at SIGHUP (login, refresh refused, inactive, removed), mode 0600, nothing refused written, commands at once, the password asked on a pty without echo
 mod architecture; // the library's modules import no cycle and never a layer above their own (read from src/)
 mod attacks; // logins under attack: throttling (429), the password cap, concurrent guesses and right logins, the login and hash queues, a failing store
 mod cli; // the binary: flags, users and key files, bad configuration, hash-password, signals

@@ -6,7 +6,7 @@ use super::{App, SessionState};
 use crate::counters::{family, sample, Counters, Endpoint, CODES, LOGINS, REFRESHES};
 use crate::password::Verifier;
 use crate::server::caps::ConnectionCaps;
-use crate::users::UserStore;
+use crate::users::{Change, UserStore};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE as CONTENT_TYPE_HEADER};
@@ -113,6 +113,18 @@ impl Metrics<'_> {
         for (outcome, label) in LOGINS {
             let count = c.logins[outcome as usize].load(Relaxed);
             sample(out, name, &format!("outcome=\"{label}\""), count);
+        }
+        let name = "password_bearer_admin_changes_total";
+        family(
+            out,
+            name,
+            "counter",
+            "Users changed by reloads (SIGHUP after `password-bearer users ...`, or an edit), by \
+             change: added, removed, password, disabled, enabled.",
+        );
+        for change in Change::ALL {
+            let count = c.admin_changes[change as usize].load(Relaxed);
+            sample(out, name, &format!("change=\"{}\"", change.label()), count);
         }
         #[cfg(feature = "clients")]
         if self.clients {

@@ -4,12 +4,15 @@
 use super::App;
 #[cfg(feature = "clients")]
 use crate::clients::Clients;
+use crate::counters::Counters;
+use crate::logging::{self, Quoted};
 use crate::token::{self, Claims, SecretKey, TokenError, Verification};
 #[cfg(feature = "signing")]
 use crate::token::{Profile, Signer, SigningKey, VerifyingKey};
 use crate::token_cache::Keys;
-use crate::users::{UserStore, Users};
+use crate::users::{Change, UserStore, Users};
 use argon2::Params;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
 /// What [`App::reload`] replaces, as one set: who may log in and the keys.
@@ -260,6 +263,7 @@ impl<S: UserStore> App<S> {
         #[cfg(feature = "signing")] signing: Vec<SigningKey>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let ended = self.users_and_keys().users().sessions_ended_by(&users);
+        let changed = self.users_and_keys().users().changes_by(&users);
         // Unknown usernames must keep costing what a real hash costs, and
         // the docs list the scopes the users now have.
         self.verifier.set_dummy_params(usual_params(&users));
@@ -283,7 +287,30 @@ impl<S: UserStore> App<S> {
             generation,
         });
         drop(current);
+        audit_changes(&self.counters, &changed);
         self.end_sessions_of(ended)
+    }
+}
+
+/// One audit line per user a reload changed (never a hash), and each
+/// change counted for `password_bearer_admin_changes_total`.
+fn audit_changes(counters: &Counters, changed: &[(String, Vec<Change>)]) {
+    for (username, changes) in changed {
+        let mut labels = String::new();
+        for &change in changes {
+            counters.admin_changes[change as usize].fetch_add(1, Relaxed);
+            if !labels.is_empty() {
+                labels.push(',');
+            }
+            labels.push_str(change.label());
+        }
+        logging::emit(
+            logging::ADMIN_CHANGE,
+            format_args!(
+                "password-bearer: audit: reload: user {labels} username={}",
+                Quoted(username)
+            ),
+        );
     }
 }
 

@@ -295,6 +295,56 @@ pub trait UserStore: Send + Sync + 'static {
         let _ = next;
         Vec::new()
     }
+
+    /// How `next`, replacing this store in [`crate::App::reload`], changes
+    /// its users: each user changed, by name, and how (added, removed,
+    /// given another password, disabled, enabled). The reload logs one
+    /// audit line per user and counts each change. The default, for a
+    /// store that cannot list its users (a database, changed in place
+    /// rather than by a reload), is none.
+    fn changes_by(&self, next: &Self) -> Vec<(String, Vec<Change>)> {
+        let _ = next;
+        Vec::new()
+    }
+}
+
+/// One way a reload changed a user ([`UserStore::changes_by`]), for the
+/// audit log and the metric `password_bearer_admin_changes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// A user the store did not have.
+    Added,
+    /// A user the new store does not have.
+    Removed,
+    /// Another password hash.
+    Password,
+    /// Active before, disabled now.
+    Disabled,
+    /// Disabled before, active now.
+    Enabled,
+}
+
+impl Change {
+    /// Every change, in the metric's order.
+    pub const ALL: [Change; 5] = [
+        Change::Added,
+        Change::Removed,
+        Change::Password,
+        Change::Disabled,
+        Change::Enabled,
+    ];
+
+    /// Its name in a log line and in the metric's `change` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Password => "password",
+            Change::Disabled => "disabled",
+            Change::Enabled => "enabled",
+        }
+    }
 }
 
 /// A user store that could not answer: its driver's error, kept for the
@@ -562,6 +612,10 @@ impl<S: UserStore> UserStore for Arc<S> {
     fn sessions_ended_by(&self, next: &Self) -> Vec<String> {
         (**self).sessions_ended_by(next)
     }
+
+    fn changes_by(&self, next: &Self) -> Vec<(String, Vec<Change>)> {
+        (**self).changes_by(next)
+    }
 }
 
 /// The file store never fails: its users are in memory.
@@ -600,6 +654,35 @@ impl UserStore for Users {
                 })
             })
             .map(|before| before.username.clone())
+            .collect()
+    }
+
+    fn changes_by(&self, next: &Users) -> Vec<(String, Vec<Change>)> {
+        let mut names: Vec<&String> = self.by_name.keys().chain(next.by_name.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let changes = match (self.get(name), next.get(name)) {
+                    (None, Some(_)) => vec![Change::Added],
+                    (Some(_), None) => vec![Change::Removed],
+                    (Some(before), Some(after)) => {
+                        let mut changes = Vec::new();
+                        if after.hashed_password != before.hashed_password {
+                            changes.push(Change::Password);
+                        }
+                        match (before.is_disabled(), after.is_disabled()) {
+                            (false, true) => changes.push(Change::Disabled),
+                            (true, false) => changes.push(Change::Enabled),
+                            _ => {}
+                        }
+                        changes
+                    }
+                    (None, None) => Vec::new(),
+                };
+                (!changes.is_empty()).then(|| (name.clone(), changes))
+            })
             .collect()
     }
 }

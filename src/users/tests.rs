@@ -31,6 +31,34 @@ fn a_reload_ends_the_sessions_of_users_removed_disabled_or_re_hashed() {
     assert_eq!(ended, ["disabled", "re-hashed", "removed"]);
     assert_eq!(after.sessions_ended_by(&after.clone()), ["disabled"]);
     assert!(before.sessions_ended_by(&before.clone()).is_empty());
+    // The audit's view of the same reload: every change, by name.
+    assert_eq!(
+        before.changes_by(&after),
+        [
+            ("added".to_owned(), vec![Change::Added]),
+            ("disabled".to_owned(), vec![Change::Disabled]),
+            ("re-hashed".to_owned(), vec![Change::Password]),
+            ("removed".to_owned(), vec![Change::Removed]),
+        ]
+    );
+    let back = Users::from_users([user("disabled", &other, false)]).unwrap();
+    assert_eq!(
+        after.changes_by(&back),
+        [
+            ("added".to_owned(), vec![Change::Removed]),
+            (
+                "disabled".to_owned(),
+                vec![Change::Password, Change::Enabled]
+            ),
+            ("kept".to_owned(), vec![Change::Removed]),
+            ("re-hashed".to_owned(), vec![Change::Removed]),
+        ]
+    );
+    assert!(after.changes_by(&after.clone()).is_empty());
+    // The metric's cells are indexed by the enum's order.
+    for (index, change) in Change::ALL.into_iter().enumerate() {
+        assert_eq!(change as usize, index);
+    }
 }
 
 #[test]

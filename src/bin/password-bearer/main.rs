@@ -5,6 +5,8 @@
 //! code 2. SIGHUP reads the users and key files (and the certificate)
 //! again.
 
+#[cfg(feature = "admin")]
+mod admin;
 mod cli;
 mod error;
 mod stderr_log;
@@ -40,6 +42,13 @@ fn main() -> ExitCode {
         }
         Ok(Command::HashPassword) => hash_password(),
         Ok(Command::HashClientSecret { generate }) => hash_client_secret(generate),
+        #[cfg(feature = "admin")]
+        Ok(Command::Admin(admin)) => admin::run(&admin),
+        #[cfg(feature = "admin")]
+        Ok(Command::AdminHelp) => {
+            print!("{}", admin::USAGE);
+            Ok(())
+        }
         Ok(Command::Serve(options)) => run(&options),
         Err(e) => Err(e),
     };

@@ -72,11 +72,15 @@ fn postgres(
 ) -> Result<Store, ConfigError> {
     Err(ConfigError {
         what: origin.to_owned(),
-        problem: "a PostgreSQL URL, but this binary was built without the `postgres` \
-                  feature (cargo build --release --features postgres)"
-            .into(),
+        problem: WITHOUT_POSTGRES.into(),
     })
 }
+
+/// Why a PostgreSQL URL is refused without the feature, by the server
+/// and by the admin commands alike.
+#[cfg(not(feature = "postgres"))]
+pub(crate) const WITHOUT_POSTGRES: &str = "a PostgreSQL URL, but this binary was built without \
+     the `postgres` feature (cargo build --release --features postgres)";
 
 #[cfg(feature = "postgres")]
 fn postgres(
@@ -134,7 +138,7 @@ pub(crate) fn connect(_runtime: &tokio::runtime::Runtime, _store: &Store) -> Opt
 mod serve {
     use super::Store;
     use argon2::Params;
-    use password_bearer::users::{StoreError, User, UserStore};
+    use password_bearer::users::{Change, StoreError, User, UserStore};
     use std::sync::Arc;
 
     impl UserStore for Store {
@@ -178,6 +182,14 @@ mod serve {
                 (Store::File(before), Store::File(after)) => before.sessions_ended_by(after),
                 // PostgreSQL's users change without a reload: each session
                 // is checked at its next refresh.
+                _ => Vec::new(),
+            }
+        }
+
+        fn changes_by(&self, next: &Store) -> Vec<(String, Vec<Change>)> {
+            match (self, next) {
+                (Store::File(before), Store::File(after)) => before.changes_by(after),
+                // PostgreSQL's users change in place, not by a reload.
                 _ => Vec::new(),
             }
         }

@@ -28,6 +28,9 @@ Usage:
   password-bearer hash-client-secret [--generate]
                                      read a client secret on stdin (or make one),
                                      print its stored form (sha256$...)
+  password-bearer users ACTION       add, passwd, disable, enable, remove, list users
+  password-bearer clients ACTION     add, remove, list clients (see users --help)
+                                     (both build with the `admin` feature)
 
 Options (each also read from the environment variable shown; a flag given
 on the command line wins; a switch's variable is on when 1 or true, off when

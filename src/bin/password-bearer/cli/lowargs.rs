@@ -17,6 +17,13 @@ pub(crate) enum Command {
         /// `--generate`.
         generate: bool,
     },
+    /// `users …` or `clients …`: change the users or clients (the
+    /// `admin` feature).
+    #[cfg(feature = "admin")]
+    Admin(Box<crate::admin::Admin>),
+    /// Print the admin commands' usage.
+    #[cfg(feature = "admin")]
+    AdminHelp,
     /// Print [`USAGE`].
     Help,
     /// Print [`VERSION`].

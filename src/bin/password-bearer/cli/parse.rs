@@ -6,12 +6,48 @@ use super::defs::{Kind, ENV_PREFIX, FLAGS};
 use super::{Command, ConfigError, Options};
 use std::ffi::OsString;
 
+/// `users …` or `clients …`: the admin commands, parsed by their module.
+#[cfg(feature = "admin")]
+fn admin(
+    group: &str,
+    args: impl Iterator<Item = String>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    Ok(match crate::admin::parse(group, args, env)? {
+        Some(admin) => Command::Admin(Box::new(admin)),
+        None => Command::AdminHelp,
+    })
+}
+
+/// Without the `admin` feature: one line naming it, as a PostgreSQL URL
+/// without the `postgres` feature is refused.
+#[cfg(not(feature = "admin"))]
+fn admin(
+    group: &str,
+    _args: impl Iterator<Item = String>,
+    _env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Command, ConfigError> {
+    let features = if group == "clients" {
+        "admin,clients"
+    } else {
+        "admin"
+    };
+    Err(ConfigError::new(
+        group,
+        format!(
+            "an admin command, but this binary was built without the `admin` feature \
+             (cargo build --release --features {features})"
+        ),
+    ))
+}
+
 /// Parses the arguments after the program name, taking every flag not on
 /// the command line from its environment variable as read by `env` (see
 /// [`Flag::env_var`]). `--flag value` and `--flag=value` are both accepted;
 /// a switch is on when given alone, and `--switch=VALUE` takes the spellings
 /// its variable does. `hash-password`, `hash-client-secret` and `--help`
-/// do not read `env`.
+/// do not read `env`; the admin commands (`users …`, `clients …`) read
+/// their store's variables.
 pub(crate) fn parse(
     args: impl IntoIterator<Item = OsString>,
     env: impl Fn(&str) -> Option<OsString>,
@@ -21,6 +57,9 @@ pub(crate) fn parse(
     let mut given = [false; FLAGS.len()];
     let mut first = true;
     while let Some(arg) = args.next() {
+        if first && (arg == "users" || arg == "clients") {
+            return admin(&arg, args, &env);
+        }
         if first && arg == "hash-password" {
             if let Some(extra) = args.next() {
                 return Err(ConfigError::new(extra, "hash-password takes no arguments"));

@@ -1,0 +1,244 @@
+//! The users commands on PostgreSQL (`--users postgres://…`, the
+//! `postgres` feature): the same commands as SQL on the table the server
+//! reads (`contrib/postgres/users.sql`), one statement each, so that the
+//! database's own locking orders two admins at once. A new row is checked
+//! as the server reads one (`User::builder(…).build()`: the hash, the
+//! scopes) before it is written.
+//!
+//! How the servers see it: each reads a user's row again once it is
+//! 0.5 s old (`users::postgres::FRESH_FOR`), so a change counts on every
+//! instance within that, with no reload; a session's refresh checks the
+//! password it was started under, so a password change, a removal or a
+//! disabling ends the user's sessions at their next refresh.
+
+use super::args::Action;
+use super::{audit, prompt, Quoted};
+use crate::error::ConfigError;
+use password_bearer::users::postgres::{redact, SCHEMA};
+use password_bearer::users::User;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+/// The longest the command waits for the database, connecting or for a
+/// statement.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The statement of `SCHEMA` naming the table, replaced for another name
+/// (as the server does).
+const CREATE_DEFAULT: &str = "CREATE TABLE IF NOT EXISTS users (";
+
+/// Runs a users command on `table` of the database at `url`.
+pub(super) fn run(action: &Action, url: &str, table: &str) -> Result<(), ConfigError> {
+    let place = format!("{} table {table}", redact(url));
+    let fail = |problem: String| ConfigError::new(format!("--users {}", redact(url)), problem);
+    // The password is asked, and hashed, before connecting: the typing
+    // holds no connection open.
+    let hash = match action {
+        Action::UserAdd { name, .. } | Action::UserPasswd(name) => Some(
+            password_bearer::password::hash_password(&prompt::new_password(name)?)
+                .map_err(|e| ConfigError::new("password", e))?,
+        ),
+        _ => None,
+    };
+    if let (Action::UserAdd { name, scopes, .. }, Some(hash)) = (action, &hash) {
+        User::builder(name.as_str(), hash.as_str())
+            .scopes(scopes.iter().cloned())
+            .build()
+            .map_err(|e| ConfigError::new("users add", e))?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
+    let quoted = quote(table);
+    let outcome = runtime.block_on(async {
+        let client = tokio::time::timeout(TIMEOUT, connect(url))
+            .await
+            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+        tokio::time::timeout(TIMEOUT, apply(&client, action, &quoted, hash.as_deref()))
+            .await
+            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+    });
+    let done = outcome.map_err(fail)?;
+    let (command, name, detail) = match (done, action) {
+        (Done::Listed(text), _) => {
+            print!("{text}");
+            return Ok(());
+        }
+        (
+            Done::Changed,
+            Action::UserAdd {
+                name,
+                scopes,
+                disabled,
+                ..
+            },
+        ) => (
+            "users add",
+            name,
+            format!(" scopes={:?} disabled={disabled}", scopes.join(" ")),
+        ),
+        (Done::Changed, Action::UserPasswd(name)) => ("users passwd", name, String::new()),
+        (Done::Changed, Action::UserDisable(name, true)) => ("users disable", name, String::new()),
+        (Done::Changed, Action::UserDisable(name, false)) => ("users enable", name, String::new()),
+        (Done::Changed, Action::UserRemove(name)) => ("users remove", name, String::new()),
+        (Done::Taken(name), _) => {
+            return Err(ConfigError::new(
+                "users add",
+                format!(
+                    "a user {} exists already (users passwd changes a password)",
+                    Quoted(&name)
+                ),
+            ))
+        }
+        (Done::Missing(name), _) => {
+            return Err(ConfigError::new(
+                "users",
+                format!("no user {}", Quoted(&name)),
+            ))
+        }
+        (Done::Changed, _) => return Err(ConfigError::new("clients", "not a users command")),
+    };
+    audit(command, name, &place, &detail);
+    crate::stderr_log::write_now(format_args!(
+        "password-bearer: every server reading the table sees it within 0.5 s (its cache \
+         time), with no reload; the user's sessions end at their next refresh"
+    ));
+    Ok(())
+}
+
+/// What a statement did.
+enum Done {
+    Changed,
+    Listed(String),
+    /// `add` of a name the table has.
+    Taken(String),
+    /// A change to a name the table does not have.
+    Missing(String),
+}
+
+async fn connect(url: &str) -> Result<Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// `table` (`name` or `schema.name`, checked when parsed) quoted as SQL
+/// identifiers.
+fn quote(table: &str) -> String {
+    table
+        .split('.')
+        .map(|part| format!("\"{part}\""))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+async fn apply(
+    client: &Client,
+    action: &Action,
+    table: &str,
+    hash: Option<&str>,
+) -> Result<Done, String> {
+    let sql_error = |e: tokio_postgres::Error| format!("the statement failed: {e}");
+    let changed = |rows: u64, name: &str| {
+        if rows == 0 {
+            Done::Missing(name.to_owned())
+        } else {
+            Done::Changed
+        }
+    };
+    let hash = hash.unwrap_or_default();
+    Ok(match action {
+        Action::UserAdd {
+            name,
+            email,
+            full_name,
+            scopes,
+            disabled,
+        } => {
+            // As the server does when the table is missing: a first user
+            // on an empty database needs no psql.
+            client
+                .batch_execute(&SCHEMA.replacen(
+                    CREATE_DEFAULT,
+                    &format!("CREATE TABLE IF NOT EXISTS {table} ("),
+                    1,
+                ))
+                .await
+                .map_err(sql_error)?;
+            let scopes: Option<&Vec<String>> = (!scopes.is_empty()).then_some(scopes);
+            let params: [&(dyn ToSql + Sync); 6] =
+                [name, &hash, email, full_name, disabled, &scopes];
+            let rows = client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} \
+                         (username, hashed_password, email, full_name, disabled, scopes) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING"
+                    ),
+                    &params,
+                )
+                .await
+                .map_err(sql_error)?;
+            if rows == 0 {
+                Done::Taken(name.clone())
+            } else {
+                Done::Changed
+            }
+        }
+        Action::UserPasswd(name) => {
+            let sql = format!("UPDATE {table} SET hashed_password = $2 WHERE username = $1");
+            changed(
+                client
+                    .execute(&sql, &[name, &hash])
+                    .await
+                    .map_err(sql_error)?,
+                name,
+            )
+        }
+        Action::UserDisable(name, disabled) => {
+            let sql = format!("UPDATE {table} SET disabled = $2 WHERE username = $1");
+            changed(
+                client
+                    .execute(&sql, &[name, disabled])
+                    .await
+                    .map_err(sql_error)?,
+                name,
+            )
+        }
+        Action::UserRemove(name) => {
+            let sql = format!("DELETE FROM {table} WHERE username = $1");
+            changed(
+                client.execute(&sql, &[name]).await.map_err(sql_error)?,
+                name,
+            )
+        }
+        Action::UserList => {
+            let sql = format!("SELECT username, disabled, scopes FROM {table} ORDER BY username");
+            let mut text = String::new();
+            for row in client.query(&sql, &[]).await.map_err(sql_error)? {
+                let name: String = row.try_get(0).map_err(sql_error)?;
+                let disabled: Option<bool> = row.try_get(1).map_err(sql_error)?;
+                let scopes: Option<Vec<Option<String>>> = row.try_get(2).map_err(sql_error)?;
+                let scopes: Vec<String> =
+                    scopes.unwrap_or_default().into_iter().flatten().collect();
+                let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                text.push_str(&super::users::list_line(
+                    &name,
+                    disabled == Some(true),
+                    &scopes,
+                ));
+            }
+            Done::Listed(text)
+        }
+        #[cfg(feature = "clients")]
+        Action::ClientAdd { .. } | Action::ClientRemove(_) | Action::ClientList => {
+            return Err("the clients commands work on --clients FILE, not PostgreSQL".into())
+        }
+    })
+}
