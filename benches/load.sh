@@ -41,6 +41,11 @@
 #                                        --state-dir and --redis-url; grants/s,
 #                                        p99, CPU per grant, and state-dir /
 #                                        memory (ROUNDS=3 rounds, medians)
+#   benches/load.sh clients [ROUNDS] [SECONDS]
+#                                        machine clients: client credentials
+#                                        grants/s and introspections/s beside
+#                                        GET /users/me on one core
+#                                        (benches/clients_load.sh)
 #
 # Each server is pinned to core 0 (taskset -c 0) and wrk to core 1, so the
 # servers compete for the same core and never with the load generator.
@@ -50,6 +55,12 @@
 # (Debian: apt-get install wrk) and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# clients: a script of its own, one server and three request shapes.
+if [ "${1:-}" = clients ]; then
+    shift
+    exec bash benches/clients_load.sh "$@"
+fi
 
 # refresh: a block of its own, three servers of the same binary (the
 # state-dir and redis features) one store apart, each pinned to core 0 and
