@@ -5,7 +5,7 @@
 # user's access token), each beside GET /users/me in the same rounds, so
 # that introspection's rate is given as a ratio of /users/me's.
 #
-# One release binary (default features, sessions in memory) pinned to core
+# One release binary (the clients feature, sessions in memory) pinned to core
 # 0 with one client allowed to introspect; wrk (-t1 -c32, keep-alive) on
 # core 1. In each round the three requests run one after another against
 # the same server; the medians of the rates, of the server's CPU per
@@ -18,7 +18,7 @@ rounds=${1:-5}
 seconds=${2:-5}
 connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --quiet --bin password-bearer
+cargo build --release --quiet --features clients --bin password-bearer
 source benches/servers.sh
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
