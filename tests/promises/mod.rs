@@ -21,7 +21,11 @@
 //! - [`sessions`]: a session ends with its user's password, removal or
 //!   disabling; a refresh retried after a lost answer is answered once;
 //!   the store's own rotation rules.
+//! - [`introspection`] (the `clients` feature): what a revocation, or a
+//!   session ended by a reload, ended introspects inactive everywhere.
 
+#[cfg(feature = "clients")]
+mod introspection;
 mod revocations;
 mod sessions;
 
@@ -167,6 +171,9 @@ pub(crate) struct Deployment<S = Users> {
     settings: Settings,
     users: S,
     store: Store,
+    /// The clients file every instance serves, when it serves clients.
+    #[cfg(feature = "clients")]
+    clients: Option<String>,
     pub(crate) instances: Vec<Instance<S>>,
 }
 
@@ -179,6 +186,31 @@ impl<S: UserStore + Clone> Deployment<S> {
         settings: Settings,
         instances: usize,
     ) -> Deployment<S> {
+        Deployment::start_serving(backend, users, settings, instances, None).await
+    }
+
+    /// As [`start`](Deployment::start), every instance also serving the
+    /// clients of the clients file `clients`.
+    #[cfg(feature = "clients")]
+    pub(crate) async fn start_with_clients(
+        backend: Backend,
+        users: S,
+        settings: Settings,
+        instances: usize,
+        clients: String,
+    ) -> Deployment<S> {
+        Deployment::start_serving(backend, users, settings, instances, Some(clients)).await
+    }
+
+    async fn start_serving(
+        backend: Backend,
+        users: S,
+        settings: Settings,
+        instances: usize,
+        clients: Option<String>,
+    ) -> Deployment<S> {
+        #[cfg(not(feature = "clients"))]
+        let _: Option<String> = clients;
         let store = match backend {
             Backend::Memory => Store::Memory,
             #[cfg(feature = "state-dir")]
@@ -194,6 +226,8 @@ impl<S: UserStore + Clone> Deployment<S> {
             settings,
             users,
             store,
+            #[cfg(feature = "clients")]
+            clients,
             instances: Vec::new(),
         };
         let instances = if backend.shared() { instances } else { 1 };
@@ -275,6 +309,10 @@ impl<S: UserStore + Clone> Deployment<S> {
         config.max_revocations = self.settings.max_revocations;
         config.max_revocations_per_user = self.settings.max_revocations_per_user;
         config.refresh_retry_window = self.settings.refresh_retry_window;
+        #[cfg(feature = "clients")]
+        if let Some(clients) = &self.clients {
+            config.clients = Some(password_bearer::clients::Clients::from_json(clients).unwrap());
+        }
         match &self.store {
             // What `App::new` makes of `None`, made here to keep a handle.
             Store::Memory => config.sessions = Some(Arc::new(MemorySessions::default())),
@@ -370,6 +408,11 @@ macro_rules! promises {
             }
         }
     )*};
+}
+
+#[cfg(feature = "clients")]
+promises! {
+    introspection::introspection_sees_every_ending_everywhere,
 }
 
 promises! {
