@@ -427,6 +427,7 @@ fn each_kind_from_the_environment() {
         users: Some("/etc/pb/users.json".into()),
         users_table: None,
         clients: cfg!(feature = "clients").then(|| "/etc/pb/clients.json".into()),
+        clients_table: None,
         secret_key_files: vec!["/etc/pb/key".into()],
         signing_key_files: Vec::new(),
         issuer: None,
