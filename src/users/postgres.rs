@@ -406,6 +406,7 @@ impl PostgresUsers {
 
     /// The connection pool, for the clients table on the same database
     /// (`clients::postgres`): one pool, one set of connection settings.
+    #[cfg(feature = "clients")]
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
