@@ -119,7 +119,8 @@ impl PostgresClients {
     /// another type) or a row's (the client's id, never its hash): either
     /// way no set, so that the caller keeps the one it has.
     pub async fn read(&self) -> Result<Clients, ClientError> {
-        let fail = |why: String| ClientError::Database(format!("PostgreSQL {}: {why}", self.target));
+        let fail =
+            |why: String| ClientError::Database(format!("PostgreSQL {}: {why}", self.target));
         let client = self.pool.get().await.map_err(|e| {
             fail(match &e {
                 // Without the pool's "Error occurred while creating a new

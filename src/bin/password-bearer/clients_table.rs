@@ -123,8 +123,7 @@ impl Table {
     pub(crate) fn spawn(self: &Arc<Self>, app: &Arc<App<Store>>) {
         let (table, app) = (self.clone(), app.clone());
         tokio::spawn(async move {
-            let mut every =
-                tokio::time::interval(password_bearer::users::postgres::FRESH_FOR);
+            let mut every = tokio::time::interval(password_bearer::users::postgres::FRESH_FOR);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The first tick is at once: the set was read at start.
             every.tick().await;
