@@ -38,7 +38,8 @@ pub const DEFAULT_TABLE: &str = "clients";
 /// table has another name.
 const CREATE_DEFAULT: &str = "CREATE TABLE IF NOT EXISTS clients (";
 
-/// [`SCHEMA`] for the table `quoted` (as [`quote_table`] writes it).
+/// [`SCHEMA`] for the table `quoted` (each part of its name in double
+/// quotes, as `"auth"."clients"`).
 pub fn schema_for(quoted: &str) -> String {
     SCHEMA.replacen(
         CREATE_DEFAULT,
