@@ -78,12 +78,12 @@ async fn server_with(secrets: &Secrets, tweak: impl FnOnce(&mut Config)) -> Test
 }
 
 /// `Basic base64(id:secret)`, as RFC 7617 has it.
-fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 /// `POST path` with a form `body` and, when given, `Authorization`.
-async fn post_form(
+pub(crate) async fn post_form(
     addr: SocketAddr,
     path: &str,
     body: &str,
@@ -97,7 +97,7 @@ async fn post_form(
 }
 
 /// The client credentials grant for `id` by HTTP Basic, asking for `scope`.
-async fn grant_basic(addr: SocketAddr, id: &str, secret: &str, scope: &str) -> Response {
+pub(crate) async fn grant_basic(addr: SocketAddr, id: &str, secret: &str, scope: &str) -> Response {
     let mut body = "grant_type=client_credentials".to_owned();
     if !scope.is_empty() {
         body.push_str(&format!("&scope={}", scope.replace(' ', "+")));
@@ -106,7 +106,7 @@ async fn grant_basic(addr: SocketAddr, id: &str, secret: &str, scope: &str) -> R
 }
 
 /// The client credentials grant for `id` with the secret in the form.
-async fn grant_post(addr: SocketAddr, id: &str, secret: &str) -> Response {
+pub(crate) async fn grant_post(addr: SocketAddr, id: &str, secret: &str) -> Response {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "client_credentials")
         .append_pair("client_id", id)
@@ -116,7 +116,11 @@ async fn grant_post(addr: SocketAddr, id: &str, secret: &str) -> Response {
 }
 
 /// `POST /introspect` of `token`, as `id` by HTTP Basic.
-async fn introspect(addr: SocketAddr, token: &str, (id, secret): (&str, &str)) -> Response {
+pub(crate) async fn introspect(
+    addr: SocketAddr,
+    token: &str,
+    (id, secret): (&str, &str),
+) -> Response {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", token)
         .finish();
@@ -125,7 +129,7 @@ async fn introspect(addr: SocketAddr, token: &str, (id, secret): (&str, &str)) -
 
 /// The introspection's answer, which must be a 200 with `no-store`.
 #[track_caller]
-fn answer(resp: &Response) -> Value {
+pub(crate) fn answer(resp: &Response) -> Value {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.header("cache-control"), Some("no-store"));
     assert_json_headers(resp);
@@ -139,7 +143,7 @@ fn assert_inactive(resp: &Response) {
 }
 
 #[track_caller]
-fn assert_invalid_client(resp: &Response, basic: bool) {
+pub(crate) fn assert_invalid_client(resp: &Response, basic: bool) {
     assert_eq!(resp.status, 401, "{}", resp.text());
     assert_eq!(resp.json()["error"], "invalid_client", "{}", resp.text());
     match basic {

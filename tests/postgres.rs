@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use tokio_postgres::NoTls;
 
+#[cfg(all(feature = "clients", feature = "admin"))]
+mod clients; // --clients postgres://…: the clients table read every 0.5 s, a bad row and an outage keep the running set
+
 /// The outage test holds it for writing; every other test for reading.
 static GATE: RwLock<()> = RwLock::const_new(());
 

@@ -74,7 +74,7 @@ pub const FRESH_FOR: Duration = Duration::from_millis(500);
 
 /// How long connecting, waiting for a pooled connection, or a query may
 /// take before the lookup fails (503): the client's `Retry-After` is 2 s.
-const TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connections open at once. A lookup by primary key takes well under a
 /// millisecond, and the cache leaves at most one per user per
@@ -110,23 +110,7 @@ impl Queries {
     /// `user` is a name too. Nothing else is accepted: the name is written
     /// into SQL, never a value a client sends.
     fn new(table: &str) -> Result<Queries, PostgresError> {
-        let parts: Vec<&str> = table.split('.').collect();
-        let identifier = |part: &str| {
-            let mut chars = part.chars();
-            part.len() <= 63
-                && chars
-                    .next()
-                    .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        };
-        if parts.len() > 2 || !parts.iter().all(|p| identifier(p)) {
-            return Err(PostgresError::Table);
-        }
-        let quoted = parts
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(".");
+        let quoted = quote_table(table)?;
         Ok(Queries {
             regclass: quoted.clone(),
             create: SCHEMA.replacen(
@@ -145,6 +129,31 @@ impl Queries {
             hashes: format!("SELECT hashed_password FROM {quoted} LIMIT 1000"),
         })
     }
+}
+
+/// `table`, `name` or `schema.name`, quoted for SQL: each part a
+/// lowercase SQL identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes, as
+/// PostgreSQL keeps them), quoted, so that a reserved word such as `user`
+/// is a name too. Nothing else is accepted: the name is written into SQL,
+/// never a value a client sends. The clients table's too.
+pub(crate) fn quote_table(table: &str) -> Result<String, PostgresError> {
+    let parts: Vec<&str> = table.split('.').collect();
+    let identifier = |part: &str| {
+        let mut chars = part.chars();
+        part.len() <= 63
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if parts.len() > 2 || !parts.iter().all(|p| identifier(p)) {
+        return Err(PostgresError::Table);
+    }
+    Ok(parts
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join("."))
 }
 
 /// The users table of a PostgreSQL database, as a [`UserStore`]. Build it
@@ -268,7 +277,7 @@ pub fn redact(url: &str) -> String {
 
 /// An error and its causes on one line: tokio-postgres says "error
 /// connecting to server" and keeps "Connection refused" in its source.
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -289,6 +298,83 @@ enum Fault {
     Row(StoreError),
 }
 
+/// The connection pool for the database at `url`, with the store's
+/// settings (timeouts, the application name, no TLS, [`CONNECTIONS`]
+/// connections); no I/O. The clients table (`clients::postgres`) builds
+/// its own with it when it is on another database.
+pub(crate) fn pool(url: &str) -> Result<Pool, PostgresError> {
+    if !is_postgres_url(url) {
+        return Err(PostgresError::NotAUrl);
+    }
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| PostgresError::Invalid(describe(&e)))?;
+    if matches!(config.get_ssl_mode(), SslMode::Require) {
+        // Refused now: every connection would fail, and the server
+        // would answer 503 for ever with a reason buried in its log.
+        return Err(PostgresError::Invalid(
+            "sslmode=require: this server does not speak TLS to PostgreSQL; \
+             reach it on the same host, a private network or a tunnel"
+                .into(),
+        ));
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("password-bearer");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // A connection the server closed is replaced at checkout;
+            // one that fails a query is dropped (`Object::take`), so
+            // no round trip is spent checking healthy ones.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(CONNECTIONS)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(TIMEOUT))
+        .create_timeout(Some(TIMEOUT))
+        .recycle_timeout(Some(TIMEOUT))
+        .build()
+        .map_err(|e| PostgresError::Pool(describe(&e)))
+}
+
+/// Creates the table `regclass` (quoted, [`quote_table`]) with `create`
+/// if it is missing: whether it did. Looked up before it is created:
+/// `CREATE TABLE IF NOT EXISTS` needs the CREATE privilege even when the
+/// table exists, and a server whose role may only read must still start.
+pub(crate) async fn ensure_table(
+    client: &tokio_postgres::Client,
+    regclass: &str,
+    create: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let exists = || async {
+        let found = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&regclass])
+            .await?;
+        found.try_get::<_, bool>(0)
+    };
+    if exists().await? {
+        return Ok(false);
+    }
+    // Two instances starting together both find it missing; the one whose
+    // CREATE loses the race fails (a unique violation in the catalog), and
+    // finds it.
+    match client.batch_execute(create).await {
+        Ok(()) => Ok(true),
+        Err(e) if exists().await? => {
+            drop(e);
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl PostgresUsers {
     /// The store for the database at `url` (`postgres://user:password@host:port/db`
     /// or `postgresql://…`, with libpq's options such as
@@ -303,47 +389,8 @@ impl PostgresUsers {
     /// [`SCHEMA`]'s columns when missing.
     pub fn with_table(url: &str, table: &str) -> Result<PostgresUsers, PostgresError> {
         let queries = Queries::new(table)?;
-        if !is_postgres_url(url) {
-            return Err(PostgresError::NotAUrl);
-        }
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| PostgresError::Invalid(describe(&e)))?;
-        if matches!(config.get_ssl_mode(), SslMode::Require) {
-            // Refused now: every connection would fail, and the server
-            // would answer 503 for ever with a reason buried in its log.
-            return Err(PostgresError::Invalid(
-                "sslmode=require: this server does not speak TLS to PostgreSQL; \
-                 reach it on the same host, a private network or a tunnel"
-                    .into(),
-            ));
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("password-bearer");
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // A connection the server closed is replaced at checkout;
-                // one that fails a query is dropped (`Object::take`), so
-                // no round trip is spent checking healthy ones.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(CONNECTIONS)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(TIMEOUT))
-            .create_timeout(Some(TIMEOUT))
-            .recycle_timeout(Some(TIMEOUT))
-            .build()
-            .map_err(|e| PostgresError::Pool(describe(&e)))?;
         Ok(PostgresUsers {
-            pool,
+            pool: pool(url)?,
             target: redact(url),
             cache: RwLock::new(HashMap::new()),
             swept_at: Mutex::new(Instant::now()),
@@ -355,6 +402,13 @@ impl PostgresUsers {
             params: OnceLock::new(),
             slowest: OnceLock::new(),
         })
+    }
+
+    /// The connection pool, for the clients table on the same database
+    /// (`clients::postgres`): one pool, one set of connection settings.
+    #[cfg(feature = "clients")]
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The database's URL without its password, for log lines.
@@ -418,41 +472,18 @@ impl PostgresUsers {
             self.error("cannot connect", &why)
         })?;
         if !self.table_ready.load(Ordering::Acquire) {
-            // Looked up before it is created: `CREATE TABLE IF NOT EXISTS`
-            // needs the CREATE privilege even when the table exists, and
-            // a server whose role may only read must still start.
-            let create = async {
-                let exists = || async {
-                    let found = client
-                        .query_one(
-                            "SELECT to_regclass($1) IS NOT NULL",
-                            &[&self.queries.regclass],
-                        )
-                        .await?;
-                    found.try_get::<_, bool>(0)
-                };
-                if !exists().await? {
-                    // Two instances starting together both find it
-                    // missing; the one whose CREATE loses the race fails
-                    // (a unique violation in the catalog), and finds it.
-                    match client.batch_execute(&self.queries.create).await {
-                        Ok(()) => log::info!(
-                            target: "password_bearer::users",
-                            "password-bearer: created the table {} in {}",
-                            self.queries.regclass,
-                            self.target
-                        ),
-                        Err(e) => {
-                            if !exists().await? {
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
-                Ok::<_, tokio_postgres::Error>(())
-            };
+            let create = ensure_table(&client, &self.queries.regclass, &self.queries.create);
             match tokio::time::timeout(TIMEOUT, create).await {
-                Ok(Ok(())) => self.table_ready.store(true, Ordering::Release),
+                Ok(Ok(true)) => {
+                    log::info!(
+                        target: "password_bearer::users",
+                        "password-bearer: created the table {} in {}",
+                        self.queries.regclass,
+                        self.target
+                    );
+                    self.table_ready.store(true, Ordering::Release);
+                }
+                Ok(Ok(false)) => self.table_ready.store(true, Ordering::Release),
                 Ok(Err(e)) => return Err(self.dropped(client, &describe(&e))),
                 Err(_) => return Err(self.dropped(client, "timed out creating the users table")),
             }

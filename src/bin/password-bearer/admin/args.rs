@@ -62,6 +62,9 @@ pub(crate) enum Target {
     /// The clients file.
     #[cfg(feature = "clients")]
     ClientsFile(PathBuf),
+    /// The clients table (`--clients postgres://…`, `--clients-table`).
+    #[cfg(all(feature = "clients", feature = "postgres"))]
+    ClientsPostgres { url: String, table: String },
 }
 
 /// `users --help` and `clients --help`.
@@ -77,13 +80,16 @@ Usage:
 
 The users commands work on --users FILE, or --users postgres://... with
 --users-table NAME (builds with the `postgres` feature); the clients commands
-(build with the `clients` feature) on --clients FILE. Each also read from its variable, as the server reads it:
-PASSWORD_BEARER_USERS, PASSWORD_BEARER_USERS_TABLE, PASSWORD_BEARER_CLIENTS.
+(build with the `clients` feature) on --clients FILE, or --clients
+postgres://... with --clients-table NAME. Each also read from its variable,
+as the server reads it: PASSWORD_BEARER_USERS, PASSWORD_BEARER_USERS_TABLE,
+PASSWORD_BEARER_CLIENTS, PASSWORD_BEARER_CLIENTS_TABLE.
 
 A password is read from the terminal without echo, twice, or once from stdin
 when stdin is not a terminal. A client's secret is generated and printed once.
 A running server reads a changed file on SIGHUP (systemctl reload); a
-PostgreSQL table's change is seen within its cache time (0.5 s).
+PostgreSQL table's change is seen within its cache time (0.5 s), the clients
+table's too (read again whole every 0.5 s).
 ";
 
 /// The options an action takes, beyond the store's.
@@ -162,6 +168,9 @@ pub(crate) fn parse(
             }
             ("--clients", _) if group == "clients" => {
                 store = Some((flag.clone(), value(&mut args)?));
+            }
+            ("--clients-table", _) if group == "clients" => {
+                table = Some((flag.clone(), value(&mut args)?));
             }
             ("--email", Takes::UserFields) => email = Some(field(&flag, value(&mut args)?)?),
             ("--full-name", Takes::UserFields) => {
@@ -296,12 +305,25 @@ fn target(
             Some(store) => Some(store),
             None => from_env("PASSWORD_BEARER_CLIENTS")?,
         };
-        let Some((_, path)) = store.filter(|(_, path)| !path.is_empty()) else {
+        let Some((origin, path)) = store.filter(|(_, path)| !path.is_empty()) else {
             return Err(ConfigError::new(
                 "clients",
                 "no --clients FILE given (nor PASSWORD_BEARER_CLIENTS)",
             ));
         };
+        let table = match table {
+            Some(table) => Some(table),
+            None => from_env("PASSWORD_BEARER_CLIENTS_TABLE")?,
+        };
+        if crate::store::names_postgres(&path) {
+            return clients_postgres_target(&origin, path, table);
+        }
+        if let Some((flag, _)) = table {
+            return Err(ConfigError::new(
+                flag,
+                "names a table of --clients postgres://…, not a file",
+            ));
+        }
         return Ok(Target::ClientsFile(path.into()));
     }
     let store = match store {
@@ -351,6 +373,33 @@ fn postgres_target(
 /// echoing the URL (it may hold a password).
 #[cfg(not(feature = "postgres"))]
 fn postgres_target(
+    origin: &str,
+    _url: String,
+    _table: Option<(String, String)>,
+) -> Result<Target, ConfigError> {
+    Err(ConfigError::new(origin, crate::store::WITHOUT_POSTGRES))
+}
+
+#[cfg(all(feature = "clients", feature = "postgres"))]
+fn clients_postgres_target(
+    _origin: &str,
+    url: String,
+    table: Option<(String, String)>,
+) -> Result<Target, ConfigError> {
+    use password_bearer::clients::postgres::{check_table, DEFAULT_TABLE};
+    let table = match table {
+        Some((flag, table)) => {
+            check_table(&table).map_err(|e| ConfigError::new(flag, e))?;
+            table
+        }
+        None => DEFAULT_TABLE.to_owned(),
+    };
+    Ok(Target::ClientsPostgres { url, table })
+}
+
+/// Without the `postgres` feature: the refusal the server gives.
+#[cfg(all(feature = "clients", not(feature = "postgres")))]
+fn clients_postgres_target(
     origin: &str,
     _url: String,
     _table: Option<(String, String)>,

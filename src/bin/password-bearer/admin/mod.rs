@@ -8,8 +8,8 @@
 //! Split by job: `args` (the command line of each command), `edit` (a
 //! JSON file changed under a lock and replaced atomically), `prompt` (a
 //! password from the terminal without echo, or from stdin), `users` and
-//! `clients` (each command on its file), `postgres` (the users commands as
-//! SQL, the `postgres` feature).
+//! `clients` (each command on its file), `postgres` (the users and clients
+//! commands as SQL, the `postgres` feature).
 //!
 //! Every change prints one line under the target `password_bearer::audit`
 //! (the command and the user or client, never a password, secret or
@@ -40,6 +40,8 @@ pub(crate) fn run(admin: &Admin) -> Result<(), ConfigError> {
         Target::ClientsFile(path) => clients::run(&admin.action, path),
         #[cfg(feature = "postgres")]
         Target::UsersPostgres { url, table } => postgres::run(&admin.action, url, table),
+        #[cfg(all(feature = "clients", feature = "postgres"))]
+        Target::ClientsPostgres { url, table } => postgres::run_clients(&admin.action, url, table),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The users commands on PostgreSQL (`--users postgres://…`, the
 //! `postgres` feature): the same commands as SQL on the table the server
-//! reads (`contrib/postgres/users.sql`), one statement each, so that the
+//! reads (`contrib/postgres/users.sql`), one statement each (and the
+//! clients commands on `--clients postgres://…`, `contrib/postgres/clients.sql`), so that the
 //! database's own locking orders two admins at once. A new row is checked
 //! as the server reads one (`User::builder(…).build()`: the hash, the
 //! scopes) before it is written.
@@ -238,7 +239,166 @@ async fn apply(
         }
         #[cfg(feature = "clients")]
         Action::ClientAdd { .. } | Action::ClientRemove(_) | Action::ClientList => {
-            return Err("the clients commands work on --clients FILE, not PostgreSQL".into())
+            return Err("not a users command".into())
         }
+    })
+}
+
+/// Runs a clients command on `table` of the database at `url`
+/// (`--clients postgres://…`, the `clients` feature too): `add` creates the
+/// table if missing (`contrib/postgres/clients.sql`), inserts the client
+/// with its secret's stored form, and prints the secret once, after the
+/// row is committed; `remove` deletes the row; `list` prints the ids,
+/// never a stored secret.
+#[cfg(feature = "clients")]
+pub(super) fn run_clients(action: &Action, url: &str, table: &str) -> Result<(), ConfigError> {
+    use password_bearer::clients;
+    let place = format!("{} table {table}", redact(url));
+    let fail = |problem: String| ConfigError::new(format!("--clients {}", redact(url)), problem);
+    let secret = match action {
+        Action::ClientAdd { name, .. } => {
+            if !clients::is_client_id(name) {
+                return Err(ConfigError::new(
+                    "clients add",
+                    format!(
+                        "{} is not a client id: 1 to {} printable ASCII characters, no space, \
+                         `:`, `%` or `+`",
+                        Quoted(name),
+                        clients::MAX_CLIENT_ID_BYTES
+                    ),
+                ));
+            }
+            let secret = clients::generate_secret().map_err(|e| ConfigError::new("secret", e))?;
+            let stored =
+                clients::hash_secret(&secret).map_err(|e| ConfigError::new("secret", e))?;
+            Some((secret, stored))
+        }
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
+    let quoted = quote(table);
+    let stored = secret.as_ref().map(|(_, stored)| stored.as_str());
+    let outcome = runtime.block_on(async {
+        let client = tokio::time::timeout(TIMEOUT, connect(url))
+            .await
+            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+        tokio::time::timeout(TIMEOUT, apply_clients(&client, action, &quoted, stored))
+            .await
+            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+    });
+    let (command, name, detail) = match (outcome.map_err(fail)?, action) {
+        (Done::Listed(text), _) => {
+            print!("{text}");
+            return Ok(());
+        }
+        (
+            Done::Changed,
+            Action::ClientAdd {
+                name,
+                scopes,
+                introspect,
+            },
+        ) => {
+            if let Some((secret, _)) = &secret {
+                println!("{secret}");
+            }
+            crate::stderr_log::write_now(format_args!(
+                "password-bearer: stdout holds the secret of client {}: keep it now, \
+                 it will not be shown again (only its SHA-256 is stored)",
+                Quoted(name)
+            ));
+            let detail = format!(" scopes={:?} introspect={introspect}", scopes.join(" "));
+            ("clients add", name, detail)
+        }
+        (Done::Changed, Action::ClientRemove(name)) => ("clients remove", name, String::new()),
+        (Done::Taken(name), _) => {
+            return Err(ConfigError::new(
+                "clients add",
+                format!("a client {} exists already", Quoted(&name)),
+            ))
+        }
+        (Done::Missing(name), _) => {
+            return Err(ConfigError::new(
+                "clients",
+                format!("no client {}", Quoted(&name)),
+            ))
+        }
+        (Done::Changed, _) => return Err(ConfigError::new("users", "not a clients command")),
+    };
+    audit(command, name, &place, &detail);
+    crate::stderr_log::write_now(format_args!(
+        "password-bearer: every server reading the table sees it within 0.5 s (it reads the \
+         clients again every 0.5 s), with no reload"
+    ));
+    Ok(())
+}
+
+#[cfg(feature = "clients")]
+async fn apply_clients(
+    client: &Client,
+    action: &Action,
+    table: &str,
+    stored: Option<&str>,
+) -> Result<Done, String> {
+    use password_bearer::clients::postgres::schema_for;
+    let sql_error = |e: tokio_postgres::Error| format!("the statement failed: {e}");
+    Ok(match action {
+        Action::ClientAdd {
+            name,
+            scopes,
+            introspect,
+        } => {
+            // As the server does when the table is missing.
+            client
+                .batch_execute(&schema_for(table))
+                .await
+                .map_err(sql_error)?;
+            let stored = stored.unwrap_or_default();
+            let params: [&(dyn ToSql + Sync); 4] = [name, &stored, scopes, introspect];
+            let rows = client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (client_id, secret_hash, scopes, introspect) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) DO NOTHING"
+                    ),
+                    &params,
+                )
+                .await
+                .map_err(sql_error)?;
+            if rows == 0 {
+                Done::Taken(name.clone())
+            } else {
+                Done::Changed
+            }
+        }
+        Action::ClientRemove(name) => {
+            let sql = format!("DELETE FROM {table} WHERE client_id = $1");
+            if client.execute(&sql, &[name]).await.map_err(sql_error)? == 0 {
+                Done::Missing(name.clone())
+            } else {
+                Done::Changed
+            }
+        }
+        Action::ClientList => {
+            let sql =
+                format!("SELECT client_id, introspect, scopes FROM {table} ORDER BY client_id");
+            let mut listed = serde_json::Map::new();
+            for row in client.query(&sql, &[]).await.map_err(sql_error)? {
+                let id: String = row.try_get(0).map_err(sql_error)?;
+                let introspect: Option<bool> = row.try_get(1).map_err(sql_error)?;
+                let scopes: Option<Vec<Option<String>>> = row.try_get(2).map_err(sql_error)?;
+                let scopes: Vec<String> =
+                    scopes.unwrap_or_default().into_iter().flatten().collect();
+                listed.insert(
+                    id,
+                    serde_json::json!({"introspect": introspect == Some(true), "scopes": scopes}),
+                );
+            }
+            Done::Listed(super::clients::list(&listed))
+        }
+        _ => return Err("not a clients command".into()),
     })
 }

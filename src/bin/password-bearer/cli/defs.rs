@@ -166,11 +166,24 @@ pub(crate) const FLAGS: &[Flag] = &[
         name: "clients",
         help: "clients JSON: machines with an id and a secret, for the client credentials \
                grant, POST /introspect and POST /revoke (docs/clients.md); reloaded on \
-               SIGHUP (builds with the `clients` feature)",
+               SIGHUP; or a postgres:// URL: clients in a PostgreSQL table, read again \
+               every 0.5 s (builds with the `clients` feature, and `postgres` for a URL)",
         default: "",
-        apply: Apply::Value("FILE", |o, v| {
+        apply: Apply::Value("FILE|URL", |o, v| {
             clients_available()?;
             o.clients = Some(v.into());
+            Ok(())
+        }),
+    },
+    Flag {
+        name: "clients-table",
+        help: "the table of --clients postgres://…, NAME or SCHEMA.NAME in lowercase SQL \
+               identifiers; created when missing (builds with the `clients` and `postgres` \
+               features)",
+        default: "clients",
+        apply: Apply::Value("NAME", |o, v| {
+            clients_available()?;
+            o.clients_table = Some(users_table(v)?);
             Ok(())
         }),
     },

@@ -172,6 +172,12 @@ impl Options {
         )
     }
 
+    /// The flag (or variable) that gave `name`, for an error or a line.
+    #[cfg(all(feature = "clients", feature = "postgres"))]
+    pub(crate) fn origin_of(&self, name: &str) -> String {
+        self.origin(name)
+    }
+
     /// Reads the users file and the key files, as at start and on each
     /// SIGHUP: the users (the demo users without `--users`; a database's
     /// store is kept from `running`), and the keys, the signing key first
@@ -210,13 +216,34 @@ impl Options {
     }
 
     /// Reads the `--clients` file, as at start and on each SIGHUP: `None`
-    /// without the flag. An error names the file and the client, never a
-    /// secret or its hash.
+    /// without the flag, or when it names a PostgreSQL table (read by
+    /// `clients_table`, on the runtime). An error names the file and the
+    /// client, never a secret or its hash.
     #[cfg(feature = "clients")]
     pub(crate) fn read_clients(&self) -> Result<Option<Clients>, ConfigError> {
+        let from_table = self
+            .clients
+            .as_deref()
+            .is_some_and(|clients| store::names_postgres(&clients.to_string_lossy()));
+        if self.clients_table.is_some() && !from_table {
+            return Err(ConfigError::new(
+                self.origin("clients-table"),
+                "names a PostgreSQL table, but the clients come from a file \
+                 (--clients postgres://… reads them from a table)",
+            ));
+        }
         let Some(path) = &self.clients else {
             return Ok(None);
         };
+        if from_table {
+            #[cfg(not(feature = "postgres"))]
+            return Err(ConfigError::new(
+                self.origin("clients"),
+                store::WITHOUT_POSTGRES,
+            ));
+            #[cfg(feature = "postgres")]
+            return Ok(None);
+        }
         let what = format!("{} {}", self.origin("clients"), path.display());
         Clients::load(path)
             .map(Some)

@@ -49,8 +49,10 @@ pub(crate) struct Options {
     pub(crate) users: Option<PathBuf>,
     /// `--users-table`, checked to be a table's name.
     pub(crate) users_table: Option<String>,
-    /// `--clients`.
+    /// `--clients`: a file, or a `postgres://` URL.
     pub(crate) clients: Option<PathBuf>,
+    /// `--clients-table`, checked to be a table's name.
+    pub(crate) clients_table: Option<String>,
     /// `--secret-key-file`, each time it was given: the first signs.
     pub(crate) secret_key_files: Vec<PathBuf>,
     /// `--signing-key`, each time it was given: the first signs.
@@ -118,6 +120,7 @@ impl Default for Options {
             users: None,
             users_table: None,
             clients: None,
+            clients_table: None,
             secret_key_files: Vec::new(),
             signing_key_files: Vec::new(),
             issuer: None,

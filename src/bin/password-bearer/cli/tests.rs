@@ -59,12 +59,14 @@ fn defaults_and_both_flag_spellings() {
 fn the_defaults_help_shows_are_the_real_ones() {
     for flag in FLAGS {
         // These describe what happens without the flag: no file, or
-        // as many workers as cores; `users-table` is refused by a build
-        // without its feature, and names the default table otherwise.
+        // as many workers as cores; `users-table` and `clients-table` are
+        // refused by a build without their features, and name the default
+        // table otherwise.
         if flag.default.is_empty()
             || [
                 "users",
                 "users-table",
+                "clients-table",
                 "secret-key-file",
                 "workers",
                 "max-connections-per-ip",
@@ -427,6 +429,7 @@ fn each_kind_from_the_environment() {
         users: Some("/etc/pb/users.json".into()),
         users_table: None,
         clients: cfg!(feature = "clients").then(|| "/etc/pb/clients.json".into()),
+        clients_table: None,
         secret_key_files: vec!["/etc/pb/key".into()],
         signing_key_files: Vec::new(),
         issuer: None,

@@ -26,6 +26,9 @@ use std::sync::Arc;
 
 use crate::users::{is_scope_token, MAX_USERNAME_BYTES};
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 /// The prefix of a stored secret: the name of its digest.
 const STORED_PREFIX: &str = "sha256$";
 
@@ -80,6 +83,14 @@ impl Client {
     }
 }
 
+/// One client as stored, in the file or in the table, before it is checked.
+pub(crate) struct Row {
+    pub(crate) client_id: String,
+    pub(crate) secret_hash: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) introspect: bool,
+}
+
 /// One entry of the clients file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +140,11 @@ pub enum ClientError {
     WeakSecret,
     /// The operating system's random source failed.
     Random(String),
+    /// A client id twice (a clients table without its primary key).
+    Duplicate(String),
+    /// The clients table could not be read (the database's reason, never
+    /// a row's value).
+    Database(String),
 }
 
 impl fmt::Display for ClientError {
@@ -157,6 +173,8 @@ impl fmt::Display for ClientError {
                 "a client secret must be at least {SECRET_CHARS} base64url characters (A-Z a-z 0-9 - _); generate one with `password-bearer hash-client-secret --generate`"
             ),
             ClientError::Random(e) => write!(f, "no random bytes: {e}"),
+            ClientError::Duplicate(id) => write!(f, "client {id:?} is there twice"),
+            ClientError::Database(e) => f.write_str(e),
         }
     }
 }
@@ -251,36 +269,59 @@ impl Clients {
     pub fn from_json(text: &str) -> Result<Clients, ClientError> {
         let entries: BTreeMap<String, Entry> =
             serde_json::from_str(text).map_err(ClientError::Json)?;
-        let by_id = entries
-            .into_iter()
-            .map(|(key, entry)| {
-                if key != entry.client_id {
-                    return Err(ClientError::KeyMismatch {
-                        key,
-                        client_id: entry.client_id,
-                    });
-                }
-                if !is_client_id(&key) {
-                    return Err(ClientError::ClientId(key));
-                }
-                if let Some(bad) = entry.scopes.iter().find(|s| !is_scope_token(s)) {
-                    return Err(ClientError::Scope {
-                        client_id: key,
-                        scope: bad.clone(),
-                    });
-                }
-                let Some(digest) = parse_stored(&entry.secret_hash) else {
-                    return Err(ClientError::SecretHash { client_id: key });
-                };
-                let client = Client {
+        let mut checked = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            if key != entry.client_id {
+                return Err(ClientError::KeyMismatch {
+                    key,
                     client_id: entry.client_id,
-                    scopes: entry.scopes,
-                    introspect: entry.introspect,
-                    digest,
-                };
-                Ok((key, Arc::new(client)))
-            })
-            .collect::<Result<HashMap<_, _>, ClientError>>()?;
+                });
+            }
+            checked.push(entry);
+        }
+        Clients::from_rows(checked.into_iter().map(|e| Row {
+            client_id: e.client_id,
+            secret_hash: e.secret_hash,
+            scopes: e.scopes,
+            introspect: e.introspect,
+        }))
+    }
+
+    /// The clients of `rows`, each checked as the file's entries are (the
+    /// id, the scopes, the stored form); an id twice is refused. The
+    /// clients table's rows come this way (`clients::postgres`).
+    pub(crate) fn from_rows(rows: impl Iterator<Item = Row>) -> Result<Clients, ClientError> {
+        let mut by_id = HashMap::new();
+        for row in rows {
+            let Row {
+                client_id,
+                secret_hash,
+                scopes,
+                introspect,
+            } = row;
+            if !is_client_id(&client_id) {
+                return Err(ClientError::ClientId(client_id));
+            }
+            if let Some(bad) = scopes.iter().find(|s| !is_scope_token(s)) {
+                return Err(ClientError::Scope {
+                    client_id,
+                    scope: bad.clone(),
+                });
+            }
+            let Some(digest) = parse_stored(&secret_hash) else {
+                return Err(ClientError::SecretHash { client_id });
+            };
+            if by_id.contains_key(&client_id) {
+                return Err(ClientError::Duplicate(client_id));
+            }
+            let client = Client {
+                client_id: client_id.clone(),
+                scopes,
+                introspect,
+                digest,
+            };
+            by_id.insert(client_id, Arc::new(client));
+        }
         Ok(Clients { by_id })
     }
 
