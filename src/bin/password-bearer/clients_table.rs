@@ -21,7 +21,6 @@ use password_bearer::App;
 use std::sync::Arc;
 
 /// The table, as the server reads it.
-#[cfg(all(feature = "clients", feature = "postgres"))]
 pub(crate) struct Table {
     pg: password_bearer::clients::postgres::PostgresClients,
     /// Whether the last read failed: the failure is told once, and the
@@ -29,42 +28,12 @@ pub(crate) struct Table {
     failing: std::sync::atomic::AtomicBool,
     /// The ids last served, so that a line is written when they change.
     ids: std::sync::Mutex<std::collections::BTreeSet<String>>,
-    /// One read at a time: a slow periodic read never swaps in a set
-    /// older than the one SIGHUP's read just swapped in.
-    turn: tokio::sync::Mutex<()>,
-}
-
-/// Never built without the features.
-#[cfg(not(all(feature = "clients", feature = "postgres")))]
-pub(crate) enum Table {}
-
-/// Without the features there is no table: `--clients postgres://…` was
-/// refused when the options were read.
-#[cfg(not(all(feature = "clients", feature = "postgres")))]
-pub(crate) fn open(
-    _options: &Options,
-    _runtime: &tokio::runtime::Runtime,
-    _config: &mut Config<Store>,
-) -> Result<Option<(Arc<Table>, String)>, ConfigError> {
-    Ok(None)
-}
-
-#[cfg(not(all(feature = "clients", feature = "postgres")))]
-impl Table {
-    pub(crate) fn spawn(self: &Arc<Self>, _app: &Arc<App<Store>>) {
-        match **self {}
-    }
-
-    pub(crate) async fn refresh(&self, _app: &App<Store>, _asked: bool) {
-        match *self {}
-    }
 }
 
 /// With `--clients postgres://…`, on `runtime` before the app is built:
 /// the table's pool (the users store's own when `--users` names the same
 /// URL), its first read put in `config` (no client when it fails), and the
 /// line to print. `None` without a table.
-#[cfg(all(feature = "clients", feature = "postgres"))]
 pub(crate) fn open(
     options: &Options,
     runtime: &tokio::runtime::Runtime,
@@ -111,25 +80,43 @@ pub(crate) fn open(
         pg,
         failing: failing.into(),
         ids: std::sync::Mutex::new(ids),
-        turn: tokio::sync::Mutex::new(()),
     };
     Ok(Some((Arc::new(table), line)))
 }
 
-#[cfg(all(feature = "clients", feature = "postgres"))]
 impl Table {
-    /// Reads the table every period, on the runtime, for as long as the
-    /// process runs.
+    /// Reads the table every period and at each SIGHUP, on the runtime,
+    /// for as long as the process runs, one read at a time (so a slow
+    /// read never swaps in a set older than the one before it). The files'
+    /// reload hears the same SIGHUP (tokio tells every listener of a
+    /// signal), and the two go on apart.
     pub(crate) fn spawn(self: &Arc<Self>, app: &Arc<App<Store>>) {
         let (table, app) = (self.clone(), app.clone());
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(password_bearer::users::postgres::FRESH_FOR);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The first tick is at once: the set was read at start.
             every.tick().await;
             loop {
-                every.tick().await;
-                table.refresh(&app, false).await;
+                #[cfg(unix)]
+                let asked = tokio::select! {
+                    _ = every.tick() => false,
+                    Some(()) = async {
+                        match &mut hangup {
+                            Some(hangup) => hangup.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => true,
+                };
+                #[cfg(not(unix))]
+                let asked = {
+                    every.tick().await;
+                    false
+                };
+                table.refresh(&app, asked).await;
             }
         });
     }
@@ -139,9 +126,8 @@ impl Table {
     /// (`asked`) whatever happens; a failure's line once per streak.
     /// Never a secret or a hash: the errors name the client and the
     /// database without its password.
-    pub(crate) async fn refresh(&self, app: &App<Store>, asked: bool) {
+    async fn refresh(&self, app: &App<Store>, asked: bool) {
         use std::sync::atomic::Ordering::Relaxed;
-        let _turn = self.turn.lock().await;
         match self.pg.read().await {
             Ok(clients) => {
                 let count = clients.len();

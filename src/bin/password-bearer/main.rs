@@ -8,6 +8,7 @@
 #[cfg(feature = "admin")]
 mod admin;
 mod cli;
+#[cfg(all(feature = "clients", feature = "postgres"))]
 mod clients_table;
 mod error;
 mod stderr_log;
@@ -137,7 +138,7 @@ fn run(options: &Options) -> Result<(), ConfigError> {
     // Read before systemd's variables are taken from the environment;
     // printed with the other warnings, once the configuration is good.
     let unknown_variables = cli::unknown_variables(std::env::vars_os().map(|(name, _)| name));
-    let (mut config, warning) = options.load()?;
+    let (config, warning) = options.load()?;
     let tls = options.tls()?;
     // Before the runtime's threads start: this edits the environment.
     let inherited = systemd::take()?;
@@ -159,7 +160,13 @@ fn run(options: &Options) -> Result<(), ConfigError> {
     // The database's pool and the Redis connection live on this runtime;
     // the app lists the scopes the database reads.
     let connected = store::connect(&runtime, &config.users);
-    let clients_table = clients_table::open(options, &runtime, &mut config)?;
+    // The clients table's first read goes into the config.
+    #[cfg(all(feature = "clients", feature = "postgres"))]
+    let (config, clients_table) = {
+        let mut config = config;
+        let table = clients_table::open(options, &runtime, &mut config)?;
+        (config, table)
+    };
     let app = Arc::new(App::new(options.connect_redis(&runtime, config)?));
     runtime.block_on(async {
         let listener = match inherited {
@@ -194,11 +201,11 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         if let Some(connected) = connected {
             stderr_log::write_now(format_args!("password-bearer: {connected}"));
         }
-        let clients_table = clients_table.map(|(table, line)| {
+        #[cfg(all(feature = "clients", feature = "postgres"))]
+        if let Some((table, line)) = clients_table {
             stderr_log::write_now(format_args!("password-bearer: {line}"));
             table.spawn(&app);
-            table
-        });
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         stderr_log::write_now(format_args!("listening on {scheme}://{local}"));
         systemd::notify::ready();
@@ -210,18 +217,15 @@ fn run(options: &Options) -> Result<(), ConfigError> {
         let reload_tls = tls.clone();
         let watch = async move {
             let mut signals = signals;
-            let table = clients_table.as_deref();
             while signals.next().await == Signal::Reload {
-                reload(options, &reload_app, reload_tls.as_ref(), table).await;
+                reload(options, &reload_app, reload_tls.as_ref()).await;
             }
             systemd::notify::stopping();
             log::info!(target: "password_bearer::server", "password-bearer: shutting down");
             let _ = shut_down.send(());
             loop {
                 match signals.next().await {
-                    Signal::Reload => {
-                        reload(options, &reload_app, reload_tls.as_ref(), table).await;
-                    }
+                    Signal::Reload => reload(options, &reload_app, reload_tls.as_ref()).await,
                     Signal::Stop(code) => return code,
                 }
             }
@@ -274,24 +278,17 @@ async fn start_metrics(addr: &str, app: &Arc<App<Store>>) -> Result<(), ConfigEr
 /// stays, and one line names the file and the problem. Without
 /// `--secret-key-file`, the random key stays. The sessions of users the
 /// new file removed, disabled or gave another password are then ended.
-/// With `--clients postgres://…` the clients table is read again too, on
-/// its own: all or nothing, whatever the files did (a database down must
-/// not hold back a key rotation, and a broken file must not hold back the
-/// table, which is read every 0.5 s anyway).
-async fn reload(
-    options: &Options,
-    app: &App<Store>,
-    tls: Option<&cli::Tls>,
-    clients_table: Option<&clients_table::Table>,
-) {
+/// With `--clients postgres://…` the clients table is read again by its
+/// own task (`clients_table`), which hears SIGHUP too: all or nothing,
+/// whatever the files did (a database down must not hold back a key
+/// rotation, and a broken file must not hold back the table, which is
+/// read every 0.5 s anyway).
+async fn reload(options: &Options, app: &App<Store>, tls: Option<&cli::Tls>) {
     // systemd's `Type=notify-reload` (and `systemctl reload` on a
     // `Type=notify` unit) waits for READY=1 again, sent whatever the outcome:
     // a failed reload still serves.
     systemd::notify::reloading();
     let ending = reload_files(options, app, tls);
-    if let Some(table) = clients_table {
-        table.refresh(app, true).await;
-    }
     systemd::notify::ready();
     if let Some(ending) = ending {
         ending.await;
@@ -358,7 +355,12 @@ fn reload_files(
             Some(ending)
         }
         Err(e) => {
-            let what = match (tls.is_some(), options.clients.is_some()) {
+            // A clients table is read on its own, not with the files.
+            let clients_file = options
+                .clients
+                .as_deref()
+                .is_some_and(|c| !store::names_postgres(&c.to_string_lossy()));
+            let what = match (tls.is_some(), clients_file) {
                 (true, true) => "users, keys, clients and certificate",
                 (true, false) => "users, keys and certificate",
                 (false, true) => "users, keys and clients",
