@@ -20,7 +20,6 @@ import base64
 import json
 import os
 import sys
-import traceback
 
 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
@@ -29,6 +28,7 @@ import requests  # noqa: E402
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession  # noqa: E402
 from oauthlib.oauth2 import BackendApplicationClient  # noqa: E402
 from requests_oauthlib import OAuth2Session  # noqa: E402
+from checks import check, expect, summary  # noqa: E402
 
 URL = sys.argv[1].rstrip("/")
 SERVICE = ("service", sys.argv[2])
@@ -36,31 +36,6 @@ INTROSPECTOR = ("introspector", sys.argv[3])
 TOKEN_URL = URL + "/token"
 TIMEOUT = 10
 
-passed = 0
-failed = 0
-
-
-def check(name):
-    def run(function):
-        global passed, failed
-        try:
-            note = function()
-        except Exception as error:  # noqa: BLE001 - any failure is the check's
-            failed += 1
-            ours = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == __file__]
-            line = ours[-1].lineno if ours else "?"
-            print(f"FAILED  {name}: {type(error).__name__}: {error} (line {line})")
-        else:
-            passed += 1
-            print(f"ok      {name}" + (f" ({note})" if note else ""))
-        return function
-
-    return run
-
-
-def expect(condition, *context):
-    if not condition:
-        raise AssertionError(repr(context))
 
 
 def claims(jwt):
@@ -128,5 +103,4 @@ def _():
     expect(response.json()["error"] == "unauthorized_client", response.text)
 
 
-print(f"client credentials: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary("client credentials"))

@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import time
-import traceback
 import urllib.parse
 
 # Both libraries refuse plain http:// unless told it is a test; the server
@@ -35,6 +34,7 @@ from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 from authlib.integrations.base_client import OAuthError  # noqa: E402
 from oauthlib.oauth2 import InvalidGrantError, LegacyApplicationClient  # noqa: E402
 from requests_oauthlib import OAuth2Session  # noqa: E402
+from checks import check, expect, summary  # noqa: E402
 
 URL = sys.argv[1].rstrip("/")
 TOKEN_URL = URL + "/token"
@@ -55,35 +55,6 @@ print(
     f"requests {requests.__version__}, python {sys.version.split()[0]}"
 )
 
-passed = 0
-failed = 0
-
-
-def check(name):
-    """Runs the decorated function at once as the check NAME; what it
-    returns, if anything, is printed after the name."""
-
-    def run(function):
-        global passed, failed
-        try:
-            note = function()
-        except Exception as error:  # noqa: BLE001 - any failure is the check's
-            failed += 1
-            # The line of this script it failed at, under any library frames.
-            ours = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == __file__]
-            line = ours[-1].lineno if ours else "?"
-            print(f"FAILED  {name}: {type(error).__name__}: {error} (line {line})")
-        else:
-            passed += 1
-            print(f"ok      {name}" + (f" ({note})" if note else ""))
-        return function
-
-    return run
-
-
-def expect(condition, *context):
-    if not condition:
-        raise AssertionError(repr(context))
 
 
 def me_with(access_token):
@@ -469,5 +440,4 @@ def _():
     return note
 
 
-print(f"oauth clients: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+sys.exit(summary("oauth clients"))

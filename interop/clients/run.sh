@@ -24,23 +24,31 @@ cargo build --release --quiet
 
 work=$(mktemp -d)
 cleanup() {
-    [ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null || true
-    [ -f "$work/pid2" ] && kill "$(cat "$work/pid2")" 2>/dev/null || true
+    for pid in "$work"/*.pid; do
+        [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
-: >"$work/err"
-target/release/password-bearer --port 0 >/dev/null 2>"$work/err" &
-echo $! >"$work/pid"
-addr=
-for _ in $(seq 200); do
-    # Only a whole line: half a port is another port.
-    addr=$(sed -n 's/^listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/err")
-    [ -n "$addr" ] && [ -z "$(tail -c1 "$work/err")" ] && break
-    addr=
-    sleep 0.05
-done
-[ -n "$addr" ] || { echo "run.sh: the server did not start: $(cat "$work/err")" >&2; exit 1; }
+# serve NAME ARGS...: the release binary with ARGS in the background, its
+# stderr in $work/NAME.err, its pid in $work/NAME.pid; prints its address
+# once its `listening on` line is whole. Called as $(serve ...): the
+# server's stdout is not that pipe, or the substitution would wait for it.
+serve() {
+    local name=$1 addr=; shift
+    : >"$work/$name.err"
+    target/release/password-bearer --port 0 "$@" >/dev/null 2>"$work/$name.err" &
+    echo $! >"$work/$name.pid"
+    for _ in $(seq 200); do
+        # Only a whole line: half a port is another port.
+        addr=$(sed -n 's/^listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/$name.err")
+        [ -n "$addr" ] && [ -z "$(tail -c1 "$work/$name.err")" ] && { echo "$addr"; return; }
+        sleep 0.05
+    done
+    echo "run.sh: the $name server did not start: $(cat "$work/$name.err")" >&2
+    exit 1
+}
+addr=$(serve main)
 url="http://$addr"
 
 passed=0
@@ -146,17 +154,7 @@ cat >"$work/clients.json" <<JSON
 {"service": {"client_id": "service", "secret_hash": "$(sed -n 2p <<<"$service")", "scopes": ["items", "me"]},
  "introspector": {"client_id": "introspector", "secret_hash": "$(sed -n 2p <<<"$introspector")", "introspect": true}}
 JSON
-: >"$work/err2"
-target/release/password-bearer --port 0 --clients "$work/clients.json" >/dev/null 2>"$work/err2" &
-echo $! >"$work/pid2"
-addr2=
-for _ in $(seq 200); do
-    addr2=$(sed -n 's/^listening on http:\/\/\([0-9.:]*\)$/\1/p' "$work/err2")
-    [ -n "$addr2" ] && [ -z "$(tail -c1 "$work/err2")" ] && break
-    addr2=
-    sleep 0.05
-done
-[ -n "$addr2" ] || { echo "run.sh: the clients server did not start: $(cat "$work/err2")" >&2; exit 1; }
+addr2=$(serve clients --clients "$work/clients.json")
 cc_status=0
 cc_out=$(python3 interop/clients/client_credentials.py "http://$addr2" \
     "$(sed -n 1p <<<"$service")" "$(sed -n 1p <<<"$introspector")" 2>&1) || cc_status=$?

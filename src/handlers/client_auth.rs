@@ -74,9 +74,22 @@ pub(super) async fn authenticate<S>(
     }
 }
 
+/// The client a request that needs one authenticates as: [`authenticate`],
+/// and a request without client credentials is [`missing`] them.
+pub(super) async fn required<S>(
+    app: &App<S>,
+    authorization: Option<&HeaderValue>,
+    form: (Option<&str>, Option<&str>),
+    peer: Option<SocketAddr>,
+) -> Result<Arc<Client>, ApiError> {
+    authenticate(app, authorization, form, peer)
+        .await?
+        .ok_or_else(|| missing(app, peer))
+}
+
 /// The answer to a request that needed client credentials and carried
 /// none: counted, one audit line, 401 `invalid_client`.
-pub(super) fn missing<S>(app: &App<S>, peer: Option<SocketAddr>) -> ApiError {
+fn missing<S>(app: &App<S>, peer: Option<SocketAddr>) -> ApiError {
     count_failure(app);
     logging::emit(
         AUDIT,

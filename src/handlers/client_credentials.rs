@@ -32,14 +32,13 @@ pub(super) async fn client_credentials<S: UserStore>(
     authorization: Option<HeaderValue>,
     peer: Option<SocketAddr>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let client = client_auth::authenticate(
+    let client = client_auth::required(
         app,
         authorization.as_ref(),
         (form.client_id.as_deref(), form.client_secret.as_deref()),
         peer,
     )
-    .await?
-    .ok_or_else(|| client_auth::missing(app, peer))?;
+    .await?;
     let mut requested: Vec<&str> = Vec::new();
     for scope in &form.scopes {
         if !requested.contains(&scope.as_str()) {

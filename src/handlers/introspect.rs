@@ -53,14 +53,13 @@ where
     } = read_body(app, request).await?;
     let form = parse_revoke_body(content_type.as_ref().map(HeaderValue::as_bytes), &body)
         .map_err(body_error)?;
-    let client = client_auth::authenticate(
+    let client = client_auth::required(
         app,
         authorization.as_ref(),
         (form.client_id.as_deref(), form.client_secret.as_deref()),
         peer,
     )
-    .await?
-    .ok_or_else(|| client_auth::missing(app, peer))?;
+    .await?;
     if !client.may_introspect() {
         app.counters.introspection_refused.fetch_add(1, Relaxed);
         logging::emit(

@@ -301,55 +301,70 @@ fn target(
     };
     #[cfg(feature = "clients")]
     if group == "clients" {
-        let store = match store {
-            Some(store) => Some(store),
-            None => from_env("PASSWORD_BEARER_CLIENTS")?,
+        return match place("clients", store, table, &from_env)? {
+            Place::File(path) => Ok(Target::ClientsFile(path.into())),
+            Place::Postgres { origin, url, table } => clients_postgres_target(&origin, url, table),
         };
-        let Some((origin, path)) = store.filter(|(_, path)| !path.is_empty()) else {
-            return Err(ConfigError::new(
-                "clients",
-                "no --clients FILE given (nor PASSWORD_BEARER_CLIENTS)",
-            ));
-        };
-        let table = match table {
-            Some(table) => Some(table),
-            None => from_env("PASSWORD_BEARER_CLIENTS_TABLE")?,
-        };
-        if crate::store::names_postgres(&path) {
-            return clients_postgres_target(&origin, path, table);
-        }
-        if let Some((flag, _)) = table {
-            return Err(ConfigError::new(
-                flag,
-                "names a table of --clients postgres://…, not a file",
-            ));
-        }
-        return Ok(Target::ClientsFile(path.into()));
     }
+    match place("users", store, table, &from_env)? {
+        Place::File(path) => Ok(Target::UsersFile(path.into())),
+        Place::Postgres { origin, url, table } => postgres_target(&origin, url, table),
+    }
+}
+
+/// A flag's or variable's name and its value, when given.
+type Given = Option<(String, String)>;
+
+/// Where the users or the clients are, as the flags and variables say.
+enum Place {
+    File(String),
+    /// A database URL, from `origin` (a flag or a variable), and the table
+    /// flag's (or variable's) name and value, unchecked.
+    Postgres {
+        origin: String,
+        url: String,
+        table: Option<(String, String)>,
+    },
+}
+
+/// The place of `name` ("users" or "clients"): `--NAME`, else
+/// `PASSWORD_BEARER_NAME`, else an error naming both; its table from
+/// `--NAME-table`, else `PASSWORD_BEARER_NAME_TABLE`, only with a URL.
+fn place(
+    name: &str,
+    store: Option<(String, String)>,
+    table: Option<(String, String)>,
+    from_env: &dyn Fn(&str) -> Result<Given, ConfigError>,
+) -> Result<Place, ConfigError> {
+    let var = format!("PASSWORD_BEARER_{}", name.to_uppercase());
     let store = match store {
         Some(store) => Some(store),
-        None => from_env("PASSWORD_BEARER_USERS")?,
+        None => from_env(&var)?,
     };
     let Some((origin, text)) = store.filter(|(_, text)| !text.is_empty()) else {
         return Err(ConfigError::new(
-            "users",
-            "no --users FILE given (nor PASSWORD_BEARER_USERS)",
+            name,
+            format!("no --{name} FILE given (nor {var})"),
         ));
     };
     let table = match table {
         Some(table) => Some(table),
-        None => from_env("PASSWORD_BEARER_USERS_TABLE")?,
+        None => from_env(&format!("{var}_TABLE"))?,
     };
     if crate::store::names_postgres(&text) {
-        return postgres_target(&origin, text, table);
+        return Ok(Place::Postgres {
+            origin,
+            url: text,
+            table,
+        });
     }
     if let Some((flag, _)) = table {
         return Err(ConfigError::new(
             flag,
-            "names a table of --users postgres://…, not a file",
+            format!("names a table of --{name} postgres://…, not a file"),
         ));
     }
-    Ok(Target::UsersFile(text.into()))
+    Ok(Place::File(text))
 }
 
 #[cfg(feature = "postgres")]
@@ -358,15 +373,18 @@ fn postgres_target(
     url: String,
     table: Option<(String, String)>,
 ) -> Result<Target, ConfigError> {
-    use password_bearer::users::postgres::{check_table, DEFAULT_TABLE};
-    let table = match table {
-        Some((flag, table)) => {
-            check_table(&table).map_err(|e| ConfigError::new(flag, e))?;
-            table
-        }
-        None => DEFAULT_TABLE.to_owned(),
-    };
+    let table = checked_table(table, password_bearer::users::postgres::DEFAULT_TABLE)?;
     Ok(Target::UsersPostgres { url, table })
+}
+
+/// The table flag's value, checked as the server checks it, or `default`.
+#[cfg(feature = "postgres")]
+fn checked_table(table: Option<(String, String)>, default: &str) -> Result<String, ConfigError> {
+    let Some((flag, table)) = table else {
+        return Ok(default.to_owned());
+    };
+    password_bearer::users::postgres::check_table(&table).map_err(|e| ConfigError::new(flag, e))?;
+    Ok(table)
 }
 
 /// Without the feature: the refusal `store.rs` gives the server, without
@@ -386,14 +404,7 @@ fn clients_postgres_target(
     url: String,
     table: Option<(String, String)>,
 ) -> Result<Target, ConfigError> {
-    use password_bearer::clients::postgres::{check_table, DEFAULT_TABLE};
-    let table = match table {
-        Some((flag, table)) => {
-            check_table(&table).map_err(|e| ConfigError::new(flag, e))?;
-            table
-        }
-        None => DEFAULT_TABLE.to_owned(),
-    };
+    let table = checked_table(table, password_bearer::clients::postgres::DEFAULT_TABLE)?;
     Ok(Target::ClientsPostgres { url, table })
 }
 

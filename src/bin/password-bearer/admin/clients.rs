@@ -13,6 +13,38 @@ use password_bearer::clients::{self, Clients};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
+/// `clients add`'s secret for the client `name`, once its id is one
+/// the server accepts: the secret, 256 random bits, and its stored form.
+/// The file's command and the table's alike.
+pub(super) fn new_secret(name: &str) -> Result<(String, String), ConfigError> {
+    if !clients::is_client_id(name) {
+        return Err(ConfigError::new(
+            "clients add",
+            format!(
+                "{} is not a client id: 1 to {} printable ASCII characters, no space, \
+                 `:`, `%` or `+`",
+                Quoted(name),
+                clients::MAX_CLIENT_ID_BYTES
+            ),
+        ));
+    }
+    let secret = clients::generate_secret().map_err(|e| ConfigError::new("secret", e))?;
+    let stored = clients::hash_secret(&secret).map_err(|e| ConfigError::new("secret", e))?;
+    Ok((secret, stored))
+}
+
+/// Prints the secret of the client `name`, added, once on stdout, says
+/// on stderr that it will not be shown again; the audit line's detail.
+pub(super) fn hand_over(secret: &str, name: &str, scopes: &[String], introspect: bool) -> String {
+    println!("{secret}");
+    crate::stderr_log::write_now(format_args!(
+        "password-bearer: stdout holds the secret of client {}: keep it now, \
+         it will not be shown again (only its SHA-256 is stored)",
+        Quoted(name)
+    ));
+    format!(" scopes={:?} introspect={introspect}", scopes.join(" "))
+}
+
 /// Runs a clients command on the file at `path`.
 pub(super) fn run(action: &Action, path: &Path) -> Result<(), ConfigError> {
     let place = path.display().to_string();
@@ -31,20 +63,7 @@ pub(super) fn run(action: &Action, path: &Path) -> Result<(), ConfigError> {
             scopes,
             introspect,
         } => {
-            if !clients::is_client_id(name) {
-                return Err(ConfigError::new(
-                    "clients add",
-                    format!(
-                        "{} is not a client id: 1 to {} printable ASCII characters, no space, \
-                         `:`, `%` or `+`",
-                        Quoted(name),
-                        clients::MAX_CLIENT_ID_BYTES
-                    ),
-                ));
-            }
-            let secret = clients::generate_secret().map_err(|e| ConfigError::new("secret", e))?;
-            let stored =
-                clients::hash_secret(&secret).map_err(|e| ConfigError::new("secret", e))?;
+            let (secret, stored) = new_secret(name)?;
             let entry = json!({
                 "client_id": name,
                 "secret_hash": stored,
@@ -68,13 +87,7 @@ pub(super) fn run(action: &Action, path: &Path) -> Result<(), ConfigError> {
             )?;
             // Written first: a secret printed for a file that was not
             // changed would be a secret that authenticates nothing.
-            println!("{secret}");
-            crate::stderr_log::write_now(format_args!(
-                "password-bearer: stdout holds the secret of client {}: keep it now, \
-                 it will not be shown again (only its SHA-256 is stored)",
-                Quoted(name)
-            ));
-            let detail = format!(" scopes={:?} introspect={introspect}", scopes.join(" "));
+            let detail = hand_over(&secret, name, scopes, *introspect);
             ("clients add", name, detail)
         }
         Action::ClientRemove(name) => {

@@ -252,27 +252,10 @@ async fn apply(
 /// never a stored secret.
 #[cfg(feature = "clients")]
 pub(super) fn run_clients(action: &Action, url: &str, table: &str) -> Result<(), ConfigError> {
-    use password_bearer::clients;
     let place = format!("{} table {table}", redact(url));
     let fail = |problem: String| ConfigError::new(format!("--clients {}", redact(url)), problem);
     let secret = match action {
-        Action::ClientAdd { name, .. } => {
-            if !clients::is_client_id(name) {
-                return Err(ConfigError::new(
-                    "clients add",
-                    format!(
-                        "{} is not a client id: 1 to {} printable ASCII characters, no space, \
-                         `:`, `%` or `+`",
-                        Quoted(name),
-                        clients::MAX_CLIENT_ID_BYTES
-                    ),
-                ));
-            }
-            let secret = clients::generate_secret().map_err(|e| ConfigError::new("secret", e))?;
-            let stored =
-                clients::hash_secret(&secret).map_err(|e| ConfigError::new("secret", e))?;
-            Some((secret, stored))
-        }
+        Action::ClientAdd { name, .. } => Some(super::clients::new_secret(name)?),
         _ => None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -302,15 +285,10 @@ pub(super) fn run_clients(action: &Action, url: &str, table: &str) -> Result<(),
                 introspect,
             },
         ) => {
-            if let Some((secret, _)) = &secret {
-                println!("{secret}");
-            }
-            crate::stderr_log::write_now(format_args!(
-                "password-bearer: stdout holds the secret of client {}: keep it now, \
-                 it will not be shown again (only its SHA-256 is stored)",
-                Quoted(name)
-            ));
-            let detail = format!(" scopes={:?} introspect={introspect}", scopes.join(" "));
+            let Some((secret, _)) = &secret else {
+                return Err(fail("clients add made no secret".into()));
+            };
+            let detail = super::clients::hand_over(secret, name, scopes, *introspect);
             ("clients add", name, detail)
         }
         (Done::Changed, Action::ClientRemove(name)) => ("clients remove", name, String::new()),
