@@ -22,7 +22,7 @@ mod metrics; // GET /metrics read by a Prometheus parser: counts equal what clie
 mod multipart; // POST /token as multipart/form-data: the urlencoded rules, file parts, 400s, real clients' bytes
 #[cfg(feature = "postgres")]
 mod postgres; // --users postgres://… against a real, throwaway PostgreSQL: two instances see SQL changes within 1 s, outage 503 and recovery
-mod promises; // one suite, a test per store (memory, --state-dir, Redis): revocation floods; introspection sees every ending (clients); a password change, removal or disable ends the session (reload or in place); a lost answer's retry answered once; restarts, two instances
+mod promises; // one suite, a test per store (memory, --state-dir, Redis): revocation floods; with clients, introspection sees every ending and guesses at a client are throttled; a password change, removal or disable ends the session (reload or in place); a lost answer's retry answered once; restarts, two instances
 mod properties; // proptest: the form, bearer and JWT parsers never panic, round-trip, refuse tampering
 #[cfg(feature = "redis")]
 mod redis; // two instances on a real Redis (the redis feature): shared throttling, refresh tokens, revocations within 1 s, Redis stopped and back

@@ -21,11 +21,12 @@
 //! - [`sessions`]: a session ends with its user's password, removal or
 //!   disabling; a refresh retried after a lost answer is answered once;
 //!   the store's own rotation rules.
-//! - [`introspection`] (the `clients` feature): what a revocation, or a
-//!   session ended by a reload, ended introspects inactive everywhere.
+//! - [`clients`] (the `clients` feature): what a revocation, or a session
+//!   ended by a reload, ended introspects inactive everywhere; guesses at
+//!   a client's secret are throttled on every instance.
 
 #[cfg(feature = "clients")]
-mod introspection;
+mod clients;
 mod revocations;
 mod sessions;
 
@@ -412,7 +413,8 @@ macro_rules! promises {
 
 #[cfg(feature = "clients")]
 promises! {
-    introspection::introspection_sees_every_ending_everywhere,
+    clients::introspection_sees_every_ending_everywhere,
+    clients::guesses_at_a_client_are_throttled_everywhere,
 }
 
 promises! {

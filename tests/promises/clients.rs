@@ -1,8 +1,10 @@
-//! Introspection (the `clients` feature): a token revoked, a session
-//! ended or a password changed answers `{"active":false}` to `POST
-//! /introspect` on every instance, across a restart, whatever the store;
-//! the tokens nobody ended stay active. What a resource server asking us
-//! relies on.
+//! The clients' promises (the `clients` feature), whatever the store:
+//! introspection sees every ending (a token revoked, a session ended, a
+//! password changed answers `{"active":false}` to `POST /introspect` on
+//! every instance, across a restart; the tokens nobody ended stay active),
+//! which is what a resource server asking us relies on; and guesses at a
+//! client's secret are throttled on every instance, as guesses at a
+//! password are.
 
 use super::{Backend, Deployment, Settings};
 use crate::sessions::{field, login_json, revoke};
@@ -14,6 +16,7 @@ use password_bearer::users::Users;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 
 /// The two clients' secrets: `rs`, a resource server that may introspect,
 /// and `svc`, a machine that gets tokens and may not.
@@ -177,5 +180,71 @@ pub(super) async fn introspection_sees_every_ending_everywhere(backend: Backend)
     for addr in deployment.addrs() {
         assert_inactive(addr, &secrets, &tokens.bob).await;
         assert_active(&introspect(addr, &secrets, &tokens.svc).await, "svc", "svc");
+    }
+}
+
+/// The client credentials grant for `svc` with `secret`, from the address
+/// `source`.
+async fn grant_from(addr: SocketAddr, source: std::net::IpAddr, secret: &str) -> Response {
+    let authorization = basic("svc", secret);
+    let headers = [
+        ("Content-Type", FORM),
+        ("Authorization", authorization.as_str()),
+    ];
+    let body = b"grant_type=client_credentials";
+    let mut conn = Conn::open_from(addr, source).await;
+    conn.send(&request_bytes("POST", "/token", &headers, body))
+        .await;
+    conn.response().await
+}
+
+/// Forty guesses at `svc`'s secret at once, from four addresses, over the
+/// instances: at most the per-id limit (10) are checked and answered 401
+/// `invalid_client`, the rest 429, as guesses at a password are. Then
+/// `svc` is refused on every instance, its right secret too, for the
+/// window; the other client is not.
+pub(super) async fn guesses_at_a_client_are_throttled_everywhere(backend: Backend) {
+    let secrets = Secrets::new();
+    let deployment = Deployment::start_with_clients(
+        backend,
+        bob("bob-password"),
+        Settings::default(),
+        2,
+        secrets.file(),
+    )
+    .await;
+    let addrs = deployment.addrs();
+    let mut guesses = JoinSet::new();
+    for i in 0..40u8 {
+        let addr = addrs[usize::from(i) % addrs.len()];
+        let wrong = generate_secret().unwrap();
+        guesses.spawn(async move { grant_from(addr, loopback(2 + i % 4), &wrong).await });
+    }
+    let (mut unauthorized, mut throttled) = (0, 0);
+    while let Some(resp) = guesses.join_next().await {
+        let resp = resp.unwrap();
+        match resp.status {
+            401 => {
+                assert_eq!(resp.json()["error"], "invalid_client", "{}", resp.text());
+                unauthorized += 1;
+            }
+            429 => throttled += 1,
+            status => panic!("a guess answered {status}: {}", resp.text()),
+        }
+    }
+    assert!(
+        (1..=10).contains(&unauthorized) && throttled == 40 - unauthorized,
+        "{unauthorized} guesses checked, {throttled} throttled"
+    );
+    for &addr in &addrs {
+        let resp = grant_from(addr, loopback(6), &secrets.svc).await;
+        assert_eq!(
+            resp.status,
+            429,
+            "svc is throttled on {addr}: {}",
+            resp.text()
+        );
+        let answer = introspect(addr, &secrets, "not-a-token").await;
+        assert_eq!(answer, serde_json::json!({"active": false}));
     }
 }
