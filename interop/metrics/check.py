@@ -22,6 +22,7 @@ expected_types = {
     "password_bearer_requests": "counter",
     "password_bearer_request_timeouts": "counter",
     "password_bearer_logins": "counter",
+    "password_bearer_admin_changes": "counter",
     "password_bearer_refreshes": "counter",
     "password_bearer_refresh_reuses": "counter",
     "password_bearer_hash_queue_depth": "gauge",
@@ -51,6 +52,11 @@ checks = {
     ("password_bearer_logins_total", (("outcome", "throttled"),)): 0,
     ("password_bearer_logins_total", (("outcome", "busy"),)): 0,
     ("password_bearer_refreshes_total", (("outcome", "ok"),)): 1,
+    # No reload ran: no user changed.
+    **{
+        ("password_bearer_admin_changes_total", (("change", change),)): 0
+        for change in ("added", "removed", "password", "disabled", "enabled")
+    },
     ("password_bearer_sessions", ()): 1,
     ("password_bearer_revocations", ()): 0,
     ("password_bearer_revocations_collapsed_total", ()): 0,
