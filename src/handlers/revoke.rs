@@ -8,7 +8,7 @@
 use super::body::{body_error, read_body};
 #[cfg(feature = "clients")]
 use super::client_auth;
-use crate::app::{App, SessionState};
+use crate::app::App;
 use crate::auth::store_unavailable;
 #[cfg(feature = "clients")]
 use crate::clients::Client;
@@ -70,8 +70,13 @@ async fn revoke_token<S: UserStore>(
     };
     let now = unix_now();
     if let Some(refresh) = RefreshToken::parse(token) {
+        let session = sessions
+            .store
+            .get(refresh.session, now)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
         // Any token the session issued, used up or current, ends it.
-        if let Some(session) = issuer(sessions, &refresh, now).await? {
+        if let Some(session) = session.filter(|s| s.issued(&refresh)) {
             revoke_session(app, &session, now).await?;
         }
     } else if let Ok(claims) = token::verify_with(
@@ -95,21 +100,6 @@ async fn revoke_token<S: UserStore>(
         }
     }
     Ok(revoked())
-}
-
-/// The session that issued `refresh` (used up or current), if it is
-/// still there.
-async fn issuer(
-    sessions: &SessionState,
-    refresh: &RefreshToken,
-    now: i64,
-) -> Result<Option<Session>, ApiError> {
-    let session = sessions
-        .store
-        .get(refresh.session, now)
-        .await
-        .map_err(|e| store_unavailable(&e))?;
-    Ok(session.filter(|s| s.issued(refresh)))
 }
 
 /// RFC 7009 §2.2's answer: 200, an empty body, never stored.
@@ -139,9 +129,14 @@ async fn revoke_own<S: UserStore>(
     };
     let now = unix_now();
     if let Some(refresh) = RefreshToken::parse(token) {
+        let session = sessions
+            .store
+            .get(refresh.session, now)
+            .await
+            .map_err(|e| store_unavailable(&e))?;
         // A session is a user's, never a client's; a refresh token no
         // session issued names nothing to revoke.
-        if issuer(sessions, &refresh, now).await?.is_some() {
+        if session.is_some_and(|s| s.issued(&refresh)) {
             return Err(not_its_token(client, peer));
         }
         return Ok(revoked());
