@@ -48,18 +48,18 @@ curl -sf -H "$basic" -d grant_type=client_credentials "http://$ours/token" | gre
 curl -sf -H "$basic" -d "token=$user_token" "http://$ours/introspect" | grep -q '"active":true' ||
     { echo "load.sh: introspection does not answer active" >&2; exit 1; }
 
-cat >"$work/grant.lua" <<LUA
+# post_as_client FILE BODY: a wrk script POSTing the form BODY with the
+# client's Basic credentials.
+post_as_client() {
+    cat >"$1" <<LUA
 wrk.method = "POST"
-wrk.body = "grant_type=client_credentials"
+wrk.body = "$2"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $(printf 'bench:%s' "$secret" | base64 -w0)"
+wrk.headers["Authorization"] = "${basic#Authorization: }"
 LUA
-cat >"$work/introspect.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "token=$user_token"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic $(printf 'bench:%s' "$secret" | base64 -w0)"
-LUA
+}
+post_as_client "$work/grant.lua" grant_type=client_credentials
+post_as_client "$work/introspect.lua" "token=$user_token"
 
 # run NAME PATH [WRK ARGS]: one wrk run; prints "req/s us/req".
 run() {

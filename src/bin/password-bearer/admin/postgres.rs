@@ -139,20 +139,34 @@ fn quote(table: &str) -> String {
         .join(".")
 }
 
+/// A failed statement, as the command's one line says it.
+fn sql_error(e: tokio_postgres::Error) -> String {
+    format!("the statement failed: {e}")
+}
+
+/// What a statement on `name`'s row did: changed it, or, when it changed
+/// no row, `none` (the name taken for an insert, missing otherwise).
+fn outcome(rows: u64, name: &str, none: fn(String) -> Done) -> Done {
+    if rows == 0 {
+        none(name.to_owned())
+    } else {
+        Done::Changed
+    }
+}
+
+/// The scopes in column `index` of `row`: a NULL array, or NULL in it,
+/// grants nothing, as the server reads them.
+fn scopes(row: &tokio_postgres::Row, index: usize) -> Result<Vec<String>, String> {
+    let scopes: Option<Vec<Option<String>>> = row.try_get(index).map_err(sql_error)?;
+    Ok(scopes.unwrap_or_default().into_iter().flatten().collect())
+}
+
 async fn apply(
     client: &Client,
     action: &Action,
     table: &str,
     hash: Option<&str>,
 ) -> Result<Done, String> {
-    let sql_error = |e: tokio_postgres::Error| format!("the statement failed: {e}");
-    let changed = |rows: u64, name: &str| {
-        if rows == 0 {
-            Done::Missing(name.to_owned())
-        } else {
-            Done::Changed
-        }
-    };
     let hash = hash.unwrap_or_default();
     Ok(match action {
         Action::UserAdd {
@@ -186,37 +200,36 @@ async fn apply(
                 )
                 .await
                 .map_err(sql_error)?;
-            if rows == 0 {
-                Done::Taken(name.clone())
-            } else {
-                Done::Changed
-            }
+            outcome(rows, name, Done::Taken)
         }
         Action::UserPasswd(name) => {
             let sql = format!("UPDATE {table} SET hashed_password = $2 WHERE username = $1");
-            changed(
+            outcome(
                 client
                     .execute(&sql, &[name, &hash])
                     .await
                     .map_err(sql_error)?,
                 name,
+                Done::Missing,
             )
         }
         Action::UserDisable(name, disabled) => {
             let sql = format!("UPDATE {table} SET disabled = $2 WHERE username = $1");
-            changed(
+            outcome(
                 client
                     .execute(&sql, &[name, disabled])
                     .await
                     .map_err(sql_error)?,
                 name,
+                Done::Missing,
             )
         }
         Action::UserRemove(name) => {
             let sql = format!("DELETE FROM {table} WHERE username = $1");
-            changed(
+            outcome(
                 client.execute(&sql, &[name]).await.map_err(sql_error)?,
                 name,
+                Done::Missing,
             )
         }
         Action::UserList => {
@@ -225,9 +238,7 @@ async fn apply(
             for row in client.query(&sql, &[]).await.map_err(sql_error)? {
                 let name: String = row.try_get(0).map_err(sql_error)?;
                 let disabled: Option<bool> = row.try_get(1).map_err(sql_error)?;
-                let scopes: Option<Vec<Option<String>>> = row.try_get(2).map_err(sql_error)?;
-                let scopes: Vec<String> =
-                    scopes.unwrap_or_default().into_iter().flatten().collect();
+                let scopes = scopes(&row, 2)?;
                 let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
                 text.push_str(&super::users::list_line(
                     &name,
@@ -322,7 +333,6 @@ async fn apply_clients(
     stored: Option<&str>,
 ) -> Result<Done, String> {
     use password_bearer::clients::postgres::schema_for;
-    let sql_error = |e: tokio_postgres::Error| format!("the statement failed: {e}");
     Ok(match action {
         Action::ClientAdd {
             name,
@@ -346,19 +356,12 @@ async fn apply_clients(
                 )
                 .await
                 .map_err(sql_error)?;
-            if rows == 0 {
-                Done::Taken(name.clone())
-            } else {
-                Done::Changed
-            }
+            outcome(rows, name, Done::Taken)
         }
         Action::ClientRemove(name) => {
             let sql = format!("DELETE FROM {table} WHERE client_id = $1");
-            if client.execute(&sql, &[name]).await.map_err(sql_error)? == 0 {
-                Done::Missing(name.clone())
-            } else {
-                Done::Changed
-            }
+            let rows = client.execute(&sql, &[name]).await.map_err(sql_error)?;
+            outcome(rows, name, Done::Missing)
         }
         Action::ClientList => {
             let sql =
@@ -367,9 +370,7 @@ async fn apply_clients(
             for row in client.query(&sql, &[]).await.map_err(sql_error)? {
                 let id: String = row.try_get(0).map_err(sql_error)?;
                 let introspect: Option<bool> = row.try_get(1).map_err(sql_error)?;
-                let scopes: Option<Vec<Option<String>>> = row.try_get(2).map_err(sql_error)?;
-                let scopes: Vec<String> =
-                    scopes.unwrap_or_default().into_iter().flatten().collect();
+                let scopes = scopes(&row, 2)?;
                 listed.insert(
                     id,
                     serde_json::json!({"introspect": introspect == Some(true), "scopes": scopes}),
